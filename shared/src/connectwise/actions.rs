@@ -1,0 +1,353 @@
+//! The connector actions of the spec, by key. Each parses and validates its input before
+//! any call, so a bad input costs no request.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::client::{BulkItemResult, ConnectWiseClient};
+use super::error::ConnectWiseError;
+use super::query::ListQuery;
+
+pub const LOCATIONS: &str = "system/locations";
+pub const CORPORATE_STRUCTURE_LEVELS: &str = "system/myCompany/corporateStructureLevels";
+pub const CONFIGURATION_TYPES: &str = "company/configurations/types";
+pub const CONFIGURATION_STATUSES: &str = "company/configurations/statuses";
+pub const MANUFACTURERS: &str = "procurement/manufacturers";
+pub const COMPANIES: &str = "company/companies";
+pub const CONFIGURATIONS: &str = "company/configurations";
+pub const CONFIGURATIONS_BULK: &str = "company/configurations/bulk";
+
+/// Longest reference names ConnectWise stores.
+pub const REFERENCE_NAME_MAX: usize = 50;
+pub const CONFIGURATION_NAME_MAX: usize = 100;
+
+/// Every key `run_action` answers to, as `lscw action --help` lists them.
+pub const ACTION_KEYS: &[&str] = &[
+    "listOfLocationsAction",
+    "createLocationAction",
+    "listConfigurationTypes",
+    "createConfigurationTypeAction",
+    "listOfManufacturersAction",
+    "createManufacturerAction",
+    "listConfigurationStatus",
+    "createConfigurationStatusAction",
+    "companies",
+    "listCorporateStructureLevelsAction",
+    "listConfigurationsAction",
+    "bulkCreateConfigurationsAction",
+    "bulkModifyConfigurationsAction",
+];
+
+/// Runs the action `key` with its JSON input and answers its JSON output.
+pub async fn run_action(
+    client: &ConnectWiseClient,
+    key: &str,
+    input: Value,
+) -> Result<Value, ConnectWiseError> {
+    match key {
+        "listOfLocationsAction" => list(client, LOCATIONS, full_query(input)?).await,
+        "listConfigurationTypes" => list(client, CONFIGURATION_TYPES, full_query(input)?).await,
+        "listOfManufacturersAction" => list(client, MANUFACTURERS, simple_query(input)?).await,
+        "listConfigurationStatus" => {
+            list(client, CONFIGURATION_STATUSES, simple_query(input)?).await
+        }
+        "companies" => list(client, COMPANIES, full_query(input)?).await,
+        "listCorporateStructureLevelsAction" => {
+            list(client, CORPORATE_STRUCTURE_LEVELS, full_query(input)?).await
+        }
+        "listConfigurationsAction" => list(client, CONFIGURATIONS, full_query(input)?).await,
+        "createLocationAction" => {
+            let input: CreateLocation = parse(input)?;
+            let name = checked_name("name", &input.name, REFERENCE_NAME_MAX)?;
+            let level = input.structure_level_id.as_id("structureLevelId")?;
+            client
+                .post(
+                    LOCATIONS,
+                    &json!({"name": name, "structureLevel": {"id": level}}),
+                )
+                .await
+        }
+        "createConfigurationTypeAction" => {
+            let input: CreateNamed = parse(input)?;
+            let name = checked_name("name", &input.name, REFERENCE_NAME_MAX)?;
+            client
+                .post(CONFIGURATION_TYPES, &json!({"name": name}))
+                .await
+        }
+        "createManufacturerAction" => {
+            let input: CreateNamed = parse(input)?;
+            let name = checked_name("name", &input.name, REFERENCE_NAME_MAX)?;
+            client.post(MANUFACTURERS, &json!({"name": name})).await
+        }
+        "createConfigurationStatusAction" => {
+            let input: CreateStatus = parse(input)?;
+            let description = checked_name("description", &input.description, REFERENCE_NAME_MAX)?;
+            client
+                .post(
+                    CONFIGURATION_STATUSES,
+                    &json!({
+                        "description": description,
+                        "closedFlag": input.closed_flag,
+                        "defaultFlag": input.default_flag,
+                    }),
+                )
+                .await
+        }
+        "bulkCreateConfigurationsAction" => {
+            let input: BulkInput = parse(input)?;
+            let results = bulk(client, Method::POST, &input.configurations, false).await?;
+            to_json(&results)
+        }
+        "bulkModifyConfigurationsAction" => {
+            let input: BulkInput = parse(input)?;
+            let results = bulk(client, Method::PUT, &input.configurations, true).await?;
+            to_json(&results)
+        }
+        other => Err(ConnectWiseError::UnknownAction(other.to_string())),
+    }
+}
+
+/// Sends the valid items in one bulk request; invalid ones fail alone, locally, with the
+/// reason, and take their place in the answer so every item has a result.
+pub async fn bulk(
+    client: &ConnectWiseClient,
+    method: Method,
+    configurations: &[Value],
+    needs_id: bool,
+) -> Result<Vec<BulkItemResult>, ConnectWiseError> {
+    let mut results: Vec<Option<BulkItemResult>> = vec![None; configurations.len()];
+    let mut to_send = Vec::new();
+    let mut sent_index = Vec::new();
+    for (index, item) in configurations.iter().enumerate() {
+        match validate_configuration(item, needs_id) {
+            Ok(()) => {
+                to_send.push(item.clone());
+                sent_index.push(index);
+            }
+            Err(error) => {
+                results[index] = Some(local_failure(index, &error));
+            }
+        }
+    }
+    if !to_send.is_empty() {
+        let answered = client.bulk(method, CONFIGURATIONS_BULK, &to_send).await?;
+        for (mut result, index) in answered.into_iter().zip(sent_index) {
+            result.original_index = index;
+            results[index] = Some(result);
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+fn local_failure(index: usize, error: &ConnectWiseError) -> BulkItemResult {
+    let (field, message) = match error {
+        ConnectWiseError::InvalidInput { field, message } => (field.clone(), message.clone()),
+        other => (String::new(), other.to_string()),
+    };
+    BulkItemResult {
+        success: false,
+        original_index: index,
+        status_code: 400,
+        data: None,
+        error: Some(super::client::ApiErrorBody {
+            code: "InvalidInput".into(),
+            message: format!("not sent: `{field}` {message}"),
+            errors: vec![super::error::ApiErrorDetail {
+                code: Some("InvalidInput".into()),
+                message: Some(message),
+                resource: Some("configuration".into()),
+                field: Some(field),
+            }],
+        }),
+    }
+}
+
+/// The checks ConnectWise would make, made before the call.
+pub fn validate_configuration(item: &Value, needs_id: bool) -> Result<(), ConnectWiseError> {
+    let object = item
+        .as_object()
+        .ok_or_else(|| ConnectWiseError::invalid("configuration", "must be an object"))?;
+    if needs_id && object.get("id").and_then(Value::as_i64).is_none() {
+        return Err(ConnectWiseError::invalid("id", "is required to update"));
+    }
+    let name = object.get("name").and_then(Value::as_str).unwrap_or("");
+    checked_name("name", name, CONFIGURATION_NAME_MAX)?;
+    for reference in ["type", "company"] {
+        if object
+            .get(reference)
+            .and_then(|r| r.get("id"))
+            .and_then(Value::as_i64)
+            .is_none()
+        {
+            return Err(ConnectWiseError::invalid(
+                format!("{reference}/id"),
+                "is required",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn list(
+    client: &ConnectWiseClient,
+    path: &str,
+    query: ListQuery,
+) -> Result<Value, ConnectWiseError> {
+    Ok(Value::Array(client.list(path, &query).await?))
+}
+
+/// Inputs of the list actions that take all three kinds of conditions.
+fn full_query(input: Value) -> Result<ListQuery, ConnectWiseError> {
+    let query: ListQuery = parse(input)?;
+    query.plan()?;
+    Ok(query)
+}
+
+/// Inputs of the list actions the spec gives only conditions and paging.
+fn simple_query(input: Value) -> Result<ListQuery, ConnectWiseError> {
+    let query = full_query(input)?;
+    for (field, given) in [
+        ("childConditions", query.child_conditions.is_some()),
+        (
+            "customFieldConditions",
+            query.custom_field_conditions.is_some(),
+        ),
+    ] {
+        if given {
+            return Err(ConnectWiseError::invalid(
+                field,
+                "this action takes only conditions, page and pageSize",
+            ));
+        }
+    }
+    Ok(query)
+}
+
+fn parse<T: DeserializeOwned>(input: Value) -> Result<T, ConnectWiseError> {
+    let input = if input.is_null() { json!({}) } else { input };
+    serde_json::from_value(input).map_err(|e| ConnectWiseError::invalid("input", e.to_string()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ConnectWiseError> {
+    serde_json::to_value(value).map_err(|e| ConnectWiseError::Decode(e.to_string()))
+}
+
+/// Trimmed, non-empty and within `max` characters.
+pub fn checked_name<'a>(
+    field: &str,
+    value: &'a str,
+    max: usize,
+) -> Result<&'a str, ConnectWiseError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ConnectWiseError::invalid(field, "is required"));
+    }
+    let length = trimmed.chars().count();
+    if length > max {
+        return Err(ConnectWiseError::invalid(
+            field,
+            format!("is {length} characters long; ConnectWise allows {max}"),
+        ));
+    }
+    Ok(trimmed)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateLocation {
+    #[serde(default)]
+    name: String,
+    structure_level_id: IdInput,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateNamed {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateStatus {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    closed_flag: bool,
+    #[serde(default)]
+    default_flag: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkInput {
+    configurations: Vec<Value>,
+}
+
+/// The spec types ids as strings ("1"); numbers are accepted too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdInput {
+    Number(i64),
+    Text(String),
+}
+
+impl IdInput {
+    fn as_id(&self, field: &str) -> Result<i64, ConnectWiseError> {
+        let id = match self {
+            Self::Number(n) => Some(*n),
+            Self::Text(text) => text.trim().parse().ok(),
+        };
+        id.filter(|id| *id > 0)
+            .ok_or_else(|| ConnectWiseError::invalid(field, "must be a positive integer id"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(checked_name("name", "  Dell ", 50).unwrap(), "Dell");
+        assert!(checked_name("name", "   ", 50).is_err());
+        let long = "é".repeat(51);
+        let err = checked_name("name", &long, 50).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid input `name`: is 51 characters long; ConnectWise allows 50"
+        );
+        assert!(checked_name("name", &"é".repeat(50), 50).is_ok());
+    }
+
+    #[test]
+    fn configurations_need_name_type_and_company() {
+        let ok = json!({"name": "pc", "type": {"id": 1}, "company": {"id": 2}});
+        assert!(validate_configuration(&ok, false).is_ok());
+        assert!(validate_configuration(&ok, true).is_err());
+        let no_type = json!({"name": "pc", "company": {"id": 2}});
+        assert_eq!(
+            validate_configuration(&no_type, false)
+                .unwrap_err()
+                .to_string(),
+            "invalid input `type/id`: is required"
+        );
+        let long = json!({"name": "x".repeat(101), "type": {"id": 1}, "company": {"id": 2}});
+        assert!(validate_configuration(&long, false).is_err());
+    }
+
+    #[test]
+    fn structure_level_ids_accept_strings_and_numbers() {
+        let input: CreateLocation =
+            serde_json::from_value(json!({"name": "x", "structureLevelId": "3"})).unwrap();
+        assert_eq!(input.structure_level_id.as_id("f").unwrap(), 3);
+        let input: CreateLocation =
+            serde_json::from_value(json!({"name": "x", "structureLevelId": 4})).unwrap();
+        assert_eq!(input.structure_level_id.as_id("f").unwrap(), 4);
+        let input: CreateLocation =
+            serde_json::from_value(json!({"name": "x", "structureLevelId": "one"})).unwrap();
+        assert!(input.structure_level_id.as_id("f").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! ConnectWise PSA (Manage) REST connector: connection, query inputs, paging, the
+//! spec's actions. Every request goes through [`crate::http::HttpExecutor`].
+
+mod actions;
+mod client;
+mod condition;
+mod config;
+mod error;
+mod query;
+
+pub use actions::{ACTION_KEYS, run_action};
+pub use client::{BulkItemResult, ClientOptions, ConnectWiseClient};
+pub use condition::{Condition, Field, Literal};
+pub use config::ConnectionConfig;
+pub use error::{ApiErrorDetail, ConnectWiseError};
+pub use query::{ListQuery, MAX_PAGE_SIZE, PagePlan};
+
+/// The model version pinned on every call, so a ConnectWise upgrade cannot change shapes.
+pub const API_VERSION: &str = "2025.8";
+/// Path of the REST API under a site, for the default codebase.
+pub const DEFAULT_CODEBASE: &str = "v4_6_release/";

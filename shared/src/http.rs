@@ -1,0 +1,221 @@
+//! The one HTTP execution path every connector uses: a bounded number of requests in
+//! flight, a call counter, and one retry policy.
+//!
+//! Retry rules: `429` waits `Retry-After` (or the policy's fallback when the header is
+//! missing); `5xx` and connection errors back off exponentially with full jitter; any other
+//! status is handed back to the caller untouched, so a `400` is sent exactly once. Both
+//! the number of attempts and the total time spent are bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use tokio::sync::Semaphore;
+
+/// How a connector retries; one value per API, shared by every call to it.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    /// First backoff step for 5xx and connection errors; doubles each attempt.
+    pub base_delay: Duration,
+    /// Upper bound of one backoff step.
+    pub max_delay: Duration,
+    /// No retry is started when it would end later than this after the first attempt.
+    pub max_elapsed: Duration,
+    /// Wait after a 429 that carries no `Retry-After`.
+    pub rate_limit_fallback: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+            max_elapsed: Duration::from_secs(120),
+            rate_limit_fallback: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with full jitter for the given 1-based failed attempt.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
+        let cap = exp.min(self.max_delay);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+/// Why a request did not produce a response worth handing back.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("could not reach {host} after {attempts} attempt(s): {reason}")]
+    Connection {
+        host: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error(
+        "rate limited by {host}: asked to wait {wait:?}, beyond the retry budget ({attempts} attempt(s) made)"
+    )]
+    RateLimited {
+        host: String,
+        wait: Duration,
+        attempts: u32,
+    },
+    #[error("could not build the request: {0}")]
+    Build(String),
+}
+
+/// Sends requests for one API: concurrency cap, call counting, retries.
+#[derive(Clone)]
+pub struct HttpExecutor {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    permits: Arc<Semaphore>,
+    calls: Arc<AtomicU64>,
+}
+
+impl HttpExecutor {
+    pub fn new(client: reqwest::Client, policy: RetryPolicy, max_concurrent: usize) -> Self {
+        Self {
+            client,
+            policy,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            calls: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// HTTP requests sent so far, retries included.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Sends the request `build` makes, retrying as the policy says. Returns the final
+    /// response whatever its status (a 5xx once retries are exhausted, any non-429 4xx at
+    /// once); the caller turns a non-success status into its own error.
+    pub async fn execute<F>(&self, build: F) -> Result<Response, TransportError>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let request = build(&self.client)
+                .build()
+                .map_err(|e| TransportError::Build(e.to_string()))?;
+            let host = request.url().host_str().unwrap_or_default().to_string();
+            let outcome = {
+                let _permit = self.permits.acquire().await;
+                self.calls.fetch_add(1, Ordering::Relaxed);
+                self.client.execute(request).await
+            };
+            let wait = match outcome {
+                Ok(response) => {
+                    let status = response.status();
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        let wait =
+                            retry_after(&response).unwrap_or(self.policy.rate_limit_fallback);
+                        if attempt >= self.policy.max_attempts
+                            || started.elapsed() + wait > self.policy.max_elapsed
+                        {
+                            return Err(TransportError::RateLimited {
+                                host,
+                                wait,
+                                attempts: attempt,
+                            });
+                        }
+                        tracing::warn!(%host, attempt, wait_ms = wait.as_millis() as u64, "rate limited; waiting Retry-After");
+                        wait
+                    } else if status.is_server_error() {
+                        let wait = self.policy.backoff(attempt);
+                        if attempt >= self.policy.max_attempts
+                            || started.elapsed() + wait > self.policy.max_elapsed
+                        {
+                            return Ok(response);
+                        }
+                        tracing::warn!(%host, attempt, status = status.as_u16(), wait_ms = wait.as_millis() as u64, "server error; backing off");
+                        wait
+                    } else {
+                        return Ok(response);
+                    }
+                }
+                Err(error) => {
+                    let wait = self.policy.backoff(attempt);
+                    if attempt >= self.policy.max_attempts
+                        || started.elapsed() + wait > self.policy.max_elapsed
+                    {
+                        return Err(TransportError::Connection {
+                            host,
+                            attempts: attempt,
+                            reason: error_chain(&error),
+                        });
+                    }
+                    tracing::warn!(%host, attempt, error = %error_chain(&error), wait_ms = wait.as_millis() as u64, "request failed; backing off");
+                    wait
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the only form the APIs we talk to send).
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    let seconds: f64 = value.to_str().ok()?.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// The error and its causes on one line; reqwest's top-level message alone says little.
+/// The URL is left out so that query strings never reach logs.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "bad response body"
+    } else {
+        "request failed"
+    }
+    .to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_under_its_cap_and_grows() {
+        let policy = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        };
+        for attempt in 1..40 {
+            let cap = Duration::from_millis(100)
+                .saturating_mul(1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX))
+                .min(Duration::from_secs(1));
+            assert!(policy.backoff(attempt) <= cap, "attempt {attempt}");
+        }
+    }
+}

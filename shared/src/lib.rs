@@ -1,0 +1,2 @@
+pub mod connectwise;
+pub mod http;
