@@ -1,1 +1,9 @@
+//! Simulators of the two SaaS APIs the sync talks to, as real HTTP servers: strict about
+//! what they accept, faithful in what they answer, with faults to inject and counters to
+//! read from tests and benchmarks.
 
+pub mod connectwise;
+pub mod control;
+mod rng;
+
+pub use control::Control;

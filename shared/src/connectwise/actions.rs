@@ -146,6 +146,7 @@ fn local_failure(index: usize, error: &ConnectWiseError) -> BulkItemResult {
         ConnectWiseError::InvalidInput { field, message } => (field.clone(), message.clone()),
         other => (String::new(), other.to_string()),
     };
+    let message = format!("{field} {message}");
     BulkItemResult {
         success: false,
         original_index: index,
@@ -153,7 +154,7 @@ fn local_failure(index: usize, error: &ConnectWiseError) -> BulkItemResult {
         data: None,
         error: Some(super::client::ApiErrorBody {
             code: "InvalidInput".into(),
-            message: format!("not sent: `{field}` {message}"),
+            message: format!("not sent: {message}"),
             errors: vec![super::error::ApiErrorDetail {
                 code: Some("InvalidInput".into()),
                 message: Some(message),

@@ -1,0 +1,101 @@
+//! The ConnectWise PSA simulator: `/{codebase}apis/3.0/…` and `/login/companyinfo/{id}`.
+
+mod conditions;
+mod generate;
+mod schema;
+mod server;
+mod tenant;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use generate::{COMPANY_ID, PRIVATE_KEY, PUBLIC_KEY, TenantSpec, empty_tenant, generate};
+pub use schema::{RESOURCES, Resource};
+pub use tenant::{ApiError, CustomFieldDef, Tenant, TenantData};
+
+use crate::control::Control;
+
+/// The client id the generated tenant's examples use; any non-empty id is accepted.
+pub const CLIENT_ID: &str = "00000000-0000-4000-8000-00000000c0de";
+
+pub(crate) struct Shared {
+    tenant: Mutex<Tenant>,
+    control: Control,
+}
+
+impl Shared {
+    fn tenant(&self) -> MutexGuard<'_, Tenant> {
+        self.tenant
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct ConnectWiseSimulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ConnectWiseSimulator {
+    /// Serves `tenant` on `listen` (`127.0.0.1:0` picks a free port).
+    pub async fn start(tenant: Tenant, listen: &str) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            tenant: Mutex::new(tenant),
+            control: Control::default(),
+        });
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let app = server::router(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "ConnectWise simulator stopped");
+            }
+        });
+        Ok(Self {
+            addr,
+            shared,
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, what `CW_SITE` takes to exercise the codebase lookup.
+    pub fn site(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What `CW_BASE_URL` takes.
+    pub fn base_url(&self) -> String {
+        let codebase = self.shared.tenant().codebase.clone();
+        format!("http://{}/{codebase}apis/3.0", self.addr)
+    }
+
+    pub fn control(&self) -> &Control {
+        &self.shared.control
+    }
+
+    /// Reads or edits the tenant's data directly, as a person in the ConnectWise UI would.
+    pub fn with_tenant<T>(&self, f: impl FnOnce(&mut Tenant) -> T) -> T {
+        f(&mut self.shared.tenant())
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ConnectWiseSimulator {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}

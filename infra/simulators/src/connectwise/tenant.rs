@@ -1,0 +1,648 @@
+//! The simulated tenant's data and the write rules ConnectWise applies to it: required
+//! fields, length limits, references that must exist, unique names, PUT replacing the
+//! whole record, PATCH applying JSON-patch, custom fields replaced as a whole array.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::schema::{CONFIGURATIONS, Kind, RESOURCES, Reference, Resource};
+
+/// A custom field defined on configurations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomFieldDef {
+    pub id: i64,
+    pub caption: String,
+    #[serde(rename = "type")]
+    pub field_type: String,
+    #[serde(default = "entry_field")]
+    pub entry_method: String,
+    #[serde(default)]
+    pub number_of_decimals: i64,
+}
+
+fn entry_field() -> String {
+    "EntryField".into()
+}
+
+fn default_codebase() -> String {
+    "v4_6_release/".into()
+}
+
+/// What `--data FILE` holds, and what the generator makes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantData {
+    pub company_id: String,
+    pub public_key: String,
+    pub private_key: String,
+    #[serde(default = "default_codebase")]
+    pub codebase: String,
+    #[serde(default)]
+    pub company_name: String,
+    #[serde(default)]
+    pub configuration_custom_fields: Vec<CustomFieldDef>,
+    /// Records by collection name (`locations`, `configurations`, …), as the API shows them.
+    #[serde(default)]
+    pub collections: BTreeMap<String, Vec<Value>>,
+}
+
+/// One ConnectWise error: `{"code","message","errors":[…]}` with its HTTP status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({"code": code, "message": message.into(), "errors": null}),
+        }
+    }
+
+    fn invalid(resource: &str, errors: Vec<Value>) -> Self {
+        Self {
+            status: 400,
+            body: json!({
+                "code": "InvalidObject",
+                "message": format!("{resource} object is invalid"),
+                "errors": errors,
+            }),
+        }
+    }
+}
+
+fn field_error(resource: &str, field: &str, code: &str, message: String) -> Value {
+    json!({"code": code, "message": message, "resource": resource, "field": field})
+}
+
+#[derive(Debug, Default)]
+struct Collection {
+    next_id: i64,
+    records: BTreeMap<i64, Value>,
+}
+
+pub struct Tenant {
+    pub company_id: String,
+    pub public_key: String,
+    pub private_key: String,
+    pub codebase: String,
+    pub company_name: String,
+    pub custom_fields: Vec<CustomFieldDef>,
+    collections: HashMap<String, Collection>,
+}
+
+impl Tenant {
+    pub fn from_data(data: TenantData) -> Result<Self, String> {
+        let mut collections: HashMap<String, Collection> = HashMap::new();
+        for resource in RESOURCES {
+            collections.insert(resource.collection.to_string(), Collection::default());
+        }
+        for (name, records) in data.collections {
+            let collection = collections
+                .get_mut(&name)
+                .ok_or_else(|| format!("unknown collection `{name}` in tenant data"))?;
+            for record in records {
+                let id = record
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| format!("a record of `{name}` has no integer id"))?;
+                collection.next_id = collection.next_id.max(id);
+                collection.records.insert(id, record);
+            }
+        }
+        Ok(Self {
+            company_id: data.company_id,
+            public_key: data.public_key,
+            private_key: data.private_key,
+            codebase: data.codebase,
+            company_name: data.company_name,
+            custom_fields: data.configuration_custom_fields,
+            collections,
+        })
+    }
+
+    pub fn to_data(&self) -> TenantData {
+        TenantData {
+            company_id: self.company_id.clone(),
+            public_key: self.public_key.clone(),
+            private_key: self.private_key.clone(),
+            codebase: self.codebase.clone(),
+            company_name: self.company_name.clone(),
+            configuration_custom_fields: self.custom_fields.clone(),
+            collections: self
+                .collections
+                .iter()
+                .map(|(name, c)| (name.clone(), c.records.values().cloned().collect()))
+                .collect(),
+        }
+    }
+
+    /// Records of a collection in id order.
+    pub fn records(&self, collection: &str) -> impl Iterator<Item = &Value> {
+        self.collections
+            .get(collection)
+            .into_iter()
+            .flat_map(|c| c.records.values())
+    }
+
+    /// Records with an id above `after`, in id order (forward-only paging).
+    pub fn records_after(&self, collection: &str, after: i64) -> impl Iterator<Item = &Value> {
+        self.collections
+            .get(collection)
+            .into_iter()
+            .flat_map(move |c| c.records.range(after.saturating_add(1)..).map(|(_, r)| r))
+    }
+
+    pub fn delete(&mut self, resource: &Resource, id: i64) -> Result<(), ApiError> {
+        self.collection_mut(resource)
+            .records
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| not_found(resource, id))
+    }
+
+    pub fn get(&self, collection: &str, id: i64) -> Option<&Value> {
+        self.collections.get(collection)?.records.get(&id)
+    }
+
+    /// POST: a new record from `body`.
+    pub fn create(&mut self, resource: &Resource, body: &Value) -> Result<Value, ApiError> {
+        let mut record = self.build(resource, body)?;
+        self.check_unique(resource, &record, None)?;
+        let collection = self.collection_mut(resource);
+        collection.next_id += 1;
+        let id = collection.next_id;
+        record.insert("id".into(), json!(id));
+        let now = now_iso();
+        record.insert(
+            "_info".into(),
+            json!({"dateEntered": now, "enteredBy": "sim", "lastUpdated": now, "updatedBy": "sim"}),
+        );
+        let record = Value::Object(record);
+        collection.records.insert(id, record.clone());
+        Ok(record)
+    }
+
+    /// PUT: the record becomes `body`; every field it omits is reset.
+    pub fn replace(
+        &mut self,
+        resource: &Resource,
+        id: i64,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let existing = self
+            .get(resource.collection, id)
+            .cloned()
+            .ok_or_else(|| not_found(resource, id))?;
+        let record = self.build(resource, body)?;
+        self.store_update(resource, id, &existing, record)
+    }
+
+    /// PATCH: JSON-patch operations on the stored record.
+    pub fn patch(
+        &mut self,
+        resource: &Resource,
+        id: i64,
+        operations: &Value,
+    ) -> Result<Value, ApiError> {
+        let existing = self
+            .get(resource.collection, id)
+            .cloned()
+            .ok_or_else(|| not_found(resource, id))?;
+        let operations = operations.as_array().ok_or_else(|| {
+            ApiError::new(
+                400,
+                "InvalidObject",
+                "PATCH body must be an array of operations",
+            )
+        })?;
+        let mut draft = existing.clone();
+        let object = draft
+            .as_object_mut()
+            .ok_or_else(|| ApiError::new(500, "Internal", "stored record is not an object"))?;
+        for operation in operations {
+            let op = operation.get("op").and_then(Value::as_str).unwrap_or("");
+            let path = operation
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim_start_matches('/');
+            if path.contains('/') {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidObject",
+                    format!(
+                        "path `{path}`: reference and custom fields are replaced whole, not by sub-path"
+                    ),
+                ));
+            }
+            // Paths are case-sensitive in ConnectWise's JSON-patch.
+            if resource.fields.iter().all(|f| f.name != path) {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidObject",
+                    format!("path `{path}` is not a field of {}", resource.name),
+                ));
+            }
+            match op {
+                "add" | "replace" => {
+                    let value = operation.get("value").cloned().ok_or_else(|| {
+                        ApiError::new(
+                            400,
+                            "InvalidObject",
+                            format!("`{op}` of `{path}` needs a value"),
+                        )
+                    })?;
+                    object.insert(path.to_string(), value);
+                }
+                "remove" => {
+                    object.remove(path);
+                }
+                other => {
+                    return Err(ApiError::new(
+                        400,
+                        "InvalidObject",
+                        format!("operation `{other}` is not supported"),
+                    ));
+                }
+            }
+        }
+        let record = self.build(resource, &draft)?;
+        self.store_update(resource, id, &existing, record)
+    }
+
+    fn store_update(
+        &mut self,
+        resource: &Resource,
+        id: i64,
+        existing: &Value,
+        mut record: Map<String, Value>,
+    ) -> Result<Value, ApiError> {
+        self.check_unique(resource, &record, Some(id))?;
+        record.insert("id".into(), json!(id));
+        let mut info = existing.get("_info").cloned().unwrap_or_else(|| json!({}));
+        info["lastUpdated"] = json!(now_iso());
+        info["updatedBy"] = json!("sim");
+        record.insert("_info".into(), info);
+        let record = Value::Object(record);
+        self.collection_mut(resource)
+            .records
+            .insert(id, record.clone());
+        Ok(record)
+    }
+
+    fn collection_mut(&mut self, resource: &Resource) -> &mut Collection {
+        self.collections
+            .entry(resource.collection.to_string())
+            .or_default()
+    }
+
+    fn check_unique(
+        &self,
+        resource: &Resource,
+        record: &Map<String, Value>,
+        own_id: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let Some(field) = resource.unique else {
+            return Ok(());
+        };
+        let Some(value) = record.get(field).and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let key = value.trim().to_lowercase();
+        let taken = self.records(resource.collection).any(|other| {
+            other.get("id").and_then(Value::as_i64) != own_id
+                && other
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.trim().to_lowercase() == key)
+        });
+        if taken {
+            return Err(ApiError::invalid(
+                resource.name,
+                vec![field_error(
+                    resource.name,
+                    field,
+                    "ObjectExists",
+                    format!("The {field} '{value}' is already in use."),
+                )],
+            ));
+        }
+        Ok(())
+    }
+
+    /// The record `body` describes, as stored: known fields only, validated, references
+    /// resolved, booleans defaulted, custom fields complete.
+    fn build(&self, resource: &Resource, body: &Value) -> Result<Map<String, Value>, ApiError> {
+        let input = body.as_object().ok_or_else(|| {
+            ApiError::new(
+                400,
+                "InvalidObject",
+                format!("{} must be a JSON object", resource.name),
+            )
+        })?;
+        let mut record = Map::new();
+        let mut errors = Vec::new();
+        for spec in resource.fields {
+            let given = input.get(spec.name).filter(|v| !v.is_null());
+            let problem =
+                |code: &str, message: String| field_error(resource.name, spec.name, code, message);
+            match (spec.kind, given) {
+                (Kind::Bool { default }, None) => {
+                    record.insert(spec.name.into(), json!(default));
+                }
+                (Kind::CustomFields, given) => match self.custom_field_values(given) {
+                    Ok(fields) => {
+                        record.insert(spec.name.into(), Value::Array(fields));
+                    }
+                    Err(message) => errors.push(problem("InvalidField", message)),
+                },
+                (_, None) => {
+                    if spec.required {
+                        errors.push(problem(
+                            "NullOrEmpty",
+                            format!("{} is required.", spec.name),
+                        ));
+                    }
+                }
+                (Kind::Text(max), Some(value)) => match value.as_str() {
+                    Some(text) if text.trim().is_empty() && spec.required => {
+                        errors.push(problem(
+                            "NullOrEmpty",
+                            format!("{} is required.", spec.name),
+                        ));
+                    }
+                    Some(text) if text.chars().count() > max => errors.push(problem(
+                        "InvalidField",
+                        format!("{} cannot be longer than {max} characters.", spec.name),
+                    )),
+                    Some(text) => {
+                        record.insert(spec.name.into(), json!(text));
+                    }
+                    None => errors.push(problem(
+                        "InvalidField",
+                        format!("{} must be text.", spec.name),
+                    )),
+                },
+                (Kind::Int, Some(value)) => match value.as_i64() {
+                    Some(n) => {
+                        record.insert(spec.name.into(), json!(n));
+                    }
+                    None => errors.push(problem(
+                        "InvalidField",
+                        format!("{} must be an integer.", spec.name),
+                    )),
+                },
+                (Kind::Bool { .. }, Some(value)) => match value.as_bool() {
+                    Some(b) => {
+                        record.insert(spec.name.into(), json!(b));
+                    }
+                    None => errors.push(problem(
+                        "InvalidField",
+                        format!("{} must be true or false.", spec.name),
+                    )),
+                },
+                (Kind::Date, Some(value)) => match value.as_str().and_then(normalise_date) {
+                    Some(date) => {
+                        record.insert(spec.name.into(), json!(date));
+                    }
+                    None => errors.push(problem(
+                        "InvalidField",
+                        format!(
+                            "{} must be an ISO-8601 UTC date (2025-10-09T07:34:42Z).",
+                            spec.name
+                        ),
+                    )),
+                },
+                (Kind::Reference(reference), Some(value)) => match self.resolve(reference, value) {
+                    Ok(resolved) => {
+                        record.insert(spec.name.into(), resolved);
+                    }
+                    Err(message) => errors.push(problem("InvalidField", message)),
+                },
+            }
+        }
+        if errors.is_empty() {
+            Ok(record)
+        } else {
+            Err(ApiError::invalid(resource.name, errors))
+        }
+    }
+
+    /// A reference is stored as `{id}`; [`Tenant::render`] adds what it points at.
+    fn resolve(&self, reference: &Reference, value: &Value) -> Result<Value, String> {
+        let id = value
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or("a reference needs an integer id")?;
+        if self.get(reference.collection, id).is_none() {
+            return Err(format!("no record with id {id} in {}", reference.path));
+        }
+        Ok(json!({ "id": id }))
+    }
+
+    /// A stored record as the API shows it: references carry the current name of what
+    /// they point at and an `_info` link, as ConnectWise's joins do.
+    pub fn render(&self, resource: &Resource, record: &Value, base: &str) -> Value {
+        let mut shown = record.clone();
+        for spec in resource.fields {
+            let Kind::Reference(reference) = spec.kind else {
+                continue;
+            };
+            let Some(slot) = shown.get_mut(spec.name) else {
+                continue;
+            };
+            let Some(id) = slot.get("id").and_then(Value::as_i64) else {
+                continue;
+            };
+            let mut resolved = Map::new();
+            resolved.insert("id".into(), json!(id));
+            if let Some(target) = self.get(reference.collection, id) {
+                for (own, source) in reference.labels {
+                    if let Some(label) = target.get(*source) {
+                        resolved.insert((*own).into(), label.clone());
+                    }
+                }
+            }
+            let link_name = reference.path.rsplit('/').next().unwrap_or("ref");
+            resolved.insert(
+                "_info".into(),
+                json!({ format!("{link_name}_href"): format!("{base}/{}/{id}", reference.path) }),
+            );
+            *slot = Value::Object(resolved);
+        }
+        shown
+    }
+
+    /// The whole custom field array: every definition, with the value given for it or none.
+    fn custom_field_values(&self, given: Option<&Value>) -> Result<Vec<Value>, String> {
+        let mut values: HashMap<i64, Value> = HashMap::new();
+        if let Some(given) = given {
+            let items = given.as_array().ok_or("customFields must be an array")?;
+            for item in items {
+                let id = item
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .ok_or("every custom field needs its integer id")?;
+                let def = self
+                    .custom_fields
+                    .iter()
+                    .find(|d| d.id == id)
+                    .ok_or_else(|| format!("no custom field with id {id}"))?;
+                let value = item.get("value").cloned().unwrap_or(Value::Null);
+                let fits = match (def.field_type.as_str(), &value) {
+                    (_, Value::Null) => true,
+                    ("Number" | "Currency" | "Percent", v) => v.is_number(),
+                    ("Checkbox", v) => v.is_boolean(),
+                    ("Date", Value::String(s)) => normalise_date(s).is_some(),
+                    (_, v) => v.is_string(),
+                };
+                if !fits {
+                    return Err(format!(
+                        "custom field {} ({}) got a value of the wrong type",
+                        def.caption, def.field_type
+                    ));
+                }
+                values.insert(id, value);
+            }
+        }
+        Ok(self
+            .custom_fields
+            .iter()
+            .map(|def| custom_field_entry(def, values.remove(&def.id)))
+            .collect())
+    }
+
+    /// Configurations keep `customFields` complete even when written from raw data.
+    pub fn complete_custom_fields(&mut self) {
+        let defs = self.custom_fields.clone();
+        if let Some(collection) = self.collections.get_mut(CONFIGURATIONS.collection) {
+            for record in collection.records.values_mut() {
+                let existing: Vec<Value> = record
+                    .get("customFields")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let fields: Vec<Value> = defs
+                    .iter()
+                    .map(|def| {
+                        let value = existing
+                            .iter()
+                            .find(|e| e.get("id").and_then(Value::as_i64) == Some(def.id))
+                            .and_then(|e| e.get("value"))
+                            .cloned();
+                        custom_field_entry(def, value)
+                    })
+                    .collect();
+                record["customFields"] = Value::Array(fields);
+            }
+        }
+    }
+}
+
+/// A configuration's custom field as ConnectWise shows it; no `value` when it has none.
+fn custom_field_entry(def: &CustomFieldDef, value: Option<Value>) -> Value {
+    let mut entry = json!({
+        "id": def.id,
+        "caption": def.caption,
+        "type": def.field_type,
+        "entryMethod": def.entry_method,
+        "numberOfDecimals": def.number_of_decimals,
+    });
+    if let Some(value) = value.filter(|v| !v.is_null()) {
+        entry["value"] = value;
+    }
+    entry
+}
+
+pub fn not_found(resource: &Resource, id: i64) -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        format!("{} with id {id} was not found.", resource.name),
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (or a bare date) → `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn normalise_date(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (date, time) = match text.split_once('T') {
+        Some((date, time)) => (date, time.strip_suffix('Z')?),
+        None => (text, "00:00:00"),
+    };
+    let date_parts: Vec<&str> = date.split('-').collect();
+    let time = time.split('.').next()?;
+    let time_parts: Vec<&str> = time.split(':').collect();
+    let numeric = |s: &&str, len: usize| s.len() == len && s.chars().all(|c| c.is_ascii_digit());
+    if date_parts.len() != 3
+        || !numeric(&date_parts[0], 4)
+        || !numeric(&date_parts[1], 2)
+        || !numeric(&date_parts[2], 2)
+        || time_parts.len() != 3
+        || !time_parts.iter().all(|p| numeric(p, 2))
+    {
+        return None;
+    }
+    let month: u32 = date_parts[1].parse().ok()?;
+    let day: u32 = date_parts[2].parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    Some(format!("{date}T{time}Z"))
+}
+
+pub fn now_iso() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    iso_from_unix(seconds as i64)
+}
+
+/// Civil date from days since the epoch (Howard Hinnant's algorithm).
+pub fn iso_from_unix(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let rem = seconds.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(iso_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_from_unix(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            normalise_date("2025-10-09T07:34:42.123Z").as_deref(),
+            Some("2025-10-09T07:34:42Z")
+        );
+        assert_eq!(
+            normalise_date("2025-10-09").as_deref(),
+            Some("2025-10-09T00:00:00Z")
+        );
+        assert_eq!(normalise_date("09/10/2025"), None);
+        assert_eq!(normalise_date("2025-13-09T00:00:00Z"), None);
+    }
+}

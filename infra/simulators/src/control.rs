@@ -1,0 +1,144 @@
+//! What tests and benchmarks steer and read on a running simulator: injected faults and
+//! per-endpoint request counters. Reached through the in-process handle only, never over
+//! HTTP, so the simulators serve no endpoint the real APIs lack.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A fault to answer a request with instead of serving it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub status: u16,
+    /// `Retry-After` seconds, for 429.
+    pub retry_after: Option<u64>,
+    /// Only requests whose endpoint key (`GET /system/locations`) starts with this.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct ControlState {
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    /// Item name → how many more times a bulk write of it fails.
+    failing_items: HashMap<String, u32>,
+    requests: BTreeMap<String, u64>,
+}
+
+/// Shared between a simulator and whoever started it.
+#[derive(Debug, Clone, Default)]
+pub struct Control(Arc<Mutex<ControlState>>);
+
+impl Control {
+    fn state(&self) -> MutexGuard<'_, ControlState> {
+        // A panicking test thread must not wedge the simulator for the others.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The next `times` requests (matching `endpoint`, if given) are answered `status`.
+    pub fn fail_next(
+        &self,
+        times: usize,
+        status: u16,
+        retry_after: Option<u64>,
+        endpoint: Option<&str>,
+    ) {
+        let mut state = self.state();
+        for _ in 0..times {
+            state.faults.push_back(Fault {
+                status,
+                retry_after,
+                endpoint: endpoint.map(str::to_string),
+            });
+        }
+    }
+
+    /// Every response is delayed by this much.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    pub fn latency(&self) -> Duration {
+        self.state().latency
+    }
+
+    /// A bulk write of the item with this name fails the next `times` times.
+    pub fn fail_item(&self, name: &str, times: u32) {
+        self.state().failing_items.insert(name.to_string(), times);
+    }
+
+    /// Consumes one failure of the named item, if one is pending.
+    pub fn take_item_failure(&self, name: &str) -> bool {
+        let mut state = self.state();
+        match state.failing_items.get_mut(name) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Counts the request and hands back the fault it gets, if any.
+    pub fn on_request(&self, endpoint: &str) -> Option<Fault> {
+        let mut state = self.state();
+        *state.requests.entry(endpoint.to_string()).or_default() += 1;
+        let position = state.faults.iter().position(|fault| {
+            fault
+                .endpoint
+                .as_deref()
+                .is_none_or(|prefix| endpoint.starts_with(prefix))
+        })?;
+        state.faults.remove(position)
+    }
+
+    /// Requests per endpoint key (`METHOD /path/with/{id}`).
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        self.state().requests.clone()
+    }
+
+    /// Requests to endpoints whose key starts with `prefix` (`"GET "`, `"POST /system"`).
+    pub fn count(&self, prefix: &str) -> u64 {
+        self.state()
+            .requests
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Requests that change data (anything but GET).
+    pub fn writes(&self) -> u64 {
+        self.state()
+            .requests
+            .iter()
+            .filter(|(key, _)| !key.starts_with("GET "))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.state().requests.values().sum()
+    }
+
+    pub fn reset_counts(&self) {
+        self.state().requests.clear();
+    }
+}
+
+/// The endpoint key of a path: numeric segments become `{id}`.
+pub fn endpoint_key(method: &str, path: &str) -> String {
+    let template: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if !segment.is_empty() && segment.chars().all(|c| c.is_ascii_digit()) {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    format!("{method} {}", template.join("/"))
+}
