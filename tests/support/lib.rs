@@ -1,1 +1,69 @@
+//! Shared fixtures of the end-to-end tests: simulators started in-process on free ports
+//! and clients pointed at them.
 
+use std::time::Duration;
+
+use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};
+use shared::http::RetryPolicy;
+use simulators::connectwise::{self as cw_sim, ConnectWiseSimulator, Tenant, TenantSpec};
+
+/// Retries as in production, with delays shrunk so failure paths run in milliseconds.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(40),
+        max_elapsed: Duration::from_secs(10),
+        rate_limit_fallback: Duration::from_millis(20),
+    }
+}
+
+pub fn fast_options() -> ClientOptions {
+    ClientOptions {
+        retry: fast_retry(),
+        ..ClientOptions::default()
+    }
+}
+
+/// The connection a user would configure for this simulator, by base URL.
+pub fn cw_config(simulator: &ConnectWiseSimulator) -> ConnectionConfig {
+    cw_config_with(simulator, |_| None)
+}
+
+/// As [`cw_config`], with some keys overridden (`Some(value)`).
+pub fn cw_config_with(
+    simulator: &ConnectWiseSimulator,
+    overrides: impl Fn(&str) -> Option<String>,
+) -> ConnectionConfig {
+    let base_url = simulator.base_url();
+    ConnectionConfig::from_lookup(|key| {
+        overrides(key).or_else(|| match key {
+            "CW_BASE_URL" => Some(base_url.clone()),
+            "CW_COMPANY_ID" => Some(cw_sim::COMPANY_ID.into()),
+            "CW_PUBLIC_KEY" => Some(cw_sim::PUBLIC_KEY.into()),
+            "CW_PRIVATE_KEY" => Some(cw_sim::PRIVATE_KEY.into()),
+            "CW_CLIENT_ID" => Some(cw_sim::CLIENT_ID.into()),
+            _ => None,
+        })
+    })
+    .expect("simulator connection is complete")
+}
+
+pub async fn start_cw(tenant: Tenant) -> ConnectWiseSimulator {
+    ConnectWiseSimulator::start(tenant, "127.0.0.1:0")
+        .await
+        .expect("simulator starts")
+}
+
+/// The default generated tenant and a client for it.
+pub async fn default_cw() -> (ConnectWiseSimulator, ConnectWiseClient) {
+    cw_with(TenantSpec::default()).await
+}
+
+pub async fn cw_with(spec: TenantSpec) -> (ConnectWiseSimulator, ConnectWiseClient) {
+    let simulator = start_cw(cw_sim::generate(&spec).expect("tenant generates")).await;
+    let client = ConnectWiseClient::connect(&cw_config(&simulator), fast_options())
+        .await
+        .expect("client connects");
+    (simulator, client)
+}

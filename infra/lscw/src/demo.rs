@@ -48,7 +48,11 @@ pub async fn run() -> Result<(), String> {
         ),
     ] {
         let result = action(key, input.clone()).await?;
-        println!("{key:<36} {:<40} → {} records", input.to_string(), count(&result));
+        println!(
+            "{key:<36} {:<40} → {} records",
+            input.to_string(),
+            count(&result)
+        );
     }
 
     let created = action(

@@ -23,6 +23,8 @@ struct ControlState {
     /// Item name → how many more times a bulk write of it fails.
     failing_items: HashMap<String, u32>,
     requests: BTreeMap<String, u64>,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// Shared between a simulator and whoever started it.
@@ -94,6 +96,19 @@ impl Control {
         state.faults.remove(position)
     }
 
+    /// Marks a request as being served until the guard drops.
+    pub fn begin(&self) -> InFlight {
+        let mut state = self.state();
+        state.in_flight += 1;
+        state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        InFlight(self.clone())
+    }
+
+    /// The most requests ever served at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state().max_in_flight
+    }
+
     /// Requests per endpoint key (`METHOD /path/with/{id}`).
     pub fn requests(&self) -> BTreeMap<String, u64> {
         self.state().requests.clone()
@@ -124,7 +139,18 @@ impl Control {
     }
 
     pub fn reset_counts(&self) {
-        self.state().requests.clear();
+        let mut state = self.state();
+        state.requests.clear();
+        state.max_in_flight = state.in_flight;
+    }
+}
+
+/// Held while a request is served.
+pub struct InFlight(Control);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.state().in_flight -= 1;
     }
 }
 

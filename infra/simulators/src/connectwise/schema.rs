@@ -253,7 +253,7 @@ pub fn route(path: &str) -> Option<(&'static Resource, Vec<&str>)> {
                     .iter()
                     .zip(&segments)
                     .all(|(a, b)| a.eq_ignore_ascii_case(b));
-            matches.then(|| (*resource, own.len()))
+            matches.then_some((*resource, own.len()))
         })
         .max_by_key(|(_, len)| *len)
         .map(|(resource, len)| (resource, segments[len..].to_vec()))

@@ -55,6 +55,7 @@ async fn api(
     body: Bytes,
 ) -> Response {
     let control = &shared.control;
+    let _in_flight = control.begin();
     let fault = control.on_request(&endpoint_key(method.as_str(), &format!("/{rest}")));
     let latency = control.latency();
     if !latency.is_zero() {
@@ -216,8 +217,8 @@ fn serve(tenant: &mut Tenant, shared: &Shared, request: &Request) -> Result<Resp
             let id: i64 = id.parse().map_err(|_| {
                 ApiError::new(404, "NotFound", format!("/{} was not found.", request.path))
             })?;
-            match method {
-                &Method::GET => {
+            match *method {
+                Method::GET => {
                     let record = tenant
                         .get(resource.collection, id)
                         .ok_or_else(|| not_found(resource, id))?;
@@ -227,7 +228,7 @@ fn serve(tenant: &mut Tenant, shared: &Shared, request: &Request) -> Result<Resp
                     );
                     Ok(json_response(StatusCode::OK, shown, None))
                 }
-                &Method::PUT if resource.writable => {
+                Method::PUT if resource.writable => {
                     let record =
                         tenant.replace(resource, id, &with_id(request.json_body()?, id))?;
                     Ok(json_response(
@@ -236,7 +237,7 @@ fn serve(tenant: &mut Tenant, shared: &Shared, request: &Request) -> Result<Resp
                         None,
                     ))
                 }
-                &Method::PATCH if resource.writable => {
+                Method::PATCH if resource.writable => {
                     let record = tenant.patch(resource, id, &request.json_body()?)?;
                     Ok(json_response(
                         StatusCode::OK,
@@ -244,7 +245,7 @@ fn serve(tenant: &mut Tenant, shared: &Shared, request: &Request) -> Result<Resp
                         None,
                     ))
                 }
-                &Method::DELETE if resource.writable => {
+                Method::DELETE if resource.writable => {
                     tenant.delete(resource, id)?;
                     Ok(StatusCode::NO_CONTENT.into_response())
                 }
