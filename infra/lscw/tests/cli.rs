@@ -1,0 +1,93 @@
+//! The `lscw` binary as a user runs it: `lscw simulate connectwise` in one process,
+//! `lscw action …` in another.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_simulator() -> (Running, String) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_lscw"))
+        .args([
+            "simulate",
+            "connectwise",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "simulator did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (
+        Running(child),
+        format!("http://127.0.0.1:{port}/v4_6_release/apis/3.0"),
+    )
+}
+
+fn action(base_url: &str, key: &str, input: &str) -> Result<Value, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_lscw"))
+        .args(["action", key, "--input", input])
+        .env("CW_BASE_URL", base_url)
+        .env("CW_COMPANY_ID", "sim")
+        .env("CW_PUBLIC_KEY", "simpub")
+        .env("CW_PRIVATE_KEY", "simpriv")
+        .env("CW_CLIENT_ID", "00000000-0000-4000-8000-00000000c0de")
+        .env_remove("CW_SITE")
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+fn ids(value: &Value) -> Vec<i64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn list_locations_against_the_simulator_process() {
+    let (_simulator, base_url) = start_simulator();
+    let all = action(&base_url, "listOfLocationsAction", "{}").unwrap();
+    assert_eq!(ids(&all), (1..=60).collect::<Vec<_>>());
+    let page = action(&base_url, "listOfLocationsAction", r#"{"page":2}"#).unwrap();
+    assert_eq!(ids(&page), (26..=50).collect::<Vec<_>>());
+    let err = action(&base_url, "listOfLocationsAction", r#"{"pageSize":1001}"#).unwrap_err();
+    assert!(err.contains("pageSize"), "{err}");
+    let err = action(
+        &base_url,
+        "createManufacturerAction",
+        r#"{"name":"Dell Inc."}"#,
+    )
+    .unwrap_err();
+    assert!(err.contains("ObjectExists"), "{err}");
+}
