@@ -6,12 +6,13 @@
 //! status is handed back to the caller untouched, so a `400` is sent exactly once. Both
 //! the number of attempts and the total time spent are bounded.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::{RequestBuilder, Response, StatusCode};
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, Semaphore};
 
 /// How a connector retries; one value per API, shared by every call to it.
 #[derive(Debug, Clone)]
@@ -73,13 +74,77 @@ pub enum TransportError {
     Build(String),
 }
 
-/// Sends requests for one API: concurrency cap, call counting, retries.
+/// Client-side pacing for APIs with a request quota per window (Lansweeper: 150 a
+/// minute): a sliding window of send times, so the quota is never exceeded in normal runs.
+#[derive(Debug)]
+pub struct RatePacer {
+    limit: usize,
+    window: Duration,
+    sent: Mutex<VecDeque<tokio::time::Instant>>,
+}
+
+impl RatePacer {
+    pub fn new(limit: usize, window: Duration) -> Self {
+        Self {
+            limit: limit.max(1),
+            window,
+            sent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Waits until one more request fits in the window, and books it.
+    pub async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut sent = self.sent.lock().await;
+                let now = tokio::time::Instant::now();
+                while sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
+                    sent.pop_front();
+                }
+                if sent.len() < self.limit {
+                    sent.push_back(now);
+                    return;
+                }
+                match sent.front() {
+                    Some(oldest) => self.window.saturating_sub(now.duration_since(*oldest)),
+                    None => Duration::ZERO,
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The server says fewer requests remain than we think (another client shares the
+    /// quota): book the difference so we slow down with it.
+    pub async fn observe_remaining(&self, remaining: usize) {
+        let mut sent = self.sent.lock().await;
+        let ours = self.limit.saturating_sub(sent.len());
+        let now = tokio::time::Instant::now();
+        for _ in remaining..ours {
+            sent.push_back(now);
+        }
+    }
+
+    /// The quota was hit anyway: nothing more is sent until a whole window has passed.
+    pub async fn exhausted(&self) {
+        let mut sent = self.sent.lock().await;
+        sent.clear();
+        let now = tokio::time::Instant::now();
+        sent.extend(std::iter::repeat_n(now, self.limit));
+    }
+}
+
+/// Sends requests for one API: concurrency cap, optional pacing, call counting, retries.
 #[derive(Clone)]
 pub struct HttpExecutor {
     client: reqwest::Client,
     policy: RetryPolicy,
     permits: Arc<Semaphore>,
     calls: Arc<AtomicU64>,
+    pacer: Option<Arc<RatePacer>>,
 }
 
 impl HttpExecutor {
@@ -89,7 +154,14 @@ impl HttpExecutor {
             policy,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             calls: Arc::new(AtomicU64::new(0)),
+            pacer: None,
         }
+    }
+
+    /// Paces every attempt, retries included, and reads `x-ratelimit-remaining`.
+    pub fn with_pacer(mut self, pacer: RatePacer) -> Self {
+        self.pacer = Some(Arc::new(pacer));
+        self
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -118,9 +190,19 @@ impl HttpExecutor {
             let host = request.url().host_str().unwrap_or_default().to_string();
             let outcome = {
                 let _permit = self.permits.acquire().await;
+                if let Some(pacer) = &self.pacer {
+                    pacer.acquire().await;
+                }
                 self.calls.fetch_add(1, Ordering::Relaxed);
                 self.client.execute(request).await
             };
+            if let (Some(pacer), Ok(response)) = (&self.pacer, &outcome) {
+                if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                    pacer.exhausted().await;
+                } else if let Some(remaining) = header_number(response, "x-ratelimit-remaining") {
+                    pacer.observe_remaining(remaining).await;
+                }
+            }
             let wait = match outcome {
                 Ok(response) => {
                     let status = response.status();
@@ -171,6 +253,17 @@ impl HttpExecutor {
     }
 }
 
+fn header_number(response: &Response, name: &str) -> Option<usize> {
+    response
+        .headers()
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// `Retry-After` in seconds (the only form the APIs we talk to send).
 fn retry_after(response: &Response) -> Option<Duration> {
     let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
@@ -203,6 +296,21 @@ fn error_chain(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn pacer_never_lets_more_than_the_limit_into_a_window() {
+        let pacer = RatePacer::new(3, Duration::from_secs(60));
+        let started = tokio::time::Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            pacer.acquire().await;
+            times.push(started.elapsed().as_secs());
+        }
+        assert_eq!(times, [0, 0, 0, 60, 60, 60, 120]);
+        pacer.exhausted().await;
+        pacer.acquire().await;
+        assert_eq!(started.elapsed().as_secs(), 180);
+    }
 
     #[test]
     fn backoff_stays_under_its_cap_and_grows() {

@@ -1,2 +1,3 @@
 pub mod connectwise;
 pub mod http;
+pub mod lansweeper;

@@ -1,0 +1,538 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::asset::{Asset, merge};
+use super::config::LansweeperConfig;
+use super::error::{GraphQlError, LansweeperError};
+use super::{MAX_PATHS_PER_REQUEST, PAGE_SIZE};
+use crate::http::{HttpExecutor, RatePacer, RetryPolicy};
+
+const ASSETS_QUERY: &str = "query Assets($siteId: ID!, $pagination: AssetsPaginationInputValidated, $fields: [String!]!, $filters: AssetsFilterGroupedInput) {
+  site(id: $siteId) {
+    assetResources(assetPagination: $pagination, fields: $fields, filters: $filters) {
+      total
+      pagination { limit current next page }
+      items
+    }
+  }
+}";
+
+const CUSTOM_FIELDS_QUERY: &str = "query CustomFields($siteId: ID!) {
+  site(id: $siteId) { customFields { key name type } }
+}";
+
+const CREATE_CUSTOM_FIELD: &str =
+    "mutation CreateCustomField($siteId: ID!, $field: CustomFieldInput!) {
+  site(id: $siteId) { createCustomField(field: $field) { key name type } }
+}";
+
+const EDIT_ASSET: &str = "mutation EditAsset($siteId: ID!, $key: ID!, $fields: EditAssetInput!) {
+  site(id: $siteId) { editAsset(key: $key, fields: $fields) { assetCustom { fields { fieldKey name value } } } }
+}";
+
+const AUTHORIZED_SITES: &str = "query { authorizedSites { sites { id name } } }";
+const PROFILE_SITES: &str = "query { me { profiles { site { id name } } } }";
+
+/// Tuning; the defaults are Lansweeper's published limits.
+#[derive(Debug, Clone)]
+pub struct LansweeperOptions {
+    pub retry: RetryPolicy,
+    /// Requests allowed per `rate_window`.
+    pub rate_limit: usize,
+    pub rate_window: Duration,
+    pub page_size: u32,
+    pub max_concurrent: usize,
+    pub timeout: Duration,
+}
+
+impl Default for LansweeperOptions {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy {
+                // Hitting the quota costs a full quiet minute before anything is accepted.
+                rate_limit_fallback: Duration::from_secs(60),
+                max_elapsed: Duration::from_secs(200),
+                ..RetryPolicy::default()
+            },
+            rate_limit: 150,
+            rate_window: Duration::from_secs(60),
+            page_size: PAGE_SIZE,
+            max_concurrent: 4,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+}
+
+/// Lansweeper's custom field types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CustomFieldType {
+    #[serde(rename = "INPUT")]
+    Text,
+    #[serde(rename = "TEXTAREA")]
+    TextArea,
+    #[serde(rename = "SELECT")]
+    Select,
+    #[serde(rename = "NUMERIC")]
+    Number,
+    #[serde(rename = "DATE")]
+    Date,
+    #[serde(rename = "TIME")]
+    Time,
+    #[serde(rename = "CURRENCY")]
+    Currency,
+    #[serde(rename = "HYPERLINK")]
+    Hyperlink,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomField {
+    pub key: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: CustomFieldType,
+}
+
+/// What a paged read saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssetPageStats {
+    /// `total` as Lansweeper reported it with the first page.
+    pub total: Option<u64>,
+    pub items: u64,
+    pub requests: u64,
+}
+
+#[derive(Clone)]
+pub struct LansweeperClient {
+    http: HttpExecutor,
+    config: LansweeperConfig,
+    authorization: HeaderValue,
+    page_size: u32,
+}
+
+impl LansweeperClient {
+    pub fn new(
+        config: LansweeperConfig,
+        options: LansweeperOptions,
+    ) -> Result<Self, LansweeperError> {
+        let reqwest_client = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .build()
+            .map_err(|e| LansweeperError::Config(format!("HTTP client: {e}")))?;
+        let http = HttpExecutor::new(reqwest_client, options.retry, options.max_concurrent)
+            .with_pacer(RatePacer::new(options.rate_limit, options.rate_window));
+        // A personal access token is sent as `Token`, an OAuth token as `Bearer`.
+        let scheme = if config.token.starts_with("Bearer ") {
+            ""
+        } else {
+            "Token "
+        };
+        let mut authorization = HeaderValue::from_str(&format!("{scheme}{}", config.token))
+            .map_err(|_| LansweeperError::Config("LS_TOKEN contains invalid characters".into()))?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            http,
+            config,
+            authorization,
+            page_size: options.page_size.clamp(1, PAGE_SIZE),
+        })
+    }
+
+    pub fn site_id(&self) -> &str {
+        &self.config.site_id
+    }
+
+    /// HTTP requests sent to Lansweeper, retries included.
+    pub fn api_calls(&self) -> u64 {
+        self.http.calls()
+    }
+
+    /// One GraphQL request; answers `data`, or the typed error.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Result<Value, LansweeperError> {
+        let body = json!({"query": query, "variables": variables});
+        let response = self
+            .http
+            .execute(|client| {
+                client
+                    .post(&self.config.api_url)
+                    .header(AUTHORIZATION, self.authorization.clone())
+                    .json(&body)
+            })
+            .await?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| LansweeperError::Decode(format!("body: {e}")))?;
+        interpret(status, &text)
+    }
+
+    /// The sites the token can see (to find `LS_SITE_ID`).
+    pub async fn sites(&self) -> Result<Vec<Site>, LansweeperError> {
+        match self.graphql(AUTHORIZED_SITES, json!({})).await {
+            Ok(data) => decode(&data["authorizedSites"]["sites"], "authorizedSites"),
+            Err(LansweeperError::GraphQl { .. } | LansweeperError::Forbidden(_)) => {
+                // Personal access tokens see their sites through their profiles.
+                let data = self.graphql(PROFILE_SITES, json!({})).await?;
+                let profiles = data["me"]["profiles"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                profiles
+                    .iter()
+                    .map(|profile| decode(&profile["site"], "me.profiles.site"))
+                    .collect()
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Every asset of the site with the given field paths, page by page (500 a request),
+    /// handing each page to `on_page` as soon as it is complete. More than 30 paths are
+    /// split over several requests per page and put back together by `key`.
+    pub async fn for_each_asset_page(
+        &self,
+        paths: &[&str],
+        filters: Option<&Value>,
+        mut on_page: impl FnMut(Vec<Asset>) -> Result<(), LansweeperError>,
+    ) -> Result<AssetPageStats, LansweeperError> {
+        let site_id = self.config.require_site()?;
+        let chunks = split_paths(paths)?;
+        let mut cursors: Vec<Option<String>> = vec![None; chunks.len()];
+        let mut finished = vec![false; chunks.len()];
+        let mut stats = AssetPageStats::default();
+        // Items waiting for the other chunks' parts: key → (item, parts seen).
+        let mut pending: HashMap<String, (Value, usize)> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        while finished.iter().any(|done| !done) {
+            let mut complete = Vec::new();
+            for (index, chunk) in chunks.iter().enumerate() {
+                if finished[index] {
+                    continue;
+                }
+                let pagination = match &cursors[index] {
+                    None => json!({"limit": self.page_size, "page": "FIRST"}),
+                    Some(cursor) => {
+                        json!({"limit": self.page_size, "page": "NEXT", "cursor": cursor})
+                    }
+                };
+                let mut variables =
+                    json!({"siteId": site_id, "pagination": pagination, "fields": chunk});
+                if let Some(filters) = filters {
+                    variables["filters"] = filters.clone();
+                }
+                let data = self.graphql(ASSETS_QUERY, variables).await?;
+                stats.requests += 1;
+                let resources = &data["site"]["assetResources"];
+                if index == 0 && cursors[index].is_none() {
+                    stats.total = resources["total"].as_u64();
+                }
+                let items = resources["items"].as_array().cloned().unwrap_or_default();
+                let next = resources["pagination"]["next"].as_str().map(str::to_string);
+                if items.is_empty() || next.is_none() {
+                    finished[index] = true;
+                }
+                cursors[index] = next;
+                for item in items {
+                    if chunks.len() == 1 {
+                        complete.push(Asset(item));
+                        continue;
+                    }
+                    let Some(key) = item.get("key").and_then(Value::as_str).map(str::to_string)
+                    else {
+                        return Err(LansweeperError::Decode(
+                            "an asset came without its key".into(),
+                        ));
+                    };
+                    match pending.get_mut(&key) {
+                        Some((merged, seen)) => {
+                            merge(merged, item);
+                            *seen += 1;
+                        }
+                        None => {
+                            order.push(key.clone());
+                            pending.insert(key, (item, 1));
+                        }
+                    }
+                }
+            }
+            if chunks.len() > 1 {
+                let mut waiting = Vec::new();
+                for key in order.drain(..) {
+                    match pending.remove(&key) {
+                        Some((item, seen)) if seen == chunks.len() => complete.push(Asset(item)),
+                        Some(entry) => {
+                            pending.insert(key.clone(), entry);
+                            waiting.push(key);
+                        }
+                        None => {}
+                    }
+                }
+                order = waiting;
+            }
+            if !complete.is_empty() {
+                stats.items += complete.len() as u64;
+                on_page(complete)?;
+            }
+        }
+        // Assets that changed between the chunks' requests arrive incomplete; still hand
+        // them on rather than lose them.
+        let leftovers: Vec<Asset> = order
+            .drain(..)
+            .filter_map(|key| pending.remove(&key).map(|(item, _)| Asset(item)))
+            .collect();
+        if !leftovers.is_empty() {
+            tracing::warn!(
+                count = leftovers.len(),
+                "assets changed while being read; some paths may be missing"
+            );
+            stats.items += leftovers.len() as u64;
+            on_page(leftovers)?;
+        }
+        Ok(stats)
+    }
+
+    /// Every asset of the site, held in memory.
+    pub async fn assets(
+        &self,
+        paths: &[&str],
+        filters: Option<&Value>,
+    ) -> Result<Vec<Asset>, LansweeperError> {
+        let mut all = Vec::new();
+        self.for_each_asset_page(paths, filters, |page| {
+            all.extend(page);
+            Ok(())
+        })
+        .await?;
+        Ok(all)
+    }
+
+    pub async fn custom_fields(&self) -> Result<Vec<CustomField>, LansweeperError> {
+        let site_id = self.config.require_site()?;
+        let data = self
+            .graphql(CUSTOM_FIELDS_QUERY, json!({"siteId": site_id}))
+            .await?;
+        decode(&data["site"]["customFields"], "site.customFields")
+    }
+
+    pub async fn create_custom_field(
+        &self,
+        name: &str,
+        field_type: CustomFieldType,
+    ) -> Result<CustomField, LansweeperError> {
+        let site_id = self.config.require_site()?;
+        if name.trim().is_empty() {
+            return Err(LansweeperError::InvalidInput {
+                field: "name".into(),
+                message: "is required".into(),
+            });
+        }
+        let data = self
+            .graphql(
+                CREATE_CUSTOM_FIELD,
+                json!({"siteId": site_id, "field": {"name": name.trim(), "type": field_type, "props": {}}}),
+            )
+            .await?;
+        decode(&data["site"]["createCustomField"], "createCustomField")
+    }
+
+    /// Writes custom field values (`fieldKey` → value; an empty string clears) onto one
+    /// asset, and answers the asset's custom fields as Lansweeper then holds them.
+    pub async fn edit_asset_custom_fields(
+        &self,
+        asset_key: &str,
+        values: &[(String, String)],
+    ) -> Result<Value, LansweeperError> {
+        let site_id = self.config.require_site()?;
+        let fields: Vec<Value> = values
+            .iter()
+            .map(|(key, value)| json!({"fieldKey": key, "value": value}))
+            .collect();
+        let data = self
+            .graphql(
+                EDIT_ASSET,
+                json!({"siteId": site_id, "key": asset_key, "fields": {"assetCustom": {"fields": fields}}}),
+            )
+            .await?;
+        Ok(data["site"]["editAsset"].clone())
+    }
+}
+
+/// Groups of at most 30 paths; with more than one group each carries `key` to merge on.
+fn split_paths(paths: &[&str]) -> Result<Vec<Vec<String>>, LansweeperError> {
+    let mut unique: Vec<&str> = Vec::new();
+    for path in paths.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        if !unique.contains(&path) {
+            unique.push(path);
+        }
+    }
+    if unique.is_empty() {
+        return Err(LansweeperError::InvalidInput {
+            field: "fields".into(),
+            message: "name at least one field path".into(),
+        });
+    }
+    if unique.len() <= MAX_PATHS_PER_REQUEST {
+        return Ok(vec![unique.iter().map(|p| p.to_string()).collect()]);
+    }
+    let others: Vec<&str> = unique.into_iter().filter(|p| *p != "key").collect();
+    Ok(others
+        .chunks(MAX_PATHS_PER_REQUEST - 1)
+        .map(|chunk| {
+            std::iter::once("key")
+                .chain(chunk.iter().copied())
+                .map(str::to_string)
+                .collect()
+        })
+        .collect())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, LansweeperError> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| LansweeperError::Decode(format!("{what}: {e}")))
+}
+
+#[derive(Deserialize)]
+struct GraphQlResponse {
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    errors: Vec<GraphQlError>,
+}
+
+/// Turns an HTTP answer into `data` or the error it means. A bad token comes in three
+/// forms (401; 400 "You must be logged in"; `UNAUTHENTICATED`), all one error here.
+fn interpret(status: StatusCode, text: &str) -> Result<Value, LansweeperError> {
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(LansweeperError::Unauthenticated);
+    }
+    let parsed: Option<GraphQlResponse> = serde_json::from_str(text).ok();
+    let Some(parsed) = parsed else {
+        if text.contains("must be logged in") {
+            return Err(LansweeperError::Unauthenticated);
+        }
+        return Err(LansweeperError::Http {
+            status: status.as_u16(),
+            body: text.chars().take(300).collect(),
+        });
+    };
+    if parsed
+        .errors
+        .iter()
+        .any(|e| e.code() == Some("UNAUTHENTICATED") || e.message.contains("must be logged in"))
+    {
+        return Err(LansweeperError::Unauthenticated);
+    }
+    if let Some(forbidden) = parsed
+        .errors
+        .iter()
+        .find(|e| e.code() == Some("FORBIDDEN") || status == StatusCode::FORBIDDEN)
+    {
+        return Err(LansweeperError::Forbidden(forbidden.message.clone()));
+    }
+    if !parsed.errors.is_empty() {
+        return Err(LansweeperError::GraphQl {
+            errors: parsed.errors,
+            partial_data: parsed.data.filter(|d| !d.is_null()),
+        });
+    }
+    if !status.is_success() {
+        return Err(LansweeperError::Http {
+            status: status.as_u16(),
+            body: text.chars().take(300).collect(),
+        });
+    }
+    parsed
+        .data
+        .ok_or_else(|| LansweeperError::Decode("an answer with neither data nor errors".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_groups_of_thirty_that_all_carry_the_key() {
+        let many: Vec<String> = (0..65).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = std::iter::once("key")
+            .chain(many.iter().map(String::as_str))
+            .collect();
+        let groups = split_paths(&refs).unwrap();
+        assert_eq!(
+            groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            [30, 30, 10]
+        );
+        assert!(groups.iter().all(|g| g[0] == "key"));
+        let flat: Vec<&String> = groups.iter().flat_map(|g| g.iter().skip(1)).collect();
+        assert_eq!(flat.len(), 65);
+        assert_eq!(
+            split_paths(&["key", "url", "key"]).unwrap(),
+            vec![vec!["key".to_string(), "url".into()]]
+        );
+        assert!(split_paths(&[]).is_err());
+    }
+
+    #[test]
+    fn three_forms_of_a_bad_token_are_one_error() {
+        let forms = [
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"{"errors":[{"message":"You have to provide authorization."}]}"#,
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                r#"{"errors":[{"message":"Context creation failed: You must be logged in."}]}"#,
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                r#"{"errors":[{"message":"Unauthenticated","extensions":{"code":"UNAUTHENTICATED"}}],"data":null}"#,
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                "Context creation failed: You must be logged in.",
+            ),
+        ];
+        for (status, body) in forms {
+            assert!(
+                matches!(
+                    interpret(status, body),
+                    Err(LansweeperError::Unauthenticated)
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_with_partial_data_keep_both() {
+        let body = r#"{"errors":[{"message":"Invalid path: assetBasicInfo.colour","path":["site","assetResources"],"extensions":{"code":"BAD_USER_INPUT"}}],"data":{"site":null}}"#;
+        match interpret(StatusCode::BAD_REQUEST, body) {
+            Err(error @ LansweeperError::GraphQl { .. }) => {
+                assert_eq!(
+                    error.to_string(),
+                    "Lansweeper answered with errors: Invalid path: assetBasicInfo.colour (at site.assetResources) [BAD_USER_INPUT]"
+                );
+                let LansweeperError::GraphQl { partial_data, .. } = error else {
+                    unreachable!()
+                };
+                assert_eq!(partial_data, Some(json!({"site": null})));
+            }
+            other => panic!("{other:?}"),
+        }
+        let forbidden = r#"{"errors":[{"message":"You don't have access to this site","extensions":{"code":"FORBIDDEN"}}]}"#;
+        assert!(matches!(
+            interpret(StatusCode::FORBIDDEN, forbidden),
+            Err(LansweeperError::Forbidden(_))
+        ));
+    }
+}

@@ -1,0 +1,72 @@
+use serde::{Deserialize, Serialize};
+
+use crate::http::TransportError;
+
+/// One entry of a GraphQL `errors` array.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphQlError {
+    pub message: String,
+    /// Where in the answer the error sits (`site.assetResources`).
+    #[serde(default)]
+    pub path: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub extensions: Option<serde_json::Value>,
+}
+
+impl GraphQlError {
+    pub fn code(&self) -> Option<&str> {
+        self.extensions.as_ref()?.get("code")?.as_str()
+    }
+
+    pub fn path_text(&self) -> String {
+        self.path
+            .iter()
+            .map(|p| match p {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LansweeperError {
+    #[error("Lansweeper connection is not configured: {0}")]
+    Config(String),
+    #[error("invalid input `{field}`: {message}")]
+    InvalidInput { field: String, message: String },
+    #[error("Lansweeper rejected the token (check LS_TOKEN and that it is not expired)")]
+    Unauthenticated,
+    #[error("Lansweeper refused access: {0}")]
+    Forbidden(String),
+    #[error("Lansweeper answered with errors: {}", describe(.errors))]
+    GraphQl {
+        errors: Vec<GraphQlError>,
+        /// What the answer held besides the errors.
+        partial_data: Option<serde_json::Value>,
+    },
+    #[error("Lansweeper answered HTTP {status}: {body}")]
+    Http { status: u16, body: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("unexpected answer from Lansweeper: {0}")]
+    Decode(String),
+}
+
+fn describe(errors: &[GraphQlError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let mut text = e.message.clone();
+            if !e.path.is_empty() {
+                text.push_str(&format!(" (at {})", e.path_text()));
+            }
+            if let Some(code) = e.code() {
+                text.push_str(&format!(" [{code}]"));
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
