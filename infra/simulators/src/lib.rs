@@ -4,6 +4,7 @@
 
 pub mod connectwise;
 pub mod control;
+pub mod lansweeper;
 mod rng;
 
 pub use control::Control;

@@ -43,3 +43,18 @@ impl Rng {
             .collect()
     }
 }
+
+impl Rng {
+    /// A UUID-shaped identifier (version 3 layout, as Lansweeper asset keys look).
+    pub fn uuid(&mut self) -> String {
+        let h = self.hex(32);
+        format!(
+            "{}-{}-3{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+}

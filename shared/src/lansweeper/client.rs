@@ -468,10 +468,7 @@ mod tests {
             .chain(many.iter().map(String::as_str))
             .collect();
         let groups = split_paths(&refs).unwrap();
-        assert_eq!(
-            groups.iter().map(Vec::len).collect::<Vec<_>>(),
-            [30, 30, 8]
-        );
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [30, 30, 8]);
         assert!(groups.iter().all(|g| g[0] == "key"));
         let flat: Vec<&String> = groups.iter().flat_map(|g| g.iter().skip(1)).collect();
         assert_eq!(flat.len(), 65);

@@ -1,7 +1,7 @@
 //! The ConnectWise PSA simulator: `/{codebase}apis/3.0/…` and `/login/companyinfo/{id}`.
 
 mod conditions;
-mod generate;
+pub(crate) mod generate;
 mod schema;
 mod server;
 mod tenant;
