@@ -75,65 +75,106 @@ pub enum TransportError {
 }
 
 /// Client-side pacing for APIs with a request quota per window (Lansweeper: 150 a
-/// minute): a sliding window of send times, so the quota is never exceeded in normal runs.
+/// minute), so the quota is never exceeded in normal runs. A request occupies its slot
+/// from the moment it is sent until a full window after its answer came back: the
+/// server's clock starts somewhere in between, so this never undercounts.
 #[derive(Debug)]
 pub struct RatePacer {
     limit: usize,
     window: Duration,
-    sent: Mutex<VecDeque<tokio::time::Instant>>,
+    state: Mutex<PacerState>,
+    released: tokio::sync::Notify,
 }
+
+#[derive(Debug, Default)]
+struct PacerState {
+    next_id: u64,
+    /// (slot id, when its answer arrived; `None` while in flight), oldest first.
+    slots: VecDeque<(u64, Option<tokio::time::Instant>)>,
+}
+
+/// A booked request; hand it back with [`RatePacer::complete`].
+#[derive(Debug)]
+pub struct PacerSlot(u64);
 
 impl RatePacer {
     pub fn new(limit: usize, window: Duration) -> Self {
         Self {
             limit: limit.max(1),
             window,
-            sent: Mutex::new(VecDeque::new()),
+            state: Mutex::new(PacerState::default()),
+            released: tokio::sync::Notify::new(),
         }
     }
 
     /// Waits until one more request fits in the window, and books it.
-    pub async fn acquire(&self) {
+    pub async fn acquire(&self) -> PacerSlot {
         loop {
+            let notified = self.released.notified();
             let wait = {
-                let mut sent = self.sent.lock().await;
+                let mut state = self.state.lock().await;
                 let now = tokio::time::Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    sent.pop_front();
+                state
+                    .slots
+                    .retain(|(_, done)| done.is_none_or(|t| now.duration_since(t) < self.window));
+                if state.slots.len() < self.limit {
+                    state.next_id += 1;
+                    let id = state.next_id;
+                    state.slots.push_back((id, None));
+                    return PacerSlot(id);
                 }
-                if sent.len() < self.limit {
-                    sent.push_back(now);
-                    return;
-                }
-                match sent.front() {
-                    Some(oldest) => self.window.saturating_sub(now.duration_since(*oldest)),
-                    None => Duration::ZERO,
-                }
+                // The earliest answered slot frees first; if all are in flight, wait for one.
+                state
+                    .slots
+                    .iter()
+                    .filter_map(|(_, done)| *done)
+                    .min()
+                    .map(|t| self.window.saturating_sub(now.duration_since(t)))
             };
-            tokio::time::sleep(wait).await;
+            match wait {
+                Some(wait) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = notified => {}
+                    }
+                }
+                None => notified.await,
+            }
         }
+    }
+
+    /// The request's answer arrived (or it failed): its window starts now.
+    pub async fn complete(&self, slot: PacerSlot) {
+        let mut state = self.state.lock().await;
+        let now = tokio::time::Instant::now();
+        if let Some(entry) = state.slots.iter_mut().find(|(id, _)| *id == slot.0) {
+            entry.1 = Some(now);
+        }
+        drop(state);
+        self.released.notify_waiters();
     }
 
     /// The server says fewer requests remain than we think (another client shares the
     /// quota): book the difference so we slow down with it.
     pub async fn observe_remaining(&self, remaining: usize) {
-        let mut sent = self.sent.lock().await;
-        let ours = self.limit.saturating_sub(sent.len());
+        let mut state = self.state.lock().await;
+        let ours = self.limit.saturating_sub(state.slots.len());
         let now = tokio::time::Instant::now();
         for _ in remaining..ours {
-            sent.push_back(now);
+            state.slots.push_back((0, Some(now)));
         }
     }
 
     /// The quota was hit anyway: nothing more is sent until a whole window has passed.
     pub async fn exhausted(&self) {
-        let mut sent = self.sent.lock().await;
-        sent.clear();
+        let mut state = self.state.lock().await;
         let now = tokio::time::Instant::now();
-        sent.extend(std::iter::repeat_n(now, self.limit));
+        // In-flight requests keep their slots; the rest of the window is filled from now.
+        state.slots.retain(|(_, done)| done.is_none());
+        let filler = self.limit.saturating_sub(state.slots.len());
+        state
+            .slots
+            .extend(std::iter::repeat_n((0, Some(now)), filler));
     }
 }
 
@@ -190,19 +231,26 @@ impl HttpExecutor {
             let host = request.url().host_str().unwrap_or_default().to_string();
             let outcome = {
                 let _permit = self.permits.acquire().await;
-                if let Some(pacer) = &self.pacer {
-                    pacer.acquire().await;
-                }
+                let slot = match &self.pacer {
+                    Some(pacer) => Some(pacer.acquire().await),
+                    None => None,
+                };
                 self.calls.fetch_add(1, Ordering::Relaxed);
-                self.client.execute(request).await
-            };
-            if let (Some(pacer), Ok(response)) = (&self.pacer, &outcome) {
-                if response.status() == StatusCode::TOO_MANY_REQUESTS {
-                    pacer.exhausted().await;
-                } else if let Some(remaining) = header_number(response, "x-ratelimit-remaining") {
-                    pacer.observe_remaining(remaining).await;
+                let outcome = self.client.execute(request).await;
+                if let (Some(pacer), Some(slot)) = (&self.pacer, slot) {
+                    pacer.complete(slot).await;
+                    if let Ok(response) = &outcome {
+                        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                            pacer.exhausted().await;
+                        } else if let Some(remaining) =
+                            header_number(response, "x-ratelimit-remaining")
+                        {
+                            pacer.observe_remaining(remaining).await;
+                        }
+                    }
                 }
-            }
+                outcome
+            };
             let wait = match outcome {
                 Ok(response) => {
                     let status = response.status();
@@ -303,13 +351,17 @@ mod tests {
         let started = tokio::time::Instant::now();
         let mut times = Vec::new();
         for _ in 0..7 {
-            pacer.acquire().await;
+            let slot = pacer.acquire().await;
+            // Each answer takes a second to arrive.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            pacer.complete(slot).await;
             times.push(started.elapsed().as_secs());
         }
-        assert_eq!(times, [0, 0, 0, 60, 60, 60, 120]);
+        // A slot frees a full window after its answer: 1 + 60 = 61 s.
+        assert_eq!(times, [1, 2, 3, 62, 63, 64, 123]);
         pacer.exhausted().await;
-        pacer.acquire().await;
-        assert_eq!(started.elapsed().as_secs(), 180);
+        let _slot = pacer.acquire().await;
+        assert_eq!(started.elapsed().as_secs(), 183);
     }
 
     #[test]

@@ -67,3 +67,56 @@ pub async fn cw_with(spec: TenantSpec) -> (ConnectWiseSimulator, ConnectWiseClie
         .expect("client connects");
     (simulator, client)
 }
+
+use shared::lansweeper::{LansweeperClient, LansweeperConfig, LansweeperOptions};
+use simulators::lansweeper::{self as ls_sim, LansweeperSimulator, Site, SiteSpec};
+
+/// How much faster than real time the Lansweeper quota runs in tests: a minute is 0.3 s.
+pub const LS_SPEED: f64 = 200.0;
+
+pub fn ls_sim_options() -> ls_sim::LansweeperOptions {
+    ls_sim::LansweeperOptions::sped_up(LS_SPEED)
+}
+
+/// The production pacing, on the tests' clock.
+pub fn ls_options() -> LansweeperOptions {
+    let window = ls_sim_options().rate_window;
+    LansweeperOptions {
+        retry: RetryPolicy {
+            rate_limit_fallback: window,
+            ..fast_retry()
+        },
+        rate_window: window,
+        ..LansweeperOptions::default()
+    }
+}
+
+pub async fn start_ls(site: Site) -> LansweeperSimulator {
+    LansweeperSimulator::start(site, ls_sim_options(), "127.0.0.1:0")
+        .await
+        .expect("simulator starts")
+}
+
+pub fn ls_client_for(
+    simulator: &LansweeperSimulator,
+    token: &str,
+    options: LansweeperOptions,
+) -> LansweeperClient {
+    let api_url = simulator.api_url();
+    let site_id = simulator.site_id();
+    let config = LansweeperConfig::from_lookup(|key| match key {
+        "LS_TOKEN" => Some(token.to_string()),
+        "LS_SITE_ID" => Some(site_id.clone()),
+        "LS_API_URL" => Some(api_url.clone()),
+        _ => None,
+    })
+    .expect("config is complete");
+    LansweeperClient::new(config, options).expect("client builds")
+}
+
+pub async fn ls_with(assets: usize) -> (LansweeperSimulator, LansweeperClient) {
+    let site = ls_sim::generate(&SiteSpec { seed: 7, assets }).expect("site generates");
+    let simulator = start_ls(site).await;
+    let client = ls_client_for(&simulator, ls_sim::TOKEN, ls_options());
+    (simulator, client)
+}

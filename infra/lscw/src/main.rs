@@ -10,7 +10,9 @@ use serde_json::Value;
 use shared::connectwise::{
     ACTION_KEYS, ClientOptions, ConnectWiseClient, ConnectionConfig, run_action,
 };
+use shared::lansweeper::{ASSET_PATHS, LansweeperClient, LansweeperConfig, LansweeperOptions};
 use simulators::connectwise::{ConnectWiseSimulator, TenantData, TenantSpec};
+use simulators::lansweeper::{LansweeperSimulator, SiteData, SiteSpec};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +44,14 @@ enum Command {
         #[command(subcommand)]
         api: SimulatedApi,
     },
+    /// List the Lansweeper sites the token (LS_TOKEN) can see, to find LS_SITE_ID.
+    Sites,
+    /// Print the site's assets as JSON lines (LS_TOKEN, LS_SITE_ID, LS_API_URL).
+    Assets {
+        /// Field paths to read, comma-separated; more than 30 are split over requests.
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+    },
     /// Start the simulators in-process and demonstrate the connector against them.
     Demo,
 }
@@ -61,6 +71,22 @@ enum SimulatedApi {
         /// Configurations in the generated tenant.
         #[arg(long, default_value_t = 500)]
         configurations: usize,
+    },
+    /// Lansweeper Data API (token `simtoken`, site `sim-site`).
+    Lansweeper {
+        #[arg(long, default_value = "127.0.0.1:8490")]
+        listen: String,
+        /// Site data (JSON); without it a generated site is served.
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Assets in the generated site.
+        #[arg(long, default_value_t = 2_000)]
+        assets: usize,
+        /// Run the rate-limit clock this many times faster (for tests).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
     },
 }
 
@@ -139,6 +165,77 @@ async fn run(cli: Cli) -> Result<(), String> {
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
+        Command::Simulate {
+            api:
+                SimulatedApi::Lansweeper {
+                    listen,
+                    data,
+                    seed,
+                    assets,
+                    speed,
+                },
+        } => {
+            let site = match data {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let data: SiteData = serde_json::from_str(&text)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    simulators::lansweeper::Site::new(data)?
+                }
+                None => simulators::lansweeper::generate(&SiteSpec { seed, assets })?,
+            };
+            let options = simulators::lansweeper::LansweeperOptions::sped_up(speed);
+            let simulator = LansweeperSimulator::start(site, options, &listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            eprintln!("Lansweeper simulator listening on {}", simulator.api_url());
+            eprintln!(
+                "  export LS_API_URL={} LS_TOKEN={} LS_SITE_ID={}",
+                simulator.api_url(),
+                simulators::lansweeper::TOKEN,
+                simulator.site_id()
+            );
+            tokio::select! {
+                () = simulator.wait() => Ok(()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        Command::Sites => {
+            let client = lansweeper_client()?;
+            for site in client.sites().await.map_err(|e| e.to_string())? {
+                println!("{}\t{}", site.id, site.name);
+            }
+            Ok(())
+        }
+        Command::Assets { fields } => {
+            let client = lansweeper_client()?;
+            let paths: Vec<&str> = if fields.is_empty() {
+                ASSET_PATHS.to_vec()
+            } else {
+                fields.iter().map(String::as_str).collect()
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let stats = client
+                .for_each_asset_page(&paths, None, |page| {
+                    for asset in page {
+                        serde_json::to_writer(&mut out, asset.raw())
+                            .and_then(|()| {
+                                std::io::Write::write_all(&mut out, b"\n")
+                                    .map_err(serde_json::Error::io)
+                            })
+                            .map_err(|e| {
+                                shared::lansweeper::LansweeperError::Decode(e.to_string())
+                            })?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
+            eprintln!("{} assets in {} requests", stats.items, client.api_calls());
+            Ok(())
+        }
         Command::Demo => demo::run().await,
     }
 }
@@ -153,6 +250,11 @@ fn client_options() -> ClientOptions {
         options.max_concurrent = n;
     }
     options
+}
+
+fn lansweeper_client() -> Result<LansweeperClient, String> {
+    let config = LansweeperConfig::from_env().map_err(|e| e.to_string())?;
+    LansweeperClient::new(config, LansweeperOptions::default()).map_err(|e| e.to_string())
 }
 
 fn read_input(input: &str) -> Result<Value, String> {

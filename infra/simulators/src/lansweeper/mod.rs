@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use generate::{SITE_ID, SiteSpec, TOKEN, generate};
-pub use site::{CustomFieldDef, Site, SiteData, VALID_PATHS};
+pub use site::{CustomFieldDef, Site, SiteData, VALID_PATHS, shape};
 
 use crate::control::Control;
 

@@ -287,7 +287,10 @@ impl FilterCondition {
         };
         use std::cmp::Ordering::*;
         match self.operator.as_str() {
-            "EXISTS" => (!texts.is_empty()) == (wanted != "false"),
+            "EXISTS" => {
+                let should_exist = wanted != "false";
+                texts.is_empty() != should_exist
+            }
             "EQUAL" => texts.iter().any(|t| t.to_lowercase() == wanted),
             "NOT_EQUAL" => texts.iter().all(|t| t.to_lowercase() != wanted),
             "LIKE" => texts.iter().any(|t| t.to_lowercase().contains(&wanted)),
