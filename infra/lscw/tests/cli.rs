@@ -91,3 +91,47 @@ fn list_locations_against_the_simulator_process() {
     .unwrap_err();
     assert!(err.contains("ObjectExists"), "{err}");
 }
+
+#[test]
+fn assets_prints_the_whole_generated_site_as_json_lines() {
+    let (_simulator, port) = start("lansweeper");
+    let output = Command::new(env!("CARGO_BIN_EXE_lscw"))
+        .arg("assets")
+        .env(
+            "LS_API_URL",
+            format!("http://127.0.0.1:{port}/api/v2/graphql"),
+        )
+        .env("LS_TOKEN", "simtoken")
+        .env("LS_SITE_ID", "sim-site")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2_000);
+    assert!(lines.iter().all(|asset| asset["key"].is_string()));
+    let keys: std::collections::HashSet<&str> =
+        lines.iter().map(|a| a["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 2_000);
+
+    let sites = Command::new(env!("CARGO_BIN_EXE_lscw"))
+        .arg("sites")
+        .env(
+            "LS_API_URL",
+            format!("http://127.0.0.1:{port}/api/v2/graphql"),
+        )
+        .env("LS_TOKEN", "simtoken")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(sites.stdout).unwrap(),
+        "sim-site\tsim-msp\n"
+    );
+}
