@@ -24,14 +24,17 @@ fn free_port() -> u16 {
 }
 
 fn start_simulator() -> (Running, String) {
+    let (running, port) = start("connectwise");
+    (
+        running,
+        format!("http://127.0.0.1:{port}/v4_6_release/apis/3.0"),
+    )
+}
+
+fn start(api: &str) -> (Running, u16) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_lscw"))
-        .args([
-            "simulate",
-            "connectwise",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["simulate", api, "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -41,10 +44,7 @@ fn start_simulator() -> (Running, String) {
         assert!(Instant::now() < deadline, "simulator did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (
-        Running(child),
-        format!("http://127.0.0.1:{port}/v4_6_release/apis/3.0"),
-    )
+    (Running(child), port)
 }
 
 fn action(base_url: &str, key: &str, input: &str) -> Result<Value, String> {
