@@ -1,0 +1,642 @@
+//! Matching assets to ConnectWise configurations, and what differs between them: pure,
+//! O(assets + configurations) with hash indexes.
+//!
+//! An asset matches by the strongest key it shares with a configuration, in order: the
+//! link custom field (`ls_asset_id` holding the asset's key), the serial number (never a
+//! placeholder), the MAC address, the name. A configuration linked to another asset is
+//! never matched by a weaker key. One asset matching several configurations, or several
+//! assets matching one configuration with the same strength, is a conflict: reported with
+//! the candidates and never written.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::normalize;
+
+/// The match action's inputs that say how to read assets and what to compare.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchSpec {
+    #[serde(default = "yes")]
+    pub case_sensitive_match: bool,
+    #[serde(default)]
+    pub configuration_name_path: Option<String>,
+    #[serde(default)]
+    pub serial_number_path: Option<String>,
+    #[serde(default)]
+    pub mac_address_path: Option<String>,
+    #[serde(default)]
+    pub model_number_path: Option<String>,
+    #[serde(default)]
+    pub ip_address_path: Option<String>,
+    /// Asset path → ConnectWise path (`type.name`, `warrantyExpirationDate`, …).
+    #[serde(default, deserialize_with = "pairs")]
+    pub additional_field_mappings: Vec<(String, String)>,
+    /// Asset path → custom field caption.
+    #[serde(default, deserialize_with = "pairs")]
+    pub custom_field_mappings: Vec<(String, String)>,
+    /// The caption of the custom field that links a configuration to its asset.
+    #[serde(default = "link_caption")]
+    pub link_caption: String,
+}
+
+/// Mappings as the spec writes them: an object (`{"a.b": "warrantyDetails"}`), a list of
+/// one-entry objects (`[{"asset.general.key": "ls_asset_id"}]`) or a list of pairs.
+fn pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    use serde::de::Error;
+    let value = Value::deserialize(d)?;
+    let mut out = Vec::new();
+    fn take_object<E: serde::de::Error>(
+        object: &serde_json::Map<String, Value>,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), E> {
+        for (key, target) in object {
+            let target = target
+                .as_str()
+                .ok_or_else(|| E::custom(format!("mapping of `{key}` must be a string")))?;
+            out.push((key.clone(), target.to_string()));
+        }
+        Ok(())
+    }
+    match &value {
+        Value::Null => {}
+        Value::Object(object) => take_object::<D::Error>(object, &mut out)?,
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(object) => take_object::<D::Error>(object, &mut out)?,
+                    Value::Array(pair) if pair.len() == 2 => {
+                        let (Some(a), Some(b)) = (pair[0].as_str(), pair[1].as_str()) else {
+                            return Err(D::Error::custom("a mapping pair holds two strings"));
+                        };
+                        out.push((a.to_string(), b.to_string()));
+                    }
+                    _ => return Err(D::Error::custom("a mapping is an object or a pair")),
+                }
+            }
+        }
+        _ => return Err(D::Error::custom("mappings are an object or a list")),
+    }
+    Ok(out)
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub fn link_caption() -> String {
+    "ls_asset_id".into()
+}
+
+impl MatchSpec {
+    /// How the pipeline reads its own staged assets (see [`crate::staging::StagedAsset`]).
+    pub fn for_staged_assets() -> Self {
+        let pairs = |items: &[(&str, &str)]| {
+            items
+                .iter()
+                .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+                .collect()
+        };
+        Self {
+            case_sensitive_match: false,
+            configuration_name_path: Some("name".into()),
+            serial_number_path: Some("serialNumber".into()),
+            mac_address_path: Some("macAddress".into()),
+            model_number_path: Some("model".into()),
+            ip_address_path: Some("ipAddress".into()),
+            additional_field_mappings: pairs(&[
+                ("type", "type.name"),
+                ("state", "status.name"),
+                ("manufacturer", "manufacturer.name"),
+                ("location", "location.name"),
+                ("warrantyDate", "warrantyExpirationDate"),
+                ("osInfo", "osInfo"),
+            ]),
+            custom_field_mappings: pairs(&[
+                ("key", "ls_asset_id"),
+                ("url", "ls_asset_url"),
+                ("software", "ls_software"),
+                ("location", "ls_asset_location"),
+            ]),
+            link_caption: link_caption(),
+        }
+    }
+
+    /// Every (asset path, target) pair the spec maps.
+    pub fn targets(&self) -> Vec<(&str, Target)> {
+        let mut targets = Vec::new();
+        let fixed = [
+            (&self.configuration_name_path, "name"),
+            (&self.serial_number_path, "serialNumber"),
+            (&self.mac_address_path, "macAddress"),
+            (&self.model_number_path, "modelNumber"),
+            (&self.ip_address_path, "ipAddress"),
+        ];
+        for (path, field) in fixed {
+            if let Some(path) = path {
+                targets.push((path.as_str(), Target::Field(field.to_string())));
+            }
+        }
+        for (path, field) in &self.additional_field_mappings {
+            targets.push((path.as_str(), Target::Field(field.clone())));
+        }
+        for (path, caption) in &self.custom_field_mappings {
+            targets.push((path.as_str(), Target::Custom(caption.clone())));
+        }
+        targets
+    }
+
+    fn link_path(&self) -> Option<&str> {
+        self.custom_field_mappings
+            .iter()
+            .find(|(_, caption)| *caption == self.link_caption)
+            .map(|(path, _)| path.as_str())
+    }
+
+    /// The `fields` parameter that reads only what matching needs.
+    pub fn configuration_fields(&self) -> String {
+        let mut fields = vec![
+            "id".to_string(),
+            "name".into(),
+            "serialNumber".into(),
+            "macAddress".into(),
+        ];
+        for (_, target) in self.targets() {
+            let field = match target {
+                Target::Field(path) => path.replace('.', "/"),
+                Target::Custom(_) => "customFields".into(),
+            };
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+        if !fields.iter().any(|f| f == "customFields") {
+            fields.push("customFields".into());
+        }
+        fields.join(",")
+    }
+}
+
+/// Where a value goes in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Target {
+    /// A dotted path: `serialNumber`, `type.name`.
+    Field(String),
+    /// A custom field, by caption.
+    Custom(String),
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Target::Field(path) => path.clone(),
+            Target::Custom(caption) => format!("customFields.{caption}"),
+        }
+    }
+
+    /// The value a configuration holds for this target, as text.
+    pub fn current(&self, configuration: &Value) -> Option<String> {
+        let value = match self {
+            Target::Field(path) => path
+                .split('.')
+                .try_fold(configuration, |v, key| v.get(key))?,
+            Target::Custom(caption) => configuration
+                .get("customFields")?
+                .as_array()?
+                .iter()
+                .find(|f| f.get("caption").and_then(Value::as_str) == Some(caption))?
+                .get("value")?,
+        };
+        as_text(value)
+    }
+
+    /// Equal once both are in the target's normal form.
+    fn same(&self, current: Option<&str>, desired: &str, case_sensitive: bool) -> bool {
+        let Some(current) = current else {
+            return false;
+        };
+        match self {
+            Target::Field(path) if path == "macAddress" => {
+                normalize::mac_address(current) == normalize::mac_address(desired)
+            }
+            Target::Field(path) if path.ends_with("Date") => {
+                normalize::date(current) == normalize::date(desired)
+            }
+            // References are matched by name case-insensitively when they are ensured.
+            Target::Field(path) if path.ends_with(".name") => {
+                normalize::comparable(current, false) == normalize::comparable(desired, false)
+            }
+            _ => {
+                normalize::comparable(current, case_sensitive)
+                    == normalize::comparable(desired, case_sensitive)
+            }
+        }
+    }
+}
+
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => normalize::text(s).map(|_| s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The text at a dotted path of an asset.
+pub fn asset_value(asset: &Value, path: &str) -> Option<String> {
+    path.split('.')
+        .try_fold(asset, |v, key| v.get(key))
+        .and_then(as_text)
+}
+
+/// Which key matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MatchKey {
+    Link,
+    SerialNumber,
+    MacAddress,
+    Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDiff {
+    pub field: String,
+    #[serde(skip)]
+    pub target: Option<Target>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    pub desired: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Matched {
+    pub asset_index: usize,
+    pub configuration_id: i64,
+    pub matched_by: MatchKey,
+    pub unmatched_fields: Vec<FieldDiff>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub asset_index: usize,
+    pub reason: String,
+    pub candidates: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchOutcome {
+    pub matched: Vec<Matched>,
+    pub unmatched: Vec<usize>,
+    pub conflicts: Vec<Conflict>,
+}
+
+struct Index {
+    by_key: HashMap<MatchKey, HashMap<String, Vec<usize>>>,
+}
+
+impl Index {
+    fn candidates(&self, key: MatchKey, value: &str) -> &[usize] {
+        self.by_key
+            .get(&key)
+            .and_then(|m| m.get(value))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+fn serial_key(raw: &str) -> Option<String> {
+    let text = normalize::text(raw)?;
+    (!normalize::is_placeholder_serial(&text)).then(|| text.to_uppercase())
+}
+
+/// The asset's value for each matching key, in key order.
+fn asset_keys(spec: &MatchSpec, asset: &Value) -> Vec<(MatchKey, String)> {
+    let mut keys = Vec::new();
+    let read = |path: &Option<String>| path.as_deref().and_then(|p| asset_value(asset, p));
+    if let Some(link) = spec.link_path().and_then(|p| asset_value(asset, p)) {
+        keys.push((MatchKey::Link, link.to_lowercase()));
+    }
+    if let Some(serial) = read(&spec.serial_number_path).and_then(|s| serial_key(&s)) {
+        keys.push((MatchKey::SerialNumber, serial));
+    }
+    if let Some(mac) = read(&spec.mac_address_path).and_then(|m| normalize::mac_address(&m)) {
+        keys.push((MatchKey::MacAddress, mac));
+    }
+    if let Some(name) = read(&spec.configuration_name_path) {
+        keys.push((
+            MatchKey::Name,
+            normalize::comparable(&name, spec.case_sensitive_match),
+        ));
+    }
+    keys
+}
+
+fn build_index(spec: &MatchSpec, configurations: &[Value]) -> Index {
+    let mut by_key: HashMap<MatchKey, HashMap<String, Vec<usize>>> = HashMap::new();
+    let link = Target::Custom(spec.link_caption.clone());
+    for (index, configuration) in configurations.iter().enumerate() {
+        let mut add = |key: MatchKey, value: Option<String>| {
+            if let Some(value) = value {
+                by_key
+                    .entry(key)
+                    .or_default()
+                    .entry(value)
+                    .or_default()
+                    .push(index);
+            }
+        };
+        add(
+            MatchKey::Link,
+            link.current(configuration).map(|v| v.to_lowercase()),
+        );
+        add(
+            MatchKey::SerialNumber,
+            configuration
+                .get("serialNumber")
+                .and_then(Value::as_str)
+                .and_then(serial_key),
+        );
+        add(
+            MatchKey::MacAddress,
+            configuration
+                .get("macAddress")
+                .and_then(Value::as_str)
+                .and_then(normalize::mac_address),
+        );
+        add(
+            MatchKey::Name,
+            configuration
+                .get("name")
+                .and_then(Value::as_str)
+                .map(|n| normalize::comparable(n, spec.case_sensitive_match)),
+        );
+    }
+    Index { by_key }
+}
+
+/// What differs between what the asset says and what the configuration holds. A value
+/// the asset lacks is left alone, never cleared.
+pub fn differences(spec: &MatchSpec, asset: &Value, configuration: &Value) -> Vec<FieldDiff> {
+    spec.targets()
+        .into_iter()
+        .filter_map(|(path, target)| {
+            let desired = asset_value(asset, path)?;
+            let current = target.current(configuration);
+            if target.same(current.as_deref(), &desired, spec.case_sensitive_match) {
+                return None;
+            }
+            Some(FieldDiff {
+                field: target.label(),
+                target: Some(target),
+                current,
+                desired,
+            })
+        })
+        .collect()
+}
+
+pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]) -> MatchOutcome {
+    let index = build_index(spec, configurations);
+    let link = Target::Custom(spec.link_caption.clone());
+    let id_of = |c: usize| {
+        configurations[c]
+            .get("id")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    let mut outcome = MatchOutcome::default();
+    // Configuration → claims (asset, key) on it.
+    let mut claims: HashMap<usize, Vec<(usize, MatchKey)>> = HashMap::new();
+
+    for (asset_index, asset) in assets.iter().enumerate() {
+        let keys = asset_keys(spec, asset);
+        let own_link = keys
+            .iter()
+            .find(|(k, _)| *k == MatchKey::Link)
+            .map(|(_, v)| v.clone());
+        let mut decided = false;
+        for (key, value) in &keys {
+            let candidates: Vec<usize> = index
+                .candidates(*key, value)
+                .iter()
+                .copied()
+                .filter(|&c| {
+                    // Linked to another asset: not ours to take by a weaker key.
+                    *key == MatchKey::Link
+                        || link
+                            .current(&configurations[c])
+                            .is_none_or(|l| Some(l.to_lowercase()) == own_link)
+                })
+                .collect();
+            match candidates.len() {
+                0 => continue,
+                1 => claims
+                    .entry(candidates[0])
+                    .or_default()
+                    .push((asset_index, *key)),
+                n => outcome.conflicts.push(Conflict {
+                    asset_index,
+                    reason: format!("matches {n} configurations by {}", describe(*key)),
+                    candidates: candidates.iter().map(|&c| id_of(c)).collect(),
+                }),
+            }
+            decided = true;
+            break;
+        }
+        if !decided {
+            outcome.unmatched.push(asset_index);
+        }
+    }
+
+    let mut claimed: Vec<(usize, Vec<(usize, MatchKey)>)> = claims.into_iter().collect();
+    claimed.sort_by_key(|(c, _)| *c);
+    for (configuration, mut claimants) in claimed {
+        claimants.sort_by_key(|(asset, key)| (*key, *asset));
+        let strongest = claimants[0].1;
+        let winners = claimants.iter().filter(|(_, k)| *k == strongest).count();
+        let id = id_of(configuration);
+        for (position, (asset_index, key)) in claimants.iter().enumerate() {
+            if winners == 1 && position == 0 {
+                outcome.matched.push(Matched {
+                    asset_index: *asset_index,
+                    configuration_id: id,
+                    matched_by: *key,
+                    unmatched_fields: differences(
+                        spec,
+                        &assets[*asset_index],
+                        &configurations[configuration],
+                    ),
+                });
+            } else {
+                let others: Vec<usize> = claimants
+                    .iter()
+                    .filter(|(a, _)| a != asset_index)
+                    .map(|(a, _)| *a)
+                    .collect();
+                outcome.conflicts.push(Conflict {
+                    asset_index: *asset_index,
+                    reason: format!(
+                        "configuration {id} is also matched by {} other asset(s) (this one by {})",
+                        others.len(),
+                        describe(*key)
+                    ),
+                    candidates: vec![id],
+                });
+            }
+        }
+    }
+    outcome.matched.sort_by_key(|m| m.asset_index);
+    outcome.conflicts.sort_by_key(|c| c.asset_index);
+    outcome
+}
+
+fn describe(key: MatchKey) -> &'static str {
+    match key {
+        MatchKey::Link => "ls_asset_id",
+        MatchKey::SerialNumber => "serial number",
+        MatchKey::MacAddress => "MAC address",
+        MatchKey::Name => "name",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(id: i64, name: &str, serial: &str, mac: &str, link: Option<&str>) -> Value {
+        let mut custom = json!([{"id": 5, "caption": "ls_asset_id", "type": "Text"}]);
+        if let Some(link) = link {
+            custom[0]["value"] = json!(link);
+        }
+        json!({"id": id, "name": name, "serialNumber": serial, "macAddress": mac,
+               "type": {"id": 1, "name": "Windows"}, "customFields": custom})
+    }
+
+    fn asset(key: &str, name: &str, serial: Option<&str>, mac: Option<&str>) -> Value {
+        let mut a = json!({"key": key, "name": name, "type": "windows"});
+        if let Some(s) = serial {
+            a["serialNumber"] = json!(s);
+        }
+        if let Some(m) = mac {
+            a["macAddress"] = json!(m);
+        }
+        a
+    }
+
+    #[test]
+    fn keys_are_tried_in_order_and_placeholders_never_match() {
+        let spec = MatchSpec::for_staged_assets();
+        let configurations = vec![
+            config(1, "PC-A", "SER1", "", Some("key-a")),
+            config(2, "PC-B", "SER2", "aa-bb-cc-dd-ee-02", None),
+            config(3, "PC-C", "To be filled by O.E.M.", "", None),
+            config(4, "pc-d", "", "", None),
+        ];
+        let assets = vec![
+            asset("key-a", "renamed", Some("OTHER"), None),
+            asset("key-b", "x", Some("ser2"), None),
+            asset("key-c", "nope", Some("To be filled by O.E.M."), None),
+            asset("key-e", "y", None, Some("AA:BB:CC:DD:EE:02")),
+            asset("key-d", "PC-D", None, None),
+            asset("key-new", "NEW", Some("SERX"), None),
+        ];
+        let outcome = match_assets(&spec, &assets, &configurations);
+        let matched: Vec<(usize, i64, MatchKey)> = outcome
+            .matched
+            .iter()
+            .map(|m| (m.asset_index, m.configuration_id, m.matched_by))
+            .collect();
+        assert_eq!(
+            matched,
+            [
+                (0, 1, MatchKey::Link),
+                (1, 2, MatchKey::SerialNumber),
+                (4, 4, MatchKey::Name)
+            ]
+        );
+        // Assets 1 and 3 both claim configuration 2 (serial beats MAC): 3 is the conflict.
+        let conflicted: Vec<usize> = outcome.conflicts.iter().map(|c| c.asset_index).collect();
+        assert_eq!(conflicted, [3]);
+        assert_eq!(outcome.unmatched, [2, 5]);
+    }
+
+    #[test]
+    fn one_asset_matching_several_configurations_is_a_conflict() {
+        let spec = MatchSpec::for_staged_assets();
+        let configurations = vec![
+            config(1, "dup", "", "", None),
+            config(2, "DUP", "", "", None),
+        ];
+        let outcome = match_assets(&spec, &[asset("k", "Dup", None, None)], &configurations);
+        assert!(outcome.matched.is_empty());
+        assert_eq!(outcome.conflicts[0].candidates, [1, 2]);
+        assert!(
+            outcome.conflicts[0]
+                .reason
+                .contains("2 configurations by name")
+        );
+    }
+
+    #[test]
+    fn two_assets_claiming_one_configuration_equally_are_both_conflicts() {
+        let spec = MatchSpec::for_staged_assets();
+        let configurations = vec![config(9, "same", "", "", None)];
+        let outcome = match_assets(
+            &spec,
+            &[
+                asset("k1", "same", None, None),
+                asset("k2", "SAME", None, None),
+            ],
+            &configurations,
+        );
+        assert!(outcome.matched.is_empty());
+        assert_eq!(outcome.conflicts.len(), 2);
+    }
+
+    #[test]
+    fn a_configuration_linked_to_another_asset_is_not_taken_by_a_weaker_key() {
+        let spec = MatchSpec::for_staged_assets();
+        let configurations = vec![config(1, "PC", "SER", "", Some("someone-else"))];
+        let outcome = match_assets(
+            &spec,
+            &[asset("k", "PC", Some("SER"), None)],
+            &configurations,
+        );
+        assert_eq!(outcome.unmatched, [0]);
+    }
+
+    #[test]
+    fn unchanged_data_has_no_differences_whatever_its_notation() {
+        let spec = MatchSpec::for_staged_assets();
+        let configuration = json!({
+            "id": 1, "name": "PC  One", "macAddress": "aa-bb-cc-dd-ee-ff",
+            "warrantyExpirationDate": "2027-01-31T00:00:00Z", "type": {"name": "Windows"},
+            "customFields": [{"caption": "ls_asset_id", "value": "k"}]
+        });
+        let asset = json!({"key": "k", "name": "pc one", "macAddress": "AA:BB:CC:DD:EE:FF",
+                           "warrantyDate": "2027-01-31T00:00:00Z", "type": "WINDOWS"});
+        assert_eq!(differences(&spec, &asset, &configuration), []);
+        let changed = json!({"key": "k", "name": "PC Two", "type": "Linux", "serialNumber": "S"});
+        let fields: Vec<String> = differences(&spec, &changed, &configuration)
+            .into_iter()
+            .map(|d| d.field)
+            .collect();
+        assert_eq!(fields, ["name", "serialNumber", "type.name"]);
+    }
+
+    #[test]
+    fn fields_parameter_names_only_what_is_compared() {
+        let fields = MatchSpec::for_staged_assets().configuration_fields();
+        assert_eq!(
+            fields,
+            "id,name,serialNumber,macAddress,modelNumber,ipAddress,type/name,status/name,manufacturer/name,location/name,warrantyExpirationDate,osInfo,customFields"
+        );
+    }
+}

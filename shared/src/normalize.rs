@@ -1,0 +1,187 @@
+//! Pure functions that turn field data into the values ConnectWise stores and compares:
+//! MAC addresses in one notation, placeholder serials recognised, dates in one form,
+//! text trimmed, names shortened the same way every run.
+
+/// Serials firmware leaves when the vendor filled nothing in; they identify nothing.
+const PLACEHOLDER_SERIALS: &[&str] = &[
+    "to be filled by o.e.m.",
+    "to be filled by oem",
+    "default string",
+    "system serial number",
+    "chassis serial number",
+    "not specified",
+    "not applicable",
+    "none",
+    "null",
+    "n/a",
+    "na",
+    "unknown",
+    "invalid",
+    "serial",
+    "0123456789",
+    "123456789",
+];
+
+pub fn is_placeholder_serial(serial: &str) -> bool {
+    let s = serial.trim().to_lowercase();
+    s.is_empty()
+        || PLACEHOLDER_SERIALS.contains(&s.as_str())
+        // "0", "00000000", "xxxxxxxx", "--------": one character repeated.
+        || s.chars().all(|c| c == s.chars().next().unwrap_or('0')) && matches!(s.chars().next(), Some('0' | 'x' | '-' | '.' | ' ' | 'f'))
+}
+
+/// `aa-bb-cc-dd-ee-ff`, `aabb.ccdd.eeff`, `AABBCCDDEEFF`, … → `AA:BB:CC:DD:EE:FF`.
+/// Anything that is not 12 hex digits is not a MAC address.
+pub fn mac_address(raw: &str) -> Option<String> {
+    let hex: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.' | ' '))
+        .collect();
+    if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let hex = hex.to_ascii_uppercase();
+    if hex == "000000000000" {
+        return None;
+    }
+    Some(
+        hex.as_bytes()
+            .chunks(2)
+            .map(|pair| String::from_utf8_lossy(pair).into_owned())
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// Whitespace runs collapsed, ends trimmed; `None` when nothing is left.
+pub fn text(raw: &str) -> Option<String> {
+    let collapsed = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!collapsed.is_empty()).then_some(collapsed)
+}
+
+/// A date or datetime → ConnectWise's `YYYY-MM-DDT00:00:00Z` (the day is what counts).
+pub fn date(raw: &str) -> Option<String> {
+    let day = raw.trim().get(0..10)?;
+    let parts: Vec<&str> = day.split('-').collect();
+    let ok = parts.len() == 3
+        && parts[0].len() == 4
+        && parts[1].len() == 2
+        && parts[2].len() == 2
+        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit()));
+    if !ok {
+        return None;
+    }
+    let month: u32 = parts[1].parse().ok()?;
+    let day_of_month: u32 = parts[2].parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day_of_month) {
+        return None;
+    }
+    Some(format!("{day}T00:00:00Z"))
+}
+
+/// A name fitted into `max` characters. Short names are kept; long ones keep their
+/// beginning and end with `~` and four hex digits of a hash of the whole name, so two
+/// long names sharing a prefix stay distinct and every run shortens alike.
+pub fn shorten(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        return name.to_string();
+    }
+    let tag = format!("~{:04x}", fnv1a(name) & 0xffff);
+    let keep = max.saturating_sub(tag.len());
+    let head: String = name.chars().take(keep).collect();
+    format!("{}{tag}", head.trim_end())
+}
+
+/// FNV-1a: stable across runs, machines and Rust versions (unlike `DefaultHasher`).
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The form two values are compared in: text collapsed, and folded when comparison is
+/// case-insensitive.
+pub fn comparable(value: &str, case_sensitive: bool) -> String {
+    let collapsed = text(value).unwrap_or_default();
+    if case_sensitive {
+        collapsed
+    } else {
+        collapsed.to_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_addresses_in_every_notation_are_one() {
+        for raw in [
+            "aa:bb:cc:dd:ee:0f",
+            "AA-BB-CC-DD-EE-0F",
+            "aabb.ccdd.ee0f",
+            "AABBCCDDEE0F",
+            " aa bb cc dd ee 0f ",
+        ] {
+            assert_eq!(
+                mac_address(raw).as_deref(),
+                Some("AA:BB:CC:DD:EE:0F"),
+                "{raw}"
+            );
+        }
+        for bad in [
+            "",
+            "aa:bb",
+            "gg:bb:cc:dd:ee:ff",
+            "00:00:00:00:00:00",
+            "aa:bb:cc:dd:ee:ff:11",
+        ] {
+            assert_eq!(mac_address(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn placeholder_serials() {
+        for p in [
+            "To be filled by O.E.M.",
+            "Default string",
+            "0",
+            "00000000",
+            "",
+            "  ",
+            "System Serial Number",
+            "None",
+            "N/A",
+            "xxxxxxxx",
+        ] {
+            assert!(is_placeholder_serial(p), "{p:?}");
+        }
+        for real in ["5CD1234XYZ", "C02XK0ZZJGH5", "00d0c39f", "0A1"] {
+            assert!(!is_placeholder_serial(real), "{real:?}");
+        }
+    }
+
+    #[test]
+    fn shortening_is_stable_and_keeps_names_distinct() {
+        let a = "Hewlett Packard Enterprise Development LP, Storage and Networking Division";
+        let b = "Hewlett Packard Enterprise Development LP, Storage and Networking Division 2";
+        assert_eq!(shorten(a, 50).chars().count(), 50);
+        assert_eq!(shorten(a, 50), shorten(a, 50));
+        assert_ne!(shorten(a, 50), shorten(b, 50));
+        assert_eq!(shorten("Dell Inc.", 50), "Dell Inc.");
+        assert_eq!(shorten(&"é".repeat(60), 50).chars().count(), 50);
+    }
+
+    #[test]
+    fn dates_and_text() {
+        assert_eq!(
+            date("2025-10-09T07:34:42Z").as_deref(),
+            Some("2025-10-09T00:00:00Z")
+        );
+        assert_eq!(date("2025-10-09").as_deref(), Some("2025-10-09T00:00:00Z"));
+        assert_eq!(date("09/10/2025"), None);
+        assert_eq!(text("  a \t b\n").as_deref(), Some("a b"));
+        assert_eq!(text("   "), None);
+        assert_eq!(comparable(" Dell  Inc. ", false), "dell inc.");
+    }
+}
