@@ -3,4 +3,8 @@ pub mod http;
 pub mod lansweeper;
 pub mod matching;
 pub mod normalize;
+pub mod payload;
+pub mod pipeline;
+pub mod references;
 pub mod staging;
+pub mod store;

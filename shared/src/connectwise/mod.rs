@@ -1,7 +1,7 @@
 //! ConnectWise PSA (Manage) REST connector: connection, query inputs, paging, the
 //! spec's actions. Every request goes through [`crate::http::HttpExecutor`].
 
-mod actions;
+pub mod actions;
 mod client;
 mod condition;
 mod config;

@@ -1,0 +1,326 @@
+//! Where the pipeline keeps what passes between its steps (staged assets, batches,
+//! results) and what outlives a run (the reference cache). One trait, two stores: in
+//! memory for one machine and tests, DynamoDB for Lambda.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// DynamoDB refuses items over 400 KB; values are kept well under.
+pub const MAX_VALUE_BYTES: usize = 300 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Backend(String),
+    #[error("store: value at {key} is {bytes} bytes, over the {MAX_VALUE_BYTES}-byte limit")]
+    TooLarge { key: String, bytes: usize },
+    #[error("store: value at {key} is not what was expected: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("store: nothing at {0}")]
+    Missing(String),
+}
+
+pub trait Store: Send + Sync {
+    /// Stores `value` at `key` for `ttl`.
+    fn put_raw(
+        &self,
+        key: &str,
+        value: String,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The value at `key`, unless absent or expired.
+    fn get_raw(&self, key: &str)
+    -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+/// Typed access over any [`Store`].
+pub trait StoreExt: Store {
+    fn put<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let text = serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })?;
+            if text.len() > MAX_VALUE_BYTES {
+                return Err(StoreError::TooLarge {
+                    key: key.to_string(),
+                    bytes: text.len(),
+                });
+            }
+            self.put_raw(key, text, ttl).await
+        }
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send {
+        async move {
+            match self.get_raw(key).await? {
+                None => Ok(None),
+                Some(text) => {
+                    serde_json::from_str(&text)
+                        .map(Some)
+                        .map_err(|e| StoreError::Corrupt {
+                            key: key.to_string(),
+                            reason: e.to_string(),
+                        })
+                }
+            }
+        }
+    }
+
+    /// As [`StoreExt::get`], but absence is an error.
+    fn require<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send {
+        async move {
+            self.get(key)
+                .await?
+                .ok_or_else(|| StoreError::Missing(key.to_string()))
+        }
+    }
+
+    /// Stores a list in as many parts as its size needs (`{prefix}/0000`, …) and
+    /// answers the parts' keys.
+    fn put_parts<T: Serialize + Sync>(
+        &self,
+        prefix: &str,
+        items: &[T],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async move {
+            let mut keys = Vec::new();
+            for part in split_by_size(items, MAX_VALUE_BYTES - 1024)? {
+                let key = format!("{prefix}/{:04}", keys.len());
+                self.put_raw(&key, part, ttl).await?;
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+
+    /// Every item of the parts at `keys`, in order.
+    fn get_parts<T: DeserializeOwned + Send>(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send {
+        async move {
+            let mut items = Vec::new();
+            for key in keys {
+                let part: Vec<T> = self.require(key).await?;
+                items.extend(part);
+            }
+            Ok(items)
+        }
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+/// Serialised JSON arrays of the items, each under `limit` bytes.
+fn split_by_size<T: Serialize>(items: &[T], limit: usize) -> Result<Vec<String>, StoreError> {
+    let mut parts = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut size = 2;
+    for item in items {
+        let text = serde_json::to_string(item).map_err(|e| StoreError::Corrupt {
+            key: "(list item)".into(),
+            reason: e.to_string(),
+        })?;
+        if text.len() + 2 > limit {
+            return Err(StoreError::TooLarge {
+                key: "(list item)".into(),
+                bytes: text.len(),
+            });
+        }
+        if size + text.len() + 1 > limit && !current.is_empty() {
+            parts.push(format!("[{}]", current.join(",")));
+            current.clear();
+            size = 2;
+        }
+        size += text.len() + 1;
+        current.push(text);
+    }
+    if !current.is_empty() || parts.is_empty() {
+        parts.push(format!("[{}]", current.join(",")));
+    }
+    Ok(parts)
+}
+
+/// The store of one process: tests and `lscw sync` without AWS.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    items: Arc<Mutex<HashMap<String, (String, SystemTime)>>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<String> = items.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl Store for MemoryStore {
+    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        let expires = SystemTime::now() + ttl;
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), (value, expires));
+        Ok(())
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(items
+            .get(key)
+            .filter(|(_, expires)| *expires > SystemTime::now())
+            .map(|(value, _)| value.clone()))
+    }
+}
+
+/// DynamoDB: one item per key (`pk` = key, `sk` = "v"), the JSON in `body`, TTL in
+/// `expiresAt` (epoch seconds). Expired items are ignored on read, since DynamoDB
+/// deletes them lazily.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_from_env().await;
+        Self::new(aws_sdk_dynamodb::Client::new(&config), table)
+    }
+}
+
+fn epoch(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Store for DynamoStore {
+    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_string()))
+            .item("sk", AttributeValue::S("v".into()))
+            .item("body", AttributeValue::S(value))
+            .item(
+                "expiresAt",
+                AttributeValue::N(epoch(SystemTime::now() + ttl).to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "put {key}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .key("sk", AttributeValue::S("v".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "get {key}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                ))
+            })?;
+        let Some(item) = answer.item else {
+            return Ok(None);
+        };
+        let expires: u64 = item
+            .get("expiresAt")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u64::MAX);
+        if expires <= epoch(SystemTime::now()) {
+            return Ok(None);
+        }
+        match item.get("body").and_then(|v| v.as_s().ok()) {
+            Some(body) => Ok(Some(body.clone())),
+            None => Err(StoreError::Corrupt {
+                key: key.to_string(),
+                reason: "no body attribute".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn parts_split_by_size_and_come_back_in_order() {
+        let store = MemoryStore::new();
+        let items: Vec<String> = (0..2_000).map(|i| format!("{i:0>400}")).collect();
+        let keys = store
+            .put_parts("run/x/list", &items, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(keys.len() > 1, "{} parts", keys.len());
+        let back: Vec<String> = store.get_parts(&keys).await.unwrap();
+        assert_eq!(back, items);
+        let empty = store
+            .put_parts::<String>("run/x/empty", &[], Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(empty.len(), 1);
+        assert!(store.get_parts::<String>(&empty).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn expired_values_are_gone() {
+        let store = MemoryStore::new();
+        store.put("k", &1, Duration::ZERO).await.unwrap();
+        assert_eq!(store.get::<i32>("k").await.unwrap(), None);
+        store.put("k", &2, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store.get::<i32>("k").await.unwrap(), Some(2));
+        assert!(
+            store
+                .put("big", &"x".repeat(MAX_VALUE_BYTES), Duration::from_secs(1))
+                .await
+                .is_err()
+        );
+    }
+}
