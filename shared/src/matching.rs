@@ -401,6 +401,11 @@ pub fn differences(spec: &MatchSpec, asset: &Value, configuration: &Value) -> Ve
         .collect()
 }
 
+/// Matches level by level, strongest key first: a configuration claimed by exactly one
+/// asset at a level is that asset's; one claimed by several, or an asset claiming
+/// several, is a conflict. A configuration taken or contested at a stronger level is
+/// out of reach of weaker keys, so a run and the next one (when the winners carry their
+/// link) decide alike.
 pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]) -> MatchOutcome {
     let index = build_index(spec, configurations);
     let link = Target::Custom(spec.link_caption.clone());
@@ -410,87 +415,96 @@ pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]
             .and_then(Value::as_i64)
             .unwrap_or(0)
     };
+    let keys: Vec<Vec<(MatchKey, String)>> = assets.iter().map(|a| asset_keys(spec, a)).collect();
+    let own_links: Vec<Option<String>> = keys
+        .iter()
+        .map(|k| {
+            k.iter()
+                .find(|(key, _)| *key == MatchKey::Link)
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    let mut decided = vec![false; assets.len()];
+    let mut unavailable = vec![false; configurations.len()];
     let mut outcome = MatchOutcome::default();
-    // Configuration → claims (asset, key) on it.
-    let mut claims: HashMap<usize, Vec<(usize, MatchKey)>> = HashMap::new();
 
-    for (asset_index, asset) in assets.iter().enumerate() {
-        let keys = asset_keys(spec, asset);
-        let own_link = keys
-            .iter()
-            .find(|(k, _)| *k == MatchKey::Link)
-            .map(|(_, v)| v.clone());
-        let mut decided = false;
-        for (key, value) in &keys {
+    for level in [
+        MatchKey::Link,
+        MatchKey::SerialNumber,
+        MatchKey::MacAddress,
+        MatchKey::Name,
+    ] {
+        let mut claims: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut contested = Vec::new();
+        for (asset_index, asset_keys) in keys.iter().enumerate() {
+            if decided[asset_index] {
+                continue;
+            }
+            let Some((_, value)) = asset_keys.iter().find(|(key, _)| *key == level) else {
+                continue;
+            };
             let candidates: Vec<usize> = index
-                .candidates(*key, value)
+                .candidates(level, value)
                 .iter()
                 .copied()
+                .filter(|&c| !unavailable[c])
                 .filter(|&c| {
                     // Linked to another asset: not ours to take by a weaker key.
-                    *key == MatchKey::Link
+                    level == MatchKey::Link
                         || link
                             .current(&configurations[c])
-                            .is_none_or(|l| Some(l.to_lowercase()) == own_link)
+                            .is_none_or(|l| Some(l.to_lowercase()) == own_links[asset_index])
                 })
                 .collect();
             match candidates.len() {
-                0 => continue,
-                1 => claims
-                    .entry(candidates[0])
-                    .or_default()
-                    .push((asset_index, *key)),
-                n => outcome.conflicts.push(Conflict {
-                    asset_index,
-                    reason: format!("matches {n} configurations by {}", describe(*key)),
-                    candidates: candidates.iter().map(|&c| id_of(c)).collect(),
-                }),
+                0 => {}
+                1 => claims.entry(candidates[0]).or_default().push(asset_index),
+                n => {
+                    decided[asset_index] = true;
+                    contested.extend(candidates.iter().copied());
+                    outcome.conflicts.push(Conflict {
+                        asset_index,
+                        reason: format!("matches {n} configurations by {}", describe(level)),
+                        candidates: candidates.iter().map(|&c| id_of(c)).collect(),
+                    });
+                }
             }
-            decided = true;
-            break;
         }
-        if !decided {
-            outcome.unmatched.push(asset_index);
-        }
-    }
-
-    let mut claimed: Vec<(usize, Vec<(usize, MatchKey)>)> = claims.into_iter().collect();
-    claimed.sort_by_key(|(c, _)| *c);
-    for (configuration, mut claimants) in claimed {
-        claimants.sort_by_key(|(asset, key)| (*key, *asset));
-        let strongest = claimants[0].1;
-        let winners = claimants.iter().filter(|(_, k)| *k == strongest).count();
-        let id = id_of(configuration);
-        for (position, (asset_index, key)) in claimants.iter().enumerate() {
-            if winners == 1 && position == 0 {
+        for (configuration, claimants) in claims {
+            unavailable[configuration] = true;
+            if let [asset_index] = claimants[..] {
+                decided[asset_index] = true;
                 outcome.matched.push(Matched {
-                    asset_index: *asset_index,
-                    configuration_id: id,
-                    matched_by: *key,
+                    asset_index,
+                    configuration_id: id_of(configuration),
+                    matched_by: level,
                     unmatched_fields: differences(
                         spec,
-                        &assets[*asset_index],
+                        &assets[asset_index],
                         &configurations[configuration],
                     ),
                 });
-            } else {
-                let others: Vec<usize> = claimants
-                    .iter()
-                    .filter(|(a, _)| a != asset_index)
-                    .map(|(a, _)| *a)
-                    .collect();
+                continue;
+            }
+            for &asset_index in &claimants {
+                decided[asset_index] = true;
                 outcome.conflicts.push(Conflict {
-                    asset_index: *asset_index,
+                    asset_index,
                     reason: format!(
-                        "configuration {id} is also matched by {} other asset(s) (this one by {})",
-                        others.len(),
-                        describe(*key)
+                        "{} assets match configuration {} by {}",
+                        claimants.len(),
+                        id_of(configuration),
+                        describe(level)
                     ),
-                    candidates: vec![id],
+                    candidates: vec![id_of(configuration)],
                 });
             }
         }
+        for configuration in contested {
+            unavailable[configuration] = true;
+        }
     }
+    outcome.unmatched = (0..assets.len()).filter(|&a| !decided[a]).collect();
     outcome.matched.sort_by_key(|m| m.asset_index);
     outcome.conflicts.sort_by_key(|c| c.asset_index);
     outcome
@@ -561,10 +575,10 @@ mod tests {
                 (4, 4, MatchKey::Name)
             ]
         );
-        // Assets 1 and 3 both claim configuration 2 (serial beats MAC): 3 is the conflict.
-        let conflicted: Vec<usize> = outcome.conflicts.iter().map(|c| c.asset_index).collect();
-        assert_eq!(conflicted, [3]);
-        assert_eq!(outcome.unmatched, [2, 5]);
+        // Asset 3 shares only a MAC with configuration 2, which asset 1 took by serial:
+        // a different device, to be created.
+        assert!(outcome.conflicts.is_empty());
+        assert_eq!(outcome.unmatched, [2, 3, 5]);
     }
 
     #[test]
@@ -598,6 +612,11 @@ mod tests {
         );
         assert!(outcome.matched.is_empty());
         assert_eq!(outcome.conflicts.len(), 2);
+        assert!(
+            outcome.conflicts[0]
+                .reason
+                .contains("2 assets match configuration 9 by name")
+        );
     }
 
     #[test]

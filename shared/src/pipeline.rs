@@ -367,9 +367,11 @@ pub async fn match_assets<S: Store>(
         }
     }
     let company_id = resolve_company(connectwise, &settings.target_company).await?;
-    let mut query = ListQuery::default();
-    query.conditions = settings.match_conditions.clone();
-    query.fields = Some(spec.configuration_fields());
+    let query = ListQuery {
+        conditions: settings.match_conditions.clone(),
+        fields: Some(spec.configuration_fields()),
+        ..ListQuery::default()
+    };
     let configurations = connectwise.list(actions::CONFIGURATIONS, &query).await?;
     let custom_field_ids = if settings.custom_field_ids.is_empty() {
         discover_custom_fields(connectwise, &configurations).await?
@@ -953,4 +955,62 @@ pub async fn plan<S: Store>(store: &S, run_id: &str) -> Result<Plan, PipelineErr
             .extend(store.require::<Vec<ModifyItem>>(batch).await?);
     }
     Ok(plan)
+}
+
+// ------------------------------------------------------------- one machine
+
+/// What a whole run reports as it goes, for progress bars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    Fetching { seen: u64, total: Option<u64> },
+    Step(&'static str),
+    Writing { written: u64, total: u64 },
+}
+
+/// The five steps in the state machine's order, on one machine: what `lscw sync` runs.
+pub async fn run_sync<S: Store>(
+    connectwise: &ConnectWiseClient,
+    lansweeper: &LansweeperClient,
+    store: &S,
+    settings: &SyncSettings,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RunReport, PipelineError> {
+    progress(Progress::Step("fetch-assets"));
+    let fetched = fetch_assets(
+        lansweeper,
+        store,
+        settings,
+        &FetchInput::default(),
+        |seen, total| progress(Progress::Fetching { seen, total }),
+    )
+    .await?;
+    progress(Progress::Step("ensure-references"));
+    let ensured = ensure_references(connectwise, store, settings, &fetched).await?;
+    progress(Progress::Step("match"));
+    let matched = match_assets(connectwise, store, settings, &ensured).await?;
+    if !settings.dry_run {
+        let total = matched.to_create + matched.to_modify;
+        let mut written = 0;
+        progress(Progress::Writing { written, total });
+        for batch in &matched.create_batches {
+            let input = BatchInput {
+                run_id: matched.run_id.clone(),
+                batch: batch.clone(),
+            };
+            let done = bulk_create(connectwise, store, settings, &input).await?;
+            written += done.written + done.failed;
+            progress(Progress::Writing { written, total });
+        }
+        for batch in &matched.modify_batches {
+            let input = BatchInput {
+                run_id: matched.run_id.clone(),
+                batch: batch.clone(),
+            };
+            let done = bulk_modify(connectwise, store, settings, &input).await?;
+            written += done.written + done.failed;
+            progress(Progress::Writing { written, total });
+        }
+    }
+    progress(Progress::Step("report"));
+    report(store, &matched.run_id, settings.dry_run).await
 }

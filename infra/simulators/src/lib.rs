@@ -6,5 +6,6 @@ pub mod connectwise;
 pub mod control;
 pub mod lansweeper;
 mod rng;
+pub mod scenario;
 
 pub use control::Control;

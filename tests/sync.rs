@@ -1,0 +1,326 @@
+//! The whole asset synchronisation on one machine (the code `lscw sync` and the Lambda
+//! functions run) against both simulators.
+
+use serde_json::{Value, json};
+use shared::pipeline::{self, Progress, RunReport, SyncSettings};
+use shared::store::MemoryStore;
+use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator, CustomFieldDef};
+use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
+
+use lscw_tests::{cw_config, fast_options, ls_client_for, ls_options, start_cw, start_ls};
+
+struct World {
+    cw: ConnectWiseSimulator,
+    ls: LansweeperSimulator,
+    cw_client: shared::connectwise::ConnectWiseClient,
+    ls_client: shared::lansweeper::LansweeperClient,
+    store: MemoryStore,
+}
+
+async fn world(assets: usize) -> World {
+    let (mut tenant, site) = simulators::scenario::linked(&SiteSpec { seed: 3, assets }).unwrap();
+    // A custom field the sync does not own, filled in by hand on one configuration.
+    tenant.custom_fields.push(CustomFieldDef {
+        id: 9,
+        caption: "warranty_contact".into(),
+        field_type: "Text".into(),
+        entry_method: "EntryField".into(),
+        number_of_decimals: 0,
+    });
+    tenant.complete_custom_fields();
+    let cw = start_cw(tenant).await;
+    let ls = start_ls(site).await;
+    let cw_client =
+        shared::connectwise::ConnectWiseClient::connect(&cw_config(&cw), fast_options())
+            .await
+            .unwrap();
+    let ls_client = ls_client_for(&ls, simulators::lansweeper::TOKEN, ls_options());
+    World {
+        cw,
+        ls,
+        cw_client,
+        ls_client,
+        store: MemoryStore::new(),
+    }
+}
+
+fn settings() -> SyncSettings {
+    SyncSettings {
+        target_company: "BlueLightCo".into(),
+        ..SyncSettings::default()
+    }
+}
+
+async fn sync(world: &World, settings: &SyncSettings) -> RunReport {
+    let report = pipeline::run_sync(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        settings,
+        &|_: Progress| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.accounted(),
+        report.assets,
+        "every asset accounted for: {report:#?}"
+    );
+    report
+}
+
+fn configuration_by_link<'a>(configurations: &'a [Value], key: &str) -> Vec<&'a Value> {
+    configurations
+        .iter()
+        .filter(|c| {
+            c["customFields"].as_array().is_some_and(|f| {
+                f.iter()
+                    .any(|f| f["caption"] == "ls_asset_id" && f["value"] == key)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn first_run_writes_everything_second_run_writes_nothing() {
+    let world = world(400).await;
+    let before = world.cw.control().writes();
+    let report = sync(&world, &settings()).await;
+    assert_eq!(report.assets, 400);
+    assert!(report.created > 150, "{report:#?}");
+    assert!(report.modified > 50, "{report:#?}");
+    assert!(
+        !report.conflicts.is_empty(),
+        "the scenario has duplicate serials"
+    );
+    assert!(
+        report
+            .references_created
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+            > 0
+    );
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert!(world.cw.control().writes() > before);
+    // Bulk writes: at most one request per 50 assets, plus the retries of failed items.
+    let bulk = world
+        .cw
+        .control()
+        .count("POST /company/configurations/bulk")
+        + world.cw.control().count("PUT /company/configurations/bulk");
+    assert!(
+        bulk <= report.created.div_ceil(50) + report.modified.div_ceil(50) + 2,
+        "{bulk}"
+    );
+
+    // Every created configuration carries its references and custom fields.
+    let (configurations, assets) = (
+        world.cw.with_tenant(|t| {
+            t.records("configurations")
+                .map(|r| t.render(&CONFIGURATIONS, r, ""))
+                .collect::<Vec<_>>()
+        }),
+        world.ls.with_site(|s| s.data.assets.clone()),
+    );
+    for (index, asset) in assets.iter().enumerate().filter(|(i, _)| i % 2 == 1) {
+        let key = asset["key"].as_str().unwrap();
+        if report.conflicts.iter().any(|c| c.asset_key == key) {
+            continue;
+        }
+        let linked = configuration_by_link(&configurations, key);
+        assert_eq!(linked.len(), 1, "asset #{index} {key}");
+        let configuration = linked[0];
+        assert_eq!(configuration["company"]["identifier"], "BlueLightCo");
+        assert_eq!(
+            configuration["type"]["name"],
+            asset["assetBasicInfo"]["type"]
+        );
+        if let Some(location) = asset["assetCustom"]["location"].as_str() {
+            assert_eq!(configuration["location"]["name"], location);
+        }
+        let url = configuration["customFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["caption"] == "ls_asset_url")
+            .unwrap();
+        assert_eq!(url["value"], asset["url"]);
+    }
+    // Conflicts are not written.
+    for conflict in &report.conflicts {
+        assert!(configuration_by_link(&configurations, &conflict.asset_key).len() <= 1);
+    }
+
+    world.cw.control().reset_counts();
+    let again = sync(&world, &settings()).await;
+    assert_eq!(
+        world.cw.control().writes(),
+        0,
+        "{:#?}",
+        world.cw.control().requests()
+    );
+    assert_eq!((again.created, again.modified), (0, 0), "{again:#?}");
+    assert_eq!(
+        again.unchanged,
+        report.created + report.modified + report.unchanged
+    );
+    assert_eq!(again.conflicts.len(), report.conflicts.len());
+    assert!(again.references_created.is_empty());
+}
+
+#[tokio::test]
+async fn a_hand_edit_the_sync_does_not_own_survives_a_modify() {
+    let world = world(60).await;
+    sync(&world, &settings()).await;
+    let key = world.ls.with_site(|site| {
+        let asset = &mut site.data.assets[4];
+        asset["assetBasicInfo"]["ipAddress"] = json!("10.99.99.99");
+        asset["key"].as_str().unwrap().to_string()
+    });
+    let config_id = world.cw.with_tenant(|tenant| {
+        let record = tenant
+            .records("configurations")
+            .find(|c| {
+                c["customFields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["value"] == json!(key))
+            })
+            .unwrap()
+            .clone();
+        let id = record["id"].as_i64().unwrap();
+        let mut body = record.clone();
+        body["notes"] = json!("replaced the fan, 2026-11-02");
+        body["tagNumber"] = json!("TAG-0042");
+        let mut fields: Vec<Value> = body["customFields"].as_array().unwrap().clone();
+        fields.push(json!({"id": 9, "value": "Jane at Dell"}));
+        body["customFields"] = Value::Array(fields);
+        tenant.replace(&CONFIGURATIONS, id, &body).unwrap();
+        id
+    });
+    world.cw.control().reset_counts();
+    let report = sync(&world, &settings()).await;
+    assert_eq!(report.modified, 1, "{report:#?}");
+    assert_eq!(
+        world.cw.control().count("PUT /company/configurations/bulk"),
+        1
+    );
+    let after = world
+        .cw_client
+        .get(&format!("company/configurations/{config_id}"))
+        .await
+        .unwrap();
+    assert_eq!(after["ipAddress"], "10.99.99.99");
+    assert_eq!(after["notes"], "replaced the fan, 2026-11-02");
+    assert_eq!(after["tagNumber"], "TAG-0042");
+    let custom = |caption: &str| {
+        after["customFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["caption"] == caption)
+            .unwrap()["value"]
+            .clone()
+    };
+    assert_eq!(custom("warranty_contact"), "Jane at Dell");
+    assert_eq!(custom("ls_asset_id"), json!(key));
+}
+
+#[tokio::test]
+async fn hostile_names_are_data_not_queries() {
+    let world = world(20).await;
+    let hostile = r#"x" or id>0 or name="y"#;
+    world.ls.with_site(|site| {
+        let mut asset = site.data.assets[1].clone();
+        asset["key"] = json!("hostile-asset");
+        asset["assetBasicInfo"]["name"] = json!(hostile);
+        asset["assetCustom"]["location"] = json!(hostile);
+        asset["assetCustom"]["manufacturer"] = json!(r"back\slash [vendor]");
+        site.add_asset(asset).unwrap();
+    });
+    let report = sync(&world, &settings()).await;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let configuration = world
+        .cw_client
+        .list(
+            "company/configurations",
+            &shared::connectwise::ListQuery::with_conditions(
+                shared::connectwise::Field::new("name")
+                    .unwrap()
+                    .eq(hostile)
+                    .as_str(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(configuration.len(), 1);
+    assert_eq!(configuration[0]["location"]["name"], hostile);
+    assert_eq!(
+        configuration[0]["manufacturer"]["name"],
+        r"back\slash [vendor]"
+    );
+    // Running again finds it by its link and the existing references by name.
+    world.cw.control().reset_counts();
+    sync(&world, &settings()).await;
+    assert_eq!(world.cw.control().writes(), 0);
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_nothing_and_plans_everything() {
+    let world = world(100).await;
+    let dry = SyncSettings {
+        dry_run: true,
+        ..settings()
+    };
+    let report = sync(&world, &dry).await;
+    assert_eq!(world.cw.control().writes(), 0);
+    assert!(report.created > 0 && report.modified > 0);
+    let plan = pipeline::plan(&world.store, &report.run_id).await.unwrap();
+    assert_eq!(plan.create.len() as u64, report.created);
+    assert_eq!(plan.modify.len() as u64, report.modified);
+    assert!(plan.modify.iter().all(|m| !m.unmatched_fields.is_empty()));
+    assert!(!plan.references.is_empty());
+    // The real run then does what the plan said.
+    let real = sync(&world, &settings()).await;
+    assert_eq!(
+        (real.created, real.modified),
+        (report.created, report.modified)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_item_is_retried_alone_once_then_reported() {
+    let world = world(40).await;
+    let (flaky, broken) = world.ls.with_site(|site| {
+        let name = |i: usize| {
+            site.data.assets[i]["assetBasicInfo"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        (name(1), name(3))
+    });
+    world.cw.control().fail_item(&flaky, 1);
+    world.cw.control().fail_item(&broken, 5);
+    let report = sync(&world, &settings()).await;
+    let failed: Vec<&str> = report.failed.iter().map(|f| f.asset_key.as_str()).collect();
+    let broken_key = world
+        .ls
+        .with_site(|s| s.data.assets[3]["key"].as_str().unwrap().to_string());
+    assert_eq!(failed, [broken_key.as_str()], "{:#?}", report.failed);
+    assert!(
+        report.failed[0].reason.contains("500"),
+        "{}",
+        report.failed[0].reason
+    );
+    assert_eq!(
+        world
+            .cw
+            .control()
+            .count("POST /company/configurations/bulk"),
+        3,
+        "one bulk, two single retries"
+    );
+}
