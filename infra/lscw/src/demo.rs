@@ -1,99 +1,96 @@
-//! `lscw demo`: the connector against an in-process simulator, no AWS account needed.
+//! `lscw demo` (what `make demo` runs): both simulators in-process with a tenant and a
+//! site that know each other, the whole sync with progress bars, its report, then the
+//! same sync again to show that a second run writes nothing.
 
-use serde_json::{Value, json};
-use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig, run_action};
-use simulators::connectwise::{self as sim, ConnectWiseSimulator, TenantSpec};
+use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};
+use shared::lansweeper::{LansweeperClient, LansweeperConfig, LansweeperOptions};
+use shared::pipeline::SyncSettings;
+use simulators::connectwise::{self as cw_sim, ConnectWiseSimulator};
+use simulators::lansweeper::{self as ls_sim, LansweeperSimulator, SiteSpec};
+
+use crate::sync::{self, AnyStore};
+
+/// The demo runs the Lansweeper quota this much faster than real time.
+const SPEED: f64 = 20.0;
 
 pub async fn run() -> Result<(), String> {
-    let tenant = sim::generate(&TenantSpec::default())?;
-    let simulator = ConnectWiseSimulator::start(tenant, "127.0.0.1:0")
+    let (tenant, site) = simulators::scenario::linked(&SiteSpec {
+        seed: 1,
+        assets: 2_000,
+    })?;
+    let cw = ConnectWiseSimulator::start(tenant, "127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
-    println!("ConnectWise simulator on {}", simulator.base_url());
+    let ls_options = ls_sim::LansweeperOptions::sped_up(SPEED);
+    let window = ls_options.rate_window;
+    let ls = LansweeperSimulator::start(site, ls_options, "127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("ConnectWise simulator: {}", cw.base_url());
+    println!("Lansweeper simulator:  {} (2,000 assets)\n", ls.api_url());
+
     let config = ConnectionConfig::from_lookup(|key| match key {
-        "CW_SITE" => Some(simulator.site()),
-        "CW_COMPANY_ID" => Some(sim::COMPANY_ID.into()),
-        "CW_PUBLIC_KEY" => Some(sim::PUBLIC_KEY.into()),
-        "CW_PRIVATE_KEY" => Some(sim::PRIVATE_KEY.into()),
-        "CW_CLIENT_ID" => Some(sim::CLIENT_ID.into()),
+        "CW_SITE" => Some(cw.site()),
+        "CW_COMPANY_ID" => Some(cw_sim::COMPANY_ID.into()),
+        "CW_PUBLIC_KEY" => Some(cw_sim::PUBLIC_KEY.into()),
+        "CW_PRIVATE_KEY" => Some(cw_sim::PRIVATE_KEY.into()),
+        "CW_CLIENT_ID" => Some(cw_sim::CLIENT_ID.into()),
         _ => None,
     })
     .map_err(|e| e.to_string())?;
-    let client = ConnectWiseClient::connect(&config, ClientOptions::default())
+    let connectwise = ConnectWiseClient::connect(&config, ClientOptions::default())
         .await
         .map_err(|e| e.to_string())?;
-    println!("codebase looked up: API base {}\n", client.base_url());
-
-    let action = |key: &'static str, input: Value| {
-        let client = client.clone();
-        async move {
-            run_action(&client, key, input)
-                .await
-                .map_err(|e| format!("{key}: {e}"))
-        }
+    let lansweeper = LansweeperClient::new(
+        LansweeperConfig::from_lookup(|key| match key {
+            "LS_TOKEN" => Some(ls_sim::TOKEN.into()),
+            "LS_SITE_ID" => Some(ls.site_id()),
+            "LS_API_URL" => Some(ls.api_url()),
+            _ => None,
+        })
+        .map_err(|e| e.to_string())?,
+        LansweeperOptions {
+            rate_window: window,
+            ..LansweeperOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let settings = SyncSettings {
+        target_company: "BlueLightCo".into(),
+        ..SyncSettings::default()
     };
-    let count = |v: &Value| v.as_array().map_or(0, Vec::len);
+    let store = AnyStore::Memory(shared::store::MemoryStore::new());
 
-    for (key, input) in [
-        ("listOfLocationsAction", json!({})),
-        ("listOfLocationsAction", json!({"page": 2})),
-        ("listOfManufacturersAction", json!({"pageSize": 300})),
-        ("listConfigurationTypes", json!({})),
-        ("listConfigurationStatus", json!({})),
-        ("companies", json!({})),
-        ("listCorporateStructureLevelsAction", json!({})),
-        (
-            "listConfigurationsAction",
-            json!({"fields": "id,name,serialNumber"}),
-        ),
-    ] {
-        let result = action(key, input.clone()).await?;
-        println!(
-            "{key:<36} {:<40} → {} records",
-            input.to_string(),
-            count(&result)
-        );
+    println!("First run: a dry run shows the plan.");
+    let dry = SyncSettings {
+        dry_run: true,
+        ..settings.clone()
+    };
+    let (report, plan) = sync::run(&connectwise, &lansweeper, &store, &dry).await?;
+    if let Some(plan) = &plan {
+        sync::print_plan(plan);
     }
+    sync::print_report(&report);
 
-    let created = action(
-        "createManufacturerAction",
-        json!({"name": "Demo Devices GmbH"}),
-    )
-    .await?;
-    println!("\ncreateManufacturerAction → id {}", created["id"]);
-    let again = action(
-        "createManufacturerAction",
-        json!({"name": "demo devices gmbh"}),
-    )
-    .await;
+    println!("\nSecond run: the sync for real.");
+    let writes_before = cw.control().writes();
+    let (report, _) = sync::run(&connectwise, &lansweeper, &store, &settings).await?;
+    sync::print_report(&report);
     println!(
-        "creating it again        → {}",
-        again.err().unwrap_or_default()
+        "  ConnectWise write requests: {}",
+        cw.control().writes() - writes_before
     );
 
-    let bulk = action(
-        "bulkCreateConfigurationsAction",
-        json!({"configurations": [
-            {"name": "DEMO-PC-1", "type": {"id": 1}, "company": {"id": 1}},
-            {"name": "DEMO-PC-2", "type": {"id": 999}, "company": {"id": 1}},
-            {"name": "", "type": {"id": 1}, "company": {"id": 1}},
-        ]}),
-    )
-    .await?;
-    println!("\nbulkCreateConfigurationsAction, one good item and two bad ones:");
-    for item in bulk.as_array().into_iter().flatten() {
-        let outcome = if item["success"] == json!(true) {
-            format!("created id {}", item["data"]["id"])
-        } else {
-            format!(
-                "failed: {}",
-                item["error"]["errors"][0]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-            )
-        };
-        println!("  item {} → {outcome}", item["originalIndex"]);
+    println!("\nThird run: nothing changed in Lansweeper, so nothing is written.");
+    let writes_before = cw.control().writes();
+    let (report, _) = sync::run(&connectwise, &lansweeper, &store, &settings).await?;
+    sync::print_report(&report);
+    let writes = cw.control().writes() - writes_before;
+    println!("  ConnectWise write requests: {writes}");
+    if writes != 0 || report.created + report.modified != 0 {
+        return Err(format!(
+            "the repeated run wrote {writes} requests; it should write none"
+        ));
     }
-    println!("\nConnectWise API calls: {}", client.api_calls());
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! connection, serves the simulators, and demonstrates the sync on one machine.
 
 mod demo;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -52,7 +53,19 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         fields: Vec<String>,
     },
-    /// Start the simulators in-process and demonstrate the connector against them.
+    /// Run the asset sync (Lansweeper → ConnectWise) on this machine.
+    ///
+    /// Needs the ConnectWise and Lansweeper connections and CW_TARGET_COMPANY. The store is
+    /// DynamoDB when AWS_ENDPOINT_URL or SYNC_TABLE is set, an embedded one otherwise.
+    Sync {
+        /// Write nothing to ConnectWise; print what would be created and changed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write the run report as JSON to this file.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
+    /// The whole sync against in-process simulators, twice: no AWS account needed.
     Demo,
 }
 
@@ -234,6 +247,29 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
             eprintln!("{} assets in {} requests", stats.items, client.api_calls());
+            Ok(())
+        }
+        Command::Sync { dry_run, report } => {
+            let config = ConnectionConfig::from_env().map_err(|e| e.to_string())?;
+            let connectwise = ConnectWiseClient::connect(&config, client_options())
+                .await
+                .map_err(|e| e.to_string())?;
+            let lansweeper = lansweeper_client()?;
+            let mut settings =
+                shared::pipeline::SyncSettings::from_lookup(|k| std::env::var(k).ok())
+                    .map_err(|e| e.to_string())?;
+            settings.dry_run = dry_run;
+            let store = sync::AnyStore::from_env().await;
+            eprintln!("store: {}", store.describe());
+            let (run_report, plan) =
+                sync::run(&connectwise, &lansweeper, &store, &settings).await?;
+            if let Some(plan) = &plan {
+                sync::print_plan(plan);
+            }
+            sync::print_report(&run_report);
+            if let Some(path) = report {
+                sync::write_report(&path, &run_report)?;
+            }
             Ok(())
         }
         Command::Demo => demo::run().await,
