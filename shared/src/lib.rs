@@ -1,5 +1,6 @@
 pub mod connectwise;
 pub mod http;
+pub mod lambda;
 pub mod lansweeper;
 pub mod matching;
 pub mod normalize;

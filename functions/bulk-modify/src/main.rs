@@ -1,0 +1,24 @@
+//! `bulk-modify`: the state machine's bulk-modify step. Wires clients once; the work is
+//! `shared::pipeline::bulk_modify`.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::lambda::Environment;
+use shared::pipeline::{self, BatchInput};
+use tracing::Instrument;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = Environment::load().await?;
+    let env = &env;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<BatchInput>| async move {
+            let span = tracing::info_span!("bulk-modify", run_id = %event.payload.run_id);
+            pipeline::bulk_modify(&env.connectwise, &env.store, &env.settings, &event.payload)
+                .instrument(span)
+                .await
+                .map_err(Error::from)
+        },
+    ))
+    .await
+}
