@@ -120,3 +120,15 @@ pub async fn ls_with(assets: usize) -> (LansweeperSimulator, LansweeperClient) {
     let client = ls_client_for(&simulator, ls_sim::TOKEN, ls_options());
     (simulator, client)
 }
+pub mod aws;
+
+/// The ConnectWise keys of a connection to this simulator, as the secret holds them.
+pub fn cw_sim_credentials(simulator: &ConnectWiseSimulator) -> serde_json::Value {
+    serde_json::json!({
+        "CW_BASE_URL": simulator.base_url(),
+        "CW_COMPANY_ID": cw_sim::COMPANY_ID,
+        "CW_PUBLIC_KEY": cw_sim::PUBLIC_KEY,
+        "CW_PRIVATE_KEY": cw_sim::PRIVATE_KEY,
+        "CW_CLIENT_ID": cw_sim::CLIENT_ID,
+    })
+}

@@ -1,0 +1,202 @@
+//! The asset sync through the real Lambda binaries: `cargo lambda watch` serves the five
+//! functions, invoked in the state machine's order, against both simulators and moto's
+//! DynamoDB and Secrets Manager on loopback.
+
+use serde_json::{Value, json};
+use shared::pipeline::{self, RunReport};
+use shared::store::DynamoStore;
+use simulators::connectwise::{CONFIGURATIONS, CustomFieldDef};
+use simulators::lansweeper::SiteSpec;
+
+use lscw_tests::aws::{
+    aws_env, create_secret, create_table, invoke, sdk_config, start_moto, start_watch,
+};
+use lscw_tests::{cw_sim_credentials, start_cw, start_ls};
+
+const TABLE: &str = "lscw-sync-test";
+
+/// One run through the functions in state-machine order; answers the run report read
+/// back from DynamoDB.
+async fn run_functions(watch: &lscw_tests::aws::Service, store: &DynamoStore) -> RunReport {
+    let fetched = invoke(watch, "fetch-assets", &json!({}))
+        .await
+        .expect("fetch-assets");
+    assert!(
+        fetched.to_string().len() < 256 * 1024,
+        "state payload fits Step Functions"
+    );
+    assert!(
+        fetched.get("assets").is_some() && fetched.get("chunks").is_some(),
+        "{fetched}"
+    );
+    let ensured = invoke(watch, "ensure-references", &fetched)
+        .await
+        .expect("ensure-references");
+    let matched = invoke(watch, "match", &ensured).await.expect("match");
+    let run_id = matched["runId"].as_str().unwrap().to_string();
+    for (function, batches) in [
+        ("bulk-create", "createBatches"),
+        ("bulk-modify", "modifyBatches"),
+    ] {
+        for batch in matched[batches].as_array().unwrap() {
+            let output = invoke(watch, function, &json!({"runId": run_id, "batch": batch}))
+                .await
+                .expect(function);
+            assert_eq!(output["batch"], *batch);
+        }
+    }
+    let report = pipeline::report(store, &run_id, false).await.unwrap();
+    assert_eq!(
+        report.accounted(),
+        report.assets,
+        "every asset accounted for: {report:#?}"
+    );
+    report
+}
+
+#[tokio::test]
+async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
+    let moto = start_moto();
+    let aws = sdk_config(&moto).await;
+    create_table(&aws, TABLE).await;
+
+    let (mut tenant, site) = simulators::scenario::linked(&SiteSpec {
+        seed: 5,
+        assets: 300,
+    })
+    .unwrap();
+    tenant.custom_fields.push(CustomFieldDef {
+        id: 9,
+        caption: "warranty_contact".into(),
+        field_type: "Text".into(),
+        entry_method: "EntryField".into(),
+        number_of_decimals: 0,
+    });
+    tenant.complete_custom_fields();
+    let cw = start_cw(tenant).await;
+    let ls = start_ls(site).await;
+    let hostile = r#"x" or id>0 or name="y"#;
+    ls.with_site(|site| {
+        let mut asset = site.data.assets[1].clone();
+        asset["key"] = json!("hostile-asset");
+        asset["assetBasicInfo"]["name"] = json!(hostile);
+        asset["assetCustom"]["location"] = json!(hostile);
+        site.add_asset(asset).unwrap();
+    });
+
+    let mut secret = cw_sim_credentials(&cw);
+    secret["LS_TOKEN"] = json!(simulators::lansweeper::TOKEN);
+    secret["LS_SITE_ID"] = json!(ls.site_id());
+    secret["LS_API_URL"] = json!(ls.api_url());
+    let secret_arn = create_secret(&aws, "lscw/credentials", &secret).await;
+
+    let mut env = aws_env(&moto);
+    env.push(("SECRET_ARN", secret_arn));
+    env.push(("SYNC_TABLE", TABLE.into()));
+    env.push(("CW_TARGET_COMPANY", "BlueLightCo".into()));
+    env.push(("RUST_LOG", "info".into()));
+    let watch = start_watch(&env);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
+
+    let first = run_functions(&watch, &store).await;
+    assert_eq!(first.assets, 301);
+    assert!(first.created > 100 && first.modified > 50, "{first:#?}");
+    assert!(!first.conflicts.is_empty());
+    assert!(first.failed.is_empty(), "{:#?}", first.failed);
+    assert!(first.api_calls.connectwise > 0 && first.api_calls.lansweeper > 0);
+
+    // Created with the right references and custom fields; the hostile name is just a name.
+    let configurations: Vec<Value> = cw.with_tenant(|t| {
+        t.records("configurations")
+            .map(|r| t.render(&CONFIGURATIONS, r, ""))
+            .collect()
+    });
+    let linked = |key: &str| -> Vec<Value> {
+        configurations
+            .iter()
+            .filter(|c| {
+                c["customFields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["caption"] == "ls_asset_id" && f["value"] == key)
+            })
+            .cloned()
+            .collect()
+    };
+    let hostile_config = linked("hostile-asset");
+    assert_eq!(hostile_config.len(), 1);
+    assert_eq!(hostile_config[0]["name"], hostile);
+    assert_eq!(hostile_config[0]["location"]["name"], hostile);
+    assert_eq!(hostile_config[0]["company"]["identifier"], "BlueLightCo");
+    for conflict in &first.conflicts {
+        assert!(
+            linked(&conflict.asset_key).is_empty(),
+            "conflict {} was written",
+            conflict.asset_key
+        );
+    }
+
+    // A person edits a configuration by hand; Lansweeper changes the asset's address.
+    let key = ls.with_site(|site| {
+        site.data.assets[8]["assetBasicInfo"]["ipAddress"] = json!("10.77.77.77");
+        site.data.assets[8]["key"].as_str().unwrap().to_string()
+    });
+    let edited = linked(&key)[0]["id"].as_i64().unwrap();
+    cw.with_tenant(|tenant| {
+        let mut body = tenant.get("configurations", edited).unwrap().clone();
+        body["notes"] = json!("keep me");
+        let mut fields = body["customFields"].as_array().unwrap().clone();
+        fields.push(json!({"id": 9, "value": "Jane at Dell"}));
+        body["customFields"] = Value::Array(fields);
+        tenant.replace(&CONFIGURATIONS, edited, &body).unwrap();
+    });
+
+    cw.control().reset_counts();
+    let second = run_functions(&watch, &store).await;
+    assert_eq!((second.created, second.modified), (0, 1), "{second:#?}");
+    assert_eq!(cw.control().count("POST "), 0);
+    assert_eq!(
+        cw.control().count("PUT "),
+        1,
+        "{:#?}",
+        cw.control().requests()
+    );
+    let after = cw.with_tenant(|t| {
+        t.render(
+            &CONFIGURATIONS,
+            t.get("configurations", edited).unwrap(),
+            "",
+        )
+    });
+    assert_eq!(after["ipAddress"], "10.77.77.77");
+    assert_eq!(after["notes"], "keep me");
+    assert!(
+        after["customFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["caption"] == "warranty_contact" && f["value"] == "Jane at Dell")
+    );
+
+    cw.control().reset_counts();
+    let third = run_functions(&watch, &store).await;
+    assert_eq!(
+        cw.control().writes(),
+        0,
+        "a run over unchanged data writes nothing"
+    );
+    assert_eq!((third.created, third.modified), (0, 0));
+
+    // Secrets never reach the logs.
+    let log = watch.log();
+    assert!(
+        log.contains("fetch-assets"),
+        "the functions ran under watch: {log}"
+    );
+    assert!(
+        !log.contains(simulators::connectwise::PRIVATE_KEY)
+            && !log.contains(simulators::lansweeper::TOKEN),
+        "a secret in the logs"
+    );
+}
