@@ -964,3 +964,64 @@ async fn tenant_data_round_trips_through_a_file() {
         .unwrap();
     assert_eq!(configurations.as_array().unwrap().len(), 500);
 }
+
+#[tokio::test]
+async fn match_configurations_action_takes_the_specs_inputs() {
+    let (sim, client) = default_cw().await;
+    let (serial, name) = sim.with_tenant(|t| {
+        let c = t.get("configurations", 12).unwrap();
+        (
+            c["serialNumber"].as_str().unwrap().to_string(),
+            c["name"].as_str().unwrap().to_string(),
+        )
+    });
+    let output = run_action(
+        &client,
+        "matchConfigurationsAction",
+        json!({
+            "conditions": "id<100",
+            "caseSensitiveMatch": false,
+            "configurationNamePath": "asset.general.name",
+            "serialNumberPath": "asset.general.serialNumber",
+            "additionalFieldMappings": {"asset.general.warranty": "warrantyExpirationDate"},
+            "customFieldMappings": [{"asset.general.key": "ls_asset_id"}],
+            "externalData": [
+                {"asset": {"general": {"key": "k-1", "name": "renamed", "serialNumber": serial.to_lowercase(), "warranty": "2030-01-01"}}},
+                {"asset": {"general": {"key": "k-2", "name": name.to_lowercase()}}},
+                {"asset": {"general": {"key": "k-3", "name": "NOT-THERE", "serialNumber": "To be filled by O.E.M."}}}
+            ]
+        }),
+    )
+    .await
+    .unwrap();
+    let matched = output["matched"].as_array().unwrap();
+    assert_eq!(matched.len(), 1, "{output:#}");
+    assert_eq!(matched[0]["configurationId"], 12);
+    assert_eq!(matched[0]["matchedBy"], "serialNumber");
+    let fields: Vec<&str> = matched[0]["unmatchedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["name", "warrantyExpirationDate", "customFields.ls_asset_id"]
+    );
+    // The second asset names configuration 12 too, which the serial took: not a match.
+    let unmatched: Vec<&str> = output["unmatched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["asset"]["general"]["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(unmatched, ["k-2", "k-3"]);
+    let err = run_action(
+        &client,
+        "matchConfigurationsAction",
+        json!({"externalData": []}),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("path"), "{err}");
+}

@@ -38,6 +38,7 @@ pub const ACTION_KEYS: &[&str] = &[
     "listConfigurationsAction",
     "bulkCreateConfigurationsAction",
     "bulkModifyConfigurationsAction",
+    "matchConfigurationsAction",
 ];
 
 /// Runs the action `key` with its JSON input and answers its JSON output.
@@ -105,8 +106,56 @@ pub async fn run_action(
             let results = bulk(client, Method::PUT, &input.configurations, true).await?;
             to_json(&results)
         }
+        "matchConfigurationsAction" => match_configurations(client, input).await,
         other => Err(ConnectWiseError::UnknownAction(other.to_string())),
     }
+}
+
+/// The spec's matchConfigurationsAction: reads the configurations the conditions scope
+/// (forward-only, only the fields matching needs) and matches the external data to them.
+async fn match_configurations(
+    client: &ConnectWiseClient,
+    input: Value,
+) -> Result<Value, ConnectWiseError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MatchInput {
+        #[serde(default)]
+        conditions: Option<String>,
+        #[serde(flatten)]
+        spec: crate::matching::MatchSpec,
+        external_data: Vec<Value>,
+    }
+    let input: MatchInput = parse(input)?;
+    let spec = input.spec;
+    if spec.targets().is_empty() {
+        return Err(ConnectWiseError::invalid(
+            "paths",
+            "give at least one path to match or compare",
+        ));
+    }
+    let query = ListQuery {
+        conditions: input.conditions,
+        fields: Some(spec.configuration_fields()),
+        ..ListQuery::default()
+    };
+    let configurations = client.list(CONFIGURATIONS, &query).await?;
+    let outcome = crate::matching::match_assets(&spec, &input.external_data, &configurations);
+    let asset = |index: usize| input.external_data[index].clone();
+    Ok(json!({
+        "matched": outcome.matched.iter().map(|m| json!({
+            "asset": asset(m.asset_index),
+            "configurationId": m.configuration_id,
+            "matchedBy": m.matched_by,
+            "unmatchedFields": m.unmatched_fields,
+        })).collect::<Vec<_>>(),
+        "unmatched": outcome.unmatched.iter().map(|&i| asset(i)).collect::<Vec<_>>(),
+        "conflicts": outcome.conflicts.iter().map(|c| json!({
+            "asset": asset(c.asset_index),
+            "reason": c.reason,
+            "candidates": c.candidates,
+        })).collect::<Vec<_>>(),
+    }))
 }
 
 /// Sends the valid items in one bulk request; invalid ones fail alone, locally, with the
