@@ -65,5 +65,6 @@ pub fn linked(spec: &SiteSpec) -> Result<(Tenant, Site), String> {
                 .map_err(|e| format!("scenario configuration: {}", e.body))?;
         }
     }
+    connectwise::generate::add_service_history(&mut tenant, spec.seed)?;
     Ok((tenant, site))
 }

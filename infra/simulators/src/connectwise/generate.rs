@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::schema::{
-    COMPANIES, CONFIGURATION_STATUSES, CONFIGURATION_TYPES, CONFIGURATIONS,
-    CORPORATE_STRUCTURE_LEVELS, LOCATIONS, MANUFACTURERS, Resource,
+    AGREEMENT_TYPES, AGREEMENTS, COMPANIES, CONFIGURATION_STATUSES, CONFIGURATION_TYPES,
+    CONFIGURATIONS, CORPORATE_STRUCTURE_LEVELS, LOCATIONS, MANUFACTURERS, Resource, SLAS, TICKETS,
 };
 use super::tenant::{CustomFieldDef, Tenant, TenantData};
 use crate::rng::Rng;
@@ -178,6 +178,7 @@ pub fn empty_tenant() -> Result<Tenant, String> {
         company_name: "Simulated MSP".into(),
         configuration_custom_fields: integration_custom_fields(),
         collections: Default::default(),
+        attachments: Default::default(),
     })?;
     for name in LEVEL_NAMES {
         create(
@@ -193,7 +194,139 @@ pub fn empty_tenant() -> Result<Tenant, String> {
             json!({"identifier": identifier, "name": name}),
         )?;
     }
+    for name in SLA_NAMES {
+        create(&mut tenant, &SLAS, json!({"name": name}))?;
+    }
+    for name in AGREEMENT_TYPE_NAMES {
+        create(&mut tenant, &AGREEMENT_TYPES, json!({"name": name}))?;
+    }
     Ok(tenant)
+}
+
+pub const SLA_NAMES: &[&str] = &["Standard", "Premium", "24x7 Critical"];
+pub const AGREEMENT_TYPE_NAMES: &[&str] = &[
+    "Managed Services",
+    "Block Time - One time",
+    "Hardware Warranty",
+];
+const AGREEMENT_STATUSES: &[&str] = &[
+    "Active",
+    "Active",
+    "Active",
+    "Active",
+    "Active",
+    "Active",
+    "Expired",
+    "Expired",
+    "Cancelled",
+    "Inactive",
+];
+/// (id, name, closed)
+const TICKET_STATUSES: &[(i64, &str, bool)] = &[
+    (16, "New (not responded)", false),
+    (17, "In Progress", false),
+    (18, "Waiting Customer", false),
+    (19, "Completed", true),
+    (20, "Closed", true),
+];
+
+/// Agreements, tickets and SLAs over the tenant's configurations, as years of service
+/// leave them: about one agreement per 15 configurations covering 1–20 of them, about
+/// 1.2 tickets per configuration (some on two), SLAs on some configurations.
+pub fn add_service_history(tenant: &mut Tenant, seed: u64) -> Result<(), String> {
+    let mut rng = Rng::new(seed ^ 0xA6EE);
+    let configurations: Vec<(i64, i64)> = tenant
+        .records("configurations")
+        .filter_map(|c| {
+            Some((
+                c.get("id")?.as_i64()?,
+                c.get("company")?.get("id")?.as_i64()?,
+            ))
+        })
+        .collect();
+    if configurations.is_empty() {
+        return Ok(());
+    }
+    for &(id, _) in &configurations {
+        if rng.chance(30) {
+            let mut record = tenant
+                .get("configurations", id)
+                .cloned()
+                .unwrap_or_default();
+            record["sla"] = json!({"id": 1 + rng.below(SLA_NAMES.len()) as i64});
+            tenant
+                .replace(&CONFIGURATIONS, id, &record)
+                .map_err(|e| format!("sla on configuration {id}: {}", e.body))?;
+        }
+    }
+    let agreements = configurations.len().div_ceil(15);
+    for n in 0..agreements {
+        let status = *rng.pick(AGREEMENT_STATUSES);
+        let start_year = 2018 + rng.below(7);
+        let open_ended = rng.chance(15);
+        let mut body = json!({
+            "name": format!("{} {}", rng.pick(AGREEMENT_TYPE_NAMES), n + 1),
+            "type": {"id": 1 + rng.below(AGREEMENT_TYPE_NAMES.len()) as i64},
+            "company": {"id": 1},
+            "startDate": format!("{start_year}-{:02}-01T00:00:00Z", 1 + rng.below(12)),
+            "agreementStatus": status,
+            "cancelledFlag": status == "Cancelled",
+            "noEndingDateFlag": open_ended,
+        });
+        if !open_ended {
+            body["endDate"] = json!(format!(
+                "{}-{:02}-28T00:00:00Z",
+                start_year + 1 + rng.below(8),
+                1 + rng.below(12)
+            ));
+        }
+        let agreement = tenant
+            .create(&AGREEMENTS, &body)
+            .map_err(|e| format!("agreement: {}", e.body))?;
+        let agreement_id = agreement["id"].as_i64().unwrap_or(0);
+        for _ in 0..1 + rng.below(20) {
+            let (configuration, _) = *rng.pick(&configurations);
+            tenant
+                .attach(&AGREEMENTS, agreement_id, configuration)
+                .map_err(|e| e.body.to_string())?;
+        }
+    }
+    let tickets = configurations.len() * 6 / 5;
+    for n in 0..tickets {
+        let (configuration, company) = *rng.pick(&configurations);
+        let (status_id, status_name, closed) = *rng.pick(TICKET_STATUSES);
+        let summary = *rng.pick(&[
+            "Printer offline",
+            "Slow login",
+            "Disk almost full",
+            "Replace battery",
+            "VPN drops",
+            "Firmware update",
+        ]);
+        let ticket = tenant
+            .create(
+                &TICKETS,
+                &json!({
+                    "summary": format!("{summary} #{}", n + 1),
+                    "recordType": "ServiceTicket",
+                    "status": {"id": status_id, "name": status_name},
+                    "company": {"id": company},
+                    "closedFlag": closed,
+                }),
+            )
+            .map_err(|e| format!("ticket: {}", e.body))?;
+        let ticket_id = ticket["id"].as_i64().unwrap_or(0);
+        tenant
+            .attach(&TICKETS, ticket_id, configuration)
+            .map_err(|e| e.body.to_string())?;
+        if rng.chance(10) {
+            let (other, _) = *rng.pick(&configurations);
+            tenant
+                .attach(&TICKETS, ticket_id, other)
+                .map_err(|e| e.body.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// The default tenant: `TenantSpec::default()` reference data and configurations.
@@ -240,6 +373,7 @@ pub fn generate(spec: &TenantSpec) -> Result<Tenant, String> {
         let body = configuration(&mut rng, i, spec);
         create(&mut tenant, &CONFIGURATIONS, body)?;
     }
+    add_service_history(&mut tenant, spec.seed)?;
     Ok(tenant)
 }
 

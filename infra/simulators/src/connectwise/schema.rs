@@ -13,6 +13,8 @@ pub enum Kind {
     /// ISO-8601 UTC, `2025-10-09T07:34:42Z`.
     Date,
     Reference(&'static Reference),
+    /// An object stored as given (a ticket's board status `{id, name}`).
+    Inline,
     CustomFields,
 }
 
@@ -103,6 +105,22 @@ pub static STRUCTURE_LEVEL_REF: Reference = Reference {
     labels: &[("name", "name")],
 };
 
+pub static SLA_REF: Reference = Reference {
+    collection: "slas",
+    path: "service/SLAs",
+    labels: &[("name", "name")],
+};
+pub static AGREEMENT_TYPE_REF: Reference = Reference {
+    collection: "agreementTypes",
+    path: "finance/agreements/types",
+    labels: &[("name", "name")],
+};
+pub static AGREEMENT_REF: Reference = Reference {
+    collection: "agreements",
+    path: "finance/agreements",
+    labels: &[("name", "name")],
+};
+
 pub static CONFIGURATIONS: Resource = Resource {
     name: "configuration",
     collection: "configurations",
@@ -145,6 +163,7 @@ pub static CONFIGURATIONS: Resource = Resource {
         field("showAutomateFlag", Kind::Bool { default: false }),
         field("needsRenewalFlag", Kind::Bool { default: false }),
         field("manufacturerPartNumber", Kind::Text(50)),
+        field("sla", Kind::Reference(&SLA_REF)),
         field("customFields", Kind::CustomFields),
     ],
 };
@@ -229,7 +248,73 @@ pub static CORPORATE_STRUCTURE_LEVELS: Resource = Resource {
     fields: &[required("name", Kind::Text(50))],
 };
 
+pub static SLAS: Resource = Resource {
+    name: "sla",
+    collection: "slas",
+    path: "service/SLAs",
+    writable: false,
+    bulk: false,
+    unique: Some("name"),
+    fields: &[required("name", Kind::Text(100))],
+};
+
+pub static AGREEMENT_TYPES: Resource = Resource {
+    name: "agreementType",
+    collection: "agreementTypes",
+    path: "finance/agreements/types",
+    writable: false,
+    bulk: false,
+    unique: Some("name"),
+    fields: &[required("name", Kind::Text(50))],
+};
+
+pub static AGREEMENTS: Resource = Resource {
+    name: "agreement",
+    collection: "agreements",
+    path: "finance/agreements",
+    writable: true,
+    bulk: false,
+    unique: None,
+    fields: &[
+        required("name", Kind::Text(100)),
+        required("type", Kind::Reference(&AGREEMENT_TYPE_REF)),
+        required("company", Kind::Reference(&COMPANY_REF)),
+        field("startDate", Kind::Date),
+        field("endDate", Kind::Date),
+        field("noEndingDateFlag", Kind::Bool { default: false }),
+        field("cancelledFlag", Kind::Bool { default: false }),
+        field("agreementStatus", Kind::Text(20)),
+        field("sla", Kind::Reference(&SLA_REF)),
+    ],
+};
+
+pub static TICKETS: Resource = Resource {
+    name: "ticket",
+    collection: "tickets",
+    path: "service/tickets",
+    writable: true,
+    bulk: false,
+    unique: None,
+    fields: &[
+        required("summary", Kind::Text(100)),
+        field("recordType", Kind::Text(30)),
+        field("status", Kind::Inline),
+        required("company", Kind::Reference(&COMPANY_REF)),
+        field("agreement", Kind::Reference(&AGREEMENT_REF)),
+        field("closedFlag", Kind::Bool { default: false }),
+        field("closedDate", Kind::Date),
+        field("sla", Kind::Reference(&SLA_REF)),
+    ],
+};
+
+/// Resources whose records have configurations attached (`/{id}/configurations`).
+pub static WITH_CONFIGURATIONS: &[&str] = &["agreements", "tickets"];
+
 pub static RESOURCES: &[&Resource] = &[
+    &SLAS,
+    &AGREEMENT_TYPES,
+    &AGREEMENTS,
+    &TICKETS,
     &CONFIGURATIONS,
     &LOCATIONS,
     &MANUFACTURERS,

@@ -213,6 +213,58 @@ fn serve(tenant: &mut Tenant, shared: &Shared, request: &Request) -> Result<Resp
         (["bulk"], &Method::POST | &Method::PUT) if resource.bulk => {
             bulk(tenant, shared, resource, request)
         }
+        ([id, sub], _)
+            if sub.eq_ignore_ascii_case("configurations")
+                && super::schema::WITH_CONFIGURATIONS.contains(&resource.collection) =>
+        {
+            let id: i64 = id.parse().map_err(|_| {
+                ApiError::new(404, "NotFound", format!("/{} was not found.", request.path))
+            })?;
+            match *method {
+                Method::GET => {
+                    if tenant.get(resource.collection, id).is_none() {
+                        return Err(not_found(resource, id));
+                    }
+                    let records: Vec<Value> = tenant
+                        .attached(resource, id)
+                        .into_iter()
+                        .filter_map(|c| tenant.get("configurations", c))
+                        .map(|c| {
+                            let mut item = json!({"id": c["id"], "_info": {
+                                "configuration_href": format!("{}/company/configurations/{}", request.base, c["id"])
+                            }});
+                            if let Some(device) = c.get("deviceIdentifier") {
+                                item["deviceIdentifier"] = device.clone();
+                            }
+                            item
+                        })
+                        .collect();
+                    page_list(
+                        records,
+                        request,
+                        &format!("{}/{id}/configurations", resource.path),
+                    )
+                }
+                Method::POST => {
+                    let body = request.json_body()?;
+                    let configuration =
+                        body.get("id").and_then(Value::as_i64).ok_or_else(|| {
+                            ApiError::new(
+                                400,
+                                "InvalidObject",
+                                "The body names the configuration: {\"id\": …}.",
+                            )
+                        })?;
+                    tenant.attach(resource, id, configuration)?;
+                    Ok(json_response(
+                        StatusCode::CREATED,
+                        json!({"id": configuration}),
+                        None,
+                    ))
+                }
+                _ => Err(read_only()),
+            }
+        }
         ([id], _) => {
             let id: i64 = id.parse().map_err(|_| {
                 ApiError::new(404, "NotFound", format!("/{} was not found.", request.path))
@@ -489,6 +541,78 @@ fn list(
     if page < last_page {
         links.push(page_link(page + 1, "next"));
         links.push(page_link(last_page, "last"));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        Value::Array(items),
+        Some(links.join(", ")),
+    ))
+}
+
+/// Paging over a list that is not a resource of its own (`/{id}/configurations`): both
+/// modes, in id order, no conditions.
+fn page_list(records: Vec<Value>, request: &Request, path: &str) -> Result<Response, ApiError> {
+    let size = page_size(request)?;
+    let id = |r: &Value| r.get("id").and_then(Value::as_i64).unwrap_or(0);
+    let link = |params: Vec<(String, String)>, rel: &str| {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect();
+        format!(
+            "<{}/{path}?{}>; rel=\"{rel}\"",
+            request.base,
+            query.join("&")
+        )
+    };
+    if request.forward_only {
+        let after: i64 = request
+            .param("pageId")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0);
+        let mut page: Vec<Value> = records
+            .into_iter()
+            .filter(|r| id(r) > after)
+            .take(size + 1)
+            .collect();
+        let more = page.len() > size;
+        page.truncate(size);
+        let next = match (more, page.last()) {
+            (true, Some(last)) => link(
+                vec![
+                    ("pageSize".into(), size.to_string()),
+                    ("pageId".into(), id(last).to_string()),
+                ],
+                "next",
+            ),
+            _ => String::new(),
+        };
+        return Ok(json_response(
+            StatusCode::OK,
+            Value::Array(page),
+            Some(next),
+        ));
+    }
+    let page: usize = request
+        .param("page")
+        .and_then(|p| p.trim().parse().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let total = records.len();
+    let items: Vec<Value> = records
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
+    let mut links = Vec::new();
+    if page * size < total {
+        links.push(link(
+            vec![
+                ("page".into(), (page + 1).to_string()),
+                ("pageSize".into(), size.to_string()),
+            ],
+            "next",
+        ));
     }
     Ok(json_response(
         StatusCode::OK,

@@ -2,7 +2,7 @@
 //! fields, length limits, references that must exist, unique names, PUT replacing the
 //! whole record, PATCH applying JSON-patch, custom fields replaced as a whole array.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,9 @@ pub struct TenantData {
     /// Records by collection name (`locations`, `configurations`, …), as the API shows them.
     #[serde(default)]
     pub collections: BTreeMap<String, Vec<Value>>,
+    /// Configurations attached to agreements and tickets: `"agreements/12"` → ids.
+    #[serde(default)]
+    pub attachments: BTreeMap<String, BTreeSet<i64>>,
 }
 
 /// One ConnectWise error: `{"code","message","errors":[…]}` with its HTTP status.
@@ -95,6 +98,7 @@ pub struct Tenant {
     pub company_name: String,
     pub custom_fields: Vec<CustomFieldDef>,
     collections: HashMap<String, Collection>,
+    attachments: BTreeMap<String, BTreeSet<i64>>,
 }
 
 impl Tenant {
@@ -124,6 +128,7 @@ impl Tenant {
             company_name: data.company_name,
             custom_fields: data.configuration_custom_fields,
             collections,
+            attachments: data.attachments,
         })
     }
 
@@ -140,6 +145,7 @@ impl Tenant {
                 .iter()
                 .map(|(name, c)| (name.clone(), c.records.values().cloned().collect()))
                 .collect(),
+            attachments: self.attachments.clone(),
         }
     }
 
@@ -165,6 +171,42 @@ impl Tenant {
             .remove(&id)
             .map(|_| ())
             .ok_or_else(|| not_found(resource, id))
+    }
+
+    /// Attaches a configuration to an agreement or ticket (`POST /{id}/configurations`).
+    pub fn attach(
+        &mut self,
+        resource: &Resource,
+        id: i64,
+        configuration: i64,
+    ) -> Result<(), ApiError> {
+        if self.get(resource.collection, id).is_none() {
+            return Err(not_found(resource, id));
+        }
+        if self.get("configurations", configuration).is_none() {
+            return Err(ApiError::invalid(
+                resource.name,
+                vec![field_error(
+                    resource.name,
+                    "id",
+                    "InvalidField",
+                    format!("no configuration with id {configuration}"),
+                )],
+            ));
+        }
+        self.attachments
+            .entry(format!("{}/{id}", resource.collection))
+            .or_default()
+            .insert(configuration);
+        Ok(())
+    }
+
+    /// Configuration ids attached to an agreement or ticket, ascending.
+    pub fn attached(&self, resource: &Resource, id: i64) -> Vec<i64> {
+        self.attachments
+            .get(&format!("{}/{id}", resource.collection))
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn get(&self, collection: &str, id: i64) -> Option<&Value> {
@@ -420,6 +462,16 @@ impl Tenant {
                         ),
                     )),
                 },
+                (Kind::Inline, Some(value)) => {
+                    if value.is_object() {
+                        record.insert(spec.name.into(), value.clone());
+                    } else {
+                        errors.push(problem(
+                            "InvalidField",
+                            format!("{} must be an object.", spec.name),
+                        ));
+                    }
+                }
                 (Kind::Reference(reference), Some(value)) => match self.resolve(reference, value) {
                     Ok(resolved) => {
                         record.insert(spec.name.into(), resolved);
