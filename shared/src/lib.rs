@@ -1,4 +1,5 @@
 pub mod connectwise;
+pub mod enrichment;
 pub mod http;
 pub mod lambda;
 pub mod lansweeper;

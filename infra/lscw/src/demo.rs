@@ -11,7 +11,7 @@ use simulators::lansweeper::{self as ls_sim, LansweeperSimulator, SiteSpec};
 use crate::sync::{self, AnyStore};
 
 /// The demo runs the Lansweeper quota this much faster than real time.
-const SPEED: f64 = 20.0;
+const SPEED: f64 = 60.0;
 
 pub async fn run() -> Result<(), String> {
     let (tenant, site) = simulators::scenario::linked(&SiteSpec {
@@ -90,6 +90,27 @@ pub async fn run() -> Result<(), String> {
     if writes != 0 || report.created + report.modified != 0 {
         return Err(format!(
             "the repeated run wrote {writes} requests; it should write none"
+        ));
+    }
+
+    println!("\nEnrichment: tickets, agreements and SLA back onto the Lansweeper assets.");
+    let edits_before = ls.control().count("POST graphql:editAsset");
+    let enriched = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
+    sync::print_enrich_report(&enriched);
+    println!(
+        "  editAsset requests: {}",
+        ls.control().count("POST graphql:editAsset") - edits_before
+    );
+
+    println!("\nEnrichment again: nothing changed in ConnectWise, so nothing is written.");
+    let edits_before = ls.control().count("POST graphql:editAsset");
+    let again = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
+    sync::print_enrich_report(&again);
+    let edits = ls.control().count("POST graphql:editAsset") - edits_before;
+    println!("  editAsset requests: {edits}");
+    if edits != 0 {
+        return Err(format!(
+            "the repeated enrichment made {edits} editAsset calls; it should make none"
         ));
     }
     Ok(())

@@ -65,6 +65,20 @@ enum Command {
         #[arg(long)]
         report: Option<std::path::PathBuf>,
     },
+    /// Write tickets, agreements and SLA from ConnectWise onto Lansweeper assets.
+    Enrich {
+        /// Write nothing to Lansweeper; count what would be written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write the enrichment report as JSON to this file.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
+    /// The state machine's whole order on this machine: the sync, then the enrichment.
+    Run {
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The whole sync against in-process simulators, twice: no AWS account needed.
     Demo,
 }
@@ -250,17 +264,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Sync { dry_run, report } => {
-            let config = ConnectionConfig::from_env().map_err(|e| e.to_string())?;
-            let connectwise = ConnectWiseClient::connect(&config, client_options())
-                .await
-                .map_err(|e| e.to_string())?;
-            let lansweeper = lansweeper_client()?;
-            let mut settings =
-                shared::pipeline::SyncSettings::from_lookup(|k| std::env::var(k).ok())
-                    .map_err(|e| e.to_string())?;
-            settings.dry_run = dry_run;
-            let store = sync::AnyStore::from_env().await;
-            eprintln!("store: {}", store.describe());
+            let (connectwise, lansweeper, settings, store) = connections(dry_run).await?;
             let (run_report, plan) =
                 sync::run(&connectwise, &lansweeper, &store, &settings).await?;
             if let Some(plan) = &plan {
@@ -268,8 +272,25 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             sync::print_report(&run_report);
             if let Some(path) = report {
-                sync::write_report(&path, &run_report)?;
+                sync::write_json(&path, &run_report)?;
             }
+            Ok(())
+        }
+        Command::Enrich { dry_run, report } => {
+            let (connectwise, lansweeper, settings, store) = connections(dry_run).await?;
+            let enrich_report = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
+            sync::print_enrich_report(&enrich_report);
+            if let Some(path) = report {
+                sync::write_json(&path, &enrich_report)?;
+            }
+            Ok(())
+        }
+        Command::Run { dry_run } => {
+            let (connectwise, lansweeper, settings, store) = connections(dry_run).await?;
+            let (run_report, _) = sync::run(&connectwise, &lansweeper, &store, &settings).await?;
+            sync::print_report(&run_report);
+            let enrich_report = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
+            sync::print_enrich_report(&enrich_report);
             Ok(())
         }
         Command::Demo => demo::run().await,
@@ -286,6 +307,31 @@ fn client_options() -> ClientOptions {
         options.max_concurrent = n;
     }
     options
+}
+
+/// Both connections, the settings and the store, from the environment.
+async fn connections(
+    dry_run: bool,
+) -> Result<
+    (
+        ConnectWiseClient,
+        LansweeperClient,
+        shared::pipeline::SyncSettings,
+        sync::AnyStore,
+    ),
+    String,
+> {
+    let config = ConnectionConfig::from_env().map_err(|e| e.to_string())?;
+    let connectwise = ConnectWiseClient::connect(&config, client_options())
+        .await
+        .map_err(|e| e.to_string())?;
+    let lansweeper = lansweeper_client()?;
+    let mut settings = shared::pipeline::SyncSettings::from_lookup(|k| std::env::var(k).ok())
+        .map_err(|e| e.to_string())?;
+    settings.dry_run = dry_run;
+    let store = sync::AnyStore::from_env().await;
+    eprintln!("store: {}", store.describe());
+    Ok((connectwise, lansweeper, settings, store))
 }
 
 fn lansweeper_client() -> Result<LansweeperClient, String> {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use shared::connectwise::ConnectWiseClient;
+use shared::enrichment::{self, EnrichReport};
 use shared::lansweeper::LansweeperClient;
 use shared::pipeline::{self, Progress, RunReport, SyncSettings};
 use shared::store::{DynamoStore, MemoryStore, Store};
@@ -207,7 +208,54 @@ pub fn print_plan(plan: &pipeline::Plan) {
     }
 }
 
-pub fn write_report(path: &Path, report: &RunReport) -> Result<(), String> {
+pub async fn enrich(
+    connectwise: &ConnectWiseClient,
+    lansweeper: &LansweeperClient,
+    store: &AnyStore,
+    settings: &SyncSettings,
+) -> Result<EnrichReport, String> {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message(
+        "ticket-agreement-enrich: reading ConnectWise and Lansweeper, writing changed assets",
+    );
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let outcome = match store {
+        AnyStore::Memory(store) => {
+            enrichment::run_enrich(connectwise, lansweeper, store, settings, None).await
+        }
+        AnyStore::Dynamo(store) => {
+            enrichment::run_enrich(connectwise, lansweeper, store, settings, None).await
+        }
+    };
+    spinner.finish_and_clear();
+    outcome.map(|(report, _)| report).map_err(|e| e.to_string())
+}
+
+pub fn print_enrich_report(report: &EnrichReport) {
+    let verb = if report.dry_run { "(would be)" } else { "" };
+    println!(
+        "Enrichment {}{}",
+        report.run_id,
+        if report.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    );
+    println!("  assets      {:>6}", report.assets);
+    println!("  written     {:>6} {verb}", report.written);
+    println!("  unchanged   {:>6}", report.unchanged);
+    println!("  failed      {:>6}", report.failed.len());
+    println!(
+        "  API calls   ConnectWise {}, Lansweeper {}",
+        report.api_calls.connectwise, report.api_calls.lansweeper
+    );
+    for failure in report.failed.iter().take(5) {
+        println!("  failed: {}: {}", failure.asset_key, failure.reason);
+    }
+}
+
+pub fn write_json<T: serde::Serialize>(path: &Path, report: &T) -> Result<(), String> {
     let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }

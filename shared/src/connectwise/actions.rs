@@ -39,6 +39,8 @@ pub const ACTION_KEYS: &[&str] = &[
     "bulkCreateConfigurationsAction",
     "bulkModifyConfigurationsAction",
     "matchConfigurationsAction",
+    "listAgreementsForConfigurationsAction",
+    "listTicketsForConfigurationsAction",
 ];
 
 /// Runs the action `key` with its JSON input and answers its JSON output.
@@ -107,8 +109,40 @@ pub async fn run_action(
             to_json(&results)
         }
         "matchConfigurationsAction" => match_configurations(client, input).await,
+        "listAgreementsForConfigurationsAction" => {
+            crate::enrichment::list_agreements_for_configurations(
+                client,
+                &configuration_payload(input)?,
+            )
+            .await
+        }
+        "listTicketsForConfigurationsAction" => {
+            crate::enrichment::list_tickets_for_configurations(
+                client,
+                &configuration_payload(input)?,
+            )
+            .await
+        }
         other => Err(ConnectWiseError::UnknownAction(other.to_string())),
     }
+}
+
+/// The configuration payload of the agreement and ticket actions: `{"configurations":
+/// [...]}` or the bare array, each with at least an id.
+fn configuration_payload(input: Value) -> Result<Vec<Value>, ConnectWiseError> {
+    let items = match input {
+        Value::Array(items) => items,
+        other => parse::<BulkInput>(other)?.configurations,
+    };
+    for (index, item) in items.iter().enumerate() {
+        if item.get("id").and_then(Value::as_i64).is_none() {
+            return Err(ConnectWiseError::invalid(
+                format!("configurations[{index}].id"),
+                "is required",
+            ));
+        }
+    }
+    Ok(items)
 }
 
 /// The spec's matchConfigurationsAction: reads the configurations the conditions scope

@@ -26,6 +26,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/login/companyinfo/{company}", get(company_info))
         .route("/{codebase}/apis/3.0/{*rest}", any(api))
+        .route(
+            "/{codebase}/services/system_io/router/openrecord.rails",
+            get(open_record),
+        )
         .with_state(shared)
 }
 
@@ -44,6 +48,39 @@ async fn company_info(State(shared): State<Arc<Shared>>, Path(company): Path<Str
         "IsCloud": false,
     });
     json_response(StatusCode::OK, body, None)
+}
+
+/// The web UI's deep link to a record: the page a person lands on from Lansweeper.
+async fn open_record(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let tenant = shared.tenant();
+    let record = params
+        .get("recid")
+        .and_then(|id| id.parse::<i64>().ok())
+        .filter(|_| {
+            params
+                .get("recordType")
+                .is_some_and(|t| t.eq_ignore_ascii_case("ConfigFv"))
+        })
+        .and_then(|id| tenant.get("configurations", id));
+    match record {
+        Some(record) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            format!(
+                "<html><body><h1>Configuration {}</h1><p>{}</p></body></html>",
+                record["id"],
+                record["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('<', "&lt;")
+            ),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "record not found").into_response(),
+    }
 }
 
 async fn api(
