@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     let env = &env;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<EnrichInput>| async move {
         let span = tracing::info_span!("ticket-agreement-enrich", run_id = %event.payload.run_id.as_deref().unwrap_or("new"));
-        let remaining = SystemTime::from(event.context.deadline())
+        let remaining = event.context.deadline()
             .duration_since(SystemTime::now())
             .unwrap_or_default();
         let deadline = Instant::now() + remaining.saturating_sub(SAFETY_MARGIN);
