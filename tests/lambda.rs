@@ -54,6 +54,20 @@ async fn run_functions(watch: &lscw_tests::aws::Service, store: &DynamoStore) ->
     report
 }
 
+/// Enrichment through its function, following the continuation as the state machine does.
+async fn enrich_until_done(watch: &lscw_tests::aws::Service) -> Value {
+    let mut input = json!({});
+    loop {
+        let output = invoke(watch, "ticket-agreement-enrich", &input)
+            .await
+            .expect("ticket-agreement-enrich");
+        if output["done"] == true {
+            return output;
+        }
+        input = json!({"runId": output["runId"], "next": output["next"]});
+    }
+}
+
 #[tokio::test]
 async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     let moto = start_moto();
@@ -187,6 +201,16 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         "a run over unchanged data writes nothing"
     );
     assert_eq!((third.created, third.modified), (0, 0));
+
+    // Enrichment through its function, looping on the continuation as the state machine does.
+    let enriched = enrich_until_done(&watch).await;
+    assert!(enriched["edits"].as_u64().unwrap() > 100, "{enriched}");
+    let edits = ls.control().count("POST graphql:editAsset");
+    assert_eq!(edits, enriched["edits"].as_u64().unwrap());
+    let again = enrich_until_done(&watch).await;
+    assert_eq!(again["edits"], 0, "a second enrichment writes nothing");
+    assert_eq!(ls.control().count("POST graphql:editAsset"), edits);
+    assert_eq!(ls.rate_refusals(), 0);
 
     // Secrets never reach the logs.
     let log = watch.log();

@@ -445,7 +445,8 @@ pub async fn enrich<S: Store>(
     let mut next = start;
     if !settings.dry_run {
         while next < edits.len() {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            // At least one write per invocation, so a continuation always progresses.
+            if next > start && deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
             let edit = &edits[next];
