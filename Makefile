@@ -1,24 +1,35 @@
 # Two commands a new user needs: `make demo` and `make test`.
 CARGO ?= cargo
-
 VENV ?= .venv
+TOOLING := infra/tooling
+FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich
 
-.PHONY: demo test setup fmt lint unit build-cli clean
+.PHONY: demo test setup validate fmt lint unit build build-cli clean
 
-## The sync on this machine, against in-process simulators; no AWS account needed.
+## The whole sync on this machine, against in-process simulators; no AWS account needed.
 demo:
 	$(CARGO) run --quiet --bin lscw -- demo
 
-## Formatting, lints and every test, as CI runs them.
-test: setup fmt lint unit
+## Formatting, lints, the infrastructure checks and every test, as CI runs them.
+test: setup fmt lint validate unit
 
-## What the tests need beyond the toolchain: moto's server and cargo-lambda, from PyPI.
-setup: $(VENV)/.installed
+## What the tests need beyond the toolchain, from the package registries: moto's server,
+## cargo-lambda and the SAM CLI (PyPI), asl-validator (npm).
+setup: $(VENV)/.installed $(TOOLING)/node_modules/.installed
 
 $(VENV)/.installed:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet 'moto[server]' cargo-lambda
+	$(VENV)/bin/pip install --quiet 'moto[server]' cargo-lambda aws-sam-cli
 	touch $@
+
+$(TOOLING)/node_modules/.installed: $(TOOLING)/package.json
+	cd $(TOOLING) && npm install --no-audit --no-fund --silent
+	touch $@
+
+## The state machine definition and the SAM template, checked offline.
+validate: setup
+	$(TOOLING)/node_modules/.bin/asl-validator --json-path infra/statemachine/sync.asl.json
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint -t template.yaml
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -28,6 +39,11 @@ lint:
 
 unit:
 	$(CARGO) test --workspace
+
+## The six functions for Lambda (arm64, provided.al2023), in one cargo invocation.
+build: setup
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 
 build-cli:
 	$(CARGO) build --bin lscw

@@ -34,15 +34,15 @@ async fn run_functions(watch: &lscw_tests::aws::Service, store: &DynamoStore) ->
         .expect("ensure-references");
     let matched = invoke(watch, "match", &ensured).await.expect("match");
     let run_id = matched["runId"].as_str().unwrap().to_string();
-    for (function, batches) in [
-        ("bulk-create", "createBatches"),
-        ("bulk-modify", "modifyBatches"),
+    for (function, groups) in [
+        ("bulk-create", "createGroups"),
+        ("bulk-modify", "modifyGroups"),
     ] {
-        for batch in matched[batches].as_array().unwrap() {
-            let output = invoke(watch, function, &json!({"runId": run_id, "batch": batch}))
+        for group in matched[groups].as_array().unwrap() {
+            let output = invoke(watch, function, &json!({"runId": run_id, "batches": group}))
                 .await
                 .expect(function);
-            assert_eq!(output["batch"], *batch);
+            assert_eq!(output["batches"], group.as_array().unwrap().len());
         }
     }
     let report = pipeline::report(store, &run_id, false).await.unwrap();

@@ -1,9 +1,9 @@
-//! `bulk-create`: the state machine's bulk-create step. Wires clients once; the work is
-//! `shared::pipeline::bulk_create`.
+//! `bulk-create`: one Map iteration of the state machine, a group of batches of 50
+//! configurations. Wires clients once; the work is `shared::pipeline::write_group`.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::lambda::Environment;
-use shared::pipeline::{self, BatchInput};
+use shared::pipeline::{self, GroupInput};
 use tracing::Instrument;
 
 #[tokio::main]
@@ -12,12 +12,18 @@ async fn main() -> Result<(), Error> {
     let env = Environment::load().await?;
     let env = &env;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<BatchInput>| async move {
+        move |event: LambdaEvent<GroupInput>| async move {
             let span = tracing::info_span!("bulk-create", run_id = %event.payload.run_id);
-            pipeline::bulk_create(&env.connectwise, &env.store, &env.settings, &event.payload)
-                .instrument(span)
-                .await
-                .map_err(Error::from)
+            pipeline::write_group(
+                &env.connectwise,
+                &env.store,
+                &env.settings,
+                &event.payload,
+                true,
+            )
+            .instrument(span)
+            .await
+            .map_err(Error::from)
         },
     ))
     .await
