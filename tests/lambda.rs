@@ -1,6 +1,7 @@
-//! The asset sync through the real Lambda binaries: `cargo lambda watch` serves the five
+//! The sync through the real Lambda binaries: `cargo lambda watch` serves the six
 //! functions, invoked in the state machine's order, against both simulators and moto's
-//! DynamoDB and Secrets Manager on loopback.
+//! DynamoDB and Secrets Manager on loopback; then the state machine definition runs in
+//! moto's Step Functions with the functions' real outputs replayed.
 
 use serde_json::{Value, json};
 use shared::pipeline::{self, RunReport};
@@ -9,7 +10,8 @@ use simulators::connectwise::{CONFIGURATIONS, CustomFieldDef};
 use simulators::lansweeper::SiteSpec;
 
 use lscw_tests::aws::{
-    aws_env, create_secret, create_table, invoke, sdk_config, start_moto, start_watch,
+    aws_env, aws_json, create_secret, create_table, enable_state_machine_execution, invoke,
+    queue_lambda_results, run_execution, sdk_config, start_moto, start_watch,
 };
 use lscw_tests::{cw_sim_credentials, start_cw, start_ls};
 
@@ -17,7 +19,11 @@ const TABLE: &str = "lscw-sync-test";
 
 /// One run through the functions in state-machine order; answers the run report read
 /// back from DynamoDB.
-async fn run_functions(watch: &lscw_tests::aws::Service, store: &DynamoStore) -> RunReport {
+async fn run_functions(
+    watch: &lscw_tests::aws::Service,
+    store: &DynamoStore,
+) -> (RunReport, Vec<Value>) {
+    let mut outputs = Vec::new();
     let fetched = invoke(watch, "fetch-assets", &json!({}))
         .await
         .expect("fetch-assets");
@@ -29,10 +35,13 @@ async fn run_functions(watch: &lscw_tests::aws::Service, store: &DynamoStore) ->
         fetched.get("assets").is_some() && fetched.get("chunks").is_some(),
         "{fetched}"
     );
+    outputs.push(fetched.clone());
     let ensured = invoke(watch, "ensure-references", &fetched)
         .await
         .expect("ensure-references");
+    outputs.push(ensured.clone());
     let matched = invoke(watch, "match", &ensured).await.expect("match");
+    outputs.push(matched.clone());
     let run_id = matched["runId"].as_str().unwrap().to_string();
     for (function, groups) in [
         ("bulk-create", "createGroups"),
@@ -43,6 +52,7 @@ async fn run_functions(watch: &lscw_tests::aws::Service, store: &DynamoStore) ->
                 .await
                 .expect(function);
             assert_eq!(output["batches"], group.as_array().unwrap().len());
+            outputs.push(output);
         }
     }
     let report = pipeline::report(store, &run_id, false).await.unwrap();
@@ -51,16 +61,17 @@ async fn run_functions(watch: &lscw_tests::aws::Service, store: &DynamoStore) ->
         report.assets,
         "every asset accounted for: {report:#?}"
     );
-    report
+    (report, outputs)
 }
 
 /// Enrichment through its function, following the continuation as the state machine does.
-async fn enrich_until_done(watch: &lscw_tests::aws::Service) -> Value {
+async fn enrich_until_done(watch: &lscw_tests::aws::Service, outputs: &mut Vec<Value>) -> Value {
     let mut input = json!({});
     loop {
         let output = invoke(watch, "ticket-agreement-enrich", &input)
             .await
             .expect("ticket-agreement-enrich");
+        outputs.push(output.clone());
         if output["done"] == true {
             return output;
         }
@@ -112,7 +123,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     let watch = start_watch(&env);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
 
-    let first = run_functions(&watch, &store).await;
+    let (first, mut first_outputs) = run_functions(&watch, &store).await;
     assert_eq!(first.assets, 301);
     assert!(first.created > 100 && first.modified > 50, "{first:#?}");
     assert!(!first.conflicts.is_empty());
@@ -167,7 +178,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     });
 
     cw.control().reset_counts();
-    let second = run_functions(&watch, &store).await;
+    let (second, _) = run_functions(&watch, &store).await;
     assert_eq!((second.created, second.modified), (0, 1), "{second:#?}");
     assert_eq!(cw.control().count("POST "), 0);
     assert_eq!(
@@ -194,7 +205,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     );
 
     cw.control().reset_counts();
-    let third = run_functions(&watch, &store).await;
+    let (third, _) = run_functions(&watch, &store).await;
     assert_eq!(
         cw.control().writes(),
         0,
@@ -203,14 +214,94 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     assert_eq!((third.created, third.modified), (0, 0));
 
     // Enrichment through its function, looping on the continuation as the state machine does.
-    let enriched = enrich_until_done(&watch).await;
+    let enriched = enrich_until_done(&watch, &mut first_outputs).await;
     assert!(enriched["edits"].as_u64().unwrap() > 100, "{enriched}");
     let edits = ls.control().count("POST graphql:editAsset");
     assert_eq!(edits, enriched["edits"].as_u64().unwrap());
-    let again = enrich_until_done(&watch).await;
+    let again = enrich_until_done(&watch, &mut Vec::new()).await;
     assert_eq!(again["edits"], 0, "a second enrichment writes nothing");
     assert_eq!(ls.control().count("POST graphql:editAsset"), edits);
     assert_eq!(ls.rate_refusals(), 0);
+
+    // The state machine definition, executed by moto's Step Functions with the functions'
+    // real outputs replayed: the Maps iterate over the real batch groups.
+    enable_state_machine_execution(&moto).await;
+    let mut definition = std::fs::read_to_string(
+        lscw_tests::aws::workspace_root().join("infra/statemachine/sync.asl.json"),
+    )
+    .unwrap();
+    for function in [
+        "FetchAssets",
+        "EnsureReferences",
+        "Match",
+        "BulkCreate",
+        "BulkModify",
+        "Enrich",
+    ] {
+        definition = definition.replace(
+            &format!("${{{function}FunctionArn}}"),
+            &format!("arn:aws:lambda:us-east-1:123456789012:function:{function}"),
+        );
+    }
+    definition = definition.replace("${SyncTableName}", TABLE);
+    assert!(!definition.contains("${"), "every substitution is known");
+    let machine = aws_json(
+        &moto,
+        "states",
+        "AWSStepFunctions.CreateStateMachine",
+        &json!({"name": "sync", "definition": definition, "roleArn": "arn:aws:iam::123456789012:role/sync"}),
+    )
+    .await["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let replay: Vec<String> = first_outputs.iter().map(Value::to_string).collect();
+    queue_lambda_results(&moto, &replay).await;
+    let execution = run_execution(&moto, &machine, "replayed-run").await;
+    assert_eq!(execution["status"], "SUCCEEDED", "{execution:#}");
+    let output: Value = serde_json::from_str(execution["output"].as_str().unwrap()).unwrap();
+    let matched = &first_outputs[2];
+    assert_eq!(output["runId"], matched["runId"]);
+    assert_eq!(
+        output["created"].as_array().unwrap().len(),
+        matched["createGroups"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        output["modified"].as_array().unwrap().len(),
+        matched["modifyGroups"].as_array().unwrap().len()
+    );
+    assert_eq!(output["enrich"]["output"]["done"], true);
+    let recorded = store_item(
+        &aws,
+        &format!("report/{}", matched["runId"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(recorded.0, "SUCCEEDED");
+    assert_eq!(
+        serde_json::from_str::<Value>(&recorded.1).unwrap()["runId"],
+        matched["runId"]
+    );
+
+    // A function that fails drives the execution through its Catch: the failure is recorded.
+    let oversized = "x".repeat(6_500_000);
+    queue_lambda_results(
+        &moto,
+        &[
+            first_outputs[0].to_string(),
+            first_outputs[1].to_string(),
+            oversized,
+        ],
+    )
+    .await;
+    let failed = run_execution(&moto, &machine, "failing-run").await;
+    assert_eq!(failed["status"], "FAILED", "{failed:#}");
+    let recorded = store_item(&aws, "report/failing-run").await;
+    assert_eq!(recorded.0, "FAILED");
+    assert!(
+        recorded.1.contains("error"),
+        "{}",
+        &recorded.1[..recorded.1.len().min(300)]
+    );
 
     // Secrets never reach the logs.
     let log = watch.log();
@@ -223,4 +314,25 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
             && !log.contains(simulators::lansweeper::TOKEN),
         "a secret in the logs"
     );
+}
+
+/// The `status` and `body` of an item the state machine recorded.
+async fn store_item(aws: &aws_config::SdkConfig, key: &str) -> (String, String) {
+    let item = aws_sdk_dynamodb::Client::new(aws)
+        .get_item()
+        .table_name(TABLE)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key.into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("v".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_else(|| panic!("nothing recorded at {key}"));
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    (text("status"), text("body"))
 }

@@ -225,3 +225,84 @@ pub async fn invoke(
     }
     Ok(body)
 }
+
+/// A call to one of moto's JSON-protocol APIs (Step Functions), as the SDKs send it; moto
+/// reads the service and region from the credential scope and checks no signature.
+pub async fn aws_json(
+    moto: &Service,
+    service: &str,
+    target: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/", moto.port))
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header("X-Amz-Target", target)
+        .header(
+            "Authorization",
+            format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .json(body)
+        .send()
+        .await
+        .expect("moto answers");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{target}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// Makes moto execute state machines, with Lambda tasks answering queued results.
+pub async fn enable_state_machine_execution(moto: &Service) {
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/moto-api/config", moto.port))
+        .json(&serde_json::json!({"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}))
+        .send()
+        .await
+        .expect("moto config");
+    assert!(response.status().is_success());
+}
+
+/// Queues what moto's Lambda answers next, in order (each a function's payload).
+pub async fn queue_lambda_results(moto: &Service, results: &[String]) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/moto-api/static/lambda-simple/response",
+            moto.port
+        ))
+        .json(&serde_json::json!({"results": results, "region": "us-east-1"}))
+        .send()
+        .await
+        .expect("moto queue");
+    assert!(response.status().is_success());
+}
+
+/// Runs a state machine execution to its end; answers its description.
+pub async fn run_execution(moto: &Service, state_machine: &str, name: &str) -> serde_json::Value {
+    let started = aws_json(
+        moto,
+        "states",
+        "AWSStepFunctions.StartExecution",
+        &serde_json::json!({"stateMachineArn": state_machine, "name": name, "input": "{}"}),
+    )
+    .await;
+    let arn = started["executionArn"]
+        .as_str()
+        .expect("an execution")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let description = aws_json(
+            moto,
+            "states",
+            "AWSStepFunctions.DescribeExecution",
+            &serde_json::json!({"executionArn": arn}),
+        )
+        .await;
+        if description["status"] != "RUNNING" {
+            return description;
+        }
+        assert!(Instant::now() < deadline, "execution still running");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
