@@ -4,7 +4,7 @@ VENV ?= .venv
 TOOLING := infra/tooling
 FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich
 
-.PHONY: demo test setup validate fmt lint unit build build-cli clean
+.PHONY: demo test setup validate fmt lint unit build build-cli invoke clean
 
 ## The whole sync on this machine, against in-process simulators; no AWS account needed.
 demo:
@@ -44,6 +44,10 @@ unit:
 build: setup
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+
+## One function under cargo lambda watch, with moto and the simulators: make invoke FN=match
+invoke: setup
+	infra/local/invoke.sh $(FN)
 
 build-cli:
 	$(CARGO) build --bin lscw

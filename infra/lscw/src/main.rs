@@ -2,6 +2,7 @@
 //! connection, serves the simulators, and demonstrates the sync on one machine.
 
 mod demo;
+mod devenv;
 mod sync;
 
 use std::process::ExitCode;
@@ -81,6 +82,19 @@ enum Command {
     },
     /// The whole sync against in-process simulators, twice: no AWS account needed.
     Demo,
+    /// Simulators, table, secret and a staged sample run for `cargo lambda invoke`,
+    /// against a running moto server (what `make invoke` uses).
+    DevEnv {
+        /// The moto server.
+        #[arg(long, default_value = "http://127.0.0.1:5055")]
+        moto: String,
+        /// Where to write the functions' environment (KEY=VALUE lines).
+        #[arg(long, default_value = "target/dev-env.env")]
+        env_file: std::path::PathBuf,
+        /// Also write each function's sample event (a real input) into this folder.
+        #[arg(long)]
+        write_events: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -294,6 +308,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Demo => demo::run().await,
+        Command::DevEnv {
+            moto,
+            env_file,
+            write_events,
+        } => devenv::run(&moto, &env_file, write_events.as_deref()).await,
     }
 }
 
