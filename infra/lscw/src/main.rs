@@ -113,6 +113,20 @@ enum SimulatedApi {
         #[arg(long, default_value_t = 500)]
         configurations: usize,
     },
+    /// Both APIs, with a tenant and a site that know each other (the demo's scenario).
+    Pair {
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        connectwise_listen: String,
+        #[arg(long, default_value = "127.0.0.1:8490")]
+        lansweeper_listen: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 2_000)]
+        assets: usize,
+        /// Run the Lansweeper rate-limit clock this many times faster.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// Lansweeper Data API (token `simtoken`, site `sim-site`).
     Lansweeper {
         #[arg(long, default_value = "127.0.0.1:8490")]
@@ -239,6 +253,42 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             tokio::select! {
                 () = simulator.wait() => Ok(()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        Command::Simulate {
+            api:
+                SimulatedApi::Pair {
+                    connectwise_listen,
+                    lansweeper_listen,
+                    seed,
+                    assets,
+                    speed,
+                },
+        } => {
+            let (tenant, site) = simulators::scenario::linked(&SiteSpec { seed, assets })?;
+            let cw = ConnectWiseSimulator::start(tenant, &connectwise_listen)
+                .await
+                .map_err(|e| format!("cannot listen on {connectwise_listen}: {e}"))?;
+            let ls = LansweeperSimulator::start(
+                site,
+                simulators::lansweeper::LansweeperOptions::sped_up(speed),
+                &lansweeper_listen,
+            )
+            .await
+            .map_err(|e| format!("cannot listen on {lansweeper_listen}: {e}"))?;
+            eprintln!(
+                "  export CW_BASE_URL={} CW_COMPANY_ID=sim CW_PUBLIC_KEY=simpub CW_PRIVATE_KEY=simpriv CW_CLIENT_ID={} CW_TARGET_COMPANY=BlueLightCo",
+                cw.base_url(),
+                simulators::connectwise::CLIENT_ID
+            );
+            eprintln!(
+                "  export LS_API_URL={} LS_TOKEN=simtoken LS_SITE_ID={}",
+                ls.api_url(),
+                ls.site_id()
+            );
+            tokio::select! {
+                () = cw.wait() => Ok(()),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
