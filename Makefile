@@ -4,7 +4,7 @@ VENV ?= .venv
 TOOLING := infra/tooling
 FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich
 
-.PHONY: demo test setup validate fmt lint unit build build-cli invoke clean
+.PHONY: demo test setup validate fmt lint unit build build-cli invoke bench clean
 
 ## The whole sync on this machine, against in-process simulators; no AWS account needed.
 demo:
@@ -48,6 +48,10 @@ build: setup
 ## One function under cargo lambda watch, with moto and the simulators: make invoke FN=match
 invoke: setup
 	infra/local/invoke.sh $(FN)
+
+## API calls per asset, wall time and peak memory of the sync, at several sizes.
+bench:
+	infra/local/bench.sh
 
 build-cli:
 	$(CARGO) build --bin lscw
