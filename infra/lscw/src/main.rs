@@ -189,10 +189,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => {
             let tenant = match data {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    let data: TenantData = serde_json::from_str(&text)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let data: TenantData = read_json_file(&path)?;
                     let mut tenant = simulators::connectwise::Tenant::from_data(data)?;
                     tenant.complete_custom_fields();
                     tenant
@@ -232,11 +229,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => {
             let site = match data {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    let data: SiteData = serde_json::from_str(&text)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    simulators::lansweeper::Site::new(data)?
+                    simulators::lansweeper::Site::new(read_json_file::<SiteData>(&path)?)?
                 }
                 None => simulators::lansweeper::generate(&SiteSpec { seed, assets })?,
             };
@@ -406,6 +399,11 @@ async fn connections(
 fn lansweeper_client() -> Result<LansweeperClient, String> {
     let config = LansweeperConfig::from_env().map_err(|e| e.to_string())?;
     LansweeperClient::new(config, LansweeperOptions::default()).map_err(|e| e.to_string())
+}
+
+fn read_json_file<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn read_input(input: &str) -> Result<Value, String> {

@@ -7,5 +7,6 @@ pub mod control;
 pub mod lansweeper;
 mod rng;
 pub mod scenario;
+mod server;
 
 pub use control::Control;

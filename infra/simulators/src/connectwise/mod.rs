@@ -14,6 +14,7 @@ pub use schema::{CONFIGURATIONS, RESOURCES, Resource};
 pub use tenant::{ApiError, CustomFieldDef, Tenant, TenantData};
 
 use crate::control::Control;
+use crate::server::Server;
 
 /// The client id the generated tenant's examples use; any non-empty id is accepted.
 pub const CLIENT_ID: &str = "00000000-0000-4000-8000-00000000c0de";
@@ -33,9 +34,8 @@ impl Shared {
 
 /// A running simulator. Dropping it stops the server.
 pub struct ConnectWiseSimulator {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ConnectWiseSimulator {
@@ -45,34 +45,23 @@ impl ConnectWiseSimulator {
             tenant: Mutex::new(tenant),
             control: Control::default(),
         });
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let app = server::router(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "ConnectWise simulator stopped");
-            }
-        });
-        Ok(Self {
-            addr,
-            shared,
-            task: Some(task),
-        })
+        let server = Server::start(server::router(shared.clone()), listen, "ConnectWise").await?;
+        Ok(Self { server, shared })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`, what `CW_SITE` takes to exercise the codebase lookup.
     pub fn site(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// What `CW_BASE_URL` takes.
     pub fn base_url(&self) -> String {
         let codebase = self.shared.tenant().codebase.clone();
-        format!("http://{}/{codebase}apis/3.0", self.addr)
+        format!("http://{}/{codebase}apis/3.0", self.server.addr())
     }
 
     pub fn control(&self) -> &Control {
@@ -85,17 +74,7 @@ impl ConnectWiseSimulator {
     }
 
     /// Serves until the process is stopped.
-    pub async fn wait(mut self) {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for ConnectWiseSimulator {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+    pub async fn wait(self) {
+        self.server.wait().await;
     }
 }

@@ -6,7 +6,6 @@ mod schema;
 mod server;
 mod site;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ pub use generate::{SITE_ID, SiteSpec, TOKEN, generate};
 pub use site::{CustomFieldDef, Site, SiteData, VALID_PATHS, shape};
 
 use crate::control::Control;
+use crate::server::Server;
 
 /// How the simulator enforces Lansweeper's limits.
 #[derive(Debug, Clone)]
@@ -68,9 +68,8 @@ impl Shared {
 
 /// A running simulator. Dropping it stops the server.
 pub struct LansweeperSimulator {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LansweeperSimulator {
@@ -85,24 +84,13 @@ impl LansweeperSimulator {
             rate: Mutex::new(server::RateState::default()),
             control: Control::default(),
         });
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let app = server::router(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "Lansweeper simulator stopped");
-            }
-        });
-        Ok(Self {
-            addr,
-            shared,
-            task: Some(task),
-        })
+        let server = Server::start(server::router(shared.clone()), listen, "Lansweeper").await?;
+        Ok(Self { server, shared })
     }
 
     /// What `LS_API_URL` takes.
     pub fn api_url(&self) -> String {
-        format!("http://{}/api/v2/graphql", self.addr)
+        format!("http://{}/api/v2/graphql", self.server.addr())
     }
 
     pub fn site_id(&self) -> String {
@@ -123,17 +111,7 @@ impl LansweeperSimulator {
         f(&mut self.shared.site())
     }
 
-    pub async fn wait(mut self) {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for LansweeperSimulator {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+    pub async fn wait(self) {
+        self.server.wait().await;
     }
 }
