@@ -75,6 +75,14 @@ enum Command {
         #[arg(long)]
         report: Option<std::path::PathBuf>,
     },
+    /// The report of a run from the store (DynamoDB in a deployment: set SYNC_TABLE).
+    Report {
+        /// The run id (the state machine's execution name).
+        run_id: String,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// The state machine's whole order on this machine: the sync, then the enrichment.
     Run {
         #[arg(long)]
@@ -348,6 +356,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             sync::print_report(&run_report);
             let enrich_report = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
             sync::print_enrich_report(&enrich_report);
+            Ok(())
+        }
+        Command::Report { run_id, json } => {
+            let store = sync::AnyStore::from_env().await;
+            let run_report = sync::report(&store, &run_id).await?;
+            sync::print_report(&run_report);
+            if let Some(path) = json {
+                sync::write_json(&path, &run_report)?;
+            }
             Ok(())
         }
         Command::Demo => demo::run().await,

@@ -106,6 +106,22 @@ async fn run_on<S: Store>(
     Ok((report, plan))
 }
 
+pub async fn report(store: &AnyStore, run_id: &str) -> Result<RunReport, String> {
+    let report = match store {
+        AnyStore::Memory(store) => pipeline::report(store, run_id, false).await,
+        AnyStore::Dynamo(store) => pipeline::report(store, run_id, false).await,
+    };
+    report.map_err(|e| match (e, store) {
+        (pipeline::PipelineError::Store(shared::store::StoreError::Missing(_)), AnyStore::Memory(_)) => {
+            format!("no run {run_id}: without SYNC_TABLE the store lives only as long as one lscw process")
+        }
+        (pipeline::PipelineError::Store(shared::store::StoreError::Missing(key)), AnyStore::Dynamo(_)) => {
+            format!("no run {run_id} in the table ({key} is missing or expired)")
+        }
+        (other, _) => other.to_string(),
+    })
+}
+
 pub fn print_report(report: &RunReport) {
     let verb = if report.dry_run { "(would be)" } else { "" };
     println!(
