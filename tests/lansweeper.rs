@@ -495,3 +495,57 @@ async fn custom_values(client: &shared::lansweeper::LansweeperClient, key: &str)
         .cloned()
         .collect()
 }
+
+#[tokio::test]
+async fn the_hourly_quota_is_paced_too() {
+    // A 0.05-second "minute", so the "hour" lasts 3 seconds; 20 requests an hour.
+    let window = Duration::from_millis(50);
+    let site = ls_sim::generate(&ls_sim::SiteSpec { seed: 7, assets: 1 }).unwrap();
+    let sim = ls_sim::LansweeperSimulator::start(
+        site,
+        ls_sim::LansweeperOptions {
+            rate_window: window,
+            hourly_limit: 20,
+            ..ls_sim::LansweeperOptions::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let options = |hourly_limit: usize| LansweeperOptions {
+        rate_window: window,
+        hourly_limit,
+        hourly_window: window * 60,
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..fast_retry()
+        },
+        ..ls_options()
+    };
+    let unpaced = ls_client_for(&sim, ls_sim::TOKEN, options(100_000));
+    let mut refused = 0;
+    for _ in 0..25 {
+        if unpaced.custom_fields().await.is_err() {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 5, "the simulator holds the hour to 20 requests");
+
+    tokio::time::sleep(window * 60).await;
+    let paced = ls_client_for(&sim, ls_sim::TOKEN, options(20));
+    let before = sim.rate_refusals();
+    let started = Instant::now();
+    for _ in 0..25 {
+        paced.custom_fields().await.unwrap();
+    }
+    assert_eq!(
+        sim.rate_refusals(),
+        before,
+        "the paced client is never refused"
+    );
+    assert!(
+        started.elapsed() >= window * 60,
+        "the 21st request waited for the hour: {:?}",
+        started.elapsed()
+    );
+}

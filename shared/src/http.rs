@@ -186,6 +186,8 @@ pub struct HttpExecutor {
     permits: Arc<Semaphore>,
     calls: Arc<AtomicU64>,
     pacer: Option<Arc<RatePacer>>,
+    /// Longer windows paced alongside (Lansweeper: 2,000 an hour), without penalties.
+    quotas: Vec<Arc<RatePacer>>,
 }
 
 impl HttpExecutor {
@@ -196,7 +198,14 @@ impl HttpExecutor {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             calls: Arc::new(AtomicU64::new(0)),
             pacer: None,
+            quotas: Vec::new(),
         }
+    }
+
+    /// Also keeps every attempt within this longer window's quota.
+    pub fn with_quota(mut self, quota: RatePacer) -> Self {
+        self.quotas.push(Arc::new(quota));
+        self
     }
 
     /// Paces every attempt, retries included, and reads `x-ratelimit-remaining`.
@@ -231,12 +240,19 @@ impl HttpExecutor {
             let host = request.url().host_str().unwrap_or_default().to_string();
             let outcome = {
                 let _permit = self.permits.acquire().await;
+                let mut quota_slots = Vec::with_capacity(self.quotas.len());
+                for quota in &self.quotas {
+                    quota_slots.push(quota.acquire().await);
+                }
                 let slot = match &self.pacer {
                     Some(pacer) => Some(pacer.acquire().await),
                     None => None,
                 };
                 self.calls.fetch_add(1, Ordering::Relaxed);
                 let outcome = self.client.execute(request).await;
+                for (quota, slot) in self.quotas.iter().zip(quota_slots) {
+                    quota.complete(slot).await;
+                }
                 if let (Some(pacer), Some(slot)) = (&self.pacer, slot) {
                     pacer.complete(slot).await;
                     if let Ok(response) = &outcome {

@@ -87,6 +87,7 @@ pub fn ls_options() -> LansweeperOptions {
             ..fast_retry()
         },
         rate_window: window,
+        hourly_window: window * 60,
         ..LansweeperOptions::default()
     }
 }

@@ -51,6 +51,7 @@ pub async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?,
         LansweeperOptions {
             rate_window: window,
+            hourly_window: window * 60,
             ..LansweeperOptions::default()
         },
     )

@@ -45,6 +45,9 @@ pub struct LansweeperOptions {
     /// Requests allowed per `rate_window`.
     pub rate_limit: usize,
     pub rate_window: Duration,
+    /// Requests allowed per `hourly_window` (Lansweeper: 2,000 synchronous an hour).
+    pub hourly_limit: usize,
+    pub hourly_window: Duration,
     pub page_size: u32,
     pub max_concurrent: usize,
     pub timeout: Duration,
@@ -61,6 +64,8 @@ impl Default for LansweeperOptions {
             },
             rate_limit: 150,
             rate_window: Duration::from_secs(60),
+            hourly_limit: 2_000,
+            hourly_window: Duration::from_secs(3_600),
             page_size: PAGE_SIZE,
             max_concurrent: 4,
             timeout: Duration::from_secs(60),
@@ -130,7 +135,8 @@ impl LansweeperClient {
             .build()
             .map_err(|e| LansweeperError::Config(format!("HTTP client: {e}")))?;
         let http = HttpExecutor::new(reqwest_client, options.retry, options.max_concurrent)
-            .with_pacer(RatePacer::new(options.rate_limit, options.rate_window));
+            .with_pacer(RatePacer::new(options.rate_limit, options.rate_window))
+            .with_quota(RatePacer::new(options.hourly_limit, options.hourly_window));
         // A personal access token is sent as `Token`, an OAuth token as `Bearer`.
         let scheme = if config.token.starts_with("Bearer ") {
             ""

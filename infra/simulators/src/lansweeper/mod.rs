@@ -23,6 +23,8 @@ pub struct LansweeperOptions {
     pub rate_limit: usize,
     /// Lansweeper's window is a minute; tests shrink it to speed time up.
     pub rate_window: Duration,
+    /// Synchronous requests allowed per hour (sixty `rate_window`s).
+    pub hourly_limit: usize,
 }
 
 impl Default for LansweeperOptions {
@@ -31,6 +33,7 @@ impl Default for LansweeperOptions {
             token: TOKEN.into(),
             rate_limit: 150,
             rate_window: Duration::from_secs(60),
+            hourly_limit: 2_000,
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 #[derive(Debug, Default)]
 pub(crate) struct RateState {
     accepted: VecDeque<Instant>,
+    /// Accepted requests of the last hour.
+    hour: VecDeque<Instant>,
     penalty_until: Option<Instant>,
     pub(crate) refused: u64,
 }
@@ -45,8 +47,28 @@ struct RateVerdict {
 }
 
 impl RateState {
-    fn admit(&mut self, limit: usize, window: Duration) -> RateVerdict {
+    fn admit(&mut self, limit: usize, window: Duration, hourly_limit: usize) -> RateVerdict {
         let now = Instant::now();
+        let hour = window * 60;
+        while self
+            .hour
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= hour)
+        {
+            self.hour.pop_front();
+        }
+        if self.hour.len() >= hourly_limit {
+            // The hourly quota: refused until the oldest request of the hour ages out.
+            self.refused += 1;
+            let reset_in = self.hour.front().map_or(hour, |oldest| {
+                hour.saturating_sub(now.duration_since(*oldest))
+            });
+            return RateVerdict {
+                allowed: false,
+                remaining: 0,
+                reset_in,
+            };
+        }
         if self.penalty_until.is_some_and(|until| now < until) {
             // Knocking during the penalty restarts it.
             self.penalty_until = Some(now + window);
@@ -75,6 +97,7 @@ impl RateState {
             };
         }
         self.accepted.push_back(now);
+        self.hour.push_back(now);
         let reset_in = self.accepted.front().map_or(window, |oldest| {
             window.saturating_sub(now.duration_since(*oldest))
         });
@@ -166,9 +189,11 @@ async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
         }
     }
 
-    let verdict = shared
-        .rate()
-        .admit(shared.options.rate_limit, shared.options.rate_window);
+    let verdict = shared.rate().admit(
+        shared.options.rate_limit,
+        shared.options.rate_window,
+        shared.options.hourly_limit,
+    );
     let reset_epoch = SystemTime::now()
         .checked_add(verdict.reset_in)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
