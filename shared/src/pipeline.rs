@@ -385,11 +385,15 @@ pub async fn match_assets<S: Store>(
         custom_field_ids: custom_field_ids.clone(),
     };
 
-    let assets: Vec<StagedAsset> = store.get_parts(&input.chunks).await?;
-    let values: Vec<Value> = assets
-        .iter()
-        .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
-        .collect();
+    // Staged assets stay JSON: matching reads them by path, and one copy is enough.
+    let values: Vec<Value> = store.get_parts(&input.chunks).await?;
+    let text = |asset: &Value, field: &str| -> String {
+        asset
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let outcome = matching::match_assets(&spec, &values, &configurations);
 
     let reference_failures: HashMap<(ReferenceKind, String), String> = ensured
@@ -397,13 +401,14 @@ pub async fn match_assets<S: Store>(
         .iter()
         .map(|f| ((f.kind, references::name_key(&f.name)), f.reason.clone()))
         .collect();
-    let why_missing = |error: String, asset: &StagedAsset| -> String {
-        for (kind, name) in [
-            (ReferenceKind::Type, Some(asset.asset_type.as_str())),
-            (ReferenceKind::Status, asset.state.as_deref()),
-            (ReferenceKind::Manufacturer, asset.manufacturer.as_deref()),
-            (ReferenceKind::Location, asset.location.as_deref()),
+    let why_missing = |error: String, asset: &Value| -> String {
+        for (kind, field) in [
+            (ReferenceKind::Type, "type"),
+            (ReferenceKind::Status, "state"),
+            (ReferenceKind::Manufacturer, "manufacturer"),
+            (ReferenceKind::Location, "location"),
         ] {
+            let name = asset.get(field).and_then(Value::as_str);
             if let Some(reason) =
                 name.and_then(|n| reference_failures.get(&(kind, references::name_key(n))))
             {
@@ -420,15 +425,15 @@ pub async fn match_assets<S: Store>(
     let mut failed: Vec<Rejected> = Vec::new();
     let mut creates = Vec::new();
     for &index in &outcome.unmatched {
-        let asset = &assets[index];
-        match payload::create_body(&spec, &values[index], &context) {
+        let asset = &values[index];
+        match payload::create_body(&spec, asset, &context) {
             Ok(body) => creates.push(CreateItem {
-                asset_key: asset.key.clone(),
-                name: asset.name.clone(),
+                asset_key: text(asset, "key"),
+                name: text(asset, "name"),
                 body,
             }),
             Err(error) => failed.push(Rejected {
-                asset_key: asset.key.clone(),
+                asset_key: text(asset, "key"),
                 reason: why_missing(error, asset),
             }),
         }
@@ -436,7 +441,7 @@ pub async fn match_assets<S: Store>(
     let mut modifies = Vec::new();
     let mut unchanged = 0u64;
     for matched in &outcome.matched {
-        let asset = &assets[matched.asset_index];
+        let asset = &values[matched.asset_index];
         if matched.unmatched_fields.is_empty() {
             unchanged += 1;
             continue;
@@ -445,14 +450,14 @@ pub async fn match_assets<S: Store>(
         let probe = payload::update_body(&json!({}), &matched.unmatched_fields, &context);
         if let Err(error) = probe {
             failed.push(Rejected {
-                asset_key: asset.key.clone(),
+                asset_key: text(asset, "key"),
                 reason: why_missing(error, asset),
             });
             continue;
         }
         modifies.push(ModifyItem {
-            asset_key: asset.key.clone(),
-            name: asset.name.clone(),
+            asset_key: text(asset, "key"),
+            name: text(asset, "name"),
             configuration_id: matched.configuration_id,
             unmatched_fields: matched.unmatched_fields.clone(),
         });
@@ -461,8 +466,8 @@ pub async fn match_assets<S: Store>(
         .conflicts
         .iter()
         .map(|c| ConflictReport {
-            asset_key: assets[c.asset_index].key.clone(),
-            name: assets[c.asset_index].name.clone(),
+            asset_key: text(&values[c.asset_index], "key"),
+            name: text(&values[c.asset_index], "name"),
             reason: c.reason.clone(),
             candidates: c.candidates.clone(),
         })
