@@ -176,39 +176,39 @@ pub async fn fetch_assets<S: Store>(
 ) -> Result<FetchOutput, PipelineError> {
     let run_id = input.run_id.clone().unwrap_or_else(new_run_id);
     let calls_before = lansweeper.api_calls();
-    let mut staged: Vec<StagedAsset> = Vec::new();
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut names = ReferenceNames::default();
     let mut seen = 0u64;
-    let mut total = None;
     let mut chunks = Vec::new();
-    let stats = lansweeper
-        .for_each_asset_page(ASSET_PATHS, None, |page| {
-            seen += page.len() as u64;
-            for asset in &page {
-                match StagedAsset::from_lansweeper(asset) {
-                    Ok(asset) => {
-                        names.add(ReferenceKind::Location, asset.location.as_deref());
-                        names.add(ReferenceKind::Manufacturer, asset.manufacturer.as_deref());
-                        names.add(ReferenceKind::Status, asset.state.as_deref());
-                        names.add(ReferenceKind::Type, Some(&asset.asset_type));
-                        staged.push(asset);
-                    }
-                    Err(reason) => rejected.push(reason),
+    // Each page is staged as it arrives, in parts sized for DynamoDB items, so memory
+    // holds one page, not the site.
+    let mut pager = lansweeper.asset_pager(ASSET_PATHS, None)?;
+    while let Some(page) = pager.next_page().await? {
+        seen += page.len() as u64;
+        let mut staged = Vec::with_capacity(page.len());
+        for asset in &page {
+            match StagedAsset::from_lansweeper(asset) {
+                Ok(asset) => {
+                    names.add(ReferenceKind::Location, asset.location.as_deref());
+                    names.add(ReferenceKind::Manufacturer, asset.manufacturer.as_deref());
+                    names.add(ReferenceKind::Status, asset.state.as_deref());
+                    names.add(ReferenceKind::Type, Some(&asset.asset_type));
+                    staged.push(asset);
                 }
+                Err(reason) => rejected.push(reason),
             }
-            progress(seen, total);
-            Ok(())
-        })
-        .await?;
-    total = stats.total;
-    progress(seen, total);
-    // Staged in parts sized for DynamoDB items.
-    chunks.extend(
-        store
-            .put_parts(&key(&run_id, "assets"), &staged, settings.staging_ttl)
-            .await?,
-    );
+        }
+        if !staged.is_empty() {
+            let prefix = key(&run_id, &format!("assets/{:05}", pager.stats.requests));
+            chunks.extend(
+                store
+                    .put_parts(&prefix, &staged, settings.staging_ttl)
+                    .await?,
+            );
+        }
+        progress(seen, pager.stats.total);
+    }
+    progress(seen, pager.stats.total.or(Some(seen)));
     let rejected_keys = store
         .put_parts(&key(&run_id, "rejected"), &rejected, settings.staging_ttl)
         .await?;

@@ -117,6 +117,122 @@ pub struct AssetPageStats {
     pub requests: u64,
 }
 
+/// Pages of complete assets, one round of requests (one per path group) at a time.
+pub struct AssetPager<'a> {
+    client: &'a LansweeperClient,
+    site_id: String,
+    filters: Option<Value>,
+    chunks: Vec<Vec<String>>,
+    cursors: Vec<Option<String>>,
+    finished: Vec<bool>,
+    /// Items waiting for the other groups' parts: key → (item, parts seen).
+    pending: HashMap<String, (Value, usize)>,
+    order: Vec<String>,
+    pub stats: AssetPageStats,
+    drained: bool,
+}
+
+impl AssetPager<'_> {
+    /// The next page of complete assets; `None` when the site is exhausted.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Asset>>, LansweeperError> {
+        while self.finished.iter().any(|done| !done) {
+            let complete = self.round().await?;
+            if !complete.is_empty() {
+                self.stats.items += complete.len() as u64;
+                return Ok(Some(complete));
+            }
+        }
+        if self.drained {
+            return Ok(None);
+        }
+        self.drained = true;
+        // Assets that changed between the groups' requests arrive incomplete; still hand
+        // them on rather than lose them.
+        let leftovers: Vec<Asset> = std::mem::take(&mut self.order)
+            .into_iter()
+            .filter_map(|key| self.pending.remove(&key).map(|(item, _)| Asset(item)))
+            .collect();
+        if leftovers.is_empty() {
+            return Ok(None);
+        }
+        tracing::warn!(
+            count = leftovers.len(),
+            "assets changed while being read; some paths may be missing"
+        );
+        self.stats.items += leftovers.len() as u64;
+        Ok(Some(leftovers))
+    }
+
+    /// One request per unfinished path group; answers the assets now complete.
+    async fn round(&mut self) -> Result<Vec<Asset>, LansweeperError> {
+        let groups = self.chunks.len();
+        let mut complete = Vec::new();
+        for index in 0..groups {
+            if self.finished[index] {
+                continue;
+            }
+            let pagination = match &self.cursors[index] {
+                None => json!({"limit": self.client.page_size, "page": "FIRST"}),
+                Some(cursor) => {
+                    json!({"limit": self.client.page_size, "page": "NEXT", "cursor": cursor})
+                }
+            };
+            let mut variables = json!({"siteId": self.site_id, "pagination": pagination, "fields": self.chunks[index]});
+            if let Some(filters) = &self.filters {
+                variables["filters"] = filters.clone();
+            }
+            let data = self.client.graphql(ASSETS_QUERY, variables).await?;
+            self.stats.requests += 1;
+            let resources = &data["site"]["assetResources"];
+            if index == 0 && self.cursors[index].is_none() {
+                self.stats.total = resources["total"].as_u64();
+            }
+            let items = resources["items"].as_array().cloned().unwrap_or_default();
+            let next = resources["pagination"]["next"].as_str().map(str::to_string);
+            if items.is_empty() || next.is_none() {
+                self.finished[index] = true;
+            }
+            self.cursors[index] = next;
+            for item in items {
+                if groups == 1 {
+                    complete.push(Asset(item));
+                    continue;
+                }
+                let Some(key) = item.get("key").and_then(Value::as_str).map(str::to_string) else {
+                    return Err(LansweeperError::Decode(
+                        "an asset came without its key".into(),
+                    ));
+                };
+                match self.pending.get_mut(&key) {
+                    Some((merged, seen)) => {
+                        merge(merged, item);
+                        *seen += 1;
+                    }
+                    None => {
+                        self.order.push(key.clone());
+                        self.pending.insert(key, (item, 1));
+                    }
+                }
+            }
+        }
+        if groups > 1 {
+            let mut waiting = Vec::new();
+            for key in std::mem::take(&mut self.order) {
+                match self.pending.remove(&key) {
+                    Some((item, seen)) if seen == groups => complete.push(Asset(item)),
+                    Some(entry) => {
+                        self.pending.insert(key.clone(), entry);
+                        waiting.push(key);
+                    }
+                    None => {}
+                }
+            }
+            self.order = waiting;
+        }
+        Ok(complete)
+    }
+}
+
 #[derive(Clone)]
 pub struct LansweeperClient {
     http: HttpExecutor,
@@ -212,100 +328,33 @@ impl LansweeperClient {
         filters: Option<&Value>,
         mut on_page: impl FnMut(Vec<Asset>) -> Result<(), LansweeperError>,
     ) -> Result<AssetPageStats, LansweeperError> {
-        let site_id = self.config.require_site()?;
+        let mut pager = self.asset_pager(paths, filters)?;
+        while let Some(page) = pager.next_page().await? {
+            on_page(page)?;
+        }
+        Ok(pager.stats)
+    }
+
+    /// The site's assets as a pager, for callers that do async work between pages.
+    pub fn asset_pager(
+        &self,
+        paths: &[&str],
+        filters: Option<&Value>,
+    ) -> Result<AssetPager<'_>, LansweeperError> {
+        let site_id = self.config.require_site()?.to_string();
         let chunks = split_paths(paths)?;
-        let mut cursors: Vec<Option<String>> = vec![None; chunks.len()];
-        let mut finished = vec![false; chunks.len()];
-        let mut stats = AssetPageStats::default();
-        // Items waiting for the other chunks' parts: key → (item, parts seen).
-        let mut pending: HashMap<String, (Value, usize)> = HashMap::new();
-        let mut order: Vec<String> = Vec::new();
-        while finished.iter().any(|done| !done) {
-            let mut complete = Vec::new();
-            for (index, chunk) in chunks.iter().enumerate() {
-                if finished[index] {
-                    continue;
-                }
-                let pagination = match &cursors[index] {
-                    None => json!({"limit": self.page_size, "page": "FIRST"}),
-                    Some(cursor) => {
-                        json!({"limit": self.page_size, "page": "NEXT", "cursor": cursor})
-                    }
-                };
-                let mut variables =
-                    json!({"siteId": site_id, "pagination": pagination, "fields": chunk});
-                if let Some(filters) = filters {
-                    variables["filters"] = filters.clone();
-                }
-                let data = self.graphql(ASSETS_QUERY, variables).await?;
-                stats.requests += 1;
-                let resources = &data["site"]["assetResources"];
-                if index == 0 && cursors[index].is_none() {
-                    stats.total = resources["total"].as_u64();
-                }
-                let items = resources["items"].as_array().cloned().unwrap_or_default();
-                let next = resources["pagination"]["next"].as_str().map(str::to_string);
-                if items.is_empty() || next.is_none() {
-                    finished[index] = true;
-                }
-                cursors[index] = next;
-                for item in items {
-                    if chunks.len() == 1 {
-                        complete.push(Asset(item));
-                        continue;
-                    }
-                    let Some(key) = item.get("key").and_then(Value::as_str).map(str::to_string)
-                    else {
-                        return Err(LansweeperError::Decode(
-                            "an asset came without its key".into(),
-                        ));
-                    };
-                    match pending.get_mut(&key) {
-                        Some((merged, seen)) => {
-                            merge(merged, item);
-                            *seen += 1;
-                        }
-                        None => {
-                            order.push(key.clone());
-                            pending.insert(key, (item, 1));
-                        }
-                    }
-                }
-            }
-            if chunks.len() > 1 {
-                let mut waiting = Vec::new();
-                for key in order.drain(..) {
-                    match pending.remove(&key) {
-                        Some((item, seen)) if seen == chunks.len() => complete.push(Asset(item)),
-                        Some(entry) => {
-                            pending.insert(key.clone(), entry);
-                            waiting.push(key);
-                        }
-                        None => {}
-                    }
-                }
-                order = waiting;
-            }
-            if !complete.is_empty() {
-                stats.items += complete.len() as u64;
-                on_page(complete)?;
-            }
-        }
-        // Assets that changed between the chunks' requests arrive incomplete; still hand
-        // them on rather than lose them.
-        let leftovers: Vec<Asset> = order
-            .drain(..)
-            .filter_map(|key| pending.remove(&key).map(|(item, _)| Asset(item)))
-            .collect();
-        if !leftovers.is_empty() {
-            tracing::warn!(
-                count = leftovers.len(),
-                "assets changed while being read; some paths may be missing"
-            );
-            stats.items += leftovers.len() as u64;
-            on_page(leftovers)?;
-        }
-        Ok(stats)
+        Ok(AssetPager {
+            client: self,
+            site_id,
+            filters: filters.cloned(),
+            cursors: vec![None; chunks.len()],
+            finished: vec![false; chunks.len()],
+            chunks,
+            pending: HashMap::new(),
+            order: Vec::new(),
+            stats: AssetPageStats::default(),
+            drained: false,
+        })
     }
 
     /// Every asset of the site, held in memory.

@@ -8,7 +8,8 @@ mod error;
 
 pub use asset::{ASSET_PATHS, Asset, Software};
 pub use client::{
-    AssetPageStats, CustomField, CustomFieldType, LansweeperClient, LansweeperOptions, Site,
+    AssetPageStats, AssetPager, CustomField, CustomFieldType, LansweeperClient, LansweeperOptions,
+    Site,
 };
 pub use config::LansweeperConfig;
 pub use error::{GraphQlError, LansweeperError};
