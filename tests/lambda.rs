@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use shared::pipeline::{self, RunReport};
 use shared::store::DynamoStore;
-use simulators::connectwise::{CONFIGURATIONS, CustomFieldDef};
+use simulators::connectwise::CONFIGURATIONS;
 use simulators::lansweeper::SiteSpec;
 
 use lscw_tests::aws::{
@@ -90,14 +90,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         assets: 300,
     })
     .unwrap();
-    tenant.custom_fields.push(CustomFieldDef {
-        id: 9,
-        caption: "warranty_contact".into(),
-        field_type: "Text".into(),
-        entry_method: "EntryField".into(),
-        number_of_decimals: 0,
-    });
-    tenant.complete_custom_fields();
+    lscw_tests::add_foreign_custom_field(&mut tenant);
     let cw = start_cw(tenant).await;
     let ls = start_ls(site).await;
     let hostile = r#"x" or id>0 or name="y"#;

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use shared::pipeline::{self, Progress, RunReport, SyncSettings};
 use shared::store::MemoryStore;
-use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator, CustomFieldDef};
+use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator};
 use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
 use lscw_tests::{cw_config, fast_options, ls_client_for, ls_options, start_cw, start_ls};
@@ -20,14 +20,7 @@ struct World {
 async fn world(assets: usize) -> World {
     let (mut tenant, site) = simulators::scenario::linked(&SiteSpec { seed: 3, assets }).unwrap();
     // A custom field the sync does not own, filled in by hand on one configuration.
-    tenant.custom_fields.push(CustomFieldDef {
-        id: 9,
-        caption: "warranty_contact".into(),
-        field_type: "Text".into(),
-        entry_method: "EntryField".into(),
-        number_of_decimals: 0,
-    });
-    tenant.complete_custom_fields();
+    lscw_tests::add_foreign_custom_field(&mut tenant);
     let cw = start_cw(tenant).await;
     let ls = start_ls(site).await;
     let cw_client =

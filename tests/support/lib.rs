@@ -133,3 +133,16 @@ pub fn cw_sim_credentials(simulator: &ConnectWiseSimulator) -> serde_json::Value
         "CW_CLIENT_ID": cw_sim::CLIENT_ID,
     })
 }
+
+/// A custom field the sync does not own (`warranty_contact`, id 9), as an MSP adds its
+/// own: updates must leave its values alone.
+pub fn add_foreign_custom_field(tenant: &mut Tenant) {
+    tenant.custom_fields.push(cw_sim::CustomFieldDef {
+        id: 9,
+        caption: "warranty_contact".into(),
+        field_type: "Text".into(),
+        entry_method: "EntryField".into(),
+        number_of_decimals: 0,
+    });
+    tenant.complete_custom_fields();
+}
