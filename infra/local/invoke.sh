@@ -22,7 +22,7 @@ rm -f target/dev-env.env
 setsid target/debug/lscw dev-env --moto http://127.0.0.1:5055 --env-file target/dev-env.env >target/dev-env.log 2>&1 & pids+=($!)
 for _ in $(seq 1 600); do [ -s target/dev-env.env ] && break; sleep 0.2; done
 [ -s target/dev-env.env ] || { cat target/dev-env.log >&2; exit 1; }
-setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9009 --env-file target/dev-env.env >target/watch.log 2>&1 & pids+=($!)
+setsid cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port 9009 --env-file target/dev-env.env >target/watch.log 2>&1 & pids+=($!)
 wait_port 9009
 cargo lambda invoke "$fn" --invoke-address 127.0.0.1 --invoke-port 9009 --data-file "$event"
 echo

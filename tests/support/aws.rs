@@ -103,6 +103,9 @@ pub fn start_watch(env: &[(&str, String)]) -> Service {
         .args([
             "lambda",
             "watch",
+            // The binaries are what the test checked out; watching the tree (with its
+            // .venv and target) for reloads is only load.
+            "--ignore-changes",
             "--invoke-address",
             "127.0.0.1",
             "--invoke-port",
