@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::enrichment;
-use shared::pipeline::{self, Progress, SyncSettings};
+use shared::pipeline::{self, Progress};
+use shared::settings::SyncSettings;
 use shared::store::MemoryStore;
 use simulators::connectwise::ConnectWiseSimulator;
 use simulators::lansweeper::{LansweeperSimulator, SiteSpec};

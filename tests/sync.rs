@@ -2,7 +2,8 @@
 //! functions run) against both simulators.
 
 use serde_json::{Value, json};
-use shared::pipeline::{self, Progress, RunReport, SyncSettings};
+use shared::pipeline::{self, Progress, RunReport};
+use shared::settings::SyncSettings;
 use shared::store::MemoryStore;
 use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator};
 use simulators::lansweeper::{LansweeperSimulator, SiteSpec};

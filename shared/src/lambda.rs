@@ -1,86 +1,131 @@
-//! What every Lambda function shares: credentials from Secrets Manager read once per
-//! container, the clients built from them, the DynamoDB store, JSON logs.
+//! What every Lambda function shares: the environment built once per container over
+//! DynamoDB, JSON logs, and [`step`], which runs one invocation's work in a span with
+//! the run id and maps its error to the runtime's diagnostic.
 
-use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};
-use crate::lansweeper::{LansweeperClient, LansweeperConfig, LansweeperOptions};
-use crate::pipeline::{PipelineError, SyncSettings};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use tracing::Instrument;
+
+use crate::enrichment::EnrichInput;
+use crate::environment::{Environment, Lookup};
+use crate::error::PipelineError;
+use crate::pipeline::{EnsureOutput, FetchInput, FetchOutput, GroupInput, MatchOutput};
 use crate::store::DynamoStore;
 
-/// Built once in `main`, handed to every invocation of a warm container.
-pub struct Environment {
-    pub connectwise: ConnectWiseClient,
-    pub lansweeper: LansweeperClient,
-    pub store: DynamoStore,
-    pub settings: SyncSettings,
+/// Stop starting work this long before Lambda's deadline (a fifth of the time left
+/// when that is shorter, as under `cargo lambda watch`).
+const SAFETY_MARGIN: Duration = Duration::from_secs(60);
+
+/// Logs (JSON when the function's log format says so) and the environment: the
+/// secret, the clients and the table named by `SYNC_TABLE`.
+///
+/// # Errors
+/// The secret cannot be read, or a setting is missing or malformed.
+pub async fn start() -> Result<Environment<DynamoStore>, lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let lookup = Lookup::load().await?;
+    let table = lookup
+        .get("SYNC_TABLE")
+        .ok_or_else(|| PipelineError::Config("SYNC_TABLE is not set".into()))?;
+    let store = DynamoStore::from_env(table).await;
+    Ok(Environment::connect(&lookup, store).await?)
 }
 
-impl Environment {
-    /// Reads the secret named by `SECRET_ARN` (a JSON object with the same keys as the
-    /// environment variables; its values win) and connects.
-    pub async fn load() -> Result<Self, PipelineError> {
-        let aws = aws_config::load_from_env().await;
-        let secret = match std::env::var("SECRET_ARN").ok().filter(|s| !s.is_empty()) {
-            Some(arn) => read_secret(&aws, &arn).await?,
-            None => HashMap::new(),
-        };
-        let lookup = |key: &str| {
-            secret
-                .get(key)
-                .cloned()
-                .filter(|v| !v.is_empty())
-                .or_else(|| std::env::var(key).ok())
-        };
-        let table = lookup("SYNC_TABLE")
-            .ok_or_else(|| PipelineError::Config("SYNC_TABLE is not set".into()))?;
-        let connectwise_config = ConnectionConfig::from_lookup(lookup)?;
-        let mut options = ClientOptions::default();
-        if let Some(n) = lookup("CW_MAX_CONCURRENCY").and_then(|v| v.parse().ok()) {
-            options.max_concurrent = n;
-        }
-        let connectwise = ConnectWiseClient::connect(&connectwise_config, options).await?;
-        let lansweeper = LansweeperClient::new(
-            LansweeperConfig::from_lookup(lookup)?,
-            LansweeperOptions::default(),
-        )?;
-        Ok(Self {
-            connectwise,
-            lansweeper,
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
-            settings: SyncSettings::from_lookup(lookup)?,
-        })
+/// The run an input belongs to, for the span of every log line of the invocation.
+pub trait RunScoped {
+    /// `None` while the run has no id yet (its first step makes one).
+    fn run_id(&self) -> Option<&str>;
+}
+
+impl RunScoped for FetchInput {
+    fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
     }
 }
 
-async fn read_secret(
-    aws: &aws_config::SdkConfig,
-    arn: &str,
-) -> Result<HashMap<String, String>, PipelineError> {
-    let client = aws_sdk_secretsmanager::Client::new(aws);
-    let answer = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| {
-            PipelineError::Config(format!(
-                "cannot read the secret {arn}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            ))
-        })?;
-    let text = answer
-        .secret_string()
-        .ok_or_else(|| PipelineError::Config(format!("the secret {arn} has no string value")))?;
-    // The values are secrets: a parse error must not echo them.
-    let values: HashMap<String, serde_json::Value> = serde_json::from_str(text)
-        .map_err(|_| PipelineError::Config(format!("the secret {arn} is not a JSON object")))?;
-    Ok(values
-        .into_iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some((k, s)),
-            serde_json::Value::Number(n) => Some((k, n.to_string())),
-            _ => None,
+impl RunScoped for EnrichInput {
+    fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+}
+
+macro_rules! run_scoped {
+    ($($input:ty),*) => {$(
+        impl RunScoped for $input {
+            fn run_id(&self) -> Option<&str> {
+                Some(&self.run_id)
+            }
+        }
+    )*};
+}
+run_scoped!(FetchOutput, EnsureOutput, MatchOutput, GroupInput);
+
+/// A step's failure as the state machine sees it: the error type names the kind of
+/// failure, the message says which step and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {source}")]
+pub struct StepError {
+    pub step: &'static str,
+    #[source]
+    pub source: PipelineError,
+}
+
+impl StepError {
+    /// The `Error` the state machine's `Retry` and `Catch` match on.
+    pub fn error_type(&self) -> &'static str {
+        match self.source {
+            PipelineError::Config(_) => "ConfigError",
+            PipelineError::ConnectWise(_) => "ConnectWiseError",
+            PipelineError::Lansweeper(_) => "LansweeperError",
+            PipelineError::Store(_) => "StoreError",
+            PipelineError::References(_) => "ReferenceError",
+        }
+    }
+}
+
+impl From<StepError> for Diagnostic {
+    fn from(error: StepError) -> Self {
+        Diagnostic {
+            error_type: error.error_type().to_string(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Runs one invocation's `work` inside a span with the step, the run id and the request
+/// id, and logs a failure once before it goes back to the runtime.
+///
+/// # Errors
+/// The work's error, as a [`StepError`] of `step`.
+pub async fn step<In: RunScoped, Out>(
+    step: &'static str,
+    event: &LambdaEvent<In>,
+    work: impl Future<Output = Result<Out, PipelineError>>,
+) -> Result<Out, StepError> {
+    let span = tracing::info_span!(
+        "step",
+        step,
+        run_id = event.payload.run_id().unwrap_or("new"),
+        request_id = %event.context.request_id,
+    );
+    async {
+        work.await.map_err(|source| {
+            let error = StepError { step, source };
+            tracing::error!(error_type = error.error_type(), error = %error, "step failed");
+            error
         })
-        .collect())
+    }
+    .instrument(span)
+    .await
+}
+
+/// When an invocation should stop starting work: Lambda's deadline less a margin.
+pub fn deadline(context: &Context) -> Instant {
+    let remaining = context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Instant::now() + remaining.saturating_sub(SAFETY_MARGIN.min(remaining / 5))
 }

@@ -1,5 +1,13 @@
+//! The domain layer of the Lansweeper ⇄ ConnectWise sync. Connectors (`connectwise`,
+//! `lansweeper`) and pure modules (`normalize`, `staging`, `matching`, `payload`) at the
+//! bottom; the steps (`pipeline`, `enrichment`) over them; `environment` and `lambda`
+//! on top, for the functions and the CLI.
+
+pub mod calls;
 pub mod connectwise;
 pub mod enrichment;
+pub mod environment;
+pub mod error;
 pub mod http;
 pub mod lambda;
 pub mod lansweeper;
@@ -8,5 +16,7 @@ pub mod normalize;
 pub mod payload;
 pub mod pipeline;
 pub mod references;
+pub mod run;
+pub mod settings;
 pub mod staging;
 pub mod store;

@@ -2,6 +2,9 @@
 //! MAC addresses in one notation, placeholder serials recognised, dates in one form,
 //! text trimmed, names shortened the same way every run.
 
+use time::Date;
+use time::macros::format_description;
+
 /// Serials firmware leaves when the vendor filled nothing in; they identify nothing.
 const PLACEHOLDER_SERIALS: &[&str] = &[
     "to be filled by o.e.m.",
@@ -61,22 +64,25 @@ pub fn text(raw: &str) -> Option<String> {
 
 /// A date or datetime → ConnectWise's `YYYY-MM-DDT00:00:00Z` (the day is what counts).
 pub fn date(raw: &str) -> Option<String> {
+    calendar_day(raw).map(|day| format!("{day}T00:00:00Z"))
+}
+
+/// The calendar day (`YYYY-MM-DD`) a date or timestamp falls on, if it is a real one.
+pub fn iso_day(raw: &str) -> Option<String> {
+    calendar_day(raw).map(|day| day.to_string())
+}
+
+/// The calendar day as `DD/MM/YYYY`, as the spec's sample output shows dates.
+pub fn day_month_year(raw: &str) -> Option<String> {
+    calendar_day(raw)?
+        .format(format_description!("[day]/[month]/[year]"))
+        .ok()
+}
+
+/// The day of a `YYYY-MM-DD…` value; `2025-02-30` and `2025-13-01` are no days.
+fn calendar_day(raw: &str) -> Option<Date> {
     let day = raw.trim().get(0..10)?;
-    let parts: Vec<&str> = day.split('-').collect();
-    let ok = parts.len() == 3
-        && parts[0].len() == 4
-        && parts[1].len() == 2
-        && parts[2].len() == 2
-        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit()));
-    if !ok {
-        return None;
-    }
-    let month: u32 = parts[1].parse().ok()?;
-    let day_of_month: u32 = parts[2].parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day_of_month) {
-        return None;
-    }
-    Some(format!("{day}T00:00:00Z"))
+    Date::parse(day, format_description!("[year]-[month]-[day]")).ok()
 }
 
 /// A name fitted into `max` characters. Short names are kept; long ones keep their
@@ -180,6 +186,17 @@ mod tests {
         );
         assert_eq!(date("2025-10-09").as_deref(), Some("2025-10-09T00:00:00Z"));
         assert_eq!(date("09/10/2025"), None);
+        assert_eq!(date("2025-02-30"), None, "February has no 30th");
+        assert_eq!(date("2024-02-29").as_deref(), Some("2024-02-29T00:00:00Z"));
+        assert_eq!(date("2025-13-01"), None);
+        assert_eq!(
+            day_month_year("2028-09-30T00:00:00Z").as_deref(),
+            Some("30/09/2028")
+        );
+        assert_eq!(
+            iso_day("2028-09-30T00:00:00Z").as_deref(),
+            Some("2028-09-30")
+        );
         assert_eq!(text("  a \t b\n").as_deref(), Some("a b"));
         assert_eq!(text("   "), None);
         assert_eq!(comparable(" Dell  Inc. ", false), "dell inc.");

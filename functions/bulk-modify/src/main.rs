@@ -1,30 +1,30 @@
-//! `bulk-modify`: one Map iteration of the state machine, a group of batches of 50
-//! configurations. Wires clients once; the work is `shared::pipeline::write_group`.
+//! `bulk-modify`: one Map iteration: writes the changed fields of a group of batches.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::lambda::Environment;
-use shared::pipeline::{self, GroupInput};
-use tracing::Instrument;
+use shared::environment::Environment;
+use shared::lambda::{self, StepError};
+use shared::pipeline::{GroupInput, GroupOutput, WriteKind, write_group};
+use shared::store::Store;
+
+/// One invocation of the state machine's `bulk-modify` state.
+pub async fn handler<S: Store>(
+    env: &Environment<S>,
+    event: LambdaEvent<GroupInput>,
+) -> Result<GroupOutput, StepError> {
+    let input = &event.payload;
+    let work = write_group(
+        &env.connectwise,
+        &env.store,
+        &env.settings,
+        input,
+        WriteKind::Modify,
+    );
+    lambda::step("bulk-modify", &event, work).await
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let env = Environment::load().await?;
+    let env = lambda::start().await?;
     let env = &env;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<GroupInput>| async move {
-            let span = tracing::info_span!("bulk-modify", run_id = %event.payload.run_id);
-            pipeline::write_group(
-                &env.connectwise,
-                &env.store,
-                &env.settings,
-                &event.payload,
-                false,
-            )
-            .instrument(span)
-            .await
-            .map_err(Error::from)
-        },
-    ))
-    .await
+    lambda_runtime::run(service_fn(move |event| handler(env, event))).await
 }

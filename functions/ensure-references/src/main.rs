@@ -1,24 +1,24 @@
-//! `ensure-references`: the state machine's ensure-references step. Wires clients once; the work is
-//! `shared::pipeline::ensure_references`.
+//! `ensure-references`: finds or creates the locations, manufacturers, statuses and types the assets name.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::lambda::Environment;
-use shared::pipeline::{self, FetchOutput};
-use tracing::Instrument;
+use shared::environment::Environment;
+use shared::lambda::{self, StepError};
+use shared::pipeline::{EnsureOutput, FetchOutput, ensure_references};
+use shared::store::Store;
+
+/// One invocation of the state machine's `ensure-references` state.
+pub async fn handler<S: Store>(
+    env: &Environment<S>,
+    event: LambdaEvent<FetchOutput>,
+) -> Result<EnsureOutput, StepError> {
+    let input = &event.payload;
+    let work = ensure_references(&env.connectwise, &env.store, &env.settings, input);
+    lambda::step("ensure-references", &event, work).await
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let env = Environment::load().await?;
+    let env = lambda::start().await?;
     let env = &env;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<FetchOutput>| async move {
-            let span = tracing::info_span!("ensure-references", run_id = %event.payload.run_id);
-            pipeline::ensure_references(&env.connectwise, &env.store, &env.settings, &event.payload)
-                .instrument(span)
-                .await
-                .map_err(Error::from)
-        },
-    ))
-    .await
+    lambda_runtime::run(service_fn(move |event| handler(env, event))).await
 }

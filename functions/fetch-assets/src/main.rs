@@ -1,19 +1,24 @@
-//! `fetch-assets`: the state machine's fetch-assets step. Wires clients once; the work is
-//! `shared::pipeline::fetch_assets`.
+//! `fetch-assets`: pages every asset out of Lansweeper, normalises it and stages it in the store.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::lambda::Environment;
-use shared::pipeline::{self, FetchInput};
-use tracing::Instrument;
+use shared::environment::Environment;
+use shared::lambda::{self, StepError};
+use shared::pipeline::{FetchInput, FetchOutput, fetch_assets};
+use shared::store::Store;
+
+/// One invocation of the state machine's `fetch-assets` state.
+pub async fn handler<S: Store>(
+    env: &Environment<S>,
+    event: LambdaEvent<FetchInput>,
+) -> Result<FetchOutput, StepError> {
+    let input = &event.payload;
+    let work = fetch_assets(&env.lansweeper, &env.store, &env.settings, input, |_, _| {});
+    lambda::step("fetch-assets", &event, work).await
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let env = Environment::load().await?;
+    let env = lambda::start().await?;
     let env = &env;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<FetchInput>| async move {
-        let span = tracing::info_span!("fetch-assets", run_id = %event.payload.run_id.as_deref().unwrap_or("new"));
-        pipeline::fetch_assets(&env.lansweeper, &env.store, &env.settings, &event.payload, |_, _| {}).instrument(span).await.map_err(Error::from)
-    }))
-    .await
+    lambda_runtime::run(service_fn(move |event| handler(env, event))).await
 }

@@ -1,24 +1,24 @@
-//! `match`: the state machine's match step. Wires clients once; the work is
-//! `shared::pipeline::match_assets`.
+//! `match`: matches the staged assets to the configurations in scope and stores the write batches.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::lambda::Environment;
-use shared::pipeline::{self, EnsureOutput};
-use tracing::Instrument;
+use shared::environment::Environment;
+use shared::lambda::{self, StepError};
+use shared::pipeline::{EnsureOutput, MatchOutput, match_assets};
+use shared::store::Store;
+
+/// One invocation of the state machine's `match` state.
+pub async fn handler<S: Store>(
+    env: &Environment<S>,
+    event: LambdaEvent<EnsureOutput>,
+) -> Result<MatchOutput, StepError> {
+    let input = &event.payload;
+    let work = match_assets(&env.connectwise, &env.store, &env.settings, input);
+    lambda::step("match", &event, work).await
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let env = Environment::load().await?;
+    let env = lambda::start().await?;
     let env = &env;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<EnsureOutput>| async move {
-            let span = tracing::info_span!("match", run_id = %event.payload.run_id);
-            pipeline::match_assets(&env.connectwise, &env.store, &env.settings, &event.payload)
-                .instrument(span)
-                .await
-                .map_err(Error::from)
-        },
-    ))
-    .await
+    lambda_runtime::run(service_fn(move |event| handler(env, event))).await
 }

@@ -2,72 +2,48 @@
 //! site that know each other, the whole sync with progress bars, its report, then the
 //! same sync again to show that a second run writes nothing.
 
-use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};
-use shared::lansweeper::{LansweeperClient, LansweeperConfig, LansweeperOptions};
-use shared::pipeline::SyncSettings;
-use simulators::connectwise::{self as cw_sim, ConnectWiseSimulator};
-use simulators::lansweeper::{self as ls_sim, LansweeperSimulator, SiteSpec};
+use shared::environment::{Environment, Lookup};
+use shared::lansweeper::LansweeperOptions;
+use shared::settings::SyncSettings;
+use simulators::lansweeper::{self as ls_sim, SiteSpec};
+use simulators::scenario::LinkedPair;
 
 use crate::sync::{self, AnyStore};
 
 /// The demo runs the Lansweeper quota this much faster than real time.
 const SPEED: f64 = 60.0;
 
-pub async fn run() -> Result<(), String> {
-    let (tenant, site) = simulators::scenario::linked(&SiteSpec {
-        seed: 1,
-        assets: 2_000,
-    })?;
-    let cw = ConnectWiseSimulator::start(tenant, "127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn run() -> anyhow::Result<()> {
     let ls_options = ls_sim::LansweeperOptions::sped_up(SPEED);
     let window = ls_options.rate_window;
-    let ls = LansweeperSimulator::start(site, ls_options, "127.0.0.1:0")
+    let spec = SiteSpec {
+        seed: 1,
+        assets: 2_000,
+    };
+    let pair = LinkedPair::start(&spec, ls_options, "127.0.0.1:0", "127.0.0.1:0")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(anyhow::Error::msg)?;
+    let (cw, ls) = (&pair.connectwise, &pair.lansweeper);
     println!("ConnectWise simulator: {}", cw.base_url());
     println!("Lansweeper simulator:  {} (2,000 assets)\n", ls.api_url());
 
-    let config = ConnectionConfig::from_lookup(|key| match key {
-        "CW_SITE" => Some(cw.site()),
-        "CW_COMPANY_ID" => Some(cw_sim::COMPANY_ID.into()),
-        "CW_PUBLIC_KEY" => Some(cw_sim::PUBLIC_KEY.into()),
-        "CW_PRIVATE_KEY" => Some(cw_sim::PRIVATE_KEY.into()),
-        "CW_CLIENT_ID" => Some(cw_sim::CLIENT_ID.into()),
-        _ => None,
-    })
-    .map_err(|e| e.to_string())?;
-    let connectwise = ConnectWiseClient::connect(&config, ClientOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let lansweeper = LansweeperClient::new(
-        LansweeperConfig::from_lookup(|key| match key {
-            "LS_TOKEN" => Some(ls_sim::TOKEN.into()),
-            "LS_SITE_ID" => Some(ls.site_id()),
-            "LS_API_URL" => Some(ls.api_url()),
-            _ => None,
-        })
-        .map_err(|e| e.to_string())?,
-        LansweeperOptions {
-            rate_window: window,
-            hourly_window: window * 60,
-            ..LansweeperOptions::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let settings = SyncSettings {
-        target_company: "BlueLightCo".into(),
-        ..SyncSettings::default()
+    let lookup = Lookup::from_values(pair.settings());
+    let pacing = LansweeperOptions {
+        rate_window: window,
+        hourly_window: window * 60,
+        ..LansweeperOptions::default()
     };
     let store = AnyStore::Memory(shared::store::MemoryStore::new());
+    let mut env = Environment::connect_with(&lookup, store, pacing).await?;
+    let settings = env.settings.clone();
 
     println!("First run: a dry run shows the plan.");
-    let dry = SyncSettings {
+    env.settings = SyncSettings {
         dry_run: true,
         ..settings.clone()
     };
-    let (report, plan) = sync::run(&connectwise, &lansweeper, &store, &dry).await?;
+    let (report, plan) = sync::run(&env).await?;
+    env.settings = settings;
     if let Some(plan) = &plan {
         sync::print_plan(plan);
     }
@@ -75,7 +51,7 @@ pub async fn run() -> Result<(), String> {
 
     println!("\nSecond run: the sync for real.");
     let writes_before = cw.control().writes();
-    let (report, _) = sync::run(&connectwise, &lansweeper, &store, &settings).await?;
+    let (report, _) = sync::run(&env).await?;
     sync::print_report(&report);
     println!(
         "  ConnectWise write requests: {}",
@@ -84,19 +60,17 @@ pub async fn run() -> Result<(), String> {
 
     println!("\nThird run: nothing changed in Lansweeper, so nothing is written.");
     let writes_before = cw.control().writes();
-    let (report, _) = sync::run(&connectwise, &lansweeper, &store, &settings).await?;
+    let (report, _) = sync::run(&env).await?;
     sync::print_report(&report);
     let writes = cw.control().writes() - writes_before;
     println!("  ConnectWise write requests: {writes}");
     if writes != 0 || report.created + report.modified != 0 {
-        return Err(format!(
-            "the repeated run wrote {writes} requests; it should write none"
-        ));
+        anyhow::bail!("the repeated run wrote {writes} requests; it should write none");
     }
 
     println!("\nEnrichment: tickets, agreements and SLA back onto the Lansweeper assets.");
     let edits_before = ls.control().count("POST graphql:editAsset");
-    let enriched = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
+    let enriched = sync::enrich(&env).await?;
     sync::print_enrich_report(&enriched);
     println!(
         "  editAsset requests: {}",
@@ -105,14 +79,12 @@ pub async fn run() -> Result<(), String> {
 
     println!("\nEnrichment again: nothing changed in ConnectWise, so nothing is written.");
     let edits_before = ls.control().count("POST graphql:editAsset");
-    let again = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
+    let again = sync::enrich(&env).await?;
     sync::print_enrich_report(&again);
     let edits = ls.control().count("POST graphql:editAsset") - edits_before;
     println!("  editAsset requests: {edits}");
     if edits != 0 {
-        return Err(format!(
-            "the repeated enrichment made {edits} editAsset calls; it should make none"
-        ));
+        anyhow::bail!("the repeated enrichment made {edits} editAsset calls; it should make none");
     }
     Ok(())
 }

@@ -6,31 +6,34 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};
-use shared::lansweeper::{LansweeperClient, LansweeperConfig, LansweeperOptions};
-use shared::pipeline::{self, FetchInput, SyncSettings};
+use shared::environment::{Environment, Lookup};
+use shared::pipeline::{self, FetchInput};
 use shared::store::DynamoStore;
-use simulators::connectwise::{self as cw_sim, ConnectWiseSimulator};
-use simulators::lansweeper::{self as ls_sim, LansweeperSimulator, SiteSpec};
+use simulators::connectwise as cw_sim;
+use simulators::lansweeper::{self as ls_sim, SiteSpec};
+use simulators::scenario::{LinkedPair, TARGET_COMPANY};
 
 pub const RUN_ID: &str = "sample-run";
 const TABLE: &str = "lscw-sync";
 
-pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> Result<(), String> {
-    let (tenant, site) = simulators::scenario::linked(&SiteSpec {
+pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> anyhow::Result<()> {
+    let spec = SiteSpec {
         seed: 1,
         assets: 300,
-    })?;
-    let cw = ConnectWiseSimulator::start(tenant, "127.0.0.1:8480")
-        .await
-        .map_err(|e| format!("ConnectWise simulator on 127.0.0.1:8480: {e}"))?;
-    let ls =
-        LansweeperSimulator::start(site, ls_sim::LansweeperOptions::default(), "127.0.0.1:8490")
-            .await
-            .map_err(|e| format!("Lansweeper simulator on 127.0.0.1:8490: {e}"))?;
+    };
+    let pair = LinkedPair::start(
+        &spec,
+        ls_sim::LansweeperOptions::default(),
+        "127.0.0.1:8480",
+        "127.0.0.1:8490",
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let (cw, ls) = (&pair.connectwise, &pair.lansweeper);
 
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -45,14 +48,12 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> Resu
             .attribute_name(name)
             .attribute_type(ScalarAttributeType::S)
             .build()
-            .map_err(|e| e.to_string())
     };
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)
             .key_type(kind)
             .build()
-            .map_err(|e| e.to_string())
     };
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     if dynamodb
@@ -73,7 +74,7 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> Resu
             .send()
             .await
             .map_err(|e| {
-                format!(
+                anyhow::anyhow!(
                     "create table: {}",
                     aws_sdk_dynamodb::error::DisplayErrorContext(e)
                 )
@@ -101,7 +102,7 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> Resu
             .send()
             .await
             .map_err(|e| {
-                format!(
+                anyhow::anyhow!(
                     "secret: {}",
                     aws_sdk_secretsmanager::error::DisplayErrorContext(e)
                 )
@@ -112,62 +113,32 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> Resu
     };
 
     // Stage the sample run the events refer to.
-    let lookup = |key: &str| -> Option<String> {
-        match key {
-            "CW_BASE_URL" => Some(cw.base_url()),
-            "CW_COMPANY_ID" => Some(cw_sim::COMPANY_ID.into()),
-            "CW_PUBLIC_KEY" => Some(cw_sim::PUBLIC_KEY.into()),
-            "CW_PRIVATE_KEY" => Some(cw_sim::PRIVATE_KEY.into()),
-            "CW_CLIENT_ID" => Some(cw_sim::CLIENT_ID.into()),
-            "LS_TOKEN" => Some(ls_sim::TOKEN.into()),
-            "LS_SITE_ID" => Some(ls.site_id()),
-            "LS_API_URL" => Some(ls.api_url()),
-            "CW_TARGET_COMPANY" => Some("BlueLightCo".into()),
-            _ => None,
-        }
-    };
-    let connectwise = ConnectWiseClient::connect(
-        &ConnectionConfig::from_lookup(lookup).map_err(|e| e.to_string())?,
-        ClientOptions::default(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let lansweeper = LansweeperClient::new(
-        LansweeperConfig::from_lookup(lookup).map_err(|e| e.to_string())?,
-        LansweeperOptions::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    let settings = SyncSettings::from_lookup(lookup).map_err(|e| e.to_string())?;
-    let store = DynamoStore::new(dynamodb, TABLE);
+    let lookup = Lookup::from_values(pair.settings());
+    let env = Environment::connect(&lookup, DynamoStore::new(dynamodb, TABLE)).await?;
+    let Environment {
+        connectwise,
+        lansweeper,
+        store,
+        settings,
+    } = &env;
     let input = FetchInput {
         run_id: Some(RUN_ID.into()),
     };
-    let fetched = pipeline::fetch_assets(&lansweeper, &store, &settings, &input, |_, _| {})
-        .await
-        .map_err(|e| e.to_string())?;
-    let ensured = pipeline::ensure_references(&connectwise, &store, &settings, &fetched)
-        .await
-        .map_err(|e| e.to_string())?;
-    let matched = pipeline::match_assets(&connectwise, &store, &settings, &ensured)
-        .await
-        .map_err(|e| e.to_string())?;
+    let fetched = pipeline::fetch_assets(lansweeper, store, settings, &input, |_, _| {}).await?;
+    let ensured = pipeline::ensure_references(connectwise, store, settings, &fetched).await?;
+    let matched = pipeline::match_assets(connectwise, store, settings, &ensured).await?;
 
     if let Some(dir) = events {
         // The sample events are real inputs: what the previous step answered.
-        let write = |name: &str, value: &serde_json::Value| -> Result<(), String> {
+        let write = |name: &str, value: &serde_json::Value| -> anyhow::Result<()> {
             let path = dir.join(format!("{name}.json"));
-            let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-            std::fs::write(&path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
+            let text = serde_json::to_string_pretty(value)?;
+            std::fs::write(&path, text + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))
         };
         write("fetch-assets", &serde_json::json!({ "runId": RUN_ID }))?;
-        write(
-            "ensure-references",
-            &serde_json::to_value(&fetched).map_err(|e| e.to_string())?,
-        )?;
-        write(
-            "match",
-            &serde_json::to_value(&ensured).map_err(|e| e.to_string())?,
-        )?;
+        write("ensure-references", &serde_json::to_value(&fetched)?)?;
+        write("match", &serde_json::to_value(&ensured)?)?;
         let group = |groups: &[Vec<String>]| serde_json::json!({"runId": RUN_ID, "batches": groups.first().cloned().unwrap_or_default()});
         write("bulk-create", &group(&matched.create_groups))?;
         write("bulk-modify", &group(&matched.modify_groups))?;
@@ -186,10 +157,11 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> Resu
         ("CW_BASE_URL", cw.base_url()),
         ("LS_API_URL", ls.api_url()),
         ("LS_SITE_ID", ls.site_id()),
-        ("CW_TARGET_COMPANY", "BlueLightCo".into()),
+        ("CW_TARGET_COMPANY", TARGET_COMPANY.into()),
     ];
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    std::fs::write(env_file, text).map_err(|e| format!("{}: {e}", env_file.display()))?;
+    std::fs::write(env_file, text)
+        .with_context(|| format!("cannot write {}", env_file.display()))?;
     eprintln!(
         "dev-env ready: run {RUN_ID} staged ({} assets, {} create groups, {} modify groups); environment in {}",
         fetched.assets,
@@ -197,5 +169,5 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> Resu
         matched.modify_groups.len(),
         env_file.display()
     );
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
+    Ok(tokio::signal::ctrl_c().await?)
 }

@@ -7,11 +7,13 @@ mod sync;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use shared::connectwise::{
     ACTION_KEYS, ClientOptions, ConnectWiseClient, ConnectionConfig, run_action,
 };
+use shared::environment::{Environment, Lookup};
 use shared::lansweeper::{ASSET_PATHS, LansweeperClient, LansweeperConfig, LansweeperOptions};
 use simulators::connectwise::{ConnectWiseSimulator, TenantData, TenantSpec};
 use simulators::lansweeper::{LansweeperSimulator, SiteData, SiteSpec};
@@ -164,144 +166,34 @@ async fn main() -> ExitCode {
         .init();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Action { key, input } => {
             let input = read_input(&input)?;
-            let config = ConnectionConfig::from_env().map_err(|e| e.to_string())?;
-            let client = ConnectWiseClient::connect(&config, client_options())
-                .await
-                .map_err(|e| e.to_string())?;
-            let output = run_action(&client, &key, input)
-                .await
-                .map_err(|e| e.to_string())?;
-            let text = serde_json::to_string_pretty(&output).map_err(|e| e.to_string())?;
-            println!("{text}");
+            let lookup = Lookup::load().await?;
+            let config = ConnectionConfig::from_lookup(|k| lookup.get(k))?;
+            let client = ConnectWiseClient::connect(&config, ClientOptions::default()).await?;
+            let output = run_action(&client, &key, input).await?;
+            println!("{}", serde_json::to_string_pretty(&output)?);
             Ok(())
         }
-        Command::Simulate {
-            api:
-                SimulatedApi::Connectwise {
-                    listen,
-                    data,
-                    seed,
-                    configurations,
-                },
-        } => {
-            let tenant = match data {
-                Some(path) => {
-                    let data: TenantData = read_json_file(&path)?;
-                    let mut tenant = simulators::connectwise::Tenant::from_data(data)?;
-                    tenant.complete_custom_fields();
-                    tenant
-                }
-                None => simulators::connectwise::generate(&TenantSpec {
-                    seed,
-                    configurations,
-                    ..TenantSpec::default()
-                })?,
-            };
-            let simulator = ConnectWiseSimulator::start(tenant, &listen)
-                .await
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            eprintln!("ConnectWise simulator listening on {}", simulator.site());
-            eprintln!("  export CW_BASE_URL={}", simulator.base_url());
-            eprintln!(
-                "  export CW_COMPANY_ID={} CW_PUBLIC_KEY={} CW_PRIVATE_KEY={} CW_CLIENT_ID={}",
-                simulators::connectwise::COMPANY_ID,
-                simulators::connectwise::PUBLIC_KEY,
-                simulators::connectwise::PRIVATE_KEY,
-                simulators::connectwise::CLIENT_ID
-            );
-            tokio::select! {
-                () = simulator.wait() => Ok(()),
-                _ = tokio::signal::ctrl_c() => Ok(()),
-            }
-        }
-        Command::Simulate {
-            api:
-                SimulatedApi::Lansweeper {
-                    listen,
-                    data,
-                    seed,
-                    assets,
-                    speed,
-                },
-        } => {
-            let site = match data {
-                Some(path) => {
-                    simulators::lansweeper::Site::new(read_json_file::<SiteData>(&path)?)?
-                }
-                None => simulators::lansweeper::generate(&SiteSpec { seed, assets })?,
-            };
-            let options = simulators::lansweeper::LansweeperOptions::sped_up(speed);
-            let simulator = LansweeperSimulator::start(site, options, &listen)
-                .await
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            eprintln!("Lansweeper simulator listening on {}", simulator.api_url());
-            eprintln!(
-                "  export LS_API_URL={} LS_TOKEN={} LS_SITE_ID={}",
-                simulator.api_url(),
-                simulators::lansweeper::TOKEN,
-                simulator.site_id()
-            );
-            tokio::select! {
-                () = simulator.wait() => Ok(()),
-                _ = tokio::signal::ctrl_c() => Ok(()),
-            }
-        }
-        Command::Simulate {
-            api:
-                SimulatedApi::Pair {
-                    connectwise_listen,
-                    lansweeper_listen,
-                    seed,
-                    assets,
-                    speed,
-                },
-        } => {
-            let (tenant, site) = simulators::scenario::linked(&SiteSpec { seed, assets })?;
-            let cw = ConnectWiseSimulator::start(tenant, &connectwise_listen)
-                .await
-                .map_err(|e| format!("cannot listen on {connectwise_listen}: {e}"))?;
-            let ls = LansweeperSimulator::start(
-                site,
-                simulators::lansweeper::LansweeperOptions::sped_up(speed),
-                &lansweeper_listen,
-            )
-            .await
-            .map_err(|e| format!("cannot listen on {lansweeper_listen}: {e}"))?;
-            eprintln!(
-                "  export CW_BASE_URL={} CW_COMPANY_ID=sim CW_PUBLIC_KEY=simpub CW_PRIVATE_KEY=simpriv CW_CLIENT_ID={} CW_TARGET_COMPANY=BlueLightCo",
-                cw.base_url(),
-                simulators::connectwise::CLIENT_ID
-            );
-            eprintln!(
-                "  export LS_API_URL={} LS_TOKEN=simtoken LS_SITE_ID={}",
-                ls.api_url(),
-                ls.site_id()
-            );
-            tokio::select! {
-                () = cw.wait() => Ok(()),
-                _ = tokio::signal::ctrl_c() => Ok(()),
-            }
-        }
+        Command::Simulate { api } => simulate(api).await,
         Command::Sites => {
-            let client = lansweeper_client()?;
-            for site in client.sites().await.map_err(|e| e.to_string())? {
+            let client = lansweeper_client().await?;
+            for site in client.sites().await? {
                 println!("{}\t{}", site.id, site.name);
             }
             Ok(())
         }
         Command::Assets { fields } => {
-            let client = lansweeper_client()?;
+            let client = lansweeper_client().await?;
             let paths: Vec<&str> = if fields.is_empty() {
                 ASSET_PATHS.to_vec()
             } else {
@@ -322,16 +214,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                     Ok(())
                 })
-                .await
-                .map_err(|e| e.to_string())?;
-            std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
+                .await?;
+            std::io::Write::flush(&mut out)?;
             eprintln!("{} assets in {} requests", stats.items, client.api_calls());
             Ok(())
         }
         Command::Sync { dry_run, report } => {
-            let (connectwise, lansweeper, settings, store) = connections(dry_run).await?;
-            let (run_report, plan) =
-                sync::run(&connectwise, &lansweeper, &store, &settings).await?;
+            let env = environment(dry_run).await?;
+            let (run_report, plan) = sync::run(&env).await?;
             if let Some(plan) = &plan {
                 sync::print_plan(plan);
             }
@@ -342,8 +232,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Enrich { dry_run, report } => {
-            let (connectwise, lansweeper, settings, store) = connections(dry_run).await?;
-            let enrich_report = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
+            let env = environment(dry_run).await?;
+            let enrich_report = sync::enrich(&env).await?;
             sync::print_enrich_report(&enrich_report);
             if let Some(path) = report {
                 sync::write_json(&path, &enrich_report)?;
@@ -351,15 +241,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Run { dry_run } => {
-            let (connectwise, lansweeper, settings, store) = connections(dry_run).await?;
-            let (run_report, _) = sync::run(&connectwise, &lansweeper, &store, &settings).await?;
+            let env = environment(dry_run).await?;
+            let (run_report, _) = sync::run(&env).await?;
             sync::print_report(&run_report);
-            let enrich_report = sync::enrich(&connectwise, &lansweeper, &store, &settings).await?;
+            let enrich_report = sync::enrich(&env).await?;
             sync::print_enrich_report(&enrich_report);
             Ok(())
         }
         Command::Report { run_id, json } => {
-            let store = sync::AnyStore::from_env().await;
+            let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
             let run_report = sync::report(&store, &run_id).await?;
             sync::print_report(&run_report);
             if let Some(path) = json {
@@ -376,57 +266,137 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Client tuning from the environment (`CW_MAX_CONCURRENCY`), defaults otherwise.
-fn client_options() -> ClientOptions {
-    let mut options = ClientOptions::default();
-    if let Some(n) = std::env::var("CW_MAX_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        options.max_concurrent = n;
+/// Serves one simulator (or the pair) until stopped.
+async fn simulate(api: SimulatedApi) -> anyhow::Result<()> {
+    match api {
+        SimulatedApi::Connectwise {
+            listen,
+            data,
+            seed,
+            configurations,
+        } => {
+            let tenant = match data {
+                Some(path) => {
+                    let data: TenantData = read_json_file(&path)?;
+                    let mut tenant = simulators::connectwise::Tenant::from_data(data)
+                        .map_err(anyhow::Error::msg)?;
+                    tenant.complete_custom_fields();
+                    tenant
+                }
+                None => simulators::connectwise::generate(&TenantSpec {
+                    seed,
+                    configurations,
+                    ..TenantSpec::default()
+                })
+                .map_err(anyhow::Error::msg)?,
+            };
+            let simulator = ConnectWiseSimulator::start(tenant, &listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!("ConnectWise simulator listening on {}", simulator.site());
+            eprintln!("  export CW_BASE_URL={}", simulator.base_url());
+            eprintln!(
+                "  export CW_COMPANY_ID={} CW_PUBLIC_KEY={} CW_PRIVATE_KEY={} CW_CLIENT_ID={}",
+                simulators::connectwise::COMPANY_ID,
+                simulators::connectwise::PUBLIC_KEY,
+                simulators::connectwise::PRIVATE_KEY,
+                simulators::connectwise::CLIENT_ID
+            );
+            tokio::select! {
+                () = simulator.wait() => Ok(()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        SimulatedApi::Lansweeper {
+            listen,
+            data,
+            seed,
+            assets,
+            speed,
+        } => {
+            let site = match data {
+                Some(path) => simulators::lansweeper::Site::new(read_json_file::<SiteData>(&path)?)
+                    .map_err(anyhow::Error::msg)?,
+                None => simulators::lansweeper::generate(&SiteSpec { seed, assets })
+                    .map_err(anyhow::Error::msg)?,
+            };
+            let options = simulators::lansweeper::LansweeperOptions::sped_up(speed);
+            let simulator = LansweeperSimulator::start(site, options, &listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!("Lansweeper simulator listening on {}", simulator.api_url());
+            eprintln!(
+                "  export LS_API_URL={} LS_TOKEN={} LS_SITE_ID={}",
+                simulator.api_url(),
+                simulators::lansweeper::TOKEN,
+                simulator.site_id()
+            );
+            tokio::select! {
+                () = simulator.wait() => Ok(()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        SimulatedApi::Pair {
+            connectwise_listen,
+            lansweeper_listen,
+            seed,
+            assets,
+            speed,
+        } => {
+            let pair = simulators::scenario::LinkedPair::start(
+                &SiteSpec { seed, assets },
+                simulators::lansweeper::LansweeperOptions::sped_up(speed),
+                &connectwise_listen,
+                &lansweeper_listen,
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            let exports: Vec<String> = pair
+                .settings()
+                .into_iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect();
+            eprintln!("  export {}", exports.join(" "));
+            let cw = pair.connectwise;
+            tokio::select! {
+                () = cw.wait() => Ok(()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
     }
-    options
 }
 
-/// Both connections, the settings and the store, from the environment.
-async fn connections(
-    dry_run: bool,
-) -> Result<
-    (
-        ConnectWiseClient,
-        LansweeperClient,
-        shared::pipeline::SyncSettings,
-        sync::AnyStore,
-    ),
-    String,
-> {
-    let config = ConnectionConfig::from_env().map_err(|e| e.to_string())?;
-    let connectwise = ConnectWiseClient::connect(&config, client_options())
-        .await
-        .map_err(|e| e.to_string())?;
-    let lansweeper = lansweeper_client()?;
-    let mut settings = shared::pipeline::SyncSettings::from_lookup(|k| std::env::var(k).ok())
-        .map_err(|e| e.to_string())?;
-    settings.dry_run = dry_run;
-    let store = sync::AnyStore::from_env().await;
+/// The environment of a sync or enrichment on this machine: the same settings as the
+/// Lambda functions read (environment, and the secret `SECRET_ARN` names), the table
+/// when one is configured.
+async fn environment(dry_run: bool) -> anyhow::Result<Environment<sync::AnyStore>> {
+    let lookup = Lookup::load().await?;
+    let store = sync::AnyStore::from_lookup(&lookup).await;
     eprintln!("store: {}", store.describe());
-    Ok((connectwise, lansweeper, settings, store))
+    let mut env = Environment::connect(&lookup, store).await?;
+    env.settings.dry_run = dry_run;
+    Ok(env)
 }
 
-fn lansweeper_client() -> Result<LansweeperClient, String> {
-    let config = LansweeperConfig::from_env().map_err(|e| e.to_string())?;
-    LansweeperClient::new(config, LansweeperOptions::default()).map_err(|e| e.to_string())
+async fn lansweeper_client() -> anyhow::Result<LansweeperClient> {
+    let lookup = Lookup::load().await?;
+    let config = LansweeperConfig::from_lookup(|k| lookup.get(k))?;
+    Ok(LansweeperClient::new(config, LansweeperOptions::default())?)
 }
 
-fn read_json_file<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+fn read_json_file<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not the expected JSON", path.display()))
 }
 
-fn read_input(input: &str) -> Result<Value, String> {
+fn read_input(input: &str) -> anyhow::Result<Value> {
     let text = match input.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
         None => input.to_string(),
     };
-    serde_json::from_str(&text).map_err(|e| format!("--input is not JSON: {e}"))
+    serde_json::from_str(&text).context("--input is not JSON")
 }

@@ -3,12 +3,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use shared::connectwise::ConnectWiseClient;
 use shared::enrichment::{self, EnrichReport};
-use shared::lansweeper::LansweeperClient;
-use shared::pipeline::{self, Progress, RunReport, SyncSettings};
-use shared::store::{DynamoStore, MemoryStore, Store};
+use shared::environment::{Environment, Lookup};
+use shared::error::PipelineError;
+use shared::pipeline::{self, Progress, RunReport};
+use shared::store::{DynamoStore, MemoryStore, Store, StoreError};
 
 /// DynamoDB when `AWS_ENDPOINT_URL` or `SYNC_TABLE` is set, the embedded store otherwise.
 pub enum AnyStore {
@@ -17,11 +18,9 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
-    pub async fn from_env() -> Self {
-        let table = std::env::var("SYNC_TABLE").ok().filter(|t| !t.is_empty());
-        let endpoint = std::env::var("AWS_ENDPOINT_URL")
-            .ok()
-            .filter(|e| !e.is_empty());
+    pub async fn from_lookup(lookup: &Lookup) -> Self {
+        let table = lookup.get("SYNC_TABLE").filter(|t| !t.is_empty());
+        let endpoint = lookup.get("AWS_ENDPOINT_URL").filter(|e| !e.is_empty());
         match (table, endpoint) {
             (None, None) => Self::Memory(MemoryStore::new()),
             (table, _) => Self::Dynamo(
@@ -38,24 +37,26 @@ impl AnyStore {
     }
 }
 
-pub async fn run(
-    connectwise: &ConnectWiseClient,
-    lansweeper: &LansweeperClient,
-    store: &AnyStore,
-    settings: &SyncSettings,
-) -> Result<(RunReport, Option<pipeline::Plan>), String> {
-    match store {
-        AnyStore::Memory(store) => run_on(connectwise, lansweeper, store, settings).await,
-        AnyStore::Dynamo(store) => run_on(connectwise, lansweeper, store, settings).await,
+impl Store for AnyStore {
+    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(store) => store.put_raw(key, value, ttl).await,
+            Self::Dynamo(store) => store.put_raw(key, value, ttl).await,
+        }
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Memory(store) => store.get_raw(key).await,
+            Self::Dynamo(store) => store.get_raw(key).await,
+        }
     }
 }
 
-async fn run_on<S: Store>(
-    connectwise: &ConnectWiseClient,
-    lansweeper: &LansweeperClient,
-    store: &S,
-    settings: &SyncSettings,
-) -> Result<(RunReport, Option<pipeline::Plan>), String> {
+/// The sync with progress bars; in a dry run, also its plan.
+pub async fn run(
+    env: &Environment<AnyStore>,
+) -> anyhow::Result<(RunReport, Option<pipeline::Plan>)> {
     let bars = MultiProgress::new();
     let fetch = bars.add(ProgressBar::new_spinner());
     fetch.set_style(
@@ -88,38 +89,39 @@ async fn run_on<S: Store>(
             write.set_position(written);
         }
     };
-    let report = pipeline::run_sync(connectwise, lansweeper, store, settings, &on_progress)
-        .await
-        .map_err(|e| e.to_string())?;
+    let report = pipeline::run_sync(
+        &env.connectwise,
+        &env.lansweeper,
+        &env.store,
+        &env.settings,
+        &on_progress,
+    )
+    .await?;
     fetch.finish();
     write.finish();
     step.finish_and_clear();
-    let plan = if settings.dry_run {
-        Some(
-            pipeline::plan(store, &report.run_id)
-                .await
-                .map_err(|e| e.to_string())?,
-        )
+    let plan = if env.settings.dry_run {
+        Some(pipeline::plan(&env.store, &report.run_id).await?)
     } else {
         None
     };
     Ok((report, plan))
 }
 
-pub async fn report(store: &AnyStore, run_id: &str) -> Result<RunReport, String> {
-    let report = match store {
-        AnyStore::Memory(store) => pipeline::report(store, run_id, false).await,
-        AnyStore::Dynamo(store) => pipeline::report(store, run_id, false).await,
-    };
-    report.map_err(|e| match (e, store) {
-        (pipeline::PipelineError::Store(shared::store::StoreError::Missing(_)), AnyStore::Memory(_)) => {
-            format!("no run {run_id}: without SYNC_TABLE the store lives only as long as one lscw process")
-        }
-        (pipeline::PipelineError::Store(shared::store::StoreError::Missing(key)), AnyStore::Dynamo(_)) => {
-            format!("no run {run_id} in the table ({key} is missing or expired)")
-        }
-        (other, _) => other.to_string(),
-    })
+/// A run's report from the store, with what to do when it is not there.
+pub async fn report(store: &AnyStore, run_id: &str) -> anyhow::Result<RunReport> {
+    match pipeline::report(store, run_id, false).await {
+        Ok(report) => Ok(report),
+        Err(PipelineError::Store(StoreError::Missing(key))) => Err(match store {
+            AnyStore::Memory(_) => anyhow::anyhow!(
+                "no run {run_id}: without SYNC_TABLE the store lives only as long as one lscw process"
+            ),
+            AnyStore::Dynamo(_) => {
+                anyhow::anyhow!("no run {run_id} in the table ({key} is missing or expired)")
+            }
+        }),
+        Err(other) => Err(other.into()),
+    }
 }
 
 pub fn print_report(report: &RunReport) {
@@ -224,27 +226,23 @@ pub fn print_plan(plan: &pipeline::Plan) {
     }
 }
 
-pub async fn enrich(
-    connectwise: &ConnectWiseClient,
-    lansweeper: &LansweeperClient,
-    store: &AnyStore,
-    settings: &SyncSettings,
-) -> Result<EnrichReport, String> {
+/// The enrichment on this machine, with a spinner.
+pub async fn enrich(env: &Environment<AnyStore>) -> anyhow::Result<EnrichReport> {
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(
         "ticket-agreement-enrich: reading ConnectWise and Lansweeper, writing changed assets",
     );
     spinner.enable_steady_tick(Duration::from_millis(120));
-    let outcome = match store {
-        AnyStore::Memory(store) => {
-            enrichment::run_enrich(connectwise, lansweeper, store, settings, None).await
-        }
-        AnyStore::Dynamo(store) => {
-            enrichment::run_enrich(connectwise, lansweeper, store, settings, None).await
-        }
-    };
+    let outcome = enrichment::run_enrich(
+        &env.connectwise,
+        &env.lansweeper,
+        &env.store,
+        &env.settings,
+        None,
+    )
+    .await;
     spinner.finish_and_clear();
-    outcome.map(|(report, _)| report).map_err(|e| e.to_string())
+    Ok(outcome?.0)
 }
 
 pub fn print_enrich_report(report: &EnrichReport) {
@@ -271,7 +269,7 @@ pub fn print_enrich_report(report: &EnrichReport) {
     }
 }
 
-pub fn write_json<T: serde::Serialize>(path: &Path, report: &T) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+pub fn write_json<T: serde::Serialize>(path: &Path, report: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

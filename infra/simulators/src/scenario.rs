@@ -68,3 +68,55 @@ pub fn linked(spec: &SiteSpec) -> Result<(Tenant, Site), String> {
     connectwise::generate::add_service_history(&mut tenant, spec.seed)?;
     Ok((tenant, site))
 }
+
+/// The company the scenario's assets belong to (`CW_TARGET_COMPANY`).
+pub const TARGET_COMPANY: &str = "BlueLightCo";
+
+/// A linked tenant and site, each served by its simulator.
+pub struct LinkedPair {
+    pub connectwise: crate::connectwise::ConnectWiseSimulator,
+    pub lansweeper: crate::lansweeper::LansweeperSimulator,
+}
+
+impl LinkedPair {
+    /// Serves [`linked`]'s tenant and site on the given addresses (`127.0.0.1:0`: any port).
+    ///
+    /// # Errors
+    /// The scenario cannot be generated or an address cannot be listened on.
+    pub async fn start(
+        spec: &SiteSpec,
+        options: lansweeper::LansweeperOptions,
+        connectwise_listen: &str,
+        lansweeper_listen: &str,
+    ) -> Result<Self, String> {
+        let (tenant, site) = linked(spec)?;
+        let connectwise =
+            crate::connectwise::ConnectWiseSimulator::start(tenant, connectwise_listen)
+                .await
+                .map_err(|e| format!("ConnectWise simulator on {connectwise_listen}: {e}"))?;
+        let lansweeper =
+            crate::lansweeper::LansweeperSimulator::start(site, options, lansweeper_listen)
+                .await
+                .map_err(|e| format!("Lansweeper simulator on {lansweeper_listen}: {e}"))?;
+        Ok(Self {
+            connectwise,
+            lansweeper,
+        })
+    }
+
+    /// What a user would configure to sync this pair: both connections and the target
+    /// company, by the keys the functions and `lscw` read.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CW_BASE_URL", self.connectwise.base_url()),
+            ("CW_COMPANY_ID", connectwise::COMPANY_ID.into()),
+            ("CW_PUBLIC_KEY", connectwise::PUBLIC_KEY.into()),
+            ("CW_PRIVATE_KEY", connectwise::PRIVATE_KEY.into()),
+            ("CW_CLIENT_ID", connectwise::CLIENT_ID.into()),
+            ("CW_TARGET_COMPANY", TARGET_COMPANY.into()),
+            ("LS_TOKEN", lansweeper::TOKEN.into()),
+            ("LS_SITE_ID", self.lansweeper.site_id()),
+            ("LS_API_URL", self.lansweeper.api_url()),
+        ]
+    }
+}

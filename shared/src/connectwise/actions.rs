@@ -110,18 +110,15 @@ pub async fn run_action(
         }
         "matchConfigurationsAction" => match_configurations(client, input).await,
         "listAgreementsForConfigurationsAction" => {
-            crate::enrichment::list_agreements_for_configurations(
+            super::linked::list_agreements_for_configurations(
                 client,
                 &configuration_payload(input)?,
             )
             .await
         }
         "listTicketsForConfigurationsAction" => {
-            crate::enrichment::list_tickets_for_configurations(
-                client,
-                &configuration_payload(input)?,
-            )
-            .await
+            super::linked::list_tickets_for_configurations(client, &configuration_payload(input)?)
+                .await
         }
         other => Err(ConnectWiseError::UnknownAction(other.to_string())),
     }

@@ -6,6 +6,7 @@ mod client;
 mod condition;
 mod config;
 mod error;
+pub mod linked;
 mod query;
 
 pub use actions::{ACTION_KEYS, run_action};

@@ -1,0 +1,225 @@
+//! Agreements and tickets linked to configurations, and the spec's two actions over
+//! them. ConnectWise lists no tickets or agreements *of a configuration*; the link lives
+//! on the ticket and agreement side. So: the agreements and tickets of the companies the
+//! configurations belong to, one forward-only read each; then each one's
+//! `/configurations`, one request each (8 in flight).
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::client::ConnectWiseClient;
+use super::condition::Field;
+use super::error::ConnectWiseError;
+use super::query::ListQuery;
+use crate::normalize;
+
+pub const AGREEMENTS: &str = "finance/agreements";
+pub const TICKETS: &str = "service/tickets";
+
+/// The custom field that links a configuration to its Lansweeper asset.
+pub const LINK_CAPTION: &str = "ls_asset_id";
+
+/// Records of `path` (agreements or tickets) and, for each, the configurations attached.
+async fn attached(
+    connectwise: &ConnectWiseClient,
+    path: &str,
+    fields: &[&str],
+    companies: &HashSet<i64>,
+) -> Result<HashMap<i64, Vec<Value>>, ConnectWiseError> {
+    let mut query = ListQuery::default().with_fields(fields);
+    if !companies.is_empty() {
+        query.conditions = Some(
+            Field::new("company/id")?
+                .is_in(companies.iter().copied())
+                .to_string(),
+        );
+    }
+    let records = connectwise.list(path, &query).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for record in records {
+        let Some(id) = record.get("id").and_then(Value::as_i64) else {
+            continue;
+        };
+        let client = connectwise.clone();
+        let sub = format!("{path}/{id}/configurations");
+        tasks.spawn(async move {
+            let mut ids = Vec::new();
+            client
+                .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
+                    ids.extend(
+                        page.iter()
+                            .filter_map(|c| c.get("id").and_then(Value::as_i64)),
+                    );
+                    Ok(())
+                })
+                .await
+                .map(|_| (record, ids))
+        });
+    }
+    let mut by_configuration: HashMap<i64, Vec<Value>> = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (record, ids) =
+            joined.map_err(|e| ConnectWiseError::Decode(format!("task: {e}")))??;
+        for id in ids {
+            by_configuration.entry(id).or_default().push(record.clone());
+        }
+    }
+    for records in by_configuration.values_mut() {
+        records.sort_by_key(|r| r.get("id").and_then(Value::as_i64));
+    }
+    Ok(by_configuration)
+}
+
+/// The agreements of `companies`, by the configurations attached to them.
+pub async fn agreements_by_configuration(
+    connectwise: &ConnectWiseClient,
+    companies: &HashSet<i64>,
+) -> Result<HashMap<i64, Vec<Value>>, ConnectWiseError> {
+    attached(
+        connectwise,
+        AGREEMENTS,
+        &[
+            "id",
+            "name",
+            "type",
+            "agreementStatus",
+            "startDate",
+            "endDate",
+            "noEndingDateFlag",
+            "sla",
+        ],
+        companies,
+    )
+    .await
+}
+
+/// The tickets of `companies`, by the configurations attached to them.
+pub async fn tickets_by_configuration(
+    connectwise: &ConnectWiseClient,
+    companies: &HashSet<i64>,
+) -> Result<HashMap<i64, Vec<Value>>, ConnectWiseError> {
+    attached(
+        connectwise,
+        TICKETS,
+        &["id", "summary", "recordType", "status", "closedFlag"],
+        companies,
+    )
+    .await
+}
+
+/// The Lansweeper asset key a configuration's `ls_asset_id` holds.
+pub fn linked_asset_key(configuration: &Value) -> Option<String> {
+    configuration
+        .get("customFields")?
+        .as_array()?
+        .iter()
+        .find(|f| f.get("caption").and_then(Value::as_str) == Some(LINK_CAPTION))?
+        .get("value")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The companies the configurations belong to.
+pub fn companies_of(configurations: &[Value]) -> HashSet<i64> {
+    configurations
+        .iter()
+        .filter_map(|c| c.get("company")?.get("id")?.as_i64())
+        .collect()
+}
+
+fn configuration_head(configuration: &Value) -> Value {
+    json!({
+        "id": configuration.get("id"),
+        "name": configuration.get("name"),
+        "customFields": {"ls_asset_id": linked_asset_key(configuration)},
+    })
+}
+
+/// A ConnectWise date as the spec's sample output shows it (`30/09/2028`).
+fn spec_date(value: Option<&Value>) -> Value {
+    value
+        .and_then(Value::as_str)
+        .and_then(normalize::day_month_year)
+        .map_or(Value::Null, Value::String)
+}
+
+/// The spec's listAgreementsForConfigurationsAction.
+pub async fn list_agreements_for_configurations(
+    connectwise: &ConnectWiseClient,
+    configurations: &[Value],
+) -> Result<Value, ConnectWiseError> {
+    let by_configuration =
+        agreements_by_configuration(connectwise, &companies_of(configurations)).await?;
+    Ok(Value::Array(
+        configurations
+            .iter()
+            .map(|configuration| {
+                let id = configuration.get("id").and_then(Value::as_i64).unwrap_or(0);
+                let mut entry = configuration_head(configuration);
+                entry["sla"] = configuration.get("sla").cloned().unwrap_or(Value::Null);
+                entry["agreements"] = Value::Array(
+                    by_configuration
+                        .get(&id)
+                        .into_iter()
+                        .flatten()
+                        .map(|a| {
+                            json!({
+                                "id": a.get("id"),
+                                "name": a.get("name"),
+                                "startDate": spec_date(a.get("startDate")),
+                                "endDate": spec_date(a.get("endDate")),
+                                "agreementStatus": a.get("agreementStatus"),
+                                "type": a.get("type"),
+                            })
+                        })
+                        .collect(),
+                );
+                entry
+            })
+            .collect(),
+    ))
+}
+
+/// The spec's listTicketsForConfigurationsAction; open and closed come from `closedFlag`.
+pub async fn list_tickets_for_configurations(
+    connectwise: &ConnectWiseClient,
+    configurations: &[Value],
+) -> Result<Value, ConnectWiseError> {
+    let by_configuration =
+        tickets_by_configuration(connectwise, &companies_of(configurations)).await?;
+    Ok(Value::Array(
+        configurations
+            .iter()
+            .map(|configuration| {
+                let id = configuration.get("id").and_then(Value::as_i64).unwrap_or(0);
+                let tickets: Vec<&Value> = by_configuration.get(&id).into_iter().flatten().collect();
+                let closed = tickets
+                    .iter()
+                    .filter(|t| t.get("closedFlag").and_then(Value::as_bool) == Some(true))
+                    .count();
+                let mut entry = configuration_head(configuration);
+                entry["tickets"] = Value::Array(
+                    tickets
+                        .iter()
+                        .map(|t| {
+                            json!({
+                                "id": t.get("id"),
+                                "summary": t.get("summary"),
+                                "recordType": t.get("recordType"),
+                                "status": t.get("status"),
+                                "closedFlag": t.get("closedFlag").and_then(Value::as_bool).unwrap_or(false),
+                            })
+                        })
+                        .collect(),
+                );
+                entry["ticketsInfo"] = json!({
+                    "totalTickets": tickets.len(),
+                    "openTickets": tickets.len() - closed,
+                    "closedTickets": closed,
+                });
+                entry
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,28 @@
+//! Enrichment (ConnectWise → Lansweeper): tickets, agreements and SLA of each linked
+//! configuration written onto its Lansweeper asset as custom fields.
+//!
+//! Query plan (see [`crate::connectwise::linked`]): the linked configurations in one
+//! forward-only read; the agreements and tickets of their companies; each one's
+//! `/configurations`. Calls ≈ configurations/1000 + agreements + tickets + a few,
+//! whatever the number of configurations they touch.
+//!
+//! Writes. One `editAsset` per asset whose values changed: current values are read
+//! with the assets, so a second run writes nothing. Lansweeper allows 150 requests a
+//! minute, so the writing works within a time budget and hands back a continuation.
+
+mod plan;
+mod report;
+mod values;
+mod write;
+
+pub use plan::{AssetEdit, ensure_fields};
+pub use report::{EnrichReport, report, run_enrich};
+pub use values::{FIELDS, chosen_agreement, configuration_url, desired_values};
+pub use write::{EnrichInput, EnrichOutput, enrich};
+
+use crate::run::run_key;
+
+/// The store key of `rest` within the run's enrichment.
+fn enrich_key(run_id: &str, rest: &str) -> String {
+    run_key(run_id, &format!("enrich/{rest}"))
+}

@@ -1,0 +1,208 @@
+//! The enrichment's first invocation: reads the linked configurations, their agreements
+//! and tickets, and the assets' current values, and stores one edit per asset whose
+//! values changed, so a run over unchanged data writes nothing.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::enrich_key;
+use super::values::{FIELDS, desired_values};
+use crate::connectwise::linked::{
+    LINK_CAPTION, agreements_by_configuration, companies_of, linked_asset_key,
+    tickets_by_configuration,
+};
+use crate::connectwise::{ConnectWiseClient, ListQuery, actions};
+use crate::error::PipelineError;
+use crate::lansweeper::{LansweeperClient, LansweeperError};
+use crate::settings::SyncSettings;
+use crate::staging::Rejected;
+use crate::store::{Store, StoreExt};
+
+/// One `editAsset`: the asset and the values that change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetEdit {
+    pub asset_key: String,
+    /// Lansweeper field key → value.
+    pub values: Vec<(String, String)>,
+}
+
+/// What the first invocation planned, as the later ones and the report read it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EnrichPlan {
+    pub assets: u64,
+    pub unchanged: u64,
+    pub edits: Vec<String>,
+    pub total: usize,
+    pub failed: Vec<Rejected>,
+}
+
+pub(crate) fn plan_key(run_id: &str) -> String {
+    enrich_key(run_id, "plan")
+}
+
+/// Makes sure every field exists; answers name → field key.
+pub async fn ensure_fields(
+    lansweeper: &LansweeperClient,
+) -> Result<HashMap<String, String>, LansweeperError> {
+    let mut keys = existing_fields(lansweeper).await?;
+    for (name, field_type) in FIELDS {
+        if !keys.contains_key(*name) {
+            let created = lansweeper.create_custom_field(name, *field_type).await?;
+            keys.insert((*name).to_string(), created.key);
+        }
+    }
+    Ok(FIELDS
+        .iter()
+        .filter_map(|(name, _)| Some(((*name).to_string(), keys.get(*name)?.clone())))
+        .collect())
+}
+
+/// Lansweeper's custom fields, lower-cased name → field key.
+async fn existing_fields(
+    lansweeper: &LansweeperClient,
+) -> Result<HashMap<String, String>, LansweeperError> {
+    Ok(lansweeper
+        .custom_fields()
+        .await?
+        .into_iter()
+        .map(|f| (f.name.to_lowercase(), f.key))
+        .collect())
+}
+
+/// Reads both sides and stores the edits of the run.
+pub(crate) async fn plan<S: Store>(
+    connectwise: &ConnectWiseClient,
+    lansweeper: &LansweeperClient,
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+) -> Result<(), PipelineError> {
+    let field_keys = if settings.dry_run {
+        // A dry run creates nothing: fields that do not exist yet get their name as key.
+        let existing = existing_fields(lansweeper).await?;
+        FIELDS
+            .iter()
+            .map(|(n, _)| {
+                (
+                    (*n).to_string(),
+                    existing
+                        .get(*n)
+                        .cloned()
+                        .unwrap_or_else(|| (*n).to_string()),
+                )
+            })
+            .collect()
+    } else {
+        ensure_fields(lansweeper).await?
+    };
+    let query = ListQuery {
+        custom_field_conditions: Some(format!("caption=\"{LINK_CAPTION}\" AND value != null")),
+        fields: Some("id,name,company/id,sla,customFields".into()),
+        ..ListQuery::default()
+    };
+    let configurations = connectwise.list(actions::CONFIGURATIONS, &query).await?;
+    let companies = companies_of(&configurations);
+    let agreements = agreements_by_configuration(connectwise, &companies).await?;
+    let tickets = tickets_by_configuration(connectwise, &companies).await?;
+    let mut by_asset: HashMap<String, Vec<&Value>> = HashMap::new();
+    for configuration in &configurations {
+        if let Some(link) = linked_asset_key(configuration) {
+            by_asset
+                .entry(link.to_lowercase())
+                .or_default()
+                .push(configuration);
+        }
+    }
+
+    let assets = lansweeper
+        .assets(
+            &[
+                "key",
+                "assetCustom.fields.fieldKey",
+                "assetCustom.fields.value",
+            ],
+            None,
+        )
+        .await?;
+    let mut edits = Vec::new();
+    let mut failed = Vec::new();
+    let mut unchanged = 0u64;
+    for asset in &assets {
+        let Some(asset_key) = asset.key() else {
+            continue;
+        };
+        let linked = by_asset
+            .get(&asset_key.to_lowercase())
+            .cloned()
+            .unwrap_or_default();
+        if linked.len() > 1 {
+            let ids: Vec<String> = linked
+                .iter()
+                .filter_map(|c| c.get("id"))
+                .map(ToString::to_string)
+                .collect();
+            failed.push(Rejected {
+                asset_key,
+                reason: format!(
+                    "linked from several configurations ({}); resolve in ConnectWise",
+                    ids.join(", ")
+                ),
+            });
+            continue;
+        }
+        let configuration = linked.first().copied();
+        let id = configuration
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_i64)
+            .unwrap_or(-1);
+        let desired = desired_values(
+            configuration,
+            agreements.get(&id).map_or(&[], Vec::as_slice),
+            tickets.get(&id).map_or(&[], Vec::as_slice),
+            connectwise.base_url(),
+        );
+        let current: HashMap<String, String> = asset
+            .values_at("assetCustom.fields")
+            .into_iter()
+            .filter_map(|f| {
+                Some((
+                    f.get("fieldKey")?.as_str()?.to_string(),
+                    f.get("value")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let changes: Vec<(String, String)> = desired
+            .iter()
+            .filter_map(|(name, value)| {
+                let field_key = field_keys.get(*name)?;
+                let now = current.get(field_key).map_or("", String::as_str);
+                (now.trim() != value.trim()).then(|| (field_key.clone(), value.clone()))
+            })
+            .collect();
+        if changes.is_empty() {
+            unchanged += 1;
+        } else {
+            edits.push(AssetEdit {
+                asset_key,
+                values: changes,
+            });
+        }
+    }
+    let ttl = settings.staging_ttl;
+    let plan = EnrichPlan {
+        assets: assets.len() as u64,
+        unchanged,
+        total: edits.len(),
+        edits: store
+            .put_parts(&enrich_key(run_id, "edits"), &edits, ttl)
+            .await?,
+        failed,
+    };
+    store.put(&plan_key(run_id), &plan, ttl).await?;
+    tracing::info!(%run_id, assets = plan.assets, edits = plan.total, unchanged, "enrichment planned");
+    Ok(())
+}

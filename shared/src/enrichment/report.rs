@@ -1,0 +1,83 @@
+//! The enrichment's report, from what its invocations stored, and the whole enrichment
+//! on one machine.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{EnrichPlan, plan_key};
+use super::write::{EnrichInput, EnrichProgress, enrich, progress_key};
+use crate::calls::ApiCalls;
+use crate::connectwise::ConnectWiseClient;
+use crate::error::PipelineError;
+use crate::lansweeper::LansweeperClient;
+use crate::settings::SyncSettings;
+use crate::staging::Rejected;
+use crate::store::{Store, StoreExt};
+
+/// The enrichment report: written + unchanged + failed = assets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrichReport {
+    pub run_id: String,
+    pub dry_run: bool,
+    pub assets: u64,
+    pub written: u64,
+    pub unchanged: u64,
+    pub failed: Vec<Rejected>,
+    pub api_calls: ApiCalls,
+}
+
+/// Puts the enrichment's report together from what its invocations stored.
+pub async fn report<S: Store>(
+    store: &S,
+    run_id: &str,
+    invocations: &[usize],
+    dry_run: bool,
+) -> Result<EnrichReport, PipelineError> {
+    let plan: EnrichPlan = store.require(&plan_key(run_id)).await?;
+    let mut report = EnrichReport {
+        run_id: run_id.to_string(),
+        dry_run,
+        assets: plan.assets,
+        unchanged: plan.unchanged,
+        failed: plan.failed,
+        ..EnrichReport::default()
+    };
+    for start in invocations {
+        let progress: EnrichProgress = store.require(&progress_key(run_id, *start)).await?;
+        report.written += progress.written;
+        report.failed.extend(progress.failed);
+        report.api_calls += progress.api_calls;
+    }
+    if dry_run {
+        report.written = plan.total as u64;
+    }
+    Ok(report)
+}
+
+/// The enrichment on one machine: invocations until done (each within `budget`, as in
+/// Lambda), then the report and how many invocations it took.
+pub async fn run_enrich<S: Store>(
+    connectwise: &ConnectWiseClient,
+    lansweeper: &LansweeperClient,
+    store: &S,
+    settings: &SyncSettings,
+    budget: Option<Duration>,
+) -> Result<(EnrichReport, usize), PipelineError> {
+    let mut input = EnrichInput::default();
+    let mut starts = Vec::new();
+    loop {
+        starts.push(input.next.unwrap_or(0));
+        let deadline = budget.map(|b| Instant::now() + b);
+        let output = enrich(connectwise, lansweeper, store, settings, &input, deadline).await?;
+        if output.done {
+            let report = report(store, &output.run_id, &starts, settings.dry_run).await?;
+            return Ok((report, starts.len()));
+        }
+        input = EnrichInput {
+            run_id: Some(output.run_id),
+            next: Some(output.next),
+        };
+    }
+}

@@ -1,0 +1,143 @@
+//! Where a deployment's settings come from and what is built from them: the clients,
+//! the store and the sync settings. The Lambda functions and `lscw` build it the same
+//! way; only the store they hand it differs.
+
+use std::collections::HashMap;
+
+use crate::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};
+use crate::error::PipelineError;
+use crate::lansweeper::{LansweeperClient, LansweeperConfig, LansweeperOptions};
+use crate::settings::SyncSettings;
+use crate::store::Store;
+
+/// Settings by key: the secret's values (when `SECRET_ARN` names one) win over the
+/// environment's.
+pub struct Lookup {
+    values: HashMap<String, String>,
+    environment: bool,
+}
+
+impl Lookup {
+    /// The environment, and the secret `SECRET_ARN` names if it is set.
+    ///
+    /// # Errors
+    /// The secret cannot be read or is not a JSON object.
+    pub async fn load() -> Result<Self, PipelineError> {
+        let secret = match std::env::var("SECRET_ARN").ok().filter(|s| !s.is_empty()) {
+            Some(arn) => read_secret(&aws_config::load_from_env().await, &arn).await?,
+            None => HashMap::new(),
+        };
+        Ok(Self {
+            values: secret,
+            environment: true,
+        })
+    }
+
+    /// Settings from the environment alone.
+    pub fn environment() -> Self {
+        Self {
+            values: HashMap::new(),
+            environment: true,
+        }
+    }
+
+    /// These settings and no others (a demo's, a test's): the environment is not read.
+    pub fn from_values<K: Into<String>, V: Into<String>>(
+        values: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            values: values
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            environment: false,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.values
+            .get(key)
+            .cloned()
+            .filter(|v| !v.is_empty())
+            .or_else(|| self.environment.then(|| std::env::var(key).ok()).flatten())
+    }
+}
+
+/// Built once per process (in `main` of a Lambda function, at the start of an `lscw`
+/// command), handed to every invocation.
+pub struct Environment<S> {
+    pub connectwise: ConnectWiseClient,
+    pub lansweeper: LansweeperClient,
+    pub store: S,
+    pub settings: SyncSettings,
+}
+
+impl<S: Store> Environment<S> {
+    /// Connects both APIs as `lookup` says and reads the sync settings.
+    ///
+    /// # Errors
+    /// A setting is missing or malformed, or ConnectWise's codebase cannot be found.
+    pub async fn connect(lookup: &Lookup, store: S) -> Result<Self, PipelineError> {
+        Self::connect_with(lookup, store, LansweeperOptions::default()).await
+    }
+
+    /// As [`Environment::connect`], with Lansweeper's pacing set (a simulator's faster clock).
+    ///
+    /// # Errors
+    /// As [`Environment::connect`].
+    pub async fn connect_with(
+        lookup: &Lookup,
+        store: S,
+        lansweeper_options: LansweeperOptions,
+    ) -> Result<Self, PipelineError> {
+        let get = |key: &str| lookup.get(key);
+        let mut options = ClientOptions::default();
+        if let Some(n) = get("CW_MAX_CONCURRENCY") {
+            options.max_concurrent = n.trim().parse().map_err(|_| {
+                PipelineError::Config(format!("CW_MAX_CONCURRENCY must be a number, got `{n}`"))
+            })?;
+        }
+        let connectwise =
+            ConnectWiseClient::connect(&ConnectionConfig::from_lookup(get)?, options).await?;
+        let lansweeper =
+            LansweeperClient::new(LansweeperConfig::from_lookup(get)?, lansweeper_options)?;
+        Ok(Self {
+            connectwise,
+            lansweeper,
+            store,
+            settings: SyncSettings::from_lookup(get)?,
+        })
+    }
+}
+
+async fn read_secret(
+    aws: &aws_config::SdkConfig,
+    arn: &str,
+) -> Result<HashMap<String, String>, PipelineError> {
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let answer = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            PipelineError::Config(format!(
+                "cannot read the secret {arn}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            ))
+        })?;
+    let text = answer
+        .secret_string()
+        .ok_or_else(|| PipelineError::Config(format!("the secret {arn} has no string value")))?;
+    // The values are secrets: a parse error must not echo them.
+    let values: HashMap<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|_| PipelineError::Config(format!("the secret {arn} is not a JSON object")))?;
+    Ok(values
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            serde_json::Value::Number(n) => Some((k, n.to_string())),
+            _ => None,
+        })
+        .collect())
+}

@@ -1,0 +1,118 @@
+//! `fetch-assets`: pages every asset out of Lansweeper, normalises it and stages it in
+//! the store, page by page, so memory holds one page and not the site.
+
+use serde::{Deserialize, Serialize};
+
+use crate::calls::{ApiCalls, CallMeter};
+use crate::error::PipelineError;
+use crate::lansweeper::{ASSET_PATHS, LansweeperClient};
+use crate::references::{ReferenceKind, ReferenceNames};
+use crate::run::{new_run_id, run_key};
+use crate::settings::SyncSettings;
+use crate::staging::{Rejected, StagedAsset};
+use crate::store::{Store, StoreExt};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchInput {
+    /// Continue this run id (the state machine's execution name), or make one.
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchOutput {
+    pub run_id: String,
+    pub chunks: Vec<String>,
+    /// Assets Lansweeper returned, rejected ones included.
+    pub assets: u64,
+    pub rejected: u64,
+    pub references: ReferenceNames,
+    pub api_calls: ApiCalls,
+}
+
+/// What the report reads of the fetch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FetchRecord {
+    pub assets: u64,
+    pub rejected: Vec<String>,
+    pub api_calls: ApiCalls,
+}
+
+pub(crate) fn record_key(run_id: &str) -> String {
+    run_key(run_id, "fetch")
+}
+
+/// Pages every asset out of Lansweeper, normalises it and stages it in chunks;
+/// `progress` hears (assets seen, total when known) after each page.
+pub async fn fetch_assets<S: Store>(
+    lansweeper: &LansweeperClient,
+    store: &S,
+    settings: &SyncSettings,
+    input: &FetchInput,
+    mut progress: impl FnMut(u64, Option<u64>),
+) -> Result<FetchOutput, PipelineError> {
+    let run_id = input.run_id.clone().unwrap_or_else(new_run_id);
+    let meter = CallMeter::lansweeper(lansweeper);
+    let mut rejected: Vec<Rejected> = Vec::new();
+    let mut names = ReferenceNames::default();
+    let mut seen = 0u64;
+    let mut chunks = Vec::new();
+    let mut pager = lansweeper.asset_pager(ASSET_PATHS, None)?;
+    while let Some(page) = pager.next_page().await? {
+        seen += page.len() as u64;
+        let mut staged = Vec::with_capacity(page.len());
+        for asset in &page {
+            match StagedAsset::from_lansweeper(asset) {
+                Ok(asset) => {
+                    names.add(ReferenceKind::Location, asset.location.as_deref());
+                    names.add(ReferenceKind::Manufacturer, asset.manufacturer.as_deref());
+                    names.add(ReferenceKind::Status, asset.state.as_deref());
+                    names.add(ReferenceKind::Type, Some(&asset.asset_type));
+                    staged.push(asset);
+                }
+                Err(reason) => rejected.push(reason),
+            }
+        }
+        if !staged.is_empty() {
+            let prefix = run_key(&run_id, &format!("assets/{:05}", pager.stats.requests));
+            chunks.extend(
+                store
+                    .put_parts(&prefix, &staged, settings.staging_ttl)
+                    .await?,
+            );
+        }
+        progress(seen, pager.stats.total);
+    }
+    progress(seen, pager.stats.total.or(Some(seen)));
+    let rejected_keys = store
+        .put_parts(
+            &run_key(&run_id, "rejected"),
+            &rejected,
+            settings.staging_ttl,
+        )
+        .await?;
+    let api_calls = meter.read();
+    store
+        .put(
+            &record_key(&run_id),
+            &FetchRecord {
+                assets: seen,
+                rejected: rejected_keys,
+                api_calls,
+            },
+            settings.staging_ttl,
+        )
+        .await?;
+    tracing::info!(%run_id, assets = seen, rejected = rejected.len(), chunks = chunks.len(), "assets staged");
+    Ok(FetchOutput {
+        run_id,
+        chunks,
+        assets: seen,
+        rejected: rejected.len() as u64,
+        references: names,
+        api_calls,
+    })
+}

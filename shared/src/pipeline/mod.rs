@@ -1,0 +1,21 @@
+//! The asset synchronisation's five steps as plain async functions over clients and a
+//! store, one module per state of the state machine. The Lambda functions and
+//! `lscw sync` call exactly these. Steps hand each other references (run id, store
+//! keys), never asset arrays: Step Functions allows 256 KiB a state.
+
+mod fetch;
+mod r#match;
+mod references;
+mod report;
+mod run;
+mod write;
+
+pub use fetch::{FetchInput, FetchOutput, fetch_assets};
+pub use r#match::{ConflictReport, CreateItem, GROUP_SIZE, MatchOutput, ModifyItem, match_assets};
+pub use references::{EnsureOutput, ensure_references};
+pub use report::{Plan, RunReport, plan, report};
+pub use run::{Progress, run_sync};
+pub use write::{
+    BatchInput, BatchOutput, GroupInput, GroupOutput, WriteKind, bulk_create, bulk_modify,
+    write_group,
+};

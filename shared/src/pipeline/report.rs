@@ -1,0 +1,138 @@
+//! The run's report and the dry run's plan, put together from what the steps stored,
+//! so they read the same whether the steps ran on one machine or in Lambda.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::fetch::{self, FetchRecord};
+use super::r#match::{self, ConflictReport, CreateItem, MatchRecord, ModifyItem};
+use super::references::ensured;
+use super::write::{BatchRecord, WriteKind, batch_assets, result_key};
+use crate::calls::ApiCalls;
+use crate::error::PipelineError;
+use crate::references::ReferenceKind;
+use crate::staging::Rejected;
+use crate::store::{Store, StoreExt};
+
+/// What a run did. created + modified + unchanged + conflicts + failed = assets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub run_id: String,
+    pub dry_run: bool,
+    pub assets: u64,
+    pub created: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub conflicts: Vec<ConflictReport>,
+    pub failed: Vec<Rejected>,
+    pub references_created: BTreeMap<ReferenceKind, Vec<String>>,
+    pub api_calls: ApiCalls,
+}
+
+impl RunReport {
+    /// Assets the report accounts for; equals `assets` when none was lost.
+    pub fn accounted(&self) -> u64 {
+        self.created
+            + self.modified
+            + self.unchanged
+            + self.conflicts.len() as u64
+            + self.failed.len() as u64
+    }
+
+    fn written(&mut self, kind: WriteKind) -> &mut u64 {
+        match kind {
+            WriteKind::Create => &mut self.created,
+            WriteKind::Modify => &mut self.modified,
+        }
+    }
+}
+
+/// Puts the run's report together from what its steps stored. In a dry run nothing was
+/// written: `created` and `modified` count what would have been.
+pub async fn report<S: Store>(
+    store: &S,
+    run_id: &str,
+    dry_run: bool,
+) -> Result<RunReport, PipelineError> {
+    let fetched: FetchRecord = store.require(&fetch::record_key(run_id)).await?;
+    let (ensured, reference_calls) = ensured(store, run_id).await?;
+    let matched: MatchRecord = store.require(&r#match::record_key(run_id)).await?;
+    let mut report = RunReport {
+        run_id: run_id.to_string(),
+        dry_run,
+        assets: fetched.assets,
+        unchanged: matched.unchanged,
+        conflicts: store.get_parts(&matched.conflicts).await?,
+        references_created: ensured.created,
+        ..RunReport::default()
+    };
+    report
+        .failed
+        .extend(store.get_parts::<Rejected>(&fetched.rejected).await?);
+    report
+        .failed
+        .extend(store.get_parts::<Rejected>(&matched.failed).await?);
+    report.api_calls += fetched.api_calls;
+    report.api_calls += reference_calls;
+    report.api_calls += matched.api_calls;
+    for (batches, kind) in [
+        (&matched.create_batches, WriteKind::Create),
+        (&matched.modify_batches, WriteKind::Modify),
+    ] {
+        for batch in batches {
+            if dry_run {
+                *report.written(kind) += batch_assets(store, batch, kind).await?.len() as u64;
+                continue;
+            }
+            match store.get::<BatchRecord>(&result_key(batch)).await? {
+                Some(result) => {
+                    *report.written(kind) += result.written.len() as u64;
+                    report.failed.extend(result.failed);
+                    report.api_calls += result.api_calls;
+                }
+                None => {
+                    // The batch never ran (its step failed for good): its assets are not lost.
+                    let assets = batch_assets(store, batch, kind).await?;
+                    report
+                        .failed
+                        .extend(assets.into_iter().map(|(asset_key, _)| Rejected {
+                            asset_key,
+                            reason: format!("batch {batch} was not written (its step failed)"),
+                        }));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The dry run's plan: what would be created, changed field by field, and what conflicts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub create: Vec<CreateItem>,
+    pub modify: Vec<ModifyItem>,
+    pub conflicts: Vec<ConflictReport>,
+    pub references: BTreeMap<ReferenceKind, Vec<String>>,
+}
+
+pub async fn plan<S: Store>(store: &S, run_id: &str) -> Result<Plan, PipelineError> {
+    let matched: MatchRecord = store.require(&r#match::record_key(run_id)).await?;
+    let (ensured, _) = ensured(store, run_id).await?;
+    let mut plan = Plan {
+        conflicts: store.get_parts(&matched.conflicts).await?,
+        references: ensured.created,
+        ..Plan::default()
+    };
+    for batch in &matched.create_batches {
+        plan.create
+            .extend(store.require::<Vec<CreateItem>>(batch).await?);
+    }
+    for batch in &matched.modify_batches {
+        plan.modify
+            .extend(store.require::<Vec<ModifyItem>>(batch).await?);
+    }
+    Ok(plan)
+}

@@ -1,0 +1,140 @@
+//! What a deployment sets: the sync's targets and tuning, read from the environment or
+//! the secret (same keys), validated once at start.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::error::PipelineError;
+
+/// Tuning and targets of a sync, from the environment or the secret.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// `CW_TARGET_COMPANY`: company identifier or id that new configurations belong to.
+    pub target_company: String,
+    /// `CW_LOCATION_STRUCTURE_LEVEL`: structure level id of new locations.
+    pub structure_level: Option<i64>,
+    /// `CW_CUSTOM_FIELD_IDS`: `ls_asset_id=5,ls_asset_url=6,…`; discovered by caption when unset.
+    pub custom_field_ids: HashMap<String, i64>,
+    /// `CW_MATCH_CONDITIONS`: which configurations take part in matching.
+    pub match_conditions: Option<String>,
+    pub staging_ttl: Duration,
+    pub reference_ttl: Duration,
+    pub batch_size: usize,
+    pub dry_run: bool,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            target_company: String::new(),
+            structure_level: None,
+            custom_field_ids: HashMap::new(),
+            match_conditions: None,
+            staging_ttl: Duration::from_secs(48 * 3600),
+            reference_ttl: Duration::from_secs(24 * 3600),
+            batch_size: 50,
+            dry_run: false,
+        }
+    }
+}
+
+impl SyncSettings {
+    /// Reads the settings through `get` (environment, secret, or both).
+    ///
+    /// # Errors
+    /// A missing target company, or a value that is not of its kind.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, PipelineError> {
+        let value = |key: &str| {
+            get(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let number = |key: &str| -> Result<Option<i64>, PipelineError> {
+            value(key)
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        PipelineError::Config(format!("{key} must be an integer, got `{v}`"))
+                    })
+                })
+                .transpose()
+        };
+        let custom_field_ids = match value("CW_CUSTOM_FIELD_IDS") {
+            Some(text) => custom_field_ids(&text)?,
+            None => HashMap::new(),
+        };
+        Ok(Self {
+            target_company: value("CW_TARGET_COMPANY").ok_or_else(|| {
+                PipelineError::Config(
+                    "CW_TARGET_COMPANY is not set (company identifier or id)".into(),
+                )
+            })?,
+            structure_level: number("CW_LOCATION_STRUCTURE_LEVEL")?,
+            custom_field_ids,
+            match_conditions: value("CW_MATCH_CONDITIONS"),
+            ..Self::default()
+        })
+    }
+}
+
+/// `ls_asset_id=5,ls_asset_url=6` → caption → id.
+fn custom_field_ids(text: &str) -> Result<HashMap<String, i64>, PipelineError> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .and_then(|(caption, id)| {
+                    Some((caption.trim().to_string(), id.trim().parse().ok()?))
+                })
+                .ok_or_else(|| {
+                    PipelineError::Config(format!(
+                        "CW_CUSTOM_FIELD_IDS: `{pair}` is not caption=id"
+                    ))
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_string())
+        }
+    }
+
+    #[test]
+    fn settings_are_read_and_checked() {
+        let settings = SyncSettings::from_lookup(lookup(&[
+            ("CW_TARGET_COMPANY", " BlueLightCo "),
+            ("CW_CUSTOM_FIELD_IDS", "ls_asset_id=5, ls_asset_url = 6,"),
+            ("CW_LOCATION_STRUCTURE_LEVEL", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.target_company, "BlueLightCo");
+        assert_eq!(settings.custom_field_ids["ls_asset_url"], 6);
+        assert_eq!(settings.structure_level, Some(3));
+
+        let missing = SyncSettings::from_lookup(lookup(&[])).unwrap_err();
+        assert!(
+            missing.to_string().contains("CW_TARGET_COMPANY"),
+            "{missing}"
+        );
+        let bad = SyncSettings::from_lookup(lookup(&[
+            ("CW_TARGET_COMPANY", "x"),
+            ("CW_CUSTOM_FIELD_IDS", "ls_asset_id:5"),
+        ]))
+        .unwrap_err();
+        assert!(bad.to_string().contains("`ls_asset_id:5`"), "{bad}");
+        let level = SyncSettings::from_lookup(lookup(&[
+            ("CW_TARGET_COMPANY", "x"),
+            ("CW_LOCATION_STRUCTURE_LEVEL", "top"),
+        ]))
+        .unwrap_err();
+        assert!(level.to_string().contains("must be an integer"), "{level}");
+    }
+}
