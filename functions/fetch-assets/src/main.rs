@@ -22,3 +22,91 @@ async fn main() -> Result<(), Error> {
     let env = &env;
     lambda_runtime::run(service_fn(move |event| handler(env, event))).await
 }
+
+#[cfg(test)]
+mod tests {
+    use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+    use shared::environment::{Environment, Lookup};
+    use shared::store::{MemoryStore, StoreExt};
+    use simulators::lansweeper::{LansweeperOptions, SiteSpec};
+    use simulators::scenario::LinkedPair;
+
+    use super::*;
+
+    async fn pair(assets: usize) -> LinkedPair {
+        let spec = SiteSpec { seed: 7, assets };
+        LinkedPair::start(
+            &spec,
+            LansweeperOptions::sped_up(200.0),
+            "127.0.0.1:0",
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_handler_stages_every_asset_under_the_run_and_answers_the_keys() {
+        let pair = pair(120).await;
+        let lookup = Lookup::from_values(pair.settings());
+        let env = Environment::connect(&lookup, MemoryStore::new())
+            .await
+            .unwrap();
+        let input = FetchInput {
+            run_id: Some("handler-run".into()),
+        };
+        let output = handler(&env, LambdaEvent::new(input, Context::default()))
+            .await
+            .unwrap();
+
+        assert_eq!(output.run_id, "handler-run");
+        assert_eq!(output.assets, 120);
+        assert!(output.api_calls.lansweeper >= 1);
+        assert_eq!(output.api_calls.connectwise, 0);
+        assert!(!output.chunks.is_empty());
+        assert!(
+            output
+                .chunks
+                .iter()
+                .all(|key| key.starts_with("run/handler-run/assets/")),
+            "{:?}",
+            output.chunks
+        );
+        let staged: Vec<serde_json::Value> = env.store.get_parts(&output.chunks).await.unwrap();
+        assert_eq!(staged.len() as u64, output.assets - output.rejected);
+        let keys: std::collections::HashSet<&str> = staged
+            .iter()
+            .filter_map(|asset| asset["key"].as_str())
+            .collect();
+        assert_eq!(keys.len(), staged.len(), "every asset staged once");
+    }
+
+    #[tokio::test]
+    async fn a_failure_reaches_the_runtime_typed_named_and_without_the_secret() {
+        let pair = pair(10).await;
+        let wrong_token = "wrong-token-that-must-not-leak";
+        let mut settings = pair.settings();
+        settings.retain(|(key, _)| *key != "LS_TOKEN");
+        settings.push(("LS_TOKEN", wrong_token.into()));
+        let env = Environment::connect(&Lookup::from_values(settings), MemoryStore::new())
+            .await
+            .unwrap();
+        let event = LambdaEvent::new(FetchInput::default(), Context::default());
+        let error = handler(&env, event).await.unwrap_err();
+
+        assert_eq!(error.step, "fetch-assets");
+        let diagnostic = Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, "LansweeperError");
+        assert!(
+            diagnostic.error_message.starts_with("fetch-assets: "),
+            "{}",
+            diagnostic.error_message
+        );
+        assert!(!diagnostic.error_message.contains(wrong_token));
+        assert!(
+            env.store.keys().is_empty(),
+            "nothing staged: {:?}",
+            env.store.keys()
+        );
+    }
+}

@@ -5,14 +5,13 @@ mod asset;
 mod client;
 mod config;
 mod error;
+mod pager;
 
 pub use asset::{ASSET_PATHS, Asset, Software};
-pub use client::{
-    AssetPageStats, AssetPager, CustomField, CustomFieldType, LansweeperClient, LansweeperOptions,
-    Site,
-};
+pub use client::{CustomField, CustomFieldType, LansweeperClient, LansweeperOptions, Site};
 pub use config::LansweeperConfig;
 pub use error::{GraphQlError, LansweeperError};
+pub use pager::{AssetPageStats, AssetPager};
 
 pub const DEFAULT_API_URL: &str = "https://api.lansweeper.com/api/v2/graphql";
 /// Lansweeper refuses requests naming more field paths than this.

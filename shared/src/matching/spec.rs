@@ -1,0 +1,244 @@
+//! What matching reads and compares: the match action's inputs (which asset paths hold
+//! the keys, which fields are compared), and how a value is read off an asset.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::normalize;
+
+/// The match action's inputs that say how to read assets and what to compare.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchSpec {
+    #[serde(default = "yes")]
+    pub case_sensitive_match: bool,
+    #[serde(default)]
+    pub configuration_name_path: Option<String>,
+    #[serde(default)]
+    pub serial_number_path: Option<String>,
+    #[serde(default)]
+    pub mac_address_path: Option<String>,
+    #[serde(default)]
+    pub model_number_path: Option<String>,
+    #[serde(default)]
+    pub ip_address_path: Option<String>,
+    /// Asset path → ConnectWise path (`type.name`, `warrantyExpirationDate`, …).
+    #[serde(default, deserialize_with = "pairs")]
+    pub additional_field_mappings: Vec<(String, String)>,
+    /// Asset path → custom field caption.
+    #[serde(default, deserialize_with = "pairs")]
+    pub custom_field_mappings: Vec<(String, String)>,
+    /// The caption of the custom field that links a configuration to its asset.
+    #[serde(default = "link_caption")]
+    pub link_caption: String,
+}
+
+/// Mappings as the spec writes them: an object (`{"a.b": "warrantyDetails"}`), a list of
+/// one-entry objects (`[{"asset.general.key": "ls_asset_id"}]`) or a list of pairs.
+fn pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    use serde::de::Error;
+    let value = Value::deserialize(d)?;
+    let mut out = Vec::new();
+    fn take_object<E: serde::de::Error>(
+        object: &serde_json::Map<String, Value>,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), E> {
+        for (key, target) in object {
+            let target = target
+                .as_str()
+                .ok_or_else(|| E::custom(format!("mapping of `{key}` must be a string")))?;
+            out.push((key.clone(), target.to_string()));
+        }
+        Ok(())
+    }
+    match &value {
+        Value::Null => {}
+        Value::Object(object) => take_object::<D::Error>(object, &mut out)?,
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(object) => take_object::<D::Error>(object, &mut out)?,
+                    Value::Array(pair) if pair.len() == 2 => {
+                        let (Some(a), Some(b)) = (pair[0].as_str(), pair[1].as_str()) else {
+                            return Err(D::Error::custom("a mapping pair holds two strings"));
+                        };
+                        out.push((a.to_string(), b.to_string()));
+                    }
+                    _ => return Err(D::Error::custom("a mapping is an object or a pair")),
+                }
+            }
+        }
+        _ => return Err(D::Error::custom("mappings are an object or a list")),
+    }
+    Ok(out)
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub fn link_caption() -> String {
+    "ls_asset_id".into()
+}
+
+impl MatchSpec {
+    /// How the pipeline reads its own staged assets (see [`crate::staging::StagedAsset`]).
+    pub fn for_staged_assets() -> Self {
+        let pairs = |items: &[(&str, &str)]| {
+            items
+                .iter()
+                .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+                .collect()
+        };
+        Self {
+            case_sensitive_match: false,
+            configuration_name_path: Some("name".into()),
+            serial_number_path: Some("serialNumber".into()),
+            mac_address_path: Some("macAddress".into()),
+            model_number_path: Some("model".into()),
+            ip_address_path: Some("ipAddress".into()),
+            additional_field_mappings: pairs(&[
+                ("type", "type.name"),
+                ("state", "status.name"),
+                ("manufacturer", "manufacturer.name"),
+                ("location", "location.name"),
+                ("warrantyDate", "warrantyExpirationDate"),
+                ("osInfo", "osInfo"),
+            ]),
+            custom_field_mappings: pairs(&[
+                ("key", "ls_asset_id"),
+                ("url", "ls_asset_url"),
+                ("software", "ls_software"),
+                ("location", "ls_asset_location"),
+            ]),
+            link_caption: link_caption(),
+        }
+    }
+
+    /// Every (asset path, target) pair the spec maps.
+    pub fn targets(&self) -> Vec<(&str, Target)> {
+        let mut targets = Vec::new();
+        let fixed = [
+            (&self.configuration_name_path, "name"),
+            (&self.serial_number_path, "serialNumber"),
+            (&self.mac_address_path, "macAddress"),
+            (&self.model_number_path, "modelNumber"),
+            (&self.ip_address_path, "ipAddress"),
+        ];
+        for (path, field) in fixed {
+            if let Some(path) = path {
+                targets.push((path.as_str(), Target::Field(field.to_string())));
+            }
+        }
+        for (path, field) in &self.additional_field_mappings {
+            targets.push((path.as_str(), Target::Field(field.clone())));
+        }
+        for (path, caption) in &self.custom_field_mappings {
+            targets.push((path.as_str(), Target::Custom(caption.clone())));
+        }
+        targets
+    }
+
+    pub(super) fn link_path(&self) -> Option<&str> {
+        self.custom_field_mappings
+            .iter()
+            .find(|(_, caption)| *caption == self.link_caption)
+            .map(|(path, _)| path.as_str())
+    }
+
+    /// The `fields` parameter that reads only what matching needs.
+    pub fn configuration_fields(&self) -> String {
+        let mut fields = vec![
+            "id".to_string(),
+            "name".into(),
+            "serialNumber".into(),
+            "macAddress".into(),
+        ];
+        for (_, target) in self.targets() {
+            let field = match target {
+                Target::Field(path) => path.replace('.', "/"),
+                Target::Custom(_) => "customFields".into(),
+            };
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+        if !fields.iter().any(|f| f == "customFields") {
+            fields.push("customFields".into());
+        }
+        fields.join(",")
+    }
+}
+
+/// Where a value goes in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Target {
+    /// A dotted path: `serialNumber`, `type.name`.
+    Field(String),
+    /// A custom field, by caption.
+    Custom(String),
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Target::Field(path) => path.clone(),
+            Target::Custom(caption) => format!("customFields.{caption}"),
+        }
+    }
+
+    /// The value a configuration holds for this target, as text.
+    pub fn current(&self, configuration: &Value) -> Option<String> {
+        let value = match self {
+            Target::Field(path) => path
+                .split('.')
+                .try_fold(configuration, |v, key| v.get(key))?,
+            Target::Custom(caption) => configuration
+                .get("customFields")?
+                .as_array()?
+                .iter()
+                .find(|f| f.get("caption").and_then(Value::as_str) == Some(caption))?
+                .get("value")?,
+        };
+        as_text(value)
+    }
+
+    /// Equal once both are in the target's normal form.
+    pub(super) fn same(&self, current: Option<&str>, desired: &str, case_sensitive: bool) -> bool {
+        let Some(current) = current else {
+            return false;
+        };
+        match self {
+            Target::Field(path) if path == "macAddress" => {
+                normalize::mac_address(current) == normalize::mac_address(desired)
+            }
+            Target::Field(path) if path.ends_with("Date") => {
+                normalize::date(current) == normalize::date(desired)
+            }
+            // References are matched by name case-insensitively when they are ensured.
+            Target::Field(path) if path.ends_with(".name") => {
+                normalize::comparable(current, false) == normalize::comparable(desired, false)
+            }
+            _ => {
+                normalize::comparable(current, case_sensitive)
+                    == normalize::comparable(desired, case_sensitive)
+            }
+        }
+    }
+}
+
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => normalize::text(s).map(|_| s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The text at a dotted path of an asset.
+pub fn asset_value(asset: &Value, path: &str) -> Option<String> {
+    path.split('.')
+        .try_fold(asset, |v, key| v.get(key))
+        .and_then(as_text)
+}
