@@ -2,6 +2,11 @@
 //! of the spec's pagination table, the retry policy, hostile condition values, and the
 //! simulator's own strictness.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::time::{Duration, Instant};
 
 use lscw_tests::{cw_config, cw_config_with, cw_with, default_cw, fast_options, start_cw};
@@ -595,7 +600,7 @@ async fn hostile_condition_values_match_only_their_literal() {
         r#"x" or id>0 or name="y"#,
         r#"back\slash" or "1"="1"#,
         "[2016-08-20T18:04:26Z]",
-        r#"trailing backslash \"#,
+        r"trailing backslash \",
         "quote\"inside",
         "Zürich « ünïcode » 東京",
     ];
@@ -618,7 +623,7 @@ async fn hostile_condition_values_match_only_their_literal() {
         assert_eq!(found.len(), 1, "{name} → {condition}");
         assert_eq!(found[0]["name"], name);
         // The same condition in a larger expression stays one clause.
-        let combined = condition.and(Field::new("inactiveFlag").unwrap().eq(false));
+        let combined = condition.and(&Field::new("inactiveFlag").unwrap().eq(false));
         let found = client
             .list(
                 "procurement/manufacturers",

@@ -3,6 +3,11 @@
 //! second run that writes nothing, a run cut by its time budget that ends like an uncut
 //! one, the spec's two actions, the deep link, and the quota never hit.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

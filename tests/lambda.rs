@@ -3,6 +3,11 @@
 //! DynamoDB and Secrets Manager on loopback; then the state machine definition runs in
 //! moto's Step Functions with the functions' real outputs replayed.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use serde_json::{Value, json};
 use shared::pipeline::{self, RunReport};
 use shared::store::DynamoStore;

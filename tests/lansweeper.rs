@@ -1,6 +1,11 @@
 //! The Lansweeper connector against the Lansweeper simulator: paging, path splitting,
 //! custom fields and editAsset, pacing under the quota, and every error form.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -56,7 +61,10 @@ async fn more_than_30_paths_are_split_and_merged_by_key() {
     assert_eq!(assets.len(), 720);
     // Two requests per page, two pages.
     assert_eq!(sim.control().count("POST graphql:assetResources"), 4);
-    let paths: Vec<String> = VALID_PATHS.iter().map(|p| p.to_string()).collect();
+    let paths: Vec<String> = VALID_PATHS
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     sim.with_site(|site| {
         for (asset, original) in assets.iter().zip(&site.data.assets) {
             assert_eq!(asset.raw(), &ls_sim::shape(original, &paths));
@@ -216,7 +224,7 @@ async fn custom_fields_are_created_with_their_types_and_written_with_edit_asset(
         .edit_asset_custom_fields(
             &key,
             &[
-                (link.key.clone(), "".into()),
+                (link.key.clone(), String::new()),
                 (total.key.clone(), "twelve".into()),
             ],
         )

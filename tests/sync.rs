@@ -1,6 +1,11 @@
 //! The whole asset synchronisation on one machine (the code `lscw sync` and the Lambda
 //! functions run) against both simulators.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use serde_json::{Value, json};
 use shared::pipeline::{self, Progress, RunReport};
 use shared::settings::SyncSettings;

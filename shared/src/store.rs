@@ -173,7 +173,10 @@ impl MemoryStore {
     }
 
     pub fn keys(&self) -> Vec<String> {
-        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let items = self
+            .items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut keys: Vec<String> = items.keys().cloned().collect();
         keys.sort();
         keys
@@ -185,13 +188,16 @@ impl Store for MemoryStore {
         let expires = SystemTime::now() + ttl;
         self.items
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key.to_string(), (value, expires));
         Ok(())
     }
 
     async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let items = self
+            .items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(items
             .get(key)
             .filter(|(_, expires)| *expires > SystemTime::now())

@@ -1,6 +1,11 @@
 //! Shared fixtures of the end-to-end tests: simulators started in-process on free ports
 //! and clients pointed at them.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::time::Duration;
 
 use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};

@@ -159,7 +159,10 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> anyh
         ("LS_SITE_ID", ls.site_id()),
         ("CW_TARGET_COMPANY", TARGET_COMPANY.into()),
     ];
-    let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let text: String = env
+        .iter()
+        .flat_map(|(key, value)| [key, "=", value.as_str(), "\n"])
+        .collect();
     std::fs::write(env_file, text)
         .with_context(|| format!("cannot write {}", env_file.display()))?;
     eprintln!(

@@ -1,6 +1,11 @@
 //! The `lscw` binary as a user runs it: `lscw simulate connectwise` in one process,
 //! `lscw action …` in another.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

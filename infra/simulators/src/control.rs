@@ -36,7 +36,7 @@ impl Control {
         // A panicking test thread must not wedge the simulator for the others.
         self.0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The next `times` requests (matching `endpoint`, if given) are answered `status`.

@@ -91,15 +91,14 @@ impl ConnectWiseClient {
             .map_err(|e| ConnectWiseError::Config(format!("HTTP client: {e}")))?;
         let http = HttpExecutor::new(reqwest_client, options.retry, options.max_concurrent);
         let headers = auth_headers(config)?;
-        let base_url = match &config.base_url {
-            Some(base) => base.trim_end_matches('/').to_string(),
-            None => {
-                let root = config
-                    .site_root()
-                    .ok_or_else(|| ConnectWiseError::Config("CW_SITE is not set".into()))?;
-                let codebase = lookup_codebase(&http, &root, &config.company_id).await?;
-                format!("{root}/{codebase}apis/3.0")
-            }
+        let base_url = if let Some(base) = &config.base_url {
+            base.trim_end_matches('/').to_string()
+        } else {
+            let root = config
+                .site_root()
+                .ok_or_else(|| ConnectWiseError::Config("CW_SITE is not set".into()))?;
+            let codebase = lookup_codebase(&http, &root, &config.company_id).await?;
+            format!("{root}/{codebase}apis/3.0")
         };
         Url::parse(&base_url)
             .map_err(|e| ConnectWiseError::Config(format!("API base `{base_url}`: {e}")))?;
@@ -157,8 +156,7 @@ impl ConnectWiseClient {
         mut on_page: impl FnMut(Vec<Value>) -> Result<(), ConnectWiseError>,
     ) -> Result<u64, ConnectWiseError> {
         let page_size = match query.plan()? {
-            PagePlan::All { page_size } => page_size,
-            PagePlan::Single { page_size, .. } => page_size,
+            PagePlan::All { page_size } | PagePlan::Single { page_size, .. } => page_size,
         };
         let mut page_id: Option<i64> = None;
         let mut total = 0u64;

@@ -117,11 +117,11 @@ impl Condition {
         Self(text.into())
     }
 
-    pub fn and(self, other: Condition) -> Condition {
+    pub fn and(self, other: &Condition) -> Condition {
         Condition(format!("({}) and ({})", self.0, other.0))
     }
 
-    pub fn or(self, other: Condition) -> Condition {
+    pub fn or(self, other: &Condition) -> Condition {
         Condition(format!("({}) or ({})", self.0, other.0))
     }
 
@@ -149,14 +149,14 @@ mod tests {
         );
         assert_eq!(name.eq(r"back\slash").as_str(), r#"name="back\\slash""#);
         assert_eq!(name.eq("[2016-08-20]").as_str(), r#"name="[[]2016-08-20]""#);
-        assert_eq!(name.eq(r#"ends with \"#).as_str(), r#"name="ends with \\""#);
+        assert_eq!(name.eq(r"ends with \").as_str(), r#"name="ends with \\""#);
     }
 
     #[test]
     fn literals_and_combinators() {
         let id = Field::new("id").unwrap();
         let flag = Field::new("inactiveFlag").unwrap();
-        let c = id.is_in([1i64, 2, 3]).and(flag.eq(false));
+        let c = id.is_in([1i64, 2, 3]).and(&flag.eq(false));
         assert_eq!(c.as_str(), "(id in (1,2,3)) and (inactiveFlag=False)");
         assert_eq!(id.is_in(Vec::<i64>::new()).as_str(), "id<0");
         assert_eq!(

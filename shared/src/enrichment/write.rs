@@ -60,12 +60,11 @@ pub async fn enrich<S: Store>(
 ) -> Result<EnrichOutput, PipelineError> {
     let meter = CallMeter::both(connectwise, lansweeper);
     let run_id = input.run_id.clone().unwrap_or_else(new_run_id);
-    let start = match input.next {
-        Some(next) => next,
-        None => {
-            plan(connectwise, lansweeper, store, settings, &run_id).await?;
-            0
-        }
+    let start = if let Some(next) = input.next {
+        next
+    } else {
+        plan(connectwise, lansweeper, store, settings, &run_id).await?;
+        0
     };
     let plan: EnrichPlan = store.require(&plan_key(&run_id)).await?;
     let edits: Vec<AssetEdit> = store.get_parts(&plan.edits).await?;

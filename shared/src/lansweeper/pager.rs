@@ -35,7 +35,12 @@ fn split_paths(paths: &[&str]) -> Result<Vec<Vec<String>>, LansweeperError> {
         });
     }
     if unique.len() <= MAX_PATHS_PER_REQUEST {
-        return Ok(vec![unique.iter().map(|p| p.to_string()).collect()]);
+        return Ok(vec![
+            unique
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
+        ]);
     }
     let others: Vec<&str> = unique.into_iter().filter(|p| *p != "key").collect();
     Ok(others
@@ -144,15 +149,12 @@ impl AssetPager<'_> {
                         "an asset came without its key".into(),
                     ));
                 };
-                match self.pending.get_mut(&key) {
-                    Some((merged, seen)) => {
-                        merge(merged, item);
-                        *seen += 1;
-                    }
-                    None => {
-                        self.order.push(key.clone());
-                        self.pending.insert(key, (item, 1));
-                    }
+                if let Some((merged, seen)) = self.pending.get_mut(&key) {
+                    merge(merged, item);
+                    *seen += 1;
+                } else {
+                    self.order.push(key.clone());
+                    self.pending.insert(key, (item, 1));
                 }
             }
         }

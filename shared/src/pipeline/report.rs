@@ -86,22 +86,19 @@ pub async fn report<S: Store>(
                 *report.written(kind) += batch_assets(store, batch, kind).await?.len() as u64;
                 continue;
             }
-            match store.get::<BatchRecord>(&result_key(batch)).await? {
-                Some(result) => {
-                    *report.written(kind) += result.written.len() as u64;
-                    report.failed.extend(result.failed);
-                    report.api_calls += result.api_calls;
-                }
-                None => {
-                    // The batch never ran (its step failed for good): its assets are not lost.
-                    let assets = batch_assets(store, batch, kind).await?;
-                    report
-                        .failed
-                        .extend(assets.into_iter().map(|(asset_key, _)| Rejected {
-                            asset_key,
-                            reason: format!("batch {batch} was not written (its step failed)"),
-                        }));
-                }
+            if let Some(result) = store.get::<BatchRecord>(&result_key(batch)).await? {
+                *report.written(kind) += result.written.len() as u64;
+                report.failed.extend(result.failed);
+                report.api_calls += result.api_calls;
+            } else {
+                // The batch never ran (its step failed for good): its assets are not lost.
+                let assets = batch_assets(store, batch, kind).await?;
+                report
+                    .failed
+                    .extend(assets.into_iter().map(|(asset_key, _)| Rejected {
+                        asset_key,
+                        reason: format!("batch {batch} was not written (its step failed)"),
+                    }));
             }
         }
     }

@@ -78,7 +78,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err(format!("unterminated string starting at {}", i)),
+                        None => return Err(format!("unterminated string starting at {i}")),
                         Some('"') => {
                             i += 1;
                             break;
@@ -88,7 +88,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                                 text.push(escaped);
                                 i += 2;
                             }
-                            _ => return Err(format!("invalid escape at {}", i)),
+                            _ => return Err(format!("invalid escape at {i}")),
                         },
                         Some('[')
                             if chars.get(i + 1) == Some(&'[') && chars.get(i + 2) == Some(&']') =>
@@ -128,7 +128,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                 i += width;
             }
             c if c.is_ascii_digit()
-                || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
+                || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
             {
                 let start = i;
                 i += 1;
@@ -393,7 +393,6 @@ fn compare(value: &Value, op: Op, literals: &[Literal]) -> bool {
 /// SQL-style: a null value compares with nothing.
 fn ordering(value: &Value, literal: &Literal) -> Option<Ordering> {
     match (value, literal) {
-        (Value::Null, _) | (_, Literal::Null) => None,
         (Value::Number(n), Literal::Number(l)) => n.as_f64()?.partial_cmp(l),
         (Value::Bool(b), Literal::Bool(l)) => Some(b.cmp(l)),
         (Value::String(s), Literal::Text(l) | Literal::DateTime(l)) => {

@@ -1,6 +1,8 @@
 //! The generated tenant: realistic reference data and configurations, deterministic from
 //! a seed.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use super::schema::{
@@ -177,28 +179,28 @@ pub fn empty_tenant() -> Result<Tenant, String> {
         codebase: "v4_6_release/".into(),
         company_name: "Simulated MSP".into(),
         configuration_custom_fields: integration_custom_fields(),
-        collections: Default::default(),
-        attachments: Default::default(),
+        collections: BTreeMap::default(),
+        attachments: BTreeMap::default(),
     })?;
     for name in LEVEL_NAMES {
         create(
             &mut tenant,
             &CORPORATE_STRUCTURE_LEVELS,
-            json!({"name": name}),
+            &json!({"name": name}),
         )?;
     }
     for (identifier, name) in COMPANY_NAMES {
         create(
             &mut tenant,
             &COMPANIES,
-            json!({"identifier": identifier, "name": name}),
+            &json!({"identifier": identifier, "name": name}),
         )?;
     }
     for name in SLA_NAMES {
-        create(&mut tenant, &SLAS, json!({"name": name}))?;
+        create(&mut tenant, &SLAS, &json!({"name": name}))?;
     }
     for name in AGREEMENT_TYPE_NAMES {
-        create(&mut tenant, &AGREEMENT_TYPES, json!({"name": name}))?;
+        create(&mut tenant, &AGREEMENT_TYPES, &json!({"name": name}))?;
     }
     Ok(tenant)
 }
@@ -284,7 +286,7 @@ pub fn add_service_history(tenant: &mut Tenant, seed: u64) -> Result<(), String>
             .create(&AGREEMENTS, &body)
             .map_err(|e| format!("agreement: {}", e.body))?;
         let agreement_id = agreement["id"].as_i64().unwrap_or(0);
-        for _ in 0..1 + rng.below(20) {
+        for _ in 0..=rng.below(20) {
             let (configuration, _) = *rng.pick(&configurations);
             tenant
                 .attach(&AGREEMENTS, agreement_id, configuration)
@@ -346,7 +348,7 @@ pub fn generate(spec: &TenantSpec) -> Result<Tenant, String> {
         create(
             &mut tenant,
             &LOCATIONS,
-            json!({"name": name, "structureLevel": {"id": lowest_level}}),
+            &json!({"name": name, "structureLevel": {"id": lowest_level}}),
         )?;
     }
     for i in 0..spec.manufacturers {
@@ -354,11 +356,11 @@ pub fn generate(spec: &TenantSpec) -> Result<Tenant, String> {
             MANUFACTURER_NAMES[i % MANUFACTURER_NAMES.len()],
             i / MANUFACTURER_NAMES.len(),
         );
-        create(&mut tenant, &MANUFACTURERS, json!({"name": name}))?;
+        create(&mut tenant, &MANUFACTURERS, &json!({"name": name}))?;
     }
     for i in 0..spec.configuration_types {
         let name = numbered(TYPE_NAMES[i % TYPE_NAMES.len()], i / TYPE_NAMES.len());
-        create(&mut tenant, &CONFIGURATION_TYPES, json!({"name": name}))?;
+        create(&mut tenant, &CONFIGURATION_TYPES, &json!({"name": name}))?;
     }
     for i in 0..spec.configuration_statuses {
         let (description, closed, default) = STATUSES[i % STATUSES.len()];
@@ -366,12 +368,12 @@ pub fn generate(spec: &TenantSpec) -> Result<Tenant, String> {
         create(
             &mut tenant,
             &CONFIGURATION_STATUSES,
-            json!({"description": description, "closedFlag": closed, "defaultFlag": default && i < STATUSES.len()}),
+            &json!({"description": description, "closedFlag": closed, "defaultFlag": default && i < STATUSES.len()}),
         )?;
     }
     for i in 0..spec.configurations {
         let body = configuration(&mut rng, i, spec);
-        create(&mut tenant, &CONFIGURATIONS, body)?;
+        create(&mut tenant, &CONFIGURATIONS, &body)?;
     }
     add_service_history(&mut tenant, spec.seed)?;
     Ok(tenant)
@@ -430,9 +432,9 @@ fn configuration(rng: &mut Rng, index: usize, spec: &TenantSpec) -> Value {
     body
 }
 
-fn create(tenant: &mut Tenant, resource: &Resource, body: Value) -> Result<(), String> {
+fn create(tenant: &mut Tenant, resource: &Resource, body: &Value) -> Result<(), String> {
     tenant
-        .create(resource, &body)
+        .create(resource, body)
         .map(|_| ())
         .map_err(|error| format!("generated {} is invalid: {}", resource.name, error.body))
 }

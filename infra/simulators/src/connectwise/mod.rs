@@ -28,7 +28,7 @@ impl Shared {
     fn tenant(&self) -> MutexGuard<'_, Tenant> {
         self.tenant
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

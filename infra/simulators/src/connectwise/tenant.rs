@@ -68,7 +68,7 @@ impl ApiError {
         }
     }
 
-    fn invalid(resource: &str, errors: Vec<Value>) -> Self {
+    fn invalid(resource: &str, errors: &[Value]) -> Self {
         Self {
             status: 400,
             body: json!({
@@ -80,7 +80,7 @@ impl ApiError {
     }
 }
 
-fn field_error(resource: &str, field: &str, code: &str, message: String) -> Value {
+fn field_error(resource: &str, field: &str, code: &str, message: &str) -> Value {
     json!({"code": code, "message": message, "resource": resource, "field": field})
 }
 
@@ -186,11 +186,11 @@ impl Tenant {
         if self.get("configurations", configuration).is_none() {
             return Err(ApiError::invalid(
                 resource.name,
-                vec![field_error(
+                &[field_error(
                     resource.name,
                     "id",
                     "InvalidField",
-                    format!("no configuration with id {configuration}"),
+                    &format!("no configuration with id {configuration}"),
                 )],
             ));
         }
@@ -368,11 +368,11 @@ impl Tenant {
         if taken {
             return Err(ApiError::invalid(
                 resource.name,
-                vec![field_error(
+                &[field_error(
                     resource.name,
                     field,
                     "ObjectExists",
-                    format!("The {field} '{value}' is already in use."),
+                    &format!("The {field} '{value}' is already in use."),
                 )],
             ));
         }
@@ -394,7 +394,7 @@ impl Tenant {
         for spec in resource.fields {
             let given = input.get(spec.name).filter(|v| !v.is_null());
             let problem =
-                |code: &str, message: String| field_error(resource.name, spec.name, code, message);
+                |code: &str, message: String| field_error(resource.name, spec.name, code, &message);
             match (spec.kind, given) {
                 (Kind::Bool { default }, None) => {
                     record.insert(spec.name.into(), json!(default));
@@ -483,7 +483,7 @@ impl Tenant {
         if errors.is_empty() {
             Ok(record)
         } else {
-            Err(ApiError::invalid(resource.name, errors))
+            Err(ApiError::invalid(resource.name, &errors))
         }
     }
 
@@ -652,8 +652,7 @@ pub fn normalise_date(text: &str) -> Option<String> {
 pub fn now_iso() -> String {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_secs());
     iso_from_unix(seconds as i64)
 }
 

@@ -263,7 +263,7 @@ pub fn generate(spec: &SiteSpec) -> Result<Site, String> {
             asset_name(&mut rng, kind, index)
         };
         names.push(name.clone());
-        assets.push(asset(&mut rng, kind, name));
+        assets.push(asset(&mut rng, kind, &name));
     }
     Site::new(SiteData {
         id: SITE_ID.into(),
@@ -324,7 +324,7 @@ fn mac(rng: &mut Rng) -> Option<String> {
     Some(text)
 }
 
-fn asset(rng: &mut Rng, kind: &Kind, name: String) -> Value {
+fn asset(rng: &mut Rng, kind: &Kind, name: &str) -> Value {
     let key = rng.uuid();
     let manufacturer = if rng.chance(3) {
         *rng.pick(NEW_MANUFACTURERS)

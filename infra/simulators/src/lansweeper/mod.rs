@@ -59,13 +59,13 @@ impl Shared {
     fn site(&self) -> MutexGuard<'_, Site> {
         self.site
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn rate(&self) -> MutexGuard<'_, server::RateState> {
         self.rate
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

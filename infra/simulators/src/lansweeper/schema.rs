@@ -2,6 +2,11 @@
 //! everything the project uses. async-graphql parses and validates every query against
 //! it, so a query the real API would reject is rejected here too.
 
+#![allow(
+    clippy::unused_async,
+    reason = "async-graphql refuses resolvers that take a Context unless they are async"
+)]
+
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 

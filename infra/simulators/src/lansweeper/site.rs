@@ -285,7 +285,7 @@ impl FilterCondition {
                 _ => Some(text.to_lowercase().cmp(&wanted)),
             }
         };
-        use std::cmp::Ordering::*;
+        use std::cmp::Ordering::{Equal, Greater, Less};
         match self.operator.as_str() {
             "EXISTS" => {
                 let should_exist = wanted != "false";
@@ -365,7 +365,7 @@ mod tests {
             "assetCustom.model",
         ]
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
         assert_eq!(
             shape(&asset, &paths),
