@@ -290,7 +290,7 @@ async fn a_dry_run_writes_nothing_and_plans_everything() {
 }
 
 #[tokio::test]
-async fn a_failing_item_is_retried_alone_once_then_reported() {
+async fn a_failing_item_is_sent_once_more_after_reading_it_was_not_saved() {
     let world = world(40).await;
     let (flaky, broken) = world.ls.with_site(|site| {
         let name = |i: usize| {
@@ -319,7 +319,23 @@ async fn a_failing_item_is_retried_alone_once_then_reported() {
             .cw
             .control()
             .count("POST /company/configurations/bulk"),
-        3,
-        "one bulk, two single retries"
+        2,
+        "one bulk, then one resend of the two failed items"
     );
+    let flaky_key = world
+        .ls
+        .with_site(|s| s.data.assets[1]["key"].as_str().unwrap().to_string());
+    let linked = world.cw.with_tenant(|tenant| {
+        tenant
+            .records("configurations")
+            .filter(|c| {
+                c["customFields"].as_array().is_some_and(|fields| {
+                    fields
+                        .iter()
+                        .any(|f| f["caption"] == "ls_asset_id" && f["value"] == flaky_key.as_str())
+                })
+            })
+            .count()
+    });
+    assert_eq!(linked, 1, "the flaky asset is created exactly once");
 }

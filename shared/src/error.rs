@@ -17,4 +17,6 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     References(#[from] ReferenceError),
+    #[error("run {run_id} lost its lease to run {holder} (it lapsed); stopped before writing more")]
+    LeaseLost { run_id: String, holder: String },
 }

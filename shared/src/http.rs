@@ -2,15 +2,22 @@
 //! flight, a call counter, and one retry policy.
 //!
 //! Retry rules: `429` waits `Retry-After` (or the policy's fallback when the header is
-//! missing); `5xx` and connection errors back off exponentially with full jitter; any other
-//! status is handed back to the caller untouched, so a `400` is sent exactly once. Both
-//! the number of attempts and the total time spent are bounded.
+//! missing): the request was not processed. For an idempotent request (a read, a PUT of
+//! whole records, a GraphQL query or an edit that sets values) `5xx` and connection
+//! errors back off exponentially with full jitter: sending it twice is the same as once.
+//! A request that is not idempotent (a POST that creates) is resent only when it
+//! certainly never reached the server (the connection could not be made); a `5xx`, a
+//! timeout or a connection lost after sending may follow a save, so that request is
+//! handed back as it is, or as [`TransportError::OutcomeUnknown`], for the caller to
+//! find out what was saved. Any other status is handed back untouched, so a `400` is sent
+//! exactly once. Both the number of attempts and the total time spent are bounded.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -53,6 +60,15 @@ impl RetryPolicy {
     }
 }
 
+/// Whether sending a request twice is the same as sending it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotence {
+    /// Reads, whole-record PUTs, edits that set values: retried on 5xx and network errors.
+    Idempotent,
+    /// Creations: never resent once they may have reached the server.
+    NotIdempotent,
+}
+
 /// Why a request did not produce a response worth handing back.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -70,6 +86,15 @@ pub enum TransportError {
         wait: Duration,
         attempts: u32,
     },
+    #[error(
+        "lost the answer from {host} after sending ({reason}); the request may have been carried out"
+    )]
+    OutcomeUnknown { host: String, reason: String },
+    #[error(
+        "the answer from {host} is over {} bytes ({bytes} read)",
+        MAX_ANSWER_BYTES
+    )]
+    TooLarge { host: String, bytes: usize },
     #[error("could not build the request: {0}")]
     Build(String),
 }
@@ -223,10 +248,16 @@ impl HttpExecutor {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Sends the request `build` makes, retrying as the policy says. Returns the final
-    /// response whatever its status (a 5xx once retries are exhausted, any non-429 4xx at
-    /// once); the caller turns a non-success status into its own error.
-    pub async fn execute<F>(&self, build: F) -> Result<Response, TransportError>
+    /// Sends the request `build` makes, retrying as the policy and `idempotence` say, and
+    /// reads its answer whole (at most [`MAX_ANSWER_BYTES`]). Returns the final answer
+    /// whatever its status (a 5xx once retries are exhausted or at once when not
+    /// idempotent, any non-429 4xx at once); the caller turns a non-success status into
+    /// its own error.
+    pub async fn execute<F>(
+        &self,
+        idempotence: Idempotence,
+        build: F,
+    ) -> Result<Answer, TransportError>
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
@@ -249,17 +280,20 @@ impl HttpExecutor {
                     None => None,
                 };
                 self.calls.fetch_add(1, Ordering::Relaxed);
-                let outcome = self.client.execute(request).await;
+                let outcome = match self.client.execute(request).await {
+                    Ok(response) => read_answer(response).await,
+                    Err(error) => Err(Lost::Transport(error)),
+                };
                 for (quota, slot) in self.quotas.iter().zip(quota_slots) {
                     quota.complete(slot).await;
                 }
                 if let (Some(pacer), Some(slot)) = (&self.pacer, slot) {
                     pacer.complete(slot).await;
-                    if let Ok(response) = &outcome {
-                        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                    if let Ok(answer) = &outcome {
+                        if answer.status == StatusCode::TOO_MANY_REQUESTS {
                             pacer.exhausted().await;
                         } else if let Some(remaining) =
-                            header_number(response, "x-ratelimit-remaining")
+                            header_number(&answer.headers, "x-ratelimit-remaining")
                         {
                             pacer.observe_remaining(remaining).await;
                         }
@@ -268,11 +302,11 @@ impl HttpExecutor {
                 outcome
             };
             let wait = match outcome {
-                Ok(response) => {
-                    let status = response.status();
+                Ok(answer) => {
+                    let status = answer.status;
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         let wait =
-                            retry_after(&response).unwrap_or(self.policy.rate_limit_fallback);
+                            retry_after(&answer.headers).unwrap_or(self.policy.rate_limit_fallback);
                         if attempt >= self.policy.max_attempts
                             || started.elapsed() + wait > self.policy.max_elapsed
                         {
@@ -286,18 +320,28 @@ impl HttpExecutor {
                         wait
                     } else if status.is_server_error() {
                         let wait = self.policy.backoff(attempt);
-                        if attempt >= self.policy.max_attempts
+                        if idempotence == Idempotence::NotIdempotent
+                            || attempt >= self.policy.max_attempts
                             || started.elapsed() + wait > self.policy.max_elapsed
                         {
-                            return Ok(response);
+                            return Ok(answer);
                         }
                         tracing::warn!(%host, attempt, status = status.as_u16(), wait_ms = wait.as_millis() as u64, "server error; backing off");
                         wait
                     } else {
-                        return Ok(response);
+                        return Ok(answer);
                     }
                 }
-                Err(error) => {
+                Err(Lost::TooLarge(bytes)) => {
+                    return Err(TransportError::TooLarge { host, bytes });
+                }
+                Err(Lost::Transport(error)) => {
+                    if idempotence == Idempotence::NotIdempotent && !error.is_connect() {
+                        return Err(TransportError::OutcomeUnknown {
+                            host,
+                            reason: error_chain(&error),
+                        });
+                    }
                     let wait = self.policy.backoff(attempt);
                     if attempt >= self.policy.max_attempts
                         || started.elapsed() + wait > self.policy.max_elapsed
@@ -317,20 +361,47 @@ impl HttpExecutor {
     }
 }
 
-fn header_number(response: &Response, name: &str) -> Option<usize> {
-    response
-        .headers()
-        .get(name)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+/// Longest answer read: far above a page of 1,000 configurations or 500 assets, and
+/// far below what would put a function's memory at risk.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// An answer read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+enum Lost {
+    Transport(reqwest::Error),
+    TooLarge(usize),
+}
+
+async fn read_answer(mut response: Response) -> Result<Answer, Lost> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Lost::Transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(Lost::TooLarge(body.len() + chunk.len()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<usize> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// `Retry-After` in seconds (the only form the APIs we talk to send).
-fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?;
     let seconds: f64 = value.to_str().ok()?.trim().parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }

@@ -81,6 +81,7 @@ impl StepError {
             PipelineError::Lansweeper(_) => "LansweeperError",
             PipelineError::Store(_) => "StoreError",
             PipelineError::References(_) => "ReferenceError",
+            PipelineError::LeaseLost { .. } => "LeaseLost",
         }
     }
 }

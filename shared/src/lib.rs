@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod lambda;
 pub mod lansweeper;
+pub mod lease;
 pub mod matching;
 pub mod normalize;
 pub mod payload;

@@ -255,22 +255,22 @@ async fn create(
     let created = match client.post(kind.path(), &body).await {
         Ok(created) => created,
         // Someone created it since we listed: read its id.
-        Err(ConnectWiseError::Api {
-            status: 400,
-            errors,
-            ..
-        }) if errors
-            .iter()
-            .any(|e| e.code.as_deref() == Some("ObjectExists")) =>
-        {
-            let condition = Field::new(kind.name_field())?.eq(name);
-            let found = client
-                .list(
-                    kind.path(),
-                    &ListQuery::with_conditions(condition.as_str()).with_fields(&["id"]),
-                )
-                .await?;
-            found.into_iter().next().unwrap_or(Value::Null)
+        Err(error) if already_exists(&error) => find_by_name(client, kind, name)
+            .await?
+            .unwrap_or(Value::Null),
+        // The answer was lost: what ConnectWise holds decides; names are unique, so a
+        // second send can at worst be refused as existing.
+        Err(error) if error.may_have_been_applied() => {
+            match find_by_name(client, kind, name).await? {
+                Some(found) => found,
+                None => match client.post(kind.path(), &body).await {
+                    Ok(created) => created,
+                    Err(error) if already_exists(&error) => find_by_name(client, kind, name)
+                        .await?
+                        .unwrap_or(Value::Null),
+                    Err(other) => return Err(other),
+                },
+            }
         }
         Err(other) => return Err(other),
     };
@@ -278,4 +278,25 @@ async fn create(
         .get("id")
         .and_then(Value::as_i64)
         .ok_or_else(|| ConnectWiseError::Decode(format!("created {} has no id", kind.label())))
+}
+
+fn already_exists(error: &ConnectWiseError) -> bool {
+    matches!(error, ConnectWiseError::Api { status: 400, errors, .. }
+        if errors.iter().any(|e| e.code.as_deref() == Some("ObjectExists")))
+}
+
+/// The record of `kind` named `name`, if ConnectWise holds one.
+async fn find_by_name(
+    client: &ConnectWiseClient,
+    kind: ReferenceKind,
+    name: &str,
+) -> Result<Option<Value>, ConnectWiseError> {
+    let condition = Field::new(kind.name_field())?.eq(name);
+    let found = client
+        .list(
+            kind.path(),
+            &ListQuery::with_conditions(condition.as_str()).with_fields(&["id"]),
+        )
+        .await?;
+    Ok(found.into_iter().next())
 }

@@ -38,6 +38,33 @@ pub trait Store: Send + Sync {
     /// The value at `key`, unless absent or expired.
     fn get_raw(&self, key: &str)
     -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Puts `value` at `key` for `owner`, unless an unexpired item there belongs to
+    /// another owner: then answers that item's value and changes nothing. Atomic: of two
+    /// owners claiming at once, one gets it.
+    fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Deletes `key` when `owner` holds it (whoever does, for `None`); answers whether an
+    /// item was deleted.
+    fn release(
+        &self,
+        key: &str,
+        owner: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// What a [`Store::claim`] came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    Taken,
+    /// Another owner holds the key; its value.
+    HeldBy(String),
 }
 
 /// Typed access over any [`Store`].
@@ -164,7 +191,14 @@ fn split_by_size<T: Serialize>(items: &[T], limit: usize) -> Result<Vec<String>,
 /// The store of one process: tests and `lscw sync` without AWS.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    items: Arc<Mutex<HashMap<String, (String, SystemTime)>>>,
+    items: Arc<Mutex<HashMap<String, Item>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    value: String,
+    expires: SystemTime,
+    owner: Option<String>,
 }
 
 impl MemoryStore {
@@ -183,25 +217,63 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
-    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
-        let expires = SystemTime::now() + ttl;
+impl MemoryStore {
+    fn items(&self) -> std::sync::MutexGuard<'_, HashMap<String, Item>> {
         self.items
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.to_string(), (value, expires));
+    }
+}
+
+impl Store for MemoryStore {
+    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        let item = Item {
+            value,
+            expires: SystemTime::now() + ttl,
+            owner: None,
+        };
+        self.items().insert(key.to_string(), item);
         Ok(())
     }
 
     async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let items = self
-            .items
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(items
+        Ok(self
+            .items()
             .get(key)
-            .filter(|(_, expires)| *expires > SystemTime::now())
-            .map(|(value, _)| value.clone()))
+            .filter(|item| item.expires > SystemTime::now())
+            .map(|item| item.value.clone()))
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        let mut items = self.items();
+        let now = SystemTime::now();
+        if let Some(held) = items.get(key)
+            && held.expires > now
+            && held.owner.as_deref() != Some(owner)
+        {
+            return Ok(Claim::HeldBy(held.value.clone()));
+        }
+        let item = Item {
+            value,
+            expires: now + ttl,
+            owner: Some(owner.to_string()),
+        };
+        items.insert(key.to_string(), item);
+        Ok(Claim::Taken)
+    }
+
+    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        let mut items = self.items();
+        let owned = items
+            .get(key)
+            .is_some_and(|item| owner.is_none_or(|o| item.owner.as_deref() == Some(o)));
+        Ok(owned && items.remove(key).is_some())
     }
 }
 
@@ -288,6 +360,83 @@ impl Store for DynamoStore {
                 key: key.to_string(),
                 reason: "no body attribute".into(),
             }),
+        }
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        let now = epoch(SystemTime::now());
+        let answer = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_string()))
+            .item("sk", AttributeValue::S("v".into()))
+            .item("body", AttributeValue::S(value))
+            .item("owner", AttributeValue::S(owner.to_string()))
+            .item(
+                "expiresAt",
+                AttributeValue::N(epoch(SystemTime::now() + ttl).to_string()),
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR expiresAt <= :now OR #owner = :owner",
+            )
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(Claim::Taken),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                // Held by another owner: read what it holds (it may have expired since,
+                // in which case the next claim takes it).
+                Ok(Claim::HeldBy(self.get_raw(key).await?.unwrap_or_default()))
+            }
+            Err(error) => Err(StoreError::Backend(format!(
+                "claim {key}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(error)
+            ))),
+        }
+    }
+
+    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .key("sk", AttributeValue::S("v".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
+        request = match owner {
+            Some(owner) => request
+                .condition_expression("#owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":owner", AttributeValue::S(owner.to_string())),
+            None => request,
+        };
+        match request.send().await {
+            Ok(answer) => Ok(answer.attributes.is_some()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(StoreError::Backend(format!(
+                "release {key}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(error)
+            ))),
         }
     }
 }

@@ -122,6 +122,11 @@ enum SimulatedApi {
         /// Configurations in the generated tenant.
         #[arg(long, default_value_t = 500)]
         configurations: usize,
+        /// Lost answers to saved writes, `KIND:N,…`: every Nth write is saved, then its
+        /// answer is lost as KIND says (502-after-save, drop-after-save,
+        /// timeout-after-save[=SECONDS]).
+        #[arg(long)]
+        faults: Option<simulators::control::LostAnswerRules>,
     },
     /// Both APIs, with a tenant and a site that know each other (the demo's scenario).
     Pair {
@@ -274,6 +279,7 @@ async fn simulate(api: SimulatedApi) -> anyhow::Result<()> {
             data,
             seed,
             configurations,
+            faults,
         } => {
             let tenant = match data {
                 Some(path) => {
@@ -293,6 +299,9 @@ async fn simulate(api: SimulatedApi) -> anyhow::Result<()> {
             let simulator = ConnectWiseSimulator::start(tenant, &listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            if let Some(faults) = &faults {
+                simulator.control().lose_answers(&faults.0);
+            }
             eprintln!("ConnectWise simulator listening on {}", simulator.site());
             eprintln!("  export CW_BASE_URL={}", simulator.base_url());
             eprintln!(

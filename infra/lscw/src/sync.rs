@@ -9,7 +9,7 @@ use shared::enrichment::{self, EnrichReport};
 use shared::environment::{Environment, Lookup};
 use shared::error::PipelineError;
 use shared::pipeline::{self, Progress, RunReport};
-use shared::store::{DynamoStore, MemoryStore, Store, StoreError};
+use shared::store::{Claim, DynamoStore, MemoryStore, Store, StoreError};
 
 /// DynamoDB when `AWS_ENDPOINT_URL` or `SYNC_TABLE` is set, the embedded store otherwise.
 pub enum AnyStore {
@@ -49,6 +49,26 @@ impl Store for AnyStore {
         match self {
             Self::Memory(store) => store.get_raw(key).await,
             Self::Dynamo(store) => store.get_raw(key).await,
+        }
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        match self {
+            Self::Memory(store) => store.claim(key, owner, value, ttl).await,
+            Self::Dynamo(store) => store.claim(key, owner, value, ttl).await,
+        }
+    }
+
+    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(store) => store.release(key, owner).await,
+            Self::Dynamo(store) => store.release(key, owner).await,
         }
     }
 }

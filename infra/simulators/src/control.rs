@@ -16,6 +16,72 @@ pub struct Fault {
     pub endpoint: Option<String>,
 }
 
+/// How an answer to a write ConnectWise has already saved gets lost on its way back, as
+/// it does behind a cloud tenant's gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostAnswer {
+    /// Saved, then the gateway answers 502 with an HTML page.
+    BadGateway,
+    /// Saved, then the connection drops while the answer is on its way.
+    DropConnection,
+    /// Saved, then the answer comes this late (past the client's timeout).
+    Late(Duration),
+}
+
+impl std::str::FromStr for LostAnswer {
+    type Err = String;
+
+    /// `502-after-save`, `drop-after-save`, `timeout-after-save` (answers after 90 s) or
+    /// `timeout-after-save=SECONDS`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.split_once('=') {
+            None if text == "502-after-save" => Ok(Self::BadGateway),
+            None if text == "drop-after-save" => Ok(Self::DropConnection),
+            None if text == "timeout-after-save" => Ok(Self::Late(Duration::from_secs(90))),
+            Some(("timeout-after-save", seconds)) => seconds
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Self::Late(Duration::from_secs_f64(s)))
+                .ok_or_else(|| format!("`{seconds}` is not a number of seconds")),
+            _ => Err(format!(
+                "`{text}`: use 502-after-save, drop-after-save or timeout-after-save[=SECONDS]"
+            )),
+        }
+    }
+}
+
+/// Which writes lose their answers, and how: `KIND:N,KIND:N` (every Nth write loses
+/// its answer that way), as `lscw simulate connectwise --faults` takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostAnswerRules(pub Vec<(LostAnswer, u64)>);
+
+impl std::str::FromStr for LostAnswerRules {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_lost_answers(text).map(Self)
+    }
+}
+
+fn parse_lost_answers(text: &str) -> Result<Vec<(LostAnswer, u64)>, String> {
+    text.split(',')
+        .filter(|rule| !rule.trim().is_empty())
+        .map(|rule| {
+            let (kind, every) = rule
+                .trim()
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{rule}` is not KIND:N"))?;
+            let every: u64 = every
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("`{rule}`: N must be a whole number from 1"))?;
+            Ok((kind.parse()?, every))
+        })
+        .collect()
+}
+
 #[derive(Debug, Default)]
 struct ControlState {
     faults: VecDeque<Fault>,
@@ -25,6 +91,11 @@ struct ControlState {
     requests: BTreeMap<String, u64>,
     in_flight: usize,
     max_in_flight: usize,
+    /// Writes whose answer is lost: (how, every how many writes).
+    lost_answers: Vec<(LostAnswer, u64)>,
+    writes_seen: u64,
+    /// Forward-only pages after the first come without their `Link` header.
+    cut_listings: bool,
 }
 
 /// Shared between a simulator and whoever started it.
@@ -94,6 +165,39 @@ impl Control {
                 .is_none_or(|prefix| endpoint.starts_with(prefix))
         })?;
         state.faults.remove(position)
+    }
+
+    /// From now on every `every`th write is saved and then loses its answer `how`; with
+    /// several rules, the first whose turn it is applies.
+    pub fn lose_answers(&self, rules: &[(LostAnswer, u64)]) {
+        let mut state = self.state();
+        state.lost_answers = rules.to_vec();
+        state.writes_seen = 0;
+    }
+
+    /// Counts a saved write and says whether, and how, its answer is lost.
+    pub fn lost_answer(&self) -> Option<LostAnswer> {
+        let mut state = self.state();
+        if state.lost_answers.is_empty() {
+            return None;
+        }
+        state.writes_seen += 1;
+        let seen = state.writes_seen;
+        state
+            .lost_answers
+            .iter()
+            .find(|(_, every)| seen % every == 0)
+            .map(|(how, _)| *how)
+    }
+
+    /// Forward-only listings lose their `Link` header after the first page (`true`), as a
+    /// misbehaving proxy would; or are whole again (`false`).
+    pub fn cut_listings(&self, cut: bool) {
+        self.state().cut_listings = cut;
+    }
+
+    pub fn listings_cut(&self) -> bool {
+        self.state().cut_listings
     }
 
     /// Marks a request as being served until the guard drops.

@@ -10,7 +10,7 @@ use super::config::ConnectionConfig;
 use super::error::{ApiErrorDetail, ConnectWiseError};
 use super::query::{ListQuery, PagePlan};
 use super::{API_VERSION, DEFAULT_CODEBASE};
-use crate::http::{HttpExecutor, RetryPolicy};
+use crate::http::{HttpExecutor, Idempotence, RetryPolicy};
 
 /// Tuning of a client; the defaults suit ConnectWise cloud.
 #[derive(Debug, Clone)]
@@ -149,6 +149,10 @@ impl ConnectWiseClient {
 
     /// Reads every record matching the query with forward-only paging (id order), handing
     /// each page to `on_page` as it arrives. Returns the number of records read.
+    ///
+    /// A listing is complete or it is an error: a full page that names no next page is
+    /// checked against `/count`, and an endpoint that ignores forward-only paging (a full
+    /// first page and no `Link` header) is read on by numbered pages.
     pub async fn for_each_page(
         &self,
         path: &str,
@@ -169,6 +173,7 @@ impl ConnectWiseClient {
             let (body, headers) = self.send(Method::GET, path, &params, None, true).await?;
             let records = into_array(body)?;
             let count = records.len();
+            let full = count == page_size as usize;
             total += count as u64;
             let next = next_page_id(&headers);
             on_page(records)?;
@@ -181,9 +186,80 @@ impl ConnectWiseClient {
                     }
                     page_id = Some(next);
                 }
+                _ if full && page_id.is_none() && !headers.contains_key(LINK) => {
+                    tracing::debug!(path, "forward-only paging ignored; reading numbered pages");
+                    let rest = self
+                        .numbered_pages_from(path, query, page_size, 2, &mut on_page)
+                        .await?;
+                    return self.checked_total(path, query, total + rest).await;
+                }
+                _ if full => return self.checked_total(path, query, total).await,
                 _ => return Ok(total),
             }
         }
+    }
+
+    /// Reads numbered pages from `first` on until one comes back short.
+    async fn numbered_pages_from(
+        &self,
+        path: &str,
+        query: &ListQuery,
+        page_size: u32,
+        first: u32,
+        on_page: &mut impl FnMut(Vec<Value>) -> Result<(), ConnectWiseError>,
+    ) -> Result<u64, ConnectWiseError> {
+        let mut total = 0u64;
+        for page in first.. {
+            let mut params = query.filter_params();
+            params.push(("orderBy", "id asc".into()));
+            params.push(("page", page.to_string()));
+            params.push(("pageSize", page_size.to_string()));
+            let (body, _) = self.send(Method::GET, path, &params, None, false).await?;
+            let records = into_array(body)?;
+            let count = records.len();
+            total += count as u64;
+            on_page(records)?;
+            if count < page_size as usize {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// `total` when `/count` agrees that nothing was left unread; an error otherwise.
+    async fn checked_total(
+        &self,
+        path: &str,
+        query: &ListQuery,
+        total: u64,
+    ) -> Result<u64, ConnectWiseError> {
+        let count = self.count(path, query).await?;
+        if count > total {
+            return Err(ConnectWiseError::IncompleteListing {
+                path: path.to_string(),
+                read: total,
+                count,
+            });
+        }
+        Ok(total)
+    }
+
+    /// Every record the query matches, and an error unless `/count` agrees that none was
+    /// missed: the read that decides what to create.
+    pub async fn list_complete(
+        &self,
+        path: &str,
+        query: &ListQuery,
+    ) -> Result<Vec<Value>, ConnectWiseError> {
+        let mut all = Vec::new();
+        let read = self
+            .for_each_page(path, query, |page| {
+                all.extend(page);
+                Ok(())
+            })
+            .await?;
+        self.checked_total(path, query, read).await?;
+        Ok(all)
     }
 
     /// `GET {path}/count` with the query's filters.
@@ -266,9 +342,16 @@ impl ConnectWiseClient {
         forward_only: bool,
     ) -> Result<(Value, HeaderMap), ConnectWiseError> {
         let url = format!("{}/{}", self.base_url, path.trim_start_matches('/'));
+        // PUT and PATCH replace what they name: sending them twice is sending them once.
+        // A POST creates: it is never resent once it may have reached ConnectWise.
+        let idempotence = if method == Method::POST {
+            Idempotence::NotIdempotent
+        } else {
+            Idempotence::Idempotent
+        };
         let response = self
             .http
-            .execute(|client| {
+            .execute(idempotence, |client| {
                 let mut request = client
                     .request(method.clone(), &url)
                     .headers(self.headers.clone())
@@ -282,12 +365,11 @@ impl ConnectWiseClient {
                 request
             })
             .await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ConnectWiseError::Decode(format!("{method} {path}: body: {e}")))?;
+        let crate::http::Answer {
+            status,
+            headers,
+            body: text,
+        } = response;
         if !status.is_success() {
             return Err(api_error(status.as_u16(), &text));
         }
@@ -332,12 +414,10 @@ async fn lookup_codebase(
         codebase: Option<String>,
     }
     let url = format!("{root}/login/companyinfo/{company_id}");
-    let response = http.execute(|client| client.get(&url)).await?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| ConnectWiseError::Decode(format!("company info: {e}")))?;
+    let response = http
+        .execute(Idempotence::Idempotent, |client| client.get(&url))
+        .await?;
+    let (status, text) = (response.status, response.body);
     if !status.is_success() {
         return Err(api_error(status.as_u16(), &text));
     }
@@ -377,10 +457,14 @@ fn api_error(status: u16, text: &str) -> ConnectWiseError {
     }
 }
 
+/// A list answer's records. An empty answer is not an empty list: a listing that may be
+/// short must never pass for a complete one.
 fn into_array(body: Value) -> Result<Vec<Value>, ConnectWiseError> {
     match body {
         Value::Array(items) => Ok(items),
-        Value::Null => Ok(Vec::new()),
+        Value::Null => Err(ConnectWiseError::Decode(
+            "an empty answer where a list was expected".into(),
+        )),
         other => Err(ConnectWiseError::Decode(format!(
             "expected a list, got {}",
             kind_of(&other)

@@ -48,6 +48,48 @@ impl Field {
         }
         Condition(format!("{} in ({})", self.0, items.join(",")))
     }
+
+    /// `path in (…)` over as many conditions as it takes for each to stay within
+    /// `max_encoded` characters once percent-encoded in a URL: ConnectWise refuses URLs
+    /// much over 2,000 characters.
+    pub fn is_in_chunks<L: Into<Literal>>(
+        &self,
+        values: impl IntoIterator<Item = L>,
+        max_encoded: usize,
+    ) -> Vec<Condition> {
+        let overhead = encoded_len(&format!("{} in ()", self.0));
+        let mut chunks: Vec<Vec<String>> = Vec::new();
+        let mut size = overhead;
+        for value in values {
+            let item = value.into().to_string();
+            let item_size = encoded_len(&item) + 3;
+            if chunks.is_empty() || size + item_size > max_encoded {
+                chunks.push(Vec::new());
+                size = overhead;
+            }
+            size += item_size;
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.push(item);
+            }
+        }
+        chunks
+            .into_iter()
+            .map(|items| Condition(format!("{} in ({})", self.0, items.join(","))))
+            .collect()
+    }
+}
+
+/// Characters `text` takes in a URL query, percent-encoded.
+pub fn encoded_len(text: &str) -> usize {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+                1
+            } else {
+                3 * c.len_utf8()
+            }
+        })
+        .sum()
 }
 
 /// A literal value in a condition.
@@ -157,6 +199,15 @@ mod tests {
         let id = Field::new("id").unwrap();
         let flag = Field::new("inactiveFlag").unwrap();
         let c = id.is_in([1i64, 2, 3]).and(&flag.eq(false));
+        let keys: Vec<String> = (0..200).map(|i| format!("asset-key-{i:04}")).collect();
+        let chunks = Field::new("value").unwrap().is_in_chunks(keys.iter(), 600);
+        assert!(chunks.len() > 1);
+        assert!(chunks.iter().all(|c| encoded_len(c.as_str()) <= 600));
+        let rejoined: usize = chunks
+            .iter()
+            .map(|c| c.as_str().matches("asset-key-").count())
+            .sum();
+        assert_eq!(rejoined, 200);
         assert_eq!(c.as_str(), "(id in (1,2,3)) and (inactiveFlag=False)");
         assert_eq!(id.is_in(Vec::<i64>::new()).as_str(), "id<0");
         assert_eq!(

@@ -35,6 +35,8 @@ pub enum ConnectWiseError {
     Transport(#[from] TransportError),
     #[error("unexpected answer from ConnectWise: {0}")]
     Decode(String),
+    #[error("the listing of {path} is incomplete: {read} records read, ConnectWise counts {count}")]
+    IncompleteListing { path: String, read: u64, count: u64 },
 }
 
 impl ConnectWiseError {
@@ -42,6 +44,17 @@ impl ConnectWiseError {
         Self::InvalidInput {
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// Whether a write that failed this way may still have been carried out: a 5xx, a
+    /// lost or garbled answer. Such a creation is never sent again before reading what
+    /// ConnectWise holds.
+    pub fn may_have_been_applied(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status >= 500,
+            Self::Transport(TransportError::OutcomeUnknown { .. }) | Self::Decode(_) => true,
+            _ => false,
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
+use super::actions::CONFIGURATIONS;
 use super::client::ConnectWiseClient;
 use super::condition::Field;
 use super::error::ConnectWiseError;
@@ -19,6 +20,40 @@ pub const TICKETS: &str = "service/tickets";
 
 /// The custom field that links a configuration to its Lansweeper asset.
 pub const LINK_CAPTION: &str = "ls_asset_id";
+
+/// Longest `in (…)` condition one request carries, percent-encoded: ConnectWise refuses
+/// URLs much over 2,000 characters, and the rest of the URL needs room.
+pub const MAX_CONDITION_CHARS: usize = 1_400;
+
+/// The configurations whose `ls_asset_id` holds one of `keys`, by lower-cased key (a
+/// key compares as ConnectWise's database compares it: without case). As many requests
+/// as the URL length needs.
+pub async fn configurations_linked_to(
+    connectwise: &ConnectWiseClient,
+    keys: &[String],
+) -> Result<HashMap<String, Vec<i64>>, ConnectWiseError> {
+    let caption = Field::new("caption")?.eq(LINK_CAPTION);
+    let mut found: HashMap<String, Vec<i64>> = HashMap::new();
+    for values in Field::new("value")?.is_in_chunks(keys, MAX_CONDITION_CHARS) {
+        let query = ListQuery {
+            custom_field_conditions: Some(caption.clone().and(&values).to_string()),
+            fields: Some("id,customFields".into()),
+            ..ListQuery::default()
+        };
+        connectwise
+            .for_each_page(CONFIGURATIONS, &query, |page| {
+                for configuration in page {
+                    let id = configuration.get("id").and_then(Value::as_i64);
+                    if let (Some(id), Some(key)) = (id, linked_asset_key(&configuration)) {
+                        found.entry(key.to_lowercase()).or_default().push(id);
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(found)
+}
 
 /// Records of `path` (agreements or tickets) and, for each, the configurations attached.
 async fn attached(

@@ -11,7 +11,7 @@ mod query;
 
 pub use actions::{ACTION_KEYS, run_action};
 pub use client::{BulkItemResult, ClientOptions, ConnectWiseClient};
-pub use condition::{Condition, Field, Literal};
+pub use condition::{Condition, Field, Literal, encoded_len};
 pub use config::ConnectionConfig;
 pub use error::{ApiErrorDetail, ConnectWiseError};
 pub use query::{ListQuery, MAX_PAGE_SIZE, PagePlan};

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{EnrichPlan, plan_key};
-use super::write::{EnrichInput, EnrichProgress, enrich, progress_key};
+use super::write::{EnrichInput, EnrichOutput, EnrichProgress, enrich, progress_key};
 use crate::calls::ApiCalls;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::LansweeperClient;
+use crate::lease::{self, LeaseHolder};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -26,6 +27,9 @@ pub struct EnrichReport {
     pub unchanged: u64,
     pub failed: Vec<Rejected>,
     pub api_calls: ApiCalls,
+    /// Another run held the lease: this enrichment wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
 }
 
 /// Puts the enrichment's report together from what its invocations stored.
@@ -57,7 +61,8 @@ pub async fn report<S: Store>(
 }
 
 /// The enrichment on one machine: invocations until done (each within `budget`, as in
-/// Lambda), then the report and how many invocations it took.
+/// Lambda), then the report and how many invocations it took. The run holds the lease
+/// throughout and gives it up at the end, failed or not.
 pub async fn run_enrich<S: Store>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
@@ -65,19 +70,52 @@ pub async fn run_enrich<S: Store>(
     settings: &SyncSettings,
     budget: Option<Duration>,
 ) -> Result<(EnrichReport, usize), PipelineError> {
-    let mut input = EnrichInput::default();
-    let mut starts = Vec::new();
-    loop {
-        starts.push(input.next.unwrap_or(0));
-        let deadline = budget.map(|b| Instant::now() + b);
-        let output = enrich(connectwise, lansweeper, store, settings, &input, deadline).await?;
-        if output.done {
-            let report = report(store, &output.run_id, &starts, settings.dry_run).await?;
-            return Ok((report, starts.len()));
-        }
-        input = EnrichInput {
-            run_id: Some(output.run_id),
+    let first = enrich(
+        connectwise,
+        lansweeper,
+        store,
+        settings,
+        &EnrichInput::default(),
+        budget.map(|b| Instant::now() + b),
+    )
+    .await?;
+    if let Some(holder) = first.skipped_for {
+        let report = EnrichReport {
+            run_id: first.run_id,
+            dry_run: settings.dry_run,
+            skipped_for: Some(holder),
+            ..EnrichReport::default()
+        };
+        return Ok((report, 1));
+    }
+    let run_id = first.run_id.clone();
+    let outcome = invocations(connectwise, lansweeper, store, settings, budget, first).await;
+    if !settings.dry_run {
+        lease::release(store, &run_id).await?;
+    }
+    outcome
+}
+
+/// The invocations after `first`, until done, then the report.
+async fn invocations<S: Store>(
+    connectwise: &ConnectWiseClient,
+    lansweeper: &LansweeperClient,
+    store: &S,
+    settings: &SyncSettings,
+    budget: Option<Duration>,
+    first: EnrichOutput,
+) -> Result<(EnrichReport, usize), PipelineError> {
+    let mut starts = vec![0];
+    let mut output = first;
+    while !output.done {
+        starts.push(output.next);
+        let input = EnrichInput {
+            run_id: Some(output.run_id.clone()),
             next: Some(output.next),
         };
+        let deadline = budget.map(|b| Instant::now() + b);
+        output = enrich(connectwise, lansweeper, store, settings, &input, deadline).await?;
     }
+    let report = report(store, &output.run_id, &starts, settings.dry_run).await?;
+    Ok((report, starts.len()))
 }

@@ -11,6 +11,7 @@ use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::{LansweeperClient, LansweeperError};
+use crate::lease::{self, LeaseHolder};
 use crate::run::new_run_id;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
@@ -34,6 +35,9 @@ pub struct EnrichOutput {
     pub next: usize,
     pub edits: usize,
     pub api_calls: ApiCalls,
+    /// Another run holds the lease: this enrichment wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
 }
 
 /// What one invocation wrote, as the report reads it.
@@ -60,6 +64,19 @@ pub async fn enrich<S: Store>(
 ) -> Result<EnrichOutput, PipelineError> {
     let meter = CallMeter::both(connectwise, lansweeper);
     let run_id = input.run_id.clone().unwrap_or_else(new_run_id);
+    if !settings.dry_run {
+        if input.run_id.is_some() {
+            lease::renew(store, &run_id).await?;
+        } else if let Some(holder) = lease::acquire(store, &run_id).await? {
+            tracing::warn!(%run_id, holder = %holder.run_id, "another run holds the lease; skipped");
+            return Ok(EnrichOutput {
+                run_id,
+                done: true,
+                skipped_for: Some(holder),
+                ..EnrichOutput::default()
+            });
+        }
+    }
     let start = if let Some(next) = input.next {
         next
     } else {
@@ -109,5 +126,6 @@ pub async fn enrich<S: Store>(
         next,
         edits: edits.len(),
         api_calls: progress.api_calls,
+        skipped_for: None,
     })
 }

@@ -10,7 +10,7 @@ use super::asset::Asset;
 use super::config::LansweeperConfig;
 use super::error::{GraphQlError, LansweeperError};
 use super::pager::{AssetPageStats, AssetPager};
-use crate::http::{HttpExecutor, RatePacer, RetryPolicy};
+use crate::http::{HttpExecutor, Idempotence, RatePacer, RetryPolicy};
 
 const CUSTOM_FIELDS_QUERY: &str = "query CustomFields($siteId: ID!) {
   site(id: $siteId) { customFields { key name type } }
@@ -144,24 +144,30 @@ impl LansweeperClient {
         self.http.calls()
     }
 
-    /// One GraphQL request; answers `data`, or the typed error.
+    /// One GraphQL query, or a mutation that sets values (sending it twice is the same as
+    /// once); answers `data`, or the typed error.
     pub async fn graphql(&self, query: &str, variables: Value) -> Result<Value, LansweeperError> {
+        self.graphql_with(Idempotence::Idempotent, query, variables)
+            .await
+    }
+
+    async fn graphql_with(
+        &self,
+        idempotence: Idempotence,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, LansweeperError> {
         let body = json!({"query": query, "variables": variables});
         let response = self
             .http
-            .execute(|client| {
+            .execute(idempotence, |client| {
                 client
                     .post(&self.config.api_url)
                     .header(AUTHORIZATION, self.authorization.clone())
                     .json(&body)
             })
             .await?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| LansweeperError::Decode(format!("body: {e}")))?;
-        interpret(status, &text)
+        interpret(response.status, &response.body)
     }
 
     /// The sites the token can see (to find `LS_SITE_ID`).
@@ -254,8 +260,10 @@ impl LansweeperClient {
                 message: "is required".into(),
             });
         }
+        // A second field of the same name is not the same as one: never resent blindly.
         let data = self
-            .graphql(
+            .graphql_with(
+                Idempotence::NotIdempotent,
                 CREATE_CUSTOM_FIELD,
                 json!({"siteId": site_id, "field": {"name": name.trim(), "type": field_type, "props": {}}}),
             )

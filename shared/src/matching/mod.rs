@@ -229,10 +229,26 @@ pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]
                 n => {
                     decided[asset_index] = true;
                     contested.extend(candidates.iter().copied());
+                    let ids: Vec<i64> = candidates.iter().map(|&c| id_of(c)).collect();
+                    let listed = ids
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let reason = if level == MatchKey::Link {
+                        format!(
+                            "{n} configurations ({listed}) carry this asset's ls_asset_id: a duplicate, never written; keep one and clear the others' ls_asset_id"
+                        )
+                    } else {
+                        format!(
+                            "matches {n} configurations ({listed}) by {}",
+                            describe(level)
+                        )
+                    };
                     outcome.conflicts.push(Conflict {
                         asset_index,
-                        reason: format!("matches {n} configurations by {}", describe(level)),
-                        candidates: candidates.iter().map(|&c| id_of(c)).collect(),
+                        reason,
+                        candidates: ids,
                     });
                 }
             }
@@ -361,7 +377,25 @@ mod tests {
         assert!(
             outcome.conflicts[0]
                 .reason
-                .contains("2 configurations by name")
+                .contains("matches 2 configurations (1, 2) by name")
+        );
+    }
+
+    #[test]
+    fn two_configurations_carrying_one_asset_s_link_are_a_duplicate_naming_both() {
+        let spec = MatchSpec::for_staged_assets();
+        let configurations = vec![
+            config(31, "pc-1", "", "", Some("k")),
+            config(32, "pc-1 copy", "", "", Some("K")),
+        ];
+        let outcome = match_assets(&spec, &[asset("k", "pc-1", None, None)], &configurations);
+        assert!(outcome.matched.is_empty());
+        assert!(outcome.unmatched.is_empty(), "never created a third time");
+        assert_eq!(outcome.conflicts[0].candidates, [31, 32]);
+        let reason = &outcome.conflicts[0].reason;
+        assert!(
+            reason.contains("(31, 32)") && reason.contains("duplicate"),
+            "{reason}"
         );
     }
 

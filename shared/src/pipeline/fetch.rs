@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::error::PipelineError;
 use crate::lansweeper::{ASSET_PATHS, LansweeperClient};
+use crate::lease::{self, LeaseHolder};
 use crate::references::{ReferenceKind, ReferenceNames};
 use crate::run::{new_run_id, run_key};
 use crate::settings::SyncSettings;
@@ -30,6 +31,9 @@ pub struct FetchOutput {
     pub rejected: u64,
     pub references: ReferenceNames,
     pub api_calls: ApiCalls,
+    /// Another run holds the lease: this one ended at once and wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
 }
 
 /// What the report reads of the fetch.
@@ -39,14 +43,17 @@ pub(crate) struct FetchRecord {
     pub assets: u64,
     pub rejected: Vec<String>,
     pub api_calls: ApiCalls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
 }
 
 pub(crate) fn record_key(run_id: &str) -> String {
     run_key(run_id, "fetch")
 }
 
-/// Pages every asset out of Lansweeper, normalises it and stages it in chunks;
-/// `progress` hears (assets seen, total when known) after each page.
+/// Takes the run's lease, pages every asset out of Lansweeper, normalises it and stages
+/// it in chunks; `progress` hears (assets seen, total when known) after each page. When
+/// another run holds the lease, ends at once as skipped.
 pub async fn fetch_assets<S: Store>(
     lansweeper: &LansweeperClient,
     store: &S,
@@ -55,6 +62,23 @@ pub async fn fetch_assets<S: Store>(
     mut progress: impl FnMut(u64, Option<u64>),
 ) -> Result<FetchOutput, PipelineError> {
     let run_id = input.run_id.clone().unwrap_or_else(new_run_id);
+    if !settings.dry_run
+        && let Some(holder) = lease::acquire(store, &run_id).await?
+    {
+        tracing::warn!(%run_id, holder = %holder.run_id, "another run holds the lease; skipped");
+        let record = FetchRecord {
+            skipped_for: Some(holder.clone()),
+            ..FetchRecord::default()
+        };
+        store
+            .put(&record_key(&run_id), &record, settings.staging_ttl)
+            .await?;
+        return Ok(FetchOutput {
+            run_id,
+            skipped_for: Some(holder),
+            ..FetchOutput::default()
+        });
+    }
     let meter = CallMeter::lansweeper(lansweeper);
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut names = ReferenceNames::default();
@@ -102,6 +126,7 @@ pub async fn fetch_assets<S: Store>(
                 assets: seen,
                 rejected: rejected_keys,
                 api_calls,
+                skipped_for: None,
             },
             settings.staging_ttl,
         )
@@ -114,5 +139,6 @@ pub async fn fetch_assets<S: Store>(
         rejected: rejected.len() as u64,
         references: names,
         api_calls,
+        skipped_for: None,
     })
 }

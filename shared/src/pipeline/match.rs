@@ -10,6 +10,7 @@ use super::references::{EnsureOutput, ensured};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
 use crate::error::PipelineError;
+use crate::lease;
 use crate::matching::{self, FieldDiff, MatchSpec};
 use crate::payload::{self, WriteContext};
 use crate::references::{self, ReferenceIds, ReferenceKind};
@@ -93,6 +94,9 @@ pub async fn match_assets<S: Store>(
     input: &EnsureOutput,
 ) -> Result<MatchOutput, PipelineError> {
     let run_id = &input.run_id;
+    if !settings.dry_run {
+        lease::renew(store, run_id).await?;
+    }
     let meter = CallMeter::connectwise(connectwise);
     let spec = MatchSpec::for_staged_assets();
     let (ensured, _) = ensured(store, run_id).await?;
@@ -111,7 +115,9 @@ pub async fn match_assets<S: Store>(
         fields: Some(spec.configuration_fields()),
         ..ListQuery::default()
     };
-    let configurations = connectwise.list(actions::CONFIGURATIONS, &query).await?;
+    let configurations = connectwise
+        .list_complete(actions::CONFIGURATIONS, &query)
+        .await?;
     let custom_field_ids = if settings.custom_field_ids.is_empty() {
         discover_custom_fields(connectwise, &configurations).await?
     } else {

@@ -3,19 +3,20 @@
 //! `lscw sync` call exactly these. Steps hand each other references (run id, store
 //! keys), never asset arrays: Step Functions allows 256 KiB a state.
 
+mod create;
 mod fetch;
 mod r#match;
+mod modify;
 mod references;
 mod report;
 mod run;
 mod write;
 
+pub use create::bulk_create;
 pub use fetch::{FetchInput, FetchOutput, fetch_assets};
 pub use r#match::{ConflictReport, CreateItem, GROUP_SIZE, MatchOutput, ModifyItem, match_assets};
+pub use modify::bulk_modify;
 pub use references::{EnsureOutput, ensure_references};
 pub use report::{Plan, RunReport, plan, report};
 pub use run::{Progress, run_sync};
-pub use write::{
-    BatchInput, BatchOutput, GroupInput, GroupOutput, WriteKind, bulk_create, bulk_modify,
-    write_group,
-};
+pub use write::{BatchInput, BatchOutput, GroupInput, GroupOutput, WriteKind, write_group};

@@ -9,6 +9,7 @@ use super::fetch::FetchOutput;
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
+use crate::lease;
 use crate::references::{self, EnsureOptions, EnsureOutcome, ReferenceKind};
 use crate::run::run_key;
 use crate::settings::SyncSettings;
@@ -43,6 +44,9 @@ pub async fn ensure_references<S: Store>(
     settings: &SyncSettings,
     input: &FetchOutput,
 ) -> Result<EnsureOutput, PipelineError> {
+    if !settings.dry_run {
+        lease::renew(store, &input.run_id).await?;
+    }
     let meter = CallMeter::connectwise(connectwise);
     let outcome = references::ensure(
         connectwise,

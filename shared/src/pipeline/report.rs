@@ -11,6 +11,7 @@ use super::references::ensured;
 use super::write::{BatchRecord, WriteKind, batch_assets, result_key};
 use crate::calls::ApiCalls;
 use crate::error::PipelineError;
+use crate::lease::LeaseHolder;
 use crate::references::ReferenceKind;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -29,6 +30,9 @@ pub struct RunReport {
     pub failed: Vec<Rejected>,
     pub references_created: BTreeMap<ReferenceKind, Vec<String>>,
     pub api_calls: ApiCalls,
+    /// Another run held the lease: this one wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
 }
 
 impl RunReport {
@@ -57,6 +61,14 @@ pub async fn report<S: Store>(
     dry_run: bool,
 ) -> Result<RunReport, PipelineError> {
     let fetched: FetchRecord = store.require(&fetch::record_key(run_id)).await?;
+    if let Some(holder) = fetched.skipped_for {
+        return Ok(RunReport {
+            run_id: run_id.to_string(),
+            dry_run,
+            skipped_for: Some(holder),
+            ..RunReport::default()
+        });
+    }
     let (ensured, reference_calls) = ensured(store, run_id).await?;
     let matched: MatchRecord = store.require(&r#match::record_key(run_id)).await?;
     let mut report = RunReport {

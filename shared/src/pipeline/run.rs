@@ -9,6 +9,8 @@ use super::write::{GroupInput, WriteKind, write_group};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::LansweeperClient;
+use crate::lease;
+use crate::run::new_run_id;
 use crate::settings::SyncSettings;
 use crate::store::Store;
 
@@ -21,6 +23,7 @@ pub enum Progress {
 }
 
 /// The five steps in the state machine's order, on one machine: what `lscw sync` runs.
+/// The run holds the lease from its first step and gives it up at the end, failed or not.
 pub async fn run_sync<S: Store>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
@@ -28,15 +31,41 @@ pub async fn run_sync<S: Store>(
     settings: &SyncSettings,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RunReport, PipelineError> {
+    let run_id = new_run_id();
+    let outcome = steps(connectwise, lansweeper, store, settings, &run_id, progress).await;
+    if !settings.dry_run
+        && !matches!(
+            outcome,
+            Ok(RunReport {
+                skipped_for: Some(_),
+                ..
+            })
+        )
+    {
+        lease::release(store, &run_id).await?;
+    }
+    outcome
+}
+
+async fn steps<S: Store>(
+    connectwise: &ConnectWiseClient,
+    lansweeper: &LansweeperClient,
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RunReport, PipelineError> {
     progress(Progress::Step("fetch-assets"));
-    let fetched = fetch_assets(
-        lansweeper,
-        store,
-        settings,
-        &FetchInput::default(),
-        |seen, total| progress(Progress::Fetching { seen, total }),
-    )
+    let input = FetchInput {
+        run_id: Some(run_id.to_string()),
+    };
+    let fetched = fetch_assets(lansweeper, store, settings, &input, |seen, total| {
+        progress(Progress::Fetching { seen, total });
+    })
     .await?;
+    if fetched.skipped_for.is_some() {
+        return report(store, run_id, settings.dry_run).await;
+    }
     progress(Progress::Step("ensure-references"));
     let ensured = ensure_references(connectwise, store, settings, &fetched).await?;
     progress(Progress::Step("match"));

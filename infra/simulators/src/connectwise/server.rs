@@ -17,7 +17,7 @@ use super::Shared;
 use super::conditions::{self, Expr};
 use super::schema::{Kind, Resource, route};
 use super::tenant::{ApiError, Tenant, not_found};
-use crate::control::endpoint_key;
+use crate::control::{LostAnswer, endpoint_key};
 
 const MAX_PAGE_SIZE: usize = 1000;
 const DEFAULT_PAGE_SIZE: usize = 25;
@@ -135,16 +135,50 @@ async fn api(
         ),
         body,
     };
-    let mut tenant = shared.tenant();
-    if format!("{codebase}/") != tenant.codebase {
-        return error_response(&ApiError::new(404, "NotFound", "Unknown codebase"));
+    let response = {
+        let mut tenant = shared.tenant();
+        if format!("{codebase}/") != tenant.codebase {
+            return error_response(&ApiError::new(404, "NotFound", "Unknown codebase"));
+        }
+        if let Err(error) = authenticate(&tenant, &headers) {
+            return error_response(&error);
+        }
+        match serve(&mut tenant, &shared, &request) {
+            Ok(response) => response,
+            Err(error) => error_response(&error),
+        }
+    };
+    if request.method == Method::GET {
+        if request.forward_only && request.param("pageId").is_some() && control.listings_cut() {
+            let mut response = response;
+            response.headers_mut().remove(header::LINK);
+            return response;
+        }
+        return response;
     }
-    if let Err(error) = authenticate(&tenant, &headers) {
-        return error_response(&error);
-    }
-    match serve(&mut tenant, &shared, &request) {
-        Ok(response) => response,
-        Err(error) => error_response(&error),
+    // The write is saved; its answer may still be lost on the way back.
+    match control.lost_answer() {
+        None => response,
+        Some(LostAnswer::BadGateway) => (
+            StatusCode::BAD_GATEWAY,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
+        )
+            .into_response(),
+        Some(LostAnswer::DropConnection) => {
+            let (parts, _) = response.into_parts();
+            let broken = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection dropped by the simulated gateway",
+                ))
+            });
+            Response::from_parts(parts, axum::body::Body::from_stream(broken))
+        }
+        Some(LostAnswer::Late(delay)) => {
+            tokio::time::sleep(delay).await;
+            response
+        }
     }
 }
 

@@ -1,0 +1,178 @@
+//! `bulk-create`'s batch, created at most once per asset whatever fails and whatever is
+//! retried.
+//!
+//! A POST whose answer is lost (a gateway 5xx, a reset connection, a timeout) may have
+//! been saved, so it is never simply sent again. Before a batch is sent, an intent is
+//! recorded in the store; a step that finds its batch's intent (a Step Functions retry,
+//! a Lambda killed between sending and recording) first reads which of the batch's
+//! assets ConnectWise already holds, by `ls_asset_id`, and adopts those as created.
+//! After a lost answer, or items that failed on ConnectWise's side, the same read comes
+//! before the one resend of what is still missing. A batch whose result is recorded is
+//! done: entering the step again sends nothing.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::r#match::CreateItem;
+use super::write::{BatchInput, BatchOutput, BatchRecord, finish_batch, reason, result_key};
+use crate::calls::{ApiCalls, CallMeter};
+use crate::connectwise::linked::configurations_linked_to;
+use crate::connectwise::{ConnectWiseClient, ConnectWiseError, actions};
+use crate::error::PipelineError;
+use crate::settings::SyncSettings;
+use crate::store::{Store, StoreExt};
+
+/// Sends of one item at most: the first, and one after reading it was not saved.
+const MAX_SENDS: u32 = 2;
+
+/// Written before a batch is sent: the batch (and so its assets) may be in ConnectWise
+/// from then on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateIntent {
+    /// Times a step started sending this batch.
+    entries: u32,
+    /// When the last of them started (epoch seconds).
+    since: u64,
+}
+
+fn intent_key(batch: &str) -> String {
+    format!("{batch}/intent")
+}
+
+/// Creates one batch through the bulk endpoint, at most once per asset.
+pub async fn bulk_create<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    settings: &SyncSettings,
+    input: &BatchInput,
+) -> Result<BatchOutput, PipelineError> {
+    if let Some(done) = store.get::<BatchRecord>(&result_key(&input.batch)).await? {
+        tracing::info!(batch = %input.batch, "batch already written; nothing sent");
+        return Ok(BatchOutput {
+            run_id: input.run_id.clone(),
+            batch: input.batch.clone(),
+            written: done.written.len() as u64,
+            failed: done.failed.len() as u64,
+            api_calls: ApiCalls::default(),
+        });
+    }
+    let meter = CallMeter::connectwise(connectwise);
+    let items: Vec<CreateItem> = store.require(&input.batch).await?;
+    let mut outcomes: HashMap<usize, Result<(), String>> = HashMap::new();
+    let mut pending: Vec<usize> = (0..items.len()).collect();
+    let intent: Option<CreateIntent> = store.get(&intent_key(&input.batch)).await?;
+    if intent.is_some() {
+        // Entered before: the batch may be in ConnectWise already.
+        adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
+    }
+    let intent = CreateIntent {
+        entries: intent.map_or(0, |i| i.entries) + 1,
+        since: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    store
+        .put(&intent_key(&input.batch), &intent, settings.staging_ttl)
+        .await?;
+
+    let mut sends = 0;
+    while !pending.is_empty() {
+        sends += 1;
+        let last_send = sends >= MAX_SENDS;
+        let bodies: Vec<_> = pending.iter().map(|&i| items[i].body.clone()).collect();
+        let uncertain: Vec<usize> = match actions::bulk(connectwise, Method::POST, &bodies, false)
+            .await
+        {
+            Ok(results) => {
+                let mut uncertain = Vec::new();
+                for (&index, result) in pending.iter().zip(results) {
+                    if result.success {
+                        outcomes.insert(index, Ok(()));
+                    } else if result.status_code >= 500 && !last_send {
+                        uncertain.push(index);
+                    } else {
+                        outcomes.insert(index, Err(reason(&result)));
+                    }
+                }
+                uncertain
+            }
+            Err(error) if error.may_have_been_applied() => {
+                tracing::warn!(batch = %input.batch, %error, "bulk create answer lost; reading what was saved");
+                adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
+                if last_send {
+                    for &index in &pending {
+                        outcomes.insert(
+                            index,
+                            Err(format!(
+                                "not created: ConnectWise's answer was lost {sends} times ({error})"
+                            )),
+                        );
+                    }
+                    Vec::new()
+                } else {
+                    pending.clone()
+                }
+            }
+            // The request refused as a whole (not for the credentials): its assets
+            // fail with the reason, and the run goes on.
+            Err(error @ ConnectWiseError::Api { status, .. })
+                if (400..500).contains(&status) && ![401, 403, 404, 429].contains(&status) =>
+            {
+                for &index in &pending {
+                    outcomes.insert(
+                        index,
+                        Err(format!("ConnectWise refused the batch: {error}")),
+                    );
+                }
+                Vec::new()
+            }
+            Err(other) => return Err(other.into()),
+        };
+        pending = uncertain;
+        if !pending.is_empty() {
+            adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
+        }
+    }
+    let outcomes = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let outcome = outcomes
+                .remove(&index)
+                .unwrap_or_else(|| Err("not created: no outcome recorded".into()));
+            (item.asset_key.clone(), outcome)
+        })
+        .collect();
+    finish_batch(store, settings, input, &meter, outcomes).await
+}
+
+/// Reads which of the pending items' assets ConnectWise already holds a configuration
+/// for, takes them out of `pending` and counts them created.
+async fn adopt_saved(
+    connectwise: &ConnectWiseClient,
+    items: &[CreateItem],
+    pending: &mut Vec<usize>,
+    outcomes: &mut HashMap<usize, Result<(), String>>,
+) -> Result<(), PipelineError> {
+    let keys: Vec<String> = pending
+        .iter()
+        .map(|&i| items[i].asset_key.clone())
+        .collect();
+    let saved = configurations_linked_to(connectwise, &keys).await?;
+    pending.retain(|&index| {
+        let key = &items[index].asset_key;
+        match saved.get(&key.to_lowercase()) {
+            Some(ids) => {
+                tracing::info!(asset_key = %key, configurations = ?ids, "already saved; adopted, not sent again");
+                outcomes.insert(index, Ok(()));
+                false
+            }
+            None => true,
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! `bulk-modify`'s batch: the configurations read whole, only the differing fields
+//! changed, written back with bulk PUT. A PUT replaces the record it names, so sending
+//! it again is safe: an item that failed on ConnectWise's side is sent once more.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::r#match::{MatchRecord, ModifyItem, record_key as match_key};
+use super::references::ensured;
+use super::write::{BatchInput, BatchOutput, finish_batch, reason};
+use crate::calls::CallMeter;
+use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
+use crate::error::PipelineError;
+use crate::matching::FieldDiff;
+use crate::payload::{self, WriteContext};
+use crate::settings::SyncSettings;
+use crate::store::{Store, StoreExt};
+
+/// Updates one batch: reads the configurations whole, changes only the differing
+/// fields, and writes them back through the bulk endpoint.
+pub async fn bulk_modify<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    settings: &SyncSettings,
+    input: &BatchInput,
+) -> Result<BatchOutput, PipelineError> {
+    let meter = CallMeter::connectwise(connectwise);
+    let items: Vec<ModifyItem> = store.require(&input.batch).await?;
+    let record: MatchRecord = store.require(&match_key(&input.run_id)).await?;
+    let (ensured, _) = ensured(store, &input.run_id).await?;
+    let context = WriteContext {
+        company_id: record.company_id,
+        references: ensured.ids,
+        custom_field_ids: record.custom_field_ids,
+    };
+    let ids = items.iter().map(|i| i.configuration_id);
+    let condition = Field::new("id")?.is_in(ids);
+    let current = connectwise
+        .list(
+            actions::CONFIGURATIONS,
+            &ListQuery {
+                conditions: Some(condition.to_string()),
+                page_size: Some(items.len().clamp(1, 1000) as u32),
+                ..ListQuery::default()
+            },
+        )
+        .await?;
+    let by_id: HashMap<i64, &Value> = current
+        .iter()
+        .filter_map(|c| Some((c.get("id")?.as_i64()?, c)))
+        .collect();
+    let mut bodies = Vec::new();
+    let mut keys = Vec::new();
+    let mut outcomes: Vec<(String, Result<(), String>)> = Vec::new();
+    for item in &items {
+        let body = by_id
+            .get(&item.configuration_id)
+            .ok_or_else(|| format!("configuration {} no longer exists", item.configuration_id))
+            .and_then(|current| {
+                let diffs: Vec<FieldDiff> = item
+                    .unmatched_fields
+                    .iter()
+                    .cloned()
+                    .map(|mut d| {
+                        d.target = payload::target_from_label(&d.field);
+                        d
+                    })
+                    .collect();
+                payload::update_body(current, &diffs, &context)
+            });
+        match body {
+            Ok(body) => {
+                bodies.push(body);
+                keys.push(item.asset_key.clone());
+            }
+            Err(reason) => outcomes.push((item.asset_key.clone(), Err(reason))),
+        }
+    }
+    let written = write_with_one_retry(connectwise, Method::PUT, &bodies).await?;
+    outcomes.extend(keys.into_iter().zip(written));
+    finish_batch(store, settings, input, &meter, outcomes).await
+}
+
+/// One bulk PUT; the items that failed on ConnectWise's side are sent alone once more.
+async fn write_with_one_retry(
+    connectwise: &ConnectWiseClient,
+    method: Method,
+    bodies: &[Value],
+) -> Result<Vec<Result<(), String>>, PipelineError> {
+    if bodies.is_empty() {
+        return Ok(Vec::new());
+    }
+    let needs_id = method == Method::PUT;
+    let first = actions::bulk(connectwise, method.clone(), bodies, needs_id).await?;
+    let mut outcomes = Vec::with_capacity(bodies.len());
+    for (index, result) in first.into_iter().enumerate() {
+        if result.success {
+            outcomes.push(Ok(()));
+            continue;
+        }
+        // A 4xx from validation will fail again; only a server-side failure is retried.
+        let retry = result.status_code >= 500;
+        let outcome = if retry {
+            match actions::bulk(
+                connectwise,
+                method.clone(),
+                &bodies[index..=index],
+                needs_id,
+            )
+            .await?
+            .pop()
+            {
+                Some(second) if second.success => Ok(()),
+                Some(second) => Err(reason(&second)),
+                None => Err(reason(&result)),
+            }
+        } else {
+            Err(reason(&result))
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
