@@ -1030,3 +1030,120 @@ async fn match_configurations_action_takes_the_specs_inputs() {
     .unwrap_err();
     assert!(err.to_string().contains("path"), "{err}");
 }
+
+// ---- creations are never resent blindly; listings are complete or an error ----
+
+#[tokio::test]
+async fn a_post_answered_5xx_is_sent_once_and_said_to_be_uncertain() {
+    let (sim, client) = default_cw().await;
+    sim.control().fail_next(3, 502, None, Some("POST /procurement/manufacturers"));
+    let err = run_action(
+        &client,
+        "createManufacturerAction",
+        json!({"name": "Once Only"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status(), Some(502));
+    assert!(err.may_have_been_applied(), "{err}");
+    assert_eq!(sim.control().count("POST /procurement/manufacturers"), 1);
+}
+
+#[tokio::test]
+async fn a_saved_post_whose_connection_drops_is_not_resent() {
+    let (sim, client) = default_cw().await;
+    sim.control()
+        .lose_answers(&[(simulators::control::LostAnswer::DropConnection, 1)]);
+    let err = run_action(
+        &client,
+        "createManufacturerAction",
+        json!({"name": "Saved Anyway"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnectWiseError::Transport(TransportError::OutcomeUnknown { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(sim.control().count("POST /procurement/manufacturers"), 1);
+    let saved = sim.with_tenant(|t| {
+        t.records("manufacturers")
+            .filter(|m| m["name"] == "Saved Anyway")
+            .count()
+    });
+    assert_eq!(saved, 1, "ConnectWise kept the write whose answer was lost");
+}
+
+#[tokio::test]
+async fn a_put_whose_answer_is_lost_is_sent_again() {
+    let (sim, client) = default_cw().await;
+    let location = run_action(&client, "listOfLocationsAction", json!({"pageSize": 1}))
+        .await
+        .unwrap()[0]
+        .clone();
+    sim.control()
+        .lose_answers(&[(simulators::control::LostAnswer::BadGateway, 1)]);
+    let err = client
+        .put(
+            &format!("system/locations/{}", location["id"]),
+            &location,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(502), "every answer lost: {err}");
+    assert_eq!(
+        sim.control().count("PUT /system/locations/{id}"),
+        4,
+        "idempotent: retried up to the attempt bound"
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_ignoring_forward_only_paging_is_read_by_numbered_pages() {
+    let (sim, client) = cw_with(big_tenant()).await;
+    sim.control().ignore_forward_only("GET /system/locations");
+    let records = run_action(&client, "listOfLocationsAction", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(ids(&records), range(1, 2_345));
+    // The forward-only request (answered as page 1), pages 2 and 3, then /count.
+    assert_eq!(sim.control().count("GET /system/locations"), 4);
+}
+
+#[tokio::test]
+async fn a_forward_only_listing_cut_short_is_an_error() {
+    let (sim, client) = cw_with(big_tenant()).await;
+    sim.control().cut_listings(true);
+    let err = run_action(&client, "listOfLocationsAction", json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnectWiseError::IncompleteListing {
+                read: 2_000,
+                count: 2_345,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_listing_ending_on_a_full_page_is_confirmed_by_count() {
+    let (sim, client) = cw_with(TenantSpec {
+        locations: 1_000,
+        configurations: 0,
+        ..TenantSpec::default()
+    })
+    .await;
+    let records = run_action(&client, "listOfLocationsAction", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(ids(&records), range(1, 1_000));
+    assert_eq!(sim.control().count("GET /system/locations/count"), 1);
+}

@@ -28,10 +28,20 @@ async fn run_functions(
     watch: &lscw_tests::aws::Service,
     store: &DynamoStore,
 ) -> (RunReport, Vec<Value>) {
-    let mut outputs = Vec::new();
     let fetched = invoke(watch, "fetch-assets", &json!({}))
         .await
         .expect("fetch-assets");
+    run_functions_after(watch, store, fetched).await
+}
+
+/// The rest of a run whose fetch answered `fetched`, up to its report; then the lease is
+/// given up, as the state machine's ReleaseLease state does.
+async fn run_functions_after(
+    watch: &lscw_tests::aws::Service,
+    store: &DynamoStore,
+    fetched: Value,
+) -> (RunReport, Vec<Value>) {
+    let mut outputs = Vec::new();
     assert!(
         fetched.to_string().len() < 256 * 1024,
         "state payload fits Step Functions"
@@ -66,18 +76,26 @@ async fn run_functions(
         report.assets,
         "every asset accounted for: {report:#?}"
     );
+    assert!(shared::lease::release(store, &run_id).await.unwrap());
     (report, outputs)
 }
 
-/// Enrichment through its function, following the continuation as the state machine does.
-async fn enrich_until_done(watch: &lscw_tests::aws::Service, outputs: &mut Vec<Value>) -> Value {
-    let mut input = json!({});
+/// Enrichment through its function under a run of its own, following the continuation
+/// as the state machine does; the lease is given up at the end.
+async fn enrich_until_done(
+    watch: &lscw_tests::aws::Service,
+    store: &DynamoStore,
+    run_id: &str,
+    outputs: &mut Vec<Value>,
+) -> Value {
+    let mut input = json!({"runId": run_id});
     loop {
         let output = invoke(watch, "ticket-agreement-enrich", &input)
             .await
             .expect("ticket-agreement-enrich");
         outputs.push(output.clone());
         if output["done"] == true {
+            assert!(shared::lease::release(store, run_id).await.unwrap());
             return output;
         }
         input = json!({"runId": output["runId"], "next": output["next"]});
@@ -121,7 +139,62 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     let watch = start_watch(&env);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
 
-    let (first, mut first_outputs) = run_functions(&watch, &store).await;
+    // Two runs started together (the schedule firing while a run is still going): one
+    // takes the lease and runs, the other ends at once as skipped and writes nothing.
+    let (input_a, input_b) = (json!({"runId": "run-a"}), json!({"runId": "run-b"}));
+    let (a, b) = tokio::join!(
+        invoke(&watch, "fetch-assets", &input_a),
+        invoke(&watch, "fetch-assets", &input_b)
+    );
+    let (a, b) = (a.expect("run-a fetch"), b.expect("run-b fetch"));
+    let (winner, skipped) = if a.get("skippedFor").is_some() {
+        (b, a)
+    } else {
+        (a, b)
+    };
+    assert!(winner.get("skippedFor").is_none(), "{winner}");
+    assert_eq!(skipped["skippedFor"]["runId"], winner["runId"], "{skipped}");
+    assert!(skipped["skippedFor"]["startedAt"].as_u64().unwrap() > 0);
+    assert_eq!(skipped["chunks"].as_array().map_or(0, Vec::len), 0);
+    let skipped_report = pipeline::report(&store, skipped["runId"].as_str().unwrap(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        skipped_report.skipped_for.unwrap().run_id,
+        winner["runId"].as_str().unwrap()
+    );
+    assert!(
+        invoke(&watch, "ensure-references", &winner).await.is_ok(),
+        "the winner renews its own lease"
+    );
+    let mut renewed_by_loser = skipped.clone();
+    renewed_by_loser["chunks"] = winner["chunks"].clone();
+    let refused = invoke(&watch, "ensure-references", &renewed_by_loser)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("LeaseLost"), "{refused}");
+
+    let (first, mut first_outputs) = run_functions_after(&watch, &store, winner).await;
+    let keys_linked = cw.with_tenant(|t| {
+        let mut keys: Vec<String> = t
+            .records("configurations")
+            .filter_map(|c| {
+                c["customFields"].as_array()?.iter().find_map(|f| {
+                    (f["caption"] == "ls_asset_id")
+                        .then(|| f["value"].as_str().map(str::to_lowercase))
+                        .flatten()
+                })
+            })
+            .collect();
+        let all = keys.len();
+        keys.sort();
+        keys.dedup();
+        (all, keys.len())
+    });
+    assert_eq!(
+        keys_linked.0, keys_linked.1,
+        "no asset has two configurations"
+    );
     assert_eq!(first.assets, 301);
     assert!(first.created > 100 && first.modified > 50, "{first:#?}");
     assert!(!first.conflicts.is_empty());
@@ -212,11 +285,11 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     assert_eq!((third.created, third.modified), (0, 0));
 
     // Enrichment through its function, looping on the continuation as the state machine does.
-    let enriched = enrich_until_done(&watch, &mut first_outputs).await;
+    let enriched = enrich_until_done(&watch, &store, "enrich-1", &mut first_outputs).await;
     assert!(enriched["edits"].as_u64().unwrap() > 100, "{enriched}");
     let edits = ls.control().count("POST graphql:editAsset");
     assert_eq!(edits, enriched["edits"].as_u64().unwrap());
-    let again = enrich_until_done(&watch, &mut Vec::new()).await;
+    let again = enrich_until_done(&watch, &store, "enrich-2", &mut Vec::new()).await;
     assert_eq!(again["edits"], 0, "a second enrichment writes nothing");
     assert_eq!(ls.control().count("POST graphql:editAsset"), edits);
     assert_eq!(ls.rate_refusals(), 0);
@@ -255,8 +328,20 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         .to_string();
     let replay: Vec<String> = first_outputs.iter().map(Value::to_string).collect();
     queue_lambda_results(&moto, &replay).await;
+    // The run's lease, as its FetchAssets would have taken it: released by ReleaseLease.
+    assert_eq!(
+        shared::lease::acquire(&store, "replayed-run")
+            .await
+            .unwrap(),
+        None
+    );
     let execution = run_execution(&moto, &machine, "replayed-run").await;
     assert_eq!(execution["status"], "SUCCEEDED", "{execution:#}");
+    assert_eq!(
+        shared::lease::holder(&store).await.unwrap(),
+        None,
+        "the report state gave the lease up"
+    );
     let output: Value = serde_json::from_str(execution["output"].as_str().unwrap()).unwrap();
     let matched = &first_outputs[2];
     assert_eq!(output["runId"], matched["runId"]);
@@ -280,7 +365,36 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         matched["runId"]
     );
 
+    // Another run holds the lease: the execution ends as skipped (not failed), records
+    // the holder and leaves its lease alone.
+    assert_eq!(
+        shared::lease::acquire(&store, "busy-run").await.unwrap(),
+        None
+    );
+    let mut skipped_fetch = first_outputs[0].clone();
+    skipped_fetch["runId"] = json!("skipped-run");
+    skipped_fetch["chunks"] = json!([]);
+    skipped_fetch["skippedFor"] = json!({"runId": "busy-run", "startedAt": 1, "expiresAt": 2});
+    queue_lambda_results(&moto, &[skipped_fetch.to_string()]).await;
+    let skipped_execution = run_execution(&moto, &machine, "skipped-run").await;
+    assert_eq!(
+        skipped_execution["status"], "SUCCEEDED",
+        "{skipped_execution:#}"
+    );
+    let recorded = store_item(&aws, "report/skipped-run").await;
+    assert_eq!(recorded.0, "SKIPPED");
+    assert!(recorded.1.contains("busy-run"), "{}", recorded.1);
+    assert_eq!(
+        shared::lease::holder(&store).await.unwrap().unwrap().run_id,
+        "busy-run"
+    );
+    assert!(shared::lease::release(&store, "busy-run").await.unwrap());
+
     // A function that fails drives the execution through its Catch: the failure is recorded.
+    assert_eq!(
+        shared::lease::acquire(&store, "failing-run").await.unwrap(),
+        None
+    );
     let oversized = "x".repeat(6_500_000);
     queue_lambda_results(
         &moto,
@@ -295,6 +409,11 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     assert_eq!(failed["status"], "FAILED", "{failed:#}");
     let recorded = store_item(&aws, "report/failing-run").await;
     assert_eq!(recorded.0, "FAILED");
+    assert_eq!(
+        shared::lease::holder(&store).await.unwrap(),
+        None,
+        "a failed run gives its lease up too"
+    );
     assert!(
         recorded.1.contains("error"),
         "{}",

@@ -90,6 +90,11 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The run lease: which run holds it, or give it up for a run that died holding it.
+    Lease {
+        #[command(subcommand)]
+        action: LeaseAction,
+    },
     /// The whole sync against in-process simulators, twice: no AWS account needed.
     Demo,
     /// Simulators, table, secret and a staged sample run for `cargo lambda invoke`,
@@ -105,6 +110,15 @@ enum Command {
         #[arg(long)]
         write_events: Option<std::path::PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum LeaseAction {
+    /// Which run holds the lease, since when, until when.
+    Show,
+    /// Give the lease up whoever holds it (only for a run that is known to be dead: a live
+    /// one would then overlap with the next).
+    Release,
 }
 
 #[derive(Subcommand)]
@@ -259,6 +273,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sync::print_report(&run_report);
             if let Some(path) = json {
                 sync::write_json(&path, &run_report)?;
+            }
+            Ok(())
+        }
+        Command::Lease { action } => {
+            let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
+            let held = match action {
+                LeaseAction::Show => shared::lease::holder(&store).await?,
+                LeaseAction::Release => shared::lease::force_release(&store).await?,
+            };
+            match (held, action) {
+                (None, _) => println!("the lease is free"),
+                (Some(holder), LeaseAction::Show) => println!(
+                    "held by {} since {} (epoch s), until {} unless renewed",
+                    holder.run_id, holder.started_at, holder.expires_at
+                ),
+                (Some(holder), LeaseAction::Release) => {
+                    println!("released the lease of {}", holder.run_id);
+                }
             }
             Ok(())
         }

@@ -145,6 +145,13 @@ pub async fn report(store: &AnyStore, run_id: &str) -> anyhow::Result<RunReport>
 }
 
 pub fn print_report(report: &RunReport) {
+    if let Some(holder) = &report.skipped_for {
+        println!(
+            "Run {} skipped: run {} holds the lease (since {}, epoch s); nothing was written",
+            report.run_id, holder.run_id, holder.started_at
+        );
+        return;
+    }
     let verb = if report.dry_run { "(would be)" } else { "" };
     println!(
         "Run {}{}",
@@ -266,6 +273,13 @@ pub async fn enrich(env: &Environment<AnyStore>) -> anyhow::Result<EnrichReport>
 }
 
 pub fn print_enrich_report(report: &EnrichReport) {
+    if let Some(holder) = &report.skipped_for {
+        println!(
+            "Enrichment {} skipped: run {} holds the lease; nothing was written",
+            report.run_id, holder.run_id
+        );
+        return;
+    }
     let verb = if report.dry_run { "(would be)" } else { "" };
     println!(
         "Enrichment {}{}",

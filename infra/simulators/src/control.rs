@@ -96,6 +96,8 @@ struct ControlState {
     writes_seen: u64,
     /// Forward-only pages after the first come without their `Link` header.
     cut_listings: bool,
+    /// Endpoints (key prefixes) that ignore `pagination-type: forward-only`.
+    numbered_only: Vec<String>,
 }
 
 /// Shared between a simulator and whoever started it.
@@ -198,6 +200,19 @@ impl Control {
 
     pub fn listings_cut(&self) -> bool {
         self.state().cut_listings
+    }
+
+    /// The endpoints whose key starts with `prefix` ignore forward-only paging and answer
+    /// numbered pages without a `Link` header, as some of ConnectWise's do.
+    pub fn ignore_forward_only(&self, prefix: &str) {
+        self.state().numbered_only.push(prefix.to_string());
+    }
+
+    pub fn ignores_forward_only(&self, endpoint: &str) -> bool {
+        self.state()
+            .numbered_only
+            .iter()
+            .any(|prefix| endpoint.starts_with(prefix))
     }
 
     /// Marks a request as being served until the guard drops.

@@ -93,7 +93,9 @@ async fn api(
 ) -> Response {
     let control = &shared.control;
     let _in_flight = control.begin();
-    let fault = control.on_request(&endpoint_key(method.as_str(), &format!("/{rest}")));
+    let endpoint = endpoint_key(method.as_str(), &format!("/{rest}"));
+    let fault = control.on_request(&endpoint);
+    let forward_only_ignored = control.ignores_forward_only(&endpoint);
     let latency = control.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -122,10 +124,11 @@ async fn api(
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect(),
-        forward_only: headers
-            .get("pagination-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("forward-only")),
+        forward_only: !forward_only_ignored
+            && headers
+                .get("pagination-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("forward-only")),
         base: format!(
             "http://{}/{codebase}/apis/3.0",
             headers
@@ -149,6 +152,11 @@ async fn api(
         }
     };
     if request.method == Method::GET {
+        if forward_only_ignored {
+            let mut response = response;
+            response.headers_mut().remove(header::LINK);
+            return response;
+        }
         if request.forward_only && request.param("pageId").is_some() && control.listings_cut() {
             let mut response = response;
             response.headers_mut().remove(header::LINK);
