@@ -1036,7 +1036,8 @@ async fn match_configurations_action_takes_the_specs_inputs() {
 #[tokio::test]
 async fn a_post_answered_5xx_is_sent_once_and_said_to_be_uncertain() {
     let (sim, client) = default_cw().await;
-    sim.control().fail_next(3, 502, None, Some("POST /procurement/manufacturers"));
+    sim.control()
+        .fail_next(3, 502, None, Some("POST /procurement/manufacturers"));
     let err = run_action(
         &client,
         "createManufacturerAction",
@@ -1087,10 +1088,7 @@ async fn a_put_whose_answer_is_lost_is_sent_again() {
     sim.control()
         .lose_answers(&[(simulators::control::LostAnswer::BadGateway, 1)]);
     let err = client
-        .put(
-            &format!("system/locations/{}", location["id"]),
-            &location,
-        )
+        .put(&format!("system/locations/{}", location["id"]), &location)
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(502), "every answer lost: {err}");

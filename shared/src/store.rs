@@ -396,7 +396,7 @@ impl Store for DynamoStore {
             Err(error)
                 if error
                     .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    .is_some_and(aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception) =>
             {
                 // Held by another owner: read what it holds (it may have expired since,
                 // in which case the next claim takes it).
@@ -429,7 +429,7 @@ impl Store for DynamoStore {
             Err(error)
                 if error
                     .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    .is_some_and(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::is_conditional_check_failed_exception) =>
             {
                 Ok(false)
             }

@@ -188,7 +188,7 @@ impl Control {
         state
             .lost_answers
             .iter()
-            .find(|(_, every)| seen % every == 0)
+            .find(|(_, every)| seen.is_multiple_of(*every))
             .map(|(how, _)| *how)
     }
 
