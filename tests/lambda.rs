@@ -172,7 +172,10 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     let refused = invoke(&watch, "ensure-references", &renewed_by_loser)
         .await
         .unwrap_err();
-    assert!(refused.contains("LeaseLost"), "{refused}");
+    assert!(
+        refused.contains("Permanent") && refused.contains("lost its lease"),
+        "{refused}"
+    );
 
     let (first, mut first_outputs) = run_functions_after(&watch, &store, winner).await;
     let keys_linked = cw.with_tenant(|t| {

@@ -20,3 +20,22 @@ pub enum PipelineError {
     #[error("run {run_id} lost its lease to run {holder} (it lapsed); stopped before writing more")]
     LeaseLost { run_id: String, holder: String },
 }
+
+impl PipelineError {
+    /// Whether trying again later may succeed: network errors, 5xx and 429 past the
+    /// retry budget, a store that is throttled, a listing cut short. Bad credentials, bad
+    /// settings, refused input and a lost lease are permanent.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Config(_) | Self::LeaseLost { .. } => false,
+            Self::ConnectWise(error) => error.is_transient(),
+            Self::Lansweeper(error) => error.is_transient(),
+            Self::Store(error) => matches!(error, StoreError::Backend(_)),
+            Self::References(ReferenceError::ConnectWise(error)) => error.is_transient(),
+            Self::References(ReferenceError::Store(error)) => {
+                matches!(error, StoreError::Backend(_))
+            }
+            Self::References(ReferenceError::NoStructureLevel) => false,
+        }
+    }
+}

@@ -73,15 +73,13 @@ pub struct StepError {
 }
 
 impl StepError {
-    /// The `Error` the state machine's `Retry` and `Catch` match on.
+    /// The `Error` the state machine's `Retry` and `Catch` match on: `Transient` is
+    /// retried with backoff, `Permanent` fails the run at once with its record.
     pub fn error_type(&self) -> &'static str {
-        match self.source {
-            PipelineError::Config(_) => "ConfigError",
-            PipelineError::ConnectWise(_) => "ConnectWiseError",
-            PipelineError::Lansweeper(_) => "LansweeperError",
-            PipelineError::Store(_) => "StoreError",
-            PipelineError::References(_) => "ReferenceError",
-            PipelineError::LeaseLost { .. } => "LeaseLost",
+        if self.source.is_transient() {
+            "Transient"
+        } else {
+            "Permanent"
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod calls;
 pub mod connectwise;
+pub mod custom_fields;
 pub mod enrichment;
 pub mod environment;
 pub mod error;

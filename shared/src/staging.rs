@@ -12,6 +12,13 @@ pub const DEFAULT_TYPE: &str = "Lansweeper asset";
 /// The longest `ls_software` text written; longer lists end with a count of the rest.
 pub const SOFTWARE_TEXT_MAX: usize = 4_000;
 
+/// The longest asset key kept: it is the asset's identity in ConnectWise (`ls_asset_id`)
+/// and cannot be shortened; Lansweeper's keys are far shorter.
+pub const KEY_MAX: usize = 250;
+/// The longest asset URL kept (`ls_asset_url`, as ConnectWise's links): a URL cut short
+/// leads nowhere, so a longer one is left out.
+pub const URL_MAX: usize = 1_000;
+
 /// Limits of the ConnectWise fields the values land in.
 const NAME_MAX: usize = 100;
 const REFERENCE_MAX: usize = 50;
@@ -62,9 +69,21 @@ pub struct Rejected {
 impl StagedAsset {
     pub fn from_lansweeper(asset: &Asset) -> Result<Self, Rejected> {
         let key = asset.key().ok_or_else(|| Rejected {
-            asset_key: format!("(no key; name {:?})", asset.name().unwrap_or_default()),
+            asset_key: format!(
+                "(no key; name {:?})",
+                normalize::shorten(&asset.name().unwrap_or_default(), NAME_MAX)
+            ),
             reason: "the asset has no key".into(),
         })?;
+        if key.chars().count() > KEY_MAX {
+            return Err(Rejected {
+                asset_key: normalize::shorten(&key, KEY_MAX),
+                reason: format!(
+                    "the asset's key is {} characters long; a key identifies the asset in ConnectWise and cannot be shortened (at most {KEY_MAX})",
+                    key.chars().count()
+                ),
+            });
+        }
         let name = asset
             .name()
             .and_then(|n| normalize::text(&n))
@@ -83,7 +102,7 @@ impl StagedAsset {
                 .map(|v| normalize::shorten(&v, max))
         };
         Ok(Self {
-            url: asset.url(),
+            url: asset.url().filter(|url| url.chars().count() <= URL_MAX),
             name: normalize::shorten(&name, NAME_MAX),
             asset_type: reference(asset.asset_type()).unwrap_or_else(|| DEFAULT_TYPE.to_string()),
             state: reference(asset.state()),

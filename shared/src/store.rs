@@ -14,6 +14,10 @@ use serde::de::DeserializeOwned;
 /// DynamoDB refuses items over 400 KB; values are kept well under.
 pub const MAX_VALUE_BYTES: usize = 300 * 1024;
 
+/// The most a list's part (or a batch) serialises to: room to spare under
+/// [`MAX_VALUE_BYTES`] for what is stored beside it.
+pub const PART_BYTES: usize = MAX_VALUE_BYTES - 4 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -131,7 +135,7 @@ pub trait StoreExt: Store {
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
         async move {
             let mut keys = Vec::new();
-            for part in split_by_size(items, MAX_VALUE_BYTES - 1024)? {
+            for part in split_by_size(items, PART_BYTES)? {
                 let key = format!("{prefix}/{:04}", keys.len());
                 self.put_raw(&key, part, ttl).await?;
                 keys.push(key);
@@ -160,32 +164,81 @@ impl<S: Store + ?Sized> StoreExt for S {}
 
 /// Serialised JSON arrays of the items, each under `limit` bytes.
 fn split_by_size<T: Serialize>(items: &[T], limit: usize) -> Result<Vec<String>, StoreError> {
-    let mut parts = Vec::new();
-    let mut current: Vec<String> = Vec::new();
-    let mut size = 2;
-    for item in items {
-        let text = serde_json::to_string(item).map_err(|e| StoreError::Corrupt {
-            key: "(list item)".into(),
-            reason: e.to_string(),
-        })?;
-        if text.len() + 2 > limit {
-            return Err(StoreError::TooLarge {
-                key: "(list item)".into(),
-                bytes: text.len(),
-            });
-        }
-        if size + text.len() + 1 > limit && !current.is_empty() {
-            parts.push(format!("[{}]", current.join(",")));
-            current.clear();
-            size = 2;
-        }
-        size += text.len() + 1;
-        current.push(text);
+    let sized = SizedGroups::of(items, usize::MAX, limit)?;
+    if let Some(&index) = sized.too_large.first() {
+        return Err(StoreError::TooLarge {
+            key: format!("(list item {index})"),
+            bytes: sized.texts[index].len(),
+        });
     }
-    if !current.is_empty() || parts.is_empty() {
-        parts.push(format!("[{}]", current.join(",")));
+    let mut parts: Vec<String> = sized
+        .groups
+        .iter()
+        .map(|group| {
+            let texts: Vec<&str> = group.iter().map(|&i| sized.texts[i].as_str()).collect();
+            format!("[{}]", texts.join(","))
+        })
+        .collect();
+    if parts.is_empty() {
+        parts.push("[]".into());
     }
     Ok(parts)
+}
+
+/// Items grouped in order so that no group holds more than `max_items` of them nor
+/// serialises (as a JSON array) to more than `max_bytes`; an item too large to fit even
+/// alone is set aside, never grouped.
+pub struct SizedGroups {
+    /// Item indices, per group.
+    pub groups: Vec<Vec<usize>>,
+    /// Indices of the items that fit no group.
+    pub too_large: Vec<usize>,
+    /// Each item serialised.
+    pub texts: Vec<String>,
+}
+
+impl SizedGroups {
+    pub fn of<T: Serialize>(
+        items: &[T],
+        max_items: usize,
+        max_bytes: usize,
+    ) -> Result<Self, StoreError> {
+        let texts = items
+            .iter()
+            .map(|item| {
+                serde_json::to_string(item).map_err(|e| StoreError::Corrupt {
+                    key: "(list item)".into(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<String>, _>>()?;
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut too_large = Vec::new();
+        let mut current: Vec<usize> = Vec::new();
+        let mut size = 2;
+        for (index, text) in texts.iter().enumerate() {
+            if text.len() + 2 > max_bytes {
+                too_large.push(index);
+                continue;
+            }
+            if !current.is_empty()
+                && (size + text.len() + 1 > max_bytes || current.len() >= max_items.max(1))
+            {
+                groups.push(std::mem::take(&mut current));
+                size = 2;
+            }
+            size += text.len() + 1;
+            current.push(index);
+        }
+        if !current.is_empty() {
+            groups.push(current);
+        }
+        Ok(Self {
+            groups,
+            too_large,
+            texts,
+        })
+    }
 }
 
 /// The store of one process: tests and `lscw sync` without AWS.

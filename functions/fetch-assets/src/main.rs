@@ -81,6 +81,14 @@ mod tests {
         assert_eq!(keys.len(), staged.len(), "every asset staged once");
     }
 
+    #[test]
+    fn a_misspelt_key_is_refused_rather_than_read_as_a_new_run() {
+        let error = serde_json::from_value::<FetchInput>(serde_json::json!({"runID": "run-1"}))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `runID`"), "{error}");
+    }
+
     #[tokio::test]
     async fn a_failure_reaches_the_runtime_typed_named_and_without_the_secret() {
         let pair = pair(10).await;
@@ -96,7 +104,10 @@ mod tests {
 
         assert_eq!(error.step, "fetch-assets");
         let diagnostic = Diagnostic::from(error);
-        assert_eq!(diagnostic.error_type, "LansweeperError");
+        assert_eq!(
+            diagnostic.error_type, "Permanent",
+            "a refused token will be refused again"
+        );
         assert!(
             diagnostic.error_message.starts_with("fetch-assets: "),
             "{}",

@@ -58,6 +58,17 @@ impl ConnectWiseError {
         }
     }
 
+    /// Whether trying again later may succeed (network, 5xx, 429, a garbled or short
+    /// answer); bad settings, refused input and other 4xx will fail again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { status, .. } => *status >= 500 || *status == 429,
+            Self::Transport(TransportError::Build(_)) => false,
+            Self::Transport(_) | Self::Decode(_) | Self::IncompleteListing { .. } => true,
+            Self::Config(_) | Self::InvalidInput { .. } | Self::UnknownAction(_) => false,
+        }
+    }
+
     /// The HTTP status ConnectWise answered with, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {

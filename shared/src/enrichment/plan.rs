@@ -37,7 +37,8 @@ pub(crate) struct EnrichPlan {
     pub unchanged: u64,
     pub edits: Vec<String>,
     pub total: usize,
-    pub failed: Vec<Rejected>,
+    /// Keys of the parts holding the assets that cannot be enriched, with why.
+    pub failed: Vec<String>,
 }
 
 pub(crate) fn plan_key(run_id: &str) -> String {
@@ -200,7 +201,9 @@ pub(crate) async fn plan<S: Store>(
         edits: store
             .put_parts(&enrich_key(run_id, "edits"), &edits, ttl)
             .await?,
-        failed,
+        failed: store
+            .put_parts(&enrich_key(run_id, "plan-failed"), &failed, ttl)
+            .await?,
     };
     store.put(&plan_key(run_id), &plan, ttl).await?;
     tracing::info!(%run_id, assets = plan.assets, edits = plan.total, unchanged, "enrichment planned");

@@ -45,13 +45,15 @@ pub async fn report<S: Store>(
         dry_run,
         assets: plan.assets,
         unchanged: plan.unchanged,
-        failed: plan.failed,
+        failed: store.get_parts(&plan.failed).await?,
         ..EnrichReport::default()
     };
     for start in invocations {
         let progress: EnrichProgress = store.require(&progress_key(run_id, *start)).await?;
         report.written += progress.written;
-        report.failed.extend(progress.failed);
+        report
+            .failed
+            .extend(store.get_parts::<Rejected>(&progress.failed).await?);
         report.api_calls += progress.api_calls;
     }
     if dry_run {

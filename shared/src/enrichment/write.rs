@@ -18,7 +18,8 @@ use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnrichInput {
     #[serde(default)]
     pub run_id: Option<String>,
@@ -44,10 +45,18 @@ pub struct EnrichOutput {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EnrichProgress {
+    /// The next edit to write: where a re-entered invocation goes on.
+    #[serde(default)]
+    pub next: usize,
     pub written: u64,
-    pub failed: Vec<Rejected>,
+    /// Keys of the parts holding the edits Lansweeper refused, with why.
+    pub failed: Vec<String>,
     pub api_calls: ApiCalls,
 }
+
+/// Writes between two saves of an invocation's progress: a killed invocation repeats at
+/// most this many edits (which set values, so repeating one changes nothing).
+const CHECKPOINT_EVERY: usize = 50;
 
 pub(crate) fn progress_key(run_id: &str, start: usize) -> String {
     enrich_key(run_id, &format!("progress/{start:07}"))
@@ -85,8 +94,41 @@ pub async fn enrich<S: Store>(
     };
     let plan: EnrichPlan = store.require(&plan_key(&run_id)).await?;
     let edits: Vec<AssetEdit> = store.get_parts(&plan.edits).await?;
-    let mut progress = EnrichProgress::default();
-    let mut next = start;
+    // An invocation entered again (Step Functions retried it after it died) goes on from
+    // its last checkpoint instead of from its start.
+    let mut progress: EnrichProgress = store
+        .get(&progress_key(&run_id, start))
+        .await?
+        .unwrap_or_default();
+    let mut failed: Vec<Rejected> = store.get_parts(&progress.failed).await?;
+    let calls_before = progress.api_calls;
+    let mut next = progress.next.max(start);
+    let checkpoint = |progress: &mut EnrichProgress, failed: &[Rejected], next: usize| {
+        progress.next = next;
+        progress.api_calls = calls_before;
+        progress.api_calls += meter.read();
+        let progress = progress.clone();
+        let failed = failed.to_vec();
+        let run_id = run_id.clone();
+        async move {
+            let mut progress = progress;
+            progress.failed = store
+                .put_parts(
+                    &enrich_key(&run_id, &format!("failed/{start:07}")),
+                    &failed,
+                    settings.staging_ttl,
+                )
+                .await?;
+            store
+                .put(
+                    &progress_key(&run_id, start),
+                    &progress,
+                    settings.staging_ttl,
+                )
+                .await?;
+            Ok::<EnrichProgress, PipelineError>(progress)
+        }
+    };
     if settings.dry_run {
         next = edits.len();
     } else {
@@ -102,7 +144,7 @@ pub async fn enrich<S: Store>(
             {
                 Ok(_) => progress.written += 1,
                 Err(error @ (LansweeperError::GraphQl { .. } | LansweeperError::Http { .. })) => {
-                    progress.failed.push(Rejected {
+                    failed.push(Rejected {
                         asset_key: edit.asset_key.clone(),
                         reason: error.to_string(),
                     });
@@ -110,16 +152,12 @@ pub async fn enrich<S: Store>(
                 Err(other) => return Err(other.into()),
             }
             next += 1;
+            if (next - start) % CHECKPOINT_EVERY == 0 {
+                progress = checkpoint(&mut progress, &failed, next).await?;
+            }
         }
     }
-    progress.api_calls = meter.read();
-    store
-        .put(
-            &progress_key(&run_id, start),
-            &progress,
-            settings.staging_ttl,
-        )
-        .await?;
+    let progress = checkpoint(&mut progress, &failed, next).await?;
     Ok(EnrichOutput {
         run_id,
         done: next >= edits.len(),

@@ -54,6 +54,23 @@ pub enum LansweeperError {
     Decode(String),
 }
 
+impl LansweeperError {
+    /// Whether trying again later may succeed (network, 5xx, 429, a garbled answer); a
+    /// refused token, refused input or a GraphQL error will fail again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Http { status, .. } => *status >= 500 || *status == 429,
+            Self::Transport(TransportError::Build(_)) => false,
+            Self::Transport(_) | Self::Decode(_) => true,
+            Self::Config(_)
+            | Self::InvalidInput { .. }
+            | Self::Unauthenticated
+            | Self::Forbidden(_)
+            | Self::GraphQl { .. } => false,
+        }
+    }
+}
+
 fn describe(errors: &[GraphQlError]) -> String {
     errors
         .iter()

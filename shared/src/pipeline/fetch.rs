@@ -14,7 +14,8 @@ use crate::staging::{Rejected, StagedAsset};
 use crate::store::{Store, StoreExt};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FetchInput {
     /// Continue this run id (the state machine's execution name), or make one.
     #[serde(default)]
@@ -22,7 +23,8 @@ pub struct FetchInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FetchOutput {
     pub run_id: String,
     pub chunks: Vec<String>,

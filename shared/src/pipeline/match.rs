@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::references::{EnsureOutput, ensured};
+use super::references::{EnsureOutput, checked_custom_fields, ensured};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
 use crate::error::PipelineError;
@@ -17,7 +17,7 @@ use crate::references::{self, ReferenceIds, ReferenceKind};
 use crate::run::run_key;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
-use crate::store::{Store, StoreExt};
+use crate::store::{PART_BYTES, SizedGroups, Store, StoreExt};
 
 /// Batches per Map iteration. 10 batches of 50 keep a 100,000-asset run at 200
 /// iterations per Map, far under Step Functions' 25,000-event history, and one
@@ -118,11 +118,7 @@ pub async fn match_assets<S: Store>(
     let configurations = connectwise
         .list_complete(actions::CONFIGURATIONS, &query)
         .await?;
-    let custom_field_ids = if settings.custom_field_ids.is_empty() {
-        discover_custom_fields(connectwise, &configurations).await?
-    } else {
-        settings.custom_field_ids.clone()
-    };
+    let custom_field_ids = checked_custom_fields(store, run_id).await?;
     let context = WriteContext {
         company_id,
         references: ids,
@@ -218,18 +214,10 @@ pub async fn match_assets<S: Store>(
         .collect();
 
     let ttl = settings.staging_ttl;
-    let mut create_batches = Vec::new();
-    for (n, batch) in creates.chunks(settings.batch_size.max(1)).enumerate() {
-        let batch_key = run_key(run_id, &format!("create/{n:04}"));
-        store.put(&batch_key, &batch, ttl).await?;
-        create_batches.push(batch_key);
-    }
-    let mut modify_batches = Vec::new();
-    for (n, batch) in modifies.chunks(settings.batch_size.max(1)).enumerate() {
-        let batch_key = run_key(run_id, &format!("modify/{n:04}"));
-        store.put(&batch_key, &batch, ttl).await?;
-        modify_batches.push(batch_key);
-    }
+    let create_batches =
+        put_batches(store, settings, run_id, "create", &creates, &mut failed).await?;
+    let modify_batches =
+        put_batches(store, settings, run_id, "modify", &modifies, &mut failed).await?;
     let api_calls = meter.read();
     let record = MatchRecord {
         unchanged,
@@ -261,6 +249,55 @@ pub async fn match_assets<S: Store>(
     })
 }
 
+/// Stores `items` in batches of at most `batch_size` items and [`PART_BYTES`] bytes
+/// each, and answers their keys; an item too large for a batch of its own fails alone.
+async fn put_batches<S: Store, T: Serialize + Sync + Keyed>(
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    kind: &str,
+    items: &[T],
+    failed: &mut Vec<Rejected>,
+) -> Result<Vec<String>, PipelineError> {
+    let sized = SizedGroups::of(items, settings.batch_size, PART_BYTES)?;
+    for &index in &sized.too_large {
+        failed.push(Rejected {
+            asset_key: items[index].asset_key().to_string(),
+            reason: format!(
+                "too large to write: {} bytes serialised, a batch holds at most {PART_BYTES}",
+                sized.texts[index].len()
+            ),
+        });
+    }
+    let mut keys = Vec::with_capacity(sized.groups.len());
+    for (n, group) in sized.groups.iter().enumerate() {
+        let key = run_key(run_id, &format!("{kind}/{n:04}"));
+        let texts: Vec<&str> = group.iter().map(|&i| sized.texts[i].as_str()).collect();
+        store
+            .put_raw(&key, format!("[{}]", texts.join(",")), settings.staging_ttl)
+            .await?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Items that belong to an asset.
+trait Keyed {
+    fn asset_key(&self) -> &str;
+}
+
+impl Keyed for CreateItem {
+    fn asset_key(&self) -> &str {
+        &self.asset_key
+    }
+}
+
+impl Keyed for ModifyItem {
+    fn asset_key(&self) -> &str {
+        &self.asset_key
+    }
+}
+
 /// `CW_TARGET_COMPANY` as an id: a number is taken as is, anything else is looked up
 /// as the company identifier.
 async fn resolve_company(
@@ -286,53 +323,4 @@ async fn resolve_company(
                 "CW_TARGET_COMPANY: ConnectWise has no company `{target}`"
             ))
         })
-}
-
-/// The integration's custom field ids, read off the configurations ConnectWise returned.
-async fn discover_custom_fields(
-    connectwise: &ConnectWiseClient,
-    configurations: &[Value],
-) -> Result<HashMap<String, i64>, PipelineError> {
-    let sample = match configurations.first() {
-        Some(c) => c.clone(),
-        None => connectwise
-            .list(
-                actions::CONFIGURATIONS,
-                &ListQuery {
-                    page_size: Some(1),
-                    fields: Some("customFields".into()),
-                    ..ListQuery::default()
-                },
-            )
-            .await?
-            .into_iter()
-            .next()
-            .unwrap_or(Value::Null),
-    };
-    let found: HashMap<String, i64> = sample
-        .get("customFields")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| {
-            Some((
-                f.get("caption")?.as_str()?.to_string(),
-                f.get("id")?.as_i64()?,
-            ))
-        })
-        .collect();
-    let spec = MatchSpec::for_staged_assets();
-    let missing: Vec<&str> = spec
-        .custom_field_mappings
-        .iter()
-        .map(|(_, c)| c.as_str())
-        .filter(|c| !found.contains_key(*c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(PipelineError::Config(format!(
-            "custom fields {} not found on ConnectWise configurations; create them or set CW_CUSTOM_FIELD_IDS",
-            missing.join(", ")
-        )));
-    }
-    Ok(found)
 }

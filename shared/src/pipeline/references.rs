@@ -1,13 +1,14 @@
 //! `ensure-references`: the spec's four subflows (location, manufacturer, status, type)
 //! over the names the fetch found; the ids go to the store for match and the writers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use super::fetch::FetchOutput;
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
+use crate::custom_fields;
 use crate::error::PipelineError;
 use crate::lease;
 use crate::references::{self, EnsureOptions, EnsureOutcome, ReferenceKind};
@@ -16,7 +17,8 @@ use crate::settings::SyncSettings;
 use crate::store::{Store, StoreExt};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnsureOutput {
     pub run_id: String,
     pub chunks: Vec<String>,
@@ -27,6 +29,18 @@ pub struct EnsureOutput {
 
 fn record_key(run_id: &str) -> String {
     run_key(run_id, "references")
+}
+
+fn custom_fields_key(run_id: &str) -> String {
+    run_key(run_id, "custom-fields")
+}
+
+/// The custom field ids the step checked, as the writers use them.
+pub(crate) async fn checked_custom_fields<S: Store>(
+    store: &S,
+    run_id: &str,
+) -> Result<HashMap<String, i64>, PipelineError> {
+    Ok(store.require(&custom_fields_key(run_id)).await?)
 }
 
 /// The references the step ensured, with what it cost, as later steps read them.
@@ -48,6 +62,15 @@ pub async fn ensure_references<S: Store>(
         lease::renew(store, &input.run_id).await?;
     }
     let meter = CallMeter::connectwise(connectwise);
+    // Before anything is written: a wrong custom field id must stop the run here.
+    let custom_field_ids = custom_fields::resolve(connectwise, &settings.custom_field_ids).await?;
+    store
+        .put(
+            &custom_fields_key(&input.run_id),
+            &custom_field_ids,
+            settings.staging_ttl,
+        )
+        .await?;
     let outcome = references::ensure(
         connectwise,
         store,

@@ -36,7 +36,8 @@ impl WriteKind {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchInput {
     pub run_id: String,
     pub batch: String,
@@ -54,7 +55,8 @@ pub struct BatchOutput {
 
 /// A group of batches, what one Map iteration hands a bulk function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupInput {
     pub run_id: String,
     pub batches: Vec<String>,
@@ -124,9 +126,27 @@ pub async fn write_group<S: Store>(
             run_id: input.run_id.clone(),
             batch: batch.clone(),
         };
-        let done = match kind {
-            WriteKind::Create => bulk_create(connectwise, store, settings, &one).await?,
-            WriteKind::Modify => bulk_modify(connectwise, store, settings, &one).await?,
+        let meter = CallMeter::connectwise(connectwise);
+        let outcome = match kind {
+            WriteKind::Create => bulk_create(connectwise, store, settings, &one).await,
+            WriteKind::Modify => bulk_modify(connectwise, store, settings, &one).await,
+        };
+        let done = match outcome {
+            Ok(done) => done,
+            // ConnectWise failed this batch past every retry: its assets fail, with the
+            // reason, and the group goes on. A creation that may have been saved is found
+            // by the next run's match through its `ls_asset_id`.
+            Err(PipelineError::ConnectWise(error)) => {
+                tracing::warn!(batch = %batch, %error, "batch failed; its assets are reported failed");
+                let reason = format!("the batch failed: {error}");
+                let outcomes = batch_assets(store, batch, kind)
+                    .await?
+                    .into_iter()
+                    .map(|(asset_key, _)| (asset_key, Err(reason.clone())))
+                    .collect();
+                finish_batch(store, settings, &one, &meter, outcomes).await?
+            }
+            Err(other) => return Err(other),
         };
         output.written += done.written;
         output.failed += done.failed;
@@ -187,4 +207,11 @@ pub(super) fn reason(result: &BulkItemResult) -> String {
         }
         None => format!("ConnectWise answered {}", result.status_code),
     }
+    .chars()
+    .take(REASON_MAX)
+    .collect()
 }
+
+/// The longest reason kept for a failed item: enough to act on, never enough to fill a
+/// batch's record.
+const REASON_MAX: usize = 1_000;
