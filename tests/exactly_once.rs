@@ -10,147 +10,20 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectWiseError};
+use shared::connectwise::ConnectWiseError;
 use shared::error::PipelineError;
-use shared::lansweeper::LansweeperClient;
-use shared::pipeline::{
-    self, BatchInput, FetchInput, GroupInput, MatchOutput, Progress, RunReport, WriteKind,
-};
-use shared::settings::SyncSettings;
+use shared::pipeline::{self, BatchInput, GroupInput, WriteKind};
 use shared::store::{Claim, MemoryStore, Store, StoreError};
-use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator};
 use simulators::control::LostAnswer;
-use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
-use lscw_tests::{cw_config, fast_retry, ls_client_for, ls_options, start_cw, start_ls};
+use lscw_tests::world::{clean_state, matched, settings, state, sync, sync_on, world};
 
-/// The client's timeout in these tests; a late answer comes well after it.
-const TIMEOUT: Duration = Duration::from_millis(400);
+/// An answer well after the client's timeout ([`lscw_tests::world::TIMEOUT`]).
 const LATE: LostAnswer = LostAnswer::Late(Duration::from_millis(900));
-
-struct World {
-    cw: ConnectWiseSimulator,
-    ls: LansweeperSimulator,
-    cw_client: ConnectWiseClient,
-    ls_client: LansweeperClient,
-    store: MemoryStore,
-}
-
-async fn world(assets: usize) -> World {
-    let (tenant, site) = simulators::scenario::linked(&SiteSpec { seed: 9, assets }).unwrap();
-    let cw = start_cw(tenant).await;
-    let ls = start_ls(site).await;
-    let options = ClientOptions {
-        retry: fast_retry(),
-        timeout: TIMEOUT,
-        ..ClientOptions::default()
-    };
-    let cw_client = ConnectWiseClient::connect(&cw_config(&cw), options)
-        .await
-        .unwrap();
-    let ls_client = ls_client_for(&ls, simulators::lansweeper::TOKEN, ls_options());
-    World {
-        cw,
-        ls,
-        cw_client,
-        ls_client,
-        store: MemoryStore::new(),
-    }
-}
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        target_company: simulators::scenario::TARGET_COMPANY.into(),
-        ..SyncSettings::default()
-    }
-}
-
-async fn sync_on<S: Store>(world: &World, store: &S) -> Result<RunReport, PipelineError> {
-    pipeline::run_sync(
-        &world.cw_client,
-        &world.ls_client,
-        store,
-        &settings(),
-        &|_: Progress| {},
-    )
-    .await
-}
-
-async fn sync(world: &World) -> RunReport {
-    let report = sync_on(world, &world.store).await.unwrap();
-    assert_eq!(
-        report.accounted(),
-        report.assets,
-        "every asset accounted for: {report:#?}"
-    );
-    report
-}
-
-/// The stages up to match, under a run of the test's own.
-async fn matched(world: &World, run_id: &str) -> MatchOutput {
-    let (cw, store, settings) = (&world.cw_client, &world.store, &settings());
-    let input = FetchInput {
-        run_id: Some(run_id.into()),
-    };
-    let fetched = pipeline::fetch_assets(&world.ls_client, store, settings, &input, |_, _| {})
-        .await
-        .unwrap();
-    let ensured = pipeline::ensure_references(cw, store, settings, &fetched)
-        .await
-        .unwrap();
-    pipeline::match_assets(cw, store, settings, &ensured)
-        .await
-        .unwrap()
-}
-
-fn link_of(configuration: &Value) -> Option<String> {
-    configuration["customFields"]
-        .as_array()?
-        .iter()
-        .find(|f| f["caption"] == "ls_asset_id")?["value"]
-        .as_str()
-        .map(str::to_lowercase)
-}
-
-/// ConnectWise's configurations as a clean run leaves them: the linked ones by link
-/// (ids and hand-made ones aside), so two tenants can be compared.
-fn state(cw: &ConnectWiseSimulator) -> (BTreeMap<String, Value>, usize) {
-    cw.with_tenant(|tenant| {
-        let mut linked = BTreeMap::new();
-        let mut unlinked = 0;
-        for record in tenant.records("configurations") {
-            let shown = tenant.render(&CONFIGURATIONS, record, "");
-            let Some(link) = link_of(&shown) else {
-                unlinked += 1;
-                continue;
-            };
-            let projection = json!({
-                "name": shown["name"], "serialNumber": shown["serialNumber"],
-                "macAddress": shown["macAddress"], "ipAddress": shown["ipAddress"],
-                "type": shown["type"]["name"], "status": shown["status"]["name"],
-                "manufacturer": shown["manufacturer"]["name"],
-                "location": shown["location"]["name"], "company": shown["company"]["id"],
-            });
-            assert!(
-                linked.insert(link.clone(), projection).is_none(),
-                "asset {link} has two configurations"
-            );
-        }
-        (linked, unlinked)
-    })
-}
-
-/// A clean world of the same size run once: what every test's end state must equal.
-async fn clean_state(assets: usize) -> (BTreeMap<String, Value>, usize) {
-    let clean = world(assets).await;
-    sync(&clean).await;
-    state(&clean.cw)
-}
 
 async fn lost_answers_create_nothing_twice(rules: &[(LostAnswer, u64)]) {
     let world = world(240).await;

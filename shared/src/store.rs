@@ -259,6 +259,11 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Bytes of the value at `key`, as stored.
+    pub fn raw_len(&self, key: &str) -> Option<usize> {
+        self.items().get(key).map(|item| item.value.len())
+    }
+
     pub fn keys(&self) -> Vec<String> {
         let items = self
             .items

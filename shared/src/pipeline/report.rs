@@ -16,11 +16,27 @@ use crate::references::ReferenceKind;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
 
+/// How a run ended, as its record (and an operator's alarm) says it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    /// Every asset created, modified or unchanged.
+    #[default]
+    Succeeded,
+    /// The run ended, and some assets failed or conflict: they are in the report.
+    SucceededWithFailures,
+    /// The run stopped; its record says why.
+    Failed,
+    /// Another run held the lease; nothing was written.
+    Skipped,
+}
+
 /// What a run did. created + modified + unchanged + conflicts + failed = assets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub run_id: String,
+    pub status: RunStatus,
     pub dry_run: bool,
     pub assets: u64,
     pub created: u64,
@@ -64,6 +80,7 @@ pub async fn report<S: Store>(
     if let Some(holder) = fetched.skipped_for {
         return Ok(RunReport {
             run_id: run_id.to_string(),
+            status: RunStatus::Skipped,
             dry_run,
             skipped_for: Some(holder),
             ..RunReport::default()
@@ -113,6 +130,9 @@ pub async fn report<S: Store>(
                     }));
             }
         }
+    }
+    if !report.failed.is_empty() || !report.conflicts.is_empty() {
+        report.status = RunStatus::SucceededWithFailures;
     }
     Ok(report)
 }

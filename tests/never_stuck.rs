@@ -1,0 +1,195 @@
+//! A run always ends, with every asset accounted for; a bad asset fails alone; a limit
+//! is planned for, never hit — and no run leaves the next one stuck.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use serde_json::{Value, json};
+use shared::error::PipelineError;
+use shared::pipeline::RunStatus;
+use shared::settings::SyncSettings;
+use shared::store::{MAX_VALUE_BYTES, MemoryStore};
+
+use lscw_tests::world::{World, settings, state, sync, world};
+
+/// Long software lists on every linked asset (`generation` makes each update differ).
+fn install_long_software(world: &World, generation: usize) -> Vec<String> {
+    world.ls.with_site(|site| {
+        let mut linked = Vec::new();
+        for (index, asset) in site.data.assets.iter_mut().enumerate() {
+            // The scenario links every fourth asset by `ls_asset_id`.
+            if index % 4 != 0 || asset.get("operatingSystem").is_none() {
+                continue;
+            }
+            let software: Vec<Value> = (0..400)
+                .map(|n| {
+                    json!({
+                        "name": format!("Enterprise Application Suite Component {n:03} for asset {index}"),
+                        "version": format!("{generation}.{n}.{}", index % 97),
+                        "publisher": "A Publisher With A Long Registered Company Name GmbH",
+                    })
+                })
+                .collect();
+            asset["softwares"] = Value::Array(software);
+            linked.push(asset["key"].as_str().unwrap().to_string());
+        }
+        linked
+    })
+}
+
+#[tokio::test]
+async fn software_updates_on_many_linked_assets_never_make_a_batch_too_large() {
+    let world = world(600).await;
+    sync(&world).await;
+    for generation in 1..=2 {
+        let updated = install_long_software(&world, generation);
+        assert!(updated.len() >= 100, "{} linked assets", updated.len());
+        let report = sync(&world).await;
+        assert!(report.failed.is_empty(), "{:#?}", report.failed);
+        assert!(
+            report.modified as usize >= updated.len(),
+            "update {generation}: {} modified for {} updated",
+            report.modified,
+            updated.len()
+        );
+        // Every stored value fits the store, and the batches took more than 50's count.
+        for key in world.store.keys() {
+            let size = world.store.raw_len(&key).unwrap_or(0);
+            assert!(size <= MAX_VALUE_BYTES, "{key} is {size} bytes");
+        }
+    }
+    let settled = sync(&world).await;
+    assert_eq!((settled.created, settled.modified), (0, 0), "{settled:#?}");
+    state(&world.cw);
+}
+
+#[tokio::test]
+async fn a_huge_value_or_a_huge_software_list_fails_or_is_capped_alone() {
+    let world = world(80).await;
+    let (huge_key, many_software) = world.ls.with_site(|site| {
+        let mut huge = site.data.assets[1].clone();
+        huge["key"] = json!("k".repeat(10 * 1024 * 1024));
+        huge["assetBasicInfo"]["name"] = json!("asset with a 10 MB key");
+        site.add_asset(huge).unwrap();
+        let mut named = site.data.assets[3].clone();
+        named["key"] = json!("asset-with-a-10-mb-name");
+        named["assetBasicInfo"]["name"] = json!("n".repeat(10 * 1024 * 1024));
+        named["assetCustom"]["serialNumber"] = json!("SERIAL-HUGE-NAME");
+        named["assetBasicInfo"]["mac"] = Value::Null;
+        site.add_asset(named).unwrap();
+        let mut busy = site.data.assets[5].clone();
+        busy["key"] = json!("asset-with-5000-software");
+        busy["assetBasicInfo"]["name"] = json!("asset with 5000 software entries");
+        busy["assetCustom"]["serialNumber"] = json!("SERIAL-5000-SOFTWARE");
+        busy["assetBasicInfo"]["mac"] = Value::Null;
+        busy["softwares"] = Value::Array(
+            (0..5_000)
+                .map(
+                    |n| json!({"name": format!("Package {n}"), "version": "1.0", "publisher": "P"}),
+                )
+                .collect(),
+        );
+        site.add_asset(busy).unwrap();
+        ("k".repeat(40), "asset-with-5000-software")
+    });
+    let report = sync(&world).await;
+    assert_eq!(report.status, RunStatus::SucceededWithFailures);
+    let rejected: Vec<&str> = report.failed.iter().map(|f| f.reason.as_str()).collect();
+    assert_eq!(
+        report.failed.len(),
+        1,
+        "only the 10 MB key fails: {rejected:#?}"
+    );
+    assert!(report.failed[0].asset_key.starts_with(&huge_key));
+    assert!(
+        report.failed[0].asset_key.len() < 1_000,
+        "the key is not echoed whole"
+    );
+    assert!(
+        rejected[0].contains("cannot be shortened"),
+        "{}",
+        rejected[0]
+    );
+    let (linked, _) = state(&world.cw);
+    let busy = &linked[many_software];
+    assert_eq!(busy["name"], "asset with 5000 software entries");
+    let named = &linked["asset-with-a-10-mb-name"];
+    assert_eq!(named["name"].as_str().unwrap().chars().count(), 100);
+    assert!(report.created > 30, "the others sync: {report:#?}");
+}
+
+#[tokio::test]
+async fn a_batch_refused_whole_and_one_failing_past_its_retries_fail_alone() {
+    let world = world(400).await;
+    // The first bulk create is refused as a whole; the first bulk modify fails with 500
+    // on every attempt.
+    world
+        .cw
+        .control()
+        .fail_next(1, 400, None, Some("POST /company/configurations/bulk"));
+    world
+        .cw
+        .control()
+        .fail_next(4, 500, None, Some("PUT /company/configurations/bulk"));
+    let report = sync(&world).await;
+    assert_eq!(report.status, RunStatus::SucceededWithFailures);
+    let refused = report
+        .failed
+        .iter()
+        .filter(|f| f.reason.contains("refused the batch") && f.reason.contains("400"))
+        .count();
+    let broken = report
+        .failed
+        .iter()
+        .filter(|f| f.reason.contains("the batch failed") && f.reason.contains("500"))
+        .count();
+    assert_eq!(refused, 50, "{:#?}", report.failed);
+    assert!(broken > 0 && broken <= 50, "{:#?}", report.failed);
+    assert!(report.created > 0 && report.modified > 0, "{report:#?}");
+
+    // The next run writes what failed, and then nothing is left.
+    let next = sync(&world).await;
+    assert_eq!(
+        next.status,
+        RunStatus::SucceededWithFailures,
+        "conflicts remain"
+    );
+    assert!(next.failed.is_empty(), "{:#?}", next.failed);
+    assert_eq!(next.created as usize, refused);
+    assert_eq!(next.modified as usize, broken);
+    let settled = sync(&world).await;
+    assert_eq!((settled.created, settled.modified), (0, 0));
+}
+
+#[tokio::test]
+async fn a_wrong_custom_field_id_stops_the_run_before_any_write_naming_the_field() {
+    let world = world(60).await;
+    let wrong = SyncSettings {
+        // 9 is another field: the MSP's own warranty contact.
+        custom_field_ids: [
+            ("ls_asset_id", 5),
+            ("ls_asset_url", 9),
+            ("ls_software", 7),
+            ("ls_asset_location", 8),
+        ]
+        .into_iter()
+        .map(|(caption, id)| (caption.to_string(), id))
+        .collect(),
+        ..settings()
+    };
+    world.cw.with_tenant(lscw_tests::add_foreign_custom_field);
+    let store = MemoryStore::new();
+    let error =
+        shared::pipeline::run_sync(&world.cw_client, &world.ls_client, &store, &wrong, &|_| {})
+            .await
+            .unwrap_err();
+    assert!(matches!(error, PipelineError::Config(_)), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("ls_asset_url") && text.contains("warranty_contact"),
+        "{text}"
+    );
+    assert_eq!(world.cw.control().writes(), 0);
+}

@@ -1,0 +1,139 @@
+//! A linked tenant and site with clients and a store: the world most pipeline tests
+//! run in, and what they check a tenant against.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::connectwise::{ClientOptions, ConnectWiseClient};
+use shared::error::PipelineError;
+use shared::lansweeper::LansweeperClient;
+use shared::pipeline::{self, FetchInput, MatchOutput, Progress, RunReport};
+use shared::settings::SyncSettings;
+use shared::store::{MemoryStore, Store};
+use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator};
+use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
+
+use crate::{cw_config, fast_retry, ls_client_for, ls_options, start_cw, start_ls};
+
+/// The ConnectWise client's timeout in these worlds.
+pub const TIMEOUT: Duration = Duration::from_millis(400);
+
+pub struct World {
+    pub cw: ConnectWiseSimulator,
+    pub ls: LansweeperSimulator,
+    pub cw_client: ConnectWiseClient,
+    pub ls_client: LansweeperClient,
+    pub store: MemoryStore,
+}
+
+pub async fn world(assets: usize) -> World {
+    let (tenant, site) = simulators::scenario::linked(&SiteSpec { seed: 9, assets }).unwrap();
+    let cw = start_cw(tenant).await;
+    let ls = start_ls(site).await;
+    let options = ClientOptions {
+        retry: fast_retry(),
+        timeout: TIMEOUT,
+        ..ClientOptions::default()
+    };
+    let cw_client = ConnectWiseClient::connect(&cw_config(&cw), options)
+        .await
+        .unwrap();
+    let ls_client = ls_client_for(&ls, simulators::lansweeper::TOKEN, ls_options());
+    World {
+        cw,
+        ls,
+        cw_client,
+        ls_client,
+        store: MemoryStore::new(),
+    }
+}
+
+pub fn settings() -> SyncSettings {
+    SyncSettings {
+        target_company: simulators::scenario::TARGET_COMPANY.into(),
+        ..SyncSettings::default()
+    }
+}
+
+pub async fn sync_on<S: Store>(world: &World, store: &S) -> Result<RunReport, PipelineError> {
+    pipeline::run_sync(
+        &world.cw_client,
+        &world.ls_client,
+        store,
+        &settings(),
+        &|_: Progress| {},
+    )
+    .await
+}
+
+pub async fn sync(world: &World) -> RunReport {
+    let report = sync_on(world, &world.store).await.unwrap();
+    assert_eq!(
+        report.accounted(),
+        report.assets,
+        "every asset accounted for: {report:#?}"
+    );
+    report
+}
+
+/// The stages up to match, under a run of the test's own.
+pub async fn matched(world: &World, run_id: &str) -> MatchOutput {
+    let (cw, store, settings) = (&world.cw_client, &world.store, &settings());
+    let input = FetchInput {
+        run_id: Some(run_id.into()),
+    };
+    let fetched = pipeline::fetch_assets(&world.ls_client, store, settings, &input, |_, _| {})
+        .await
+        .unwrap();
+    let ensured = pipeline::ensure_references(cw, store, settings, &fetched)
+        .await
+        .unwrap();
+    pipeline::match_assets(cw, store, settings, &ensured)
+        .await
+        .unwrap()
+}
+
+pub fn link_of(configuration: &Value) -> Option<String> {
+    configuration["customFields"]
+        .as_array()?
+        .iter()
+        .find(|f| f["caption"] == "ls_asset_id")?["value"]
+        .as_str()
+        .map(str::to_lowercase)
+}
+
+/// ConnectWise's configurations as a clean run leaves them: the linked ones by link
+/// (ids and hand-made ones aside), so two tenants can be compared.
+pub fn state(cw: &ConnectWiseSimulator) -> (BTreeMap<String, Value>, usize) {
+    cw.with_tenant(|tenant| {
+        let mut linked = BTreeMap::new();
+        let mut unlinked = 0;
+        for record in tenant.records("configurations") {
+            let shown = tenant.render(&CONFIGURATIONS, record, "");
+            let Some(link) = link_of(&shown) else {
+                unlinked += 1;
+                continue;
+            };
+            let projection = json!({
+                "name": shown["name"], "serialNumber": shown["serialNumber"],
+                "macAddress": shown["macAddress"], "ipAddress": shown["ipAddress"],
+                "type": shown["type"]["name"], "status": shown["status"]["name"],
+                "manufacturer": shown["manufacturer"]["name"],
+                "location": shown["location"]["name"], "company": shown["company"]["id"],
+            });
+            assert!(
+                linked.insert(link.clone(), projection).is_none(),
+                "asset {link} has two configurations"
+            );
+        }
+        (linked, unlinked)
+    })
+}
+
+/// A clean world of the same size run once: what every test's end state must equal.
+pub async fn clean_state(assets: usize) -> (BTreeMap<String, Value>, usize) {
+    let clean = world(assets).await;
+    sync(&clean).await;
+    state(&clean.cw)
+}
