@@ -2,7 +2,7 @@
 CARGO ?= cargo
 VENV ?= .venv
 TOOLING := infra/tooling
-FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich
+FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich run-report
 
 .PHONY: demo test setup validate fmt lint unit build build-cli invoke bench clean
 

@@ -27,7 +27,7 @@ const TABLE: &str = "lscw-sync-test";
 async fn run_functions(
     watch: &lscw_tests::aws::Service,
     store: &DynamoStore,
-) -> (RunReport, Vec<Value>) {
+) -> (RunReport, Vec<Value>, Value) {
     let fetched = invoke(watch, "fetch-assets", &json!({}))
         .await
         .expect("fetch-assets");
@@ -40,7 +40,7 @@ async fn run_functions_after(
     watch: &lscw_tests::aws::Service,
     store: &DynamoStore,
     fetched: Value,
-) -> (RunReport, Vec<Value>) {
+) -> (RunReport, Vec<Value>, Value) {
     let mut outputs = Vec::new();
     assert!(
         fetched.to_string().len() < 256 * 1024,
@@ -76,8 +76,16 @@ async fn run_functions_after(
         report.assets,
         "every asset accounted for: {report:#?}"
     );
+    // The state machine's RecordReport: the run-report function records the summary.
+    let summary = invoke(watch, "run-report", &json!({"runId": run_id}))
+        .await
+        .expect("run-report");
+    assert_eq!(summary["status"], json!(report.status), "{summary}");
+    assert_eq!(summary["created"], report.created);
+    assert_eq!(summary["failed"], report.failed.len());
+    assert_eq!(summary["conflicts"], report.conflicts.len());
     assert!(shared::lease::release(store, &run_id).await.unwrap());
-    (report, outputs)
+    (report, outputs, summary)
 }
 
 /// Enrichment through its function under a run of its own, following the continuation
@@ -177,7 +185,8 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         "{refused}"
     );
 
-    let (first, mut first_outputs) = run_functions_after(&watch, &store, winner).await;
+    let (first, mut first_outputs, first_summary) =
+        run_functions_after(&watch, &store, winner).await;
     let keys_linked = cw.with_tenant(|t| {
         let mut keys: Vec<String> = t
             .records("configurations")
@@ -252,7 +261,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     });
 
     cw.control().reset_counts();
-    let (second, _) = run_functions(&watch, &store).await;
+    let (second, _, _) = run_functions(&watch, &store).await;
     assert_eq!((second.created, second.modified), (0, 1), "{second:#?}");
     assert_eq!(cw.control().count("POST "), 0);
     assert_eq!(
@@ -279,7 +288,11 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     );
 
     cw.control().reset_counts();
-    let (third, _) = run_functions(&watch, &store).await;
+    let (third, _, third_summary) = run_functions(&watch, &store).await;
+    assert_eq!(
+        third_summary["status"], "SUCCEEDED_WITH_FAILURES",
+        "its conflicts remain"
+    );
     assert_eq!(
         cw.control().writes(),
         0,
@@ -289,6 +302,8 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
 
     // Enrichment through its function, looping on the continuation as the state machine does.
     let enriched = enrich_until_done(&watch, &store, "enrich-1", &mut first_outputs).await;
+    // The state machine's last Lambda state records the report.
+    first_outputs.push(first_summary.clone());
     assert!(enriched["edits"].as_u64().unwrap() > 100, "{enriched}");
     let edits = ls.control().count("POST graphql:editAsset");
     assert_eq!(edits, enriched["edits"].as_u64().unwrap());
@@ -311,6 +326,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         "BulkCreate",
         "BulkModify",
         "Enrich",
+        "RunReport",
     ] {
         definition = definition.replace(
             &format!("${{{function}FunctionArn}}"),
@@ -357,16 +373,41 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         matched["modifyGroups"].as_array().unwrap().len()
     );
     assert_eq!(output["enrich"]["output"]["done"], true);
+    assert_eq!(output["report"]["output"], first_summary);
     let recorded = store_item(
         &aws,
         &format!("report/{}", matched["runId"].as_str().unwrap()),
     )
     .await;
-    assert_eq!(recorded.0, "SUCCEEDED");
+    assert_eq!(
+        recorded.0, "SUCCEEDED_WITH_FAILURES",
+        "the first run had conflicts"
+    );
     assert_eq!(
         serde_json::from_str::<Value>(&recorded.1).unwrap()["runId"],
         matched["runId"]
     );
+
+    // A group that fails for good (its function fails past its retries) fails alone: the
+    // Map tolerates it, and the run goes on to enrichment and its report.
+    let mut tolerated: Vec<String> = first_outputs.iter().map(Value::to_string).collect();
+    tolerated[3] = "x".repeat(6_500_000);
+    queue_lambda_results(&moto, &tolerated).await;
+    assert_eq!(
+        shared::lease::acquire(&store, "tolerated-run")
+            .await
+            .unwrap(),
+        None
+    );
+    let tolerated_execution = run_execution(&moto, &machine, "tolerated-run").await;
+    assert_eq!(
+        tolerated_execution["status"], "SUCCEEDED",
+        "{tolerated_execution:#}"
+    );
+    let output: Value =
+        serde_json::from_str(tolerated_execution["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["report"]["output"]["runId"], first_summary["runId"]);
+    assert_eq!(output["enrich"]["output"]["done"], true);
 
     // Another run holds the lease: the execution ends as skipped (not failed), records
     // the holder and leaves its lease alone.
@@ -454,5 +495,15 @@ async fn store_item(aws: &aws_config::SdkConfig, key: &str) -> (String, String) 
             .cloned()
             .unwrap_or_default()
     };
-    (text("status"), text("body"))
+    // The state machine's own records carry a `status` attribute; run-report's summary
+    // carries it in its body.
+    let body = text("body");
+    let status = match text("status") {
+        status if !status.is_empty() => status,
+        _ => serde_json::from_str::<Value>(&body).unwrap()["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    (status, body)
 }

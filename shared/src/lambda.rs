@@ -11,7 +11,9 @@ use tracing::Instrument;
 use crate::enrichment::EnrichInput;
 use crate::environment::{Environment, Lookup};
 use crate::error::PipelineError;
-use crate::pipeline::{EnsureOutput, FetchInput, FetchOutput, GroupInput, MatchOutput};
+use crate::pipeline::{
+    EnsureOutput, FetchInput, FetchOutput, GroupInput, MatchOutput, ReportInput,
+};
 use crate::store::DynamoStore;
 
 /// Stop starting work this long before Lambda's deadline (a fifth of the time left
@@ -31,6 +33,20 @@ pub async fn start() -> Result<Environment<DynamoStore>, lambda_runtime::Error> 
         .ok_or_else(|| PipelineError::Config("SYNC_TABLE is not set".into()))?;
     let store = DynamoStore::from_env(table).await;
     Ok(Environment::connect(&lookup, store).await?)
+}
+
+/// Logs and the store alone, for a function that reads and writes nothing else (its
+/// role is granted no secret).
+///
+/// # Errors
+/// `SYNC_TABLE` is not set.
+pub async fn start_store() -> Result<DynamoStore, lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let table = std::env::var("SYNC_TABLE")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| PipelineError::Config("SYNC_TABLE is not set".into()))?;
+    Ok(DynamoStore::from_env(table).await)
 }
 
 /// The run an input belongs to, for the span of every log line of the invocation.
@@ -60,7 +76,13 @@ macro_rules! run_scoped {
         }
     )*};
 }
-run_scoped!(FetchOutput, EnsureOutput, MatchOutput, GroupInput);
+run_scoped!(
+    FetchOutput,
+    EnsureOutput,
+    MatchOutput,
+    GroupInput,
+    ReportInput
+);
 
 /// A step's failure as the state machine sees it: the error type names the kind of
 /// failure, the message says which step and why.

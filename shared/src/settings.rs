@@ -19,6 +19,8 @@ pub struct SyncSettings {
     pub match_conditions: Option<String>,
     pub staging_ttl: Duration,
     pub reference_ttl: Duration,
+    /// How long a run's recorded summary is kept.
+    pub report_ttl: Duration,
     pub batch_size: usize,
     pub dry_run: bool,
 }
@@ -32,6 +34,7 @@ impl Default for SyncSettings {
             match_conditions: None,
             staging_ttl: Duration::from_secs(48 * 3600),
             reference_ttl: Duration::from_secs(24 * 3600),
+            report_ttl: Duration::from_secs(90 * 24 * 3600),
             batch_size: 50,
             dry_run: false,
         }

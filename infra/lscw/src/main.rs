@@ -3,6 +3,7 @@
 
 mod demo;
 mod devenv;
+mod embedded;
 mod sync;
 
 use std::process::ExitCode;

@@ -11,9 +11,14 @@ use shared::error::PipelineError;
 use shared::pipeline::{self, Progress, RunReport};
 use shared::store::{Claim, DynamoStore, MemoryStore, Store, StoreError};
 
-/// DynamoDB when `AWS_ENDPOINT_URL` or `SYNC_TABLE` is set, the embedded store otherwise.
+use crate::embedded::{self, EmbeddedStore};
+
+/// DynamoDB when `AWS_ENDPOINT_URL` or `SYNC_TABLE` is set, the embedded store on disk
+/// otherwise (`LSCW_DATA_DIR`, default under the user's data directory); the demo keeps
+/// its store in memory.
 pub enum AnyStore {
     Memory(MemoryStore),
+    Embedded(EmbeddedStore),
     Dynamo(DynamoStore),
 }
 
@@ -22,17 +27,20 @@ impl AnyStore {
         let table = lookup.get("SYNC_TABLE").filter(|t| !t.is_empty());
         let endpoint = lookup.get("AWS_ENDPOINT_URL").filter(|e| !e.is_empty());
         match (table, endpoint) {
-            (None, None) => Self::Memory(MemoryStore::new()),
+            (None, None) => Self::Embedded(EmbeddedStore::new(embedded::default_path(
+                lookup.get("LSCW_DATA_DIR"),
+            ))),
             (table, _) => Self::Dynamo(
                 DynamoStore::from_env(table.unwrap_or_else(|| "lscw-sync".into())).await,
             ),
         }
     }
 
-    pub fn describe(&self) -> &'static str {
+    pub fn describe(&self) -> String {
         match self {
-            Self::Memory(_) => "embedded store",
-            Self::Dynamo(_) => "DynamoDB",
+            Self::Memory(_) => "in memory".into(),
+            Self::Embedded(store) => format!("embedded, {}", store.path().display()),
+            Self::Dynamo(_) => "DynamoDB".into(),
         }
     }
 }
@@ -41,6 +49,7 @@ impl Store for AnyStore {
     async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
         match self {
             Self::Memory(store) => store.put_raw(key, value, ttl).await,
+            Self::Embedded(store) => store.put_raw(key, value, ttl).await,
             Self::Dynamo(store) => store.put_raw(key, value, ttl).await,
         }
     }
@@ -48,6 +57,7 @@ impl Store for AnyStore {
     async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Self::Memory(store) => store.get_raw(key).await,
+            Self::Embedded(store) => store.get_raw(key).await,
             Self::Dynamo(store) => store.get_raw(key).await,
         }
     }
@@ -61,6 +71,7 @@ impl Store for AnyStore {
     ) -> Result<Claim, StoreError> {
         match self {
             Self::Memory(store) => store.claim(key, owner, value, ttl).await,
+            Self::Embedded(store) => store.claim(key, owner, value, ttl).await,
             Self::Dynamo(store) => store.claim(key, owner, value, ttl).await,
         }
     }
@@ -68,6 +79,7 @@ impl Store for AnyStore {
     async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
         match self {
             Self::Memory(store) => store.release(key, owner).await,
+            Self::Embedded(store) => store.release(key, owner).await,
             Self::Dynamo(store) => store.release(key, owner).await,
         }
     }
@@ -133,8 +145,10 @@ pub async fn report(store: &AnyStore, run_id: &str) -> anyhow::Result<RunReport>
     match pipeline::report(store, run_id, false).await {
         Ok(report) => Ok(report),
         Err(PipelineError::Store(StoreError::Missing(key))) => Err(match store {
-            AnyStore::Memory(_) => anyhow::anyhow!(
-                "no run {run_id}: without SYNC_TABLE the store lives only as long as one lscw process"
+            AnyStore::Memory(_) => anyhow::anyhow!("no run {run_id} in this process's store"),
+            AnyStore::Embedded(embedded) => anyhow::anyhow!(
+                "no run {run_id} in {} ({key} is missing or expired)",
+                embedded.path().display()
             ),
             AnyStore::Dynamo(_) => {
                 anyhow::anyhow!("no run {run_id} in the table ({key} is missing or expired)")

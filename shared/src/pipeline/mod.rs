@@ -17,6 +17,8 @@ pub use fetch::{FetchInput, FetchOutput, fetch_assets};
 pub use r#match::{ConflictReport, CreateItem, GROUP_SIZE, MatchOutput, ModifyItem, match_assets};
 pub use modify::bulk_modify;
 pub use references::{EnsureOutput, ensure_references};
-pub use report::{Plan, RunReport, RunStatus, plan, report};
+pub use report::{
+    Plan, ReportInput, RunReport, RunStatus, RunSummary, plan, record_report, report, summary_key,
+};
 pub use run::{Progress, run_sync};
 pub use write::{BatchInput, BatchOutput, GroupInput, GroupOutput, WriteKind, write_group};

@@ -137,6 +137,76 @@ pub async fn report<S: Store>(
     Ok(report)
 }
 
+/// The run whose report to record: what the state machine's `RecordReport` hands over.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportInput {
+    pub run_id: String,
+}
+
+/// A run's outcome in a few numbers, recorded at `report/{run_id}` and kept long after
+/// the run's own items expire: what `lscw runs` and an operator's alarms read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub assets: u64,
+    pub created: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub failed: u64,
+    pub api_calls: ApiCalls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
+    /// When it was recorded (epoch seconds).
+    pub recorded_at: u64,
+}
+
+impl RunSummary {
+    pub fn of(report: &RunReport) -> Self {
+        Self {
+            run_id: report.run_id.clone(),
+            status: report.status,
+            dry_run: report.dry_run,
+            assets: report.assets,
+            created: report.created,
+            modified: report.modified,
+            unchanged: report.unchanged,
+            conflicts: report.conflicts.len() as u64,
+            failed: report.failed.len() as u64,
+            api_calls: report.api_calls,
+            skipped_for: report.skipped_for.clone(),
+            recorded_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+/// Where a run's summary is recorded.
+pub fn summary_key(run_id: &str) -> String {
+    format!("report/{run_id}")
+}
+
+/// Puts the run's report together and records its summary for `ttl`.
+pub async fn record_report<S: Store>(
+    store: &S,
+    input: &ReportInput,
+    ttl: std::time::Duration,
+) -> Result<RunSummary, PipelineError> {
+    // Boxed: the report's future is deep, and a handler awaits it inside the runtime's.
+    let report = Box::pin(report(store, &input.run_id, false)).await?;
+    let summary = RunSummary::of(&report);
+    store
+        .put(&summary_key(&input.run_id), &summary, ttl)
+        .await?;
+    tracing::info!(run_id = %input.run_id, status = ?summary.status, assets = summary.assets, created = summary.created, modified = summary.modified, failed = summary.failed, conflicts = summary.conflicts, "run recorded");
+    Ok(summary)
+}
+
 /// The dry run's plan: what would be created, changed field by field, and what conflicts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

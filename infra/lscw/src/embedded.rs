@@ -1,0 +1,213 @@
+//! The store of `lscw` without DynamoDB: an embedded database in a file (redb), so that
+//! what a run leaves for the next (the reference cache, run reports, the run lease,
+//! what enrichment remembers) survives between invocations exactly as in DynamoDB. The
+//! file is opened for each operation and closed after it, so several `lscw` processes
+//! share it one operation at a time.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, DatabaseError, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use shared::store::{Claim, Store, StoreError};
+
+const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
+
+/// How long an operation waits for another process to close the file.
+const WAIT_FOR_FILE: Duration = Duration::from_secs(30);
+
+/// Where the file lives: `LSCW_DATA_DIR`, or `lscw` under the user's data directory.
+pub fn default_path(data_dir: Option<String>) -> PathBuf {
+    data_dir
+        .filter(|d| !d.trim().is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::data_dir().map(|d| d.join("lscw")))
+        .unwrap_or_else(|| PathBuf::from(".lscw"))
+        .join("store.redb")
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Item {
+    value: String,
+    expires: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn backend(path: &Path, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{}: {error}", path.display()))
+}
+
+impl EmbeddedStore {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `operation` in one write transaction on the file, off the async threads.
+    async fn with_items<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| backend(&path, e))?;
+            }
+            let started = Instant::now();
+            let database = loop {
+                match Database::create(&path) {
+                    Ok(database) => break database,
+                    Err(DatabaseError::DatabaseAlreadyOpen)
+                        if started.elapsed() < WAIT_FOR_FILE =>
+                    {
+                        std::thread::sleep(Duration::from_millis(15));
+                    }
+                    Err(error) => return Err(backend(&path, error)),
+                }
+            };
+            let transaction = database.begin_write().map_err(|e| backend(&path, e))?;
+            let answer = {
+                let mut table = transaction
+                    .open_table(ITEMS)
+                    .map_err(|e| backend(&path, e))?;
+                operation(&mut table)?
+            };
+            transaction.commit().map_err(|e| backend(&path, e))?;
+            Ok(answer)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task: {e}")))?
+    }
+}
+
+fn read(table: &redb::Table<&str, &[u8]>, key: &str) -> Result<Option<Item>, StoreError> {
+    let Some(bytes) = table
+        .get(key)
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let item: Item = serde_json::from_slice(bytes.value()).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((item.expires > now()).then_some(item))
+}
+
+fn write(table: &mut redb::Table<&str, &[u8]>, key: &str, item: &Item) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(item).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })?;
+    table
+        .insert(key, bytes.as_slice())
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(())
+}
+
+impl Store for EmbeddedStore {
+    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.with_items(move |table| {
+            let item = Item {
+                value,
+                expires: now() + ttl.as_secs(),
+                owner: None,
+            };
+            write(table, &key, &item)
+        })
+        .await
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
+        self.with_items(move |table| Ok(read(table, &key)?.map(|item| item.value)))
+            .await
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        let (key, owner) = (key.to_string(), owner.to_string());
+        self.with_items(move |table| {
+            if let Some(held) = read(table, &key)?
+                && held.owner.as_deref() != Some(owner.as_str())
+            {
+                return Ok(Claim::HeldBy(held.value));
+            }
+            let item = Item {
+                value,
+                expires: now() + ttl.as_secs(),
+                owner: Some(owner),
+            };
+            write(table, &key, &item)?;
+            Ok(Claim::Taken)
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        let (key, owner) = (key.to_string(), owner.map(str::to_string));
+        self.with_items(move |table| {
+            let owned = read(table, &key)?
+                .is_some_and(|item| owner.is_none() || item.owner.as_deref() == owner.as_deref());
+            if owned {
+                table
+                    .remove(key.as_str())
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+            }
+            Ok(owned)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::store::StoreExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn values_and_leases_outlive_the_store_that_wrote_them() {
+        let dir = std::env::temp_dir().join(format!("lscw-embedded-{}", std::process::id()));
+        let path = dir.join("store.redb");
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = EmbeddedStore::new(path.clone());
+            store.put("a", &41, Duration::from_secs(60)).await.unwrap();
+            store.put("gone", &1, Duration::ZERO).await.unwrap();
+            assert_eq!(shared::lease::acquire(&store, "run-1").await.unwrap(), None);
+        }
+        let reopened = EmbeddedStore::new(path);
+        assert_eq!(reopened.get::<i32>("a").await.unwrap(), Some(41));
+        assert_eq!(reopened.get::<i32>("gone").await.unwrap(), None);
+        let held = shared::lease::acquire(&reopened, "run-2").await.unwrap();
+        assert_eq!(held.unwrap().run_id, "run-1");
+        assert!(shared::lease::release(&reopened, "run-1").await.unwrap());
+        assert_eq!(
+            shared::lease::acquire(&reopened, "run-2").await.unwrap(),
+            None
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
