@@ -193,3 +193,114 @@ async fn a_wrong_custom_field_id_stops_the_run_before_any_write_naming_the_field
     );
     assert_eq!(world.cw.control().writes(), 0);
 }
+
+#[tokio::test]
+async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_within() {
+    use std::time::{Duration, Instant};
+
+    use shared::connectwise::ConnectWiseClient;
+    use shared::enrichment::{EnrichInput, enrich, run_enrich};
+    use shared::lansweeper::LansweeperOptions;
+    use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
+
+    // 200 requests an "hour" of 1.5 s (a "minute" of 25 ms), on both sides alike.
+    let minute = Duration::from_millis(25);
+    let (tenant, site) = simulators::scenario::linked(&SiteSpec {
+        seed: 4,
+        assets: 3_000,
+    })
+    .unwrap();
+    let cw = lscw_tests::start_cw(tenant).await;
+    let ls = LansweeperSimulator::start(
+        site,
+        simulators::lansweeper::LansweeperOptions {
+            rate_window: minute,
+            hourly_limit: 200,
+            ..simulators::lansweeper::LansweeperOptions::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let cw_client =
+        ConnectWiseClient::connect(&lscw_tests::cw_config(&cw), lscw_tests::fast_options())
+            .await
+            .unwrap();
+    let options = LansweeperOptions {
+        retry: shared::http::RetryPolicy {
+            rate_limit_fallback: minute,
+            ..lscw_tests::fast_retry()
+        },
+        rate_window: minute,
+        hourly_window: minute * 60,
+        hourly_limit: 200,
+        ..LansweeperOptions::default()
+    };
+    let ls_client = lscw_tests::ls_client_for(&ls, simulators::lansweeper::TOKEN, options.clone());
+    let store = MemoryStore::new();
+    shared::pipeline::run_sync(&cw_client, &ls_client, &store, &settings(), &|_| {})
+        .await
+        .unwrap();
+
+    // As the state machine runs it: invocations with a deadline, waiting between them.
+    let budget = Duration::from_millis(700);
+    let mut input = EnrichInput::default();
+    let (mut invocations, mut waits) = (0, 0);
+    let edits;
+    loop {
+        let started = Instant::now();
+        let output = enrich(
+            &cw_client,
+            &ls_client,
+            &store,
+            &settings(),
+            &input,
+            Some(started + budget),
+        )
+        .await
+        .unwrap();
+        invocations += 1;
+        if invocations > 1 {
+            assert!(
+                started.elapsed() < budget + Duration::from_millis(400),
+                "invocation {invocations} overran its deadline: {:?}",
+                started.elapsed()
+            );
+        }
+        if output.done {
+            edits = output.edits;
+            break;
+        }
+        if output.wait_seconds > 0 {
+            waits += 1;
+            tokio::time::sleep(Duration::from_secs(output.wait_seconds)).await;
+        }
+        input = EnrichInput {
+            run_id: Some(output.run_id),
+            next: Some(output.next),
+        };
+    }
+    assert!(edits > 1_000, "{edits} edits");
+    assert!(
+        waits > 0,
+        "the hour's quota ran out and was waited for between invocations"
+    );
+    assert_eq!(ls.rate_refusals(), 0, "Lansweeper never refused a request");
+    shared::lease::release(&store, input.run_id.as_deref().unwrap())
+        .await
+        .unwrap();
+
+    // What an unconstrained run would leave: a fresh client (no pacing history of its
+    // own) that reads the shared ledger finds nothing left to write.
+    let fresh = lscw_tests::ls_client_for(&ls, simulators::lansweeper::TOKEN, options);
+    let (again, _) = run_enrich(&cw_client, &fresh, &store, &settings(), None)
+        .await
+        .unwrap();
+    assert_eq!(again.written, 0, "{again:#?}");
+    assert!(again.failed.is_empty(), "{:#?}", again.failed);
+    assert_eq!(
+        ls.rate_refusals(),
+        0,
+        "the fresh client paced by the shared ledger"
+    );
+}

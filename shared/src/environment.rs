@@ -99,6 +99,23 @@ impl<S: Store> Environment<S> {
         }
         let connectwise =
             ConnectWiseClient::connect(&ConnectionConfig::from_lookup(get)?, options).await?;
+        // Only for a simulator run at the same speed: Lansweeper's clock is real time.
+        let lansweeper_options = match get("LS_QUOTA_SPEED") {
+            Some(speed) => {
+                let factor: f64 = speed
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|f: &f64| *f >= 1.0)
+                    .ok_or_else(|| {
+                        PipelineError::Config(format!(
+                            "LS_QUOTA_SPEED must be a number from 1, got `{speed}`"
+                        ))
+                    })?;
+                lansweeper_options.sped_up(factor)
+            }
+            None => lansweeper_options,
+        };
         let lansweeper =
             LansweeperClient::new(LansweeperConfig::from_lookup(get)?, lansweeper_options)?;
         Ok(Self {

@@ -118,6 +118,13 @@ struct PacerState {
     slots: VecDeque<(u64, Option<tokio::time::Instant>)>,
 }
 
+/// Now, as milliseconds since the epoch: how spent quota is shared between processes.
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A booked request; hand it back with [`RatePacer::complete`].
 #[derive(Debug)]
 pub struct PacerSlot(u64);
@@ -190,6 +197,64 @@ impl RatePacer {
         }
     }
 
+    /// When the requests still counting against the window finished, in milliseconds
+    /// since the epoch: what another process sharing the quota has to count too.
+    pub async fn spent(&self) -> Vec<u64> {
+        let state = self.state.lock().await;
+        let (now, now_ms) = (tokio::time::Instant::now(), epoch_ms());
+        state
+            .slots
+            .iter()
+            .filter_map(|(_, done)| *done)
+            .filter(|done| now.duration_since(*done) < self.window)
+            .map(|done| now_ms.saturating_sub(now.duration_since(done).as_millis() as u64))
+            .collect()
+    }
+
+    /// Counts requests made elsewhere with the same quota (their finishing times, in
+    /// milliseconds since the epoch) as if this pacer had made them. The answered slots
+    /// are replaced: `spent` holds this pacer's own requests once they were shared.
+    pub async fn adopt(&self, spent: &[u64]) {
+        let mut state = self.state.lock().await;
+        let (now, now_ms) = (tokio::time::Instant::now(), epoch_ms());
+        state.slots.retain(|(_, done)| done.is_none());
+        let mut answered: Vec<tokio::time::Instant> = spent
+            .iter()
+            .map(|&at| Duration::from_millis(now_ms.saturating_sub(at)))
+            .filter(|age| *age < self.window)
+            .filter_map(|age| now.checked_sub(age))
+            .collect();
+        answered.sort();
+        for done in answered {
+            state.slots.push_front((0, Some(done)));
+        }
+        drop(state);
+        self.released.notify_waiters();
+    }
+
+    /// How long until one more request fits in the window (zero when one does now).
+    pub async fn wait_for_room(&self) -> Duration {
+        let state = self.state.lock().await;
+        let now = tokio::time::Instant::now();
+        let live: Vec<Option<tokio::time::Instant>> = state
+            .slots
+            .iter()
+            .map(|(_, done)| *done)
+            .filter(|done| done.is_none_or(|t| now.duration_since(t) < self.window))
+            .collect();
+        if live.len() < self.limit {
+            return Duration::ZERO;
+        }
+        // Room for one more once `excess + 1` answers have left the window, oldest first;
+        // with too few answered (the rest in flight), a whole window is the bound.
+        let excess = live.len() - self.limit;
+        let mut answered: Vec<tokio::time::Instant> = live.into_iter().flatten().collect();
+        answered.sort();
+        answered.get(excess).map_or(self.window, |t| {
+            self.window.saturating_sub(now.duration_since(*t))
+        })
+    }
+
     /// The quota was hit anyway: nothing more is sent until a whole window has passed.
     pub async fn exhausted(&self) {
         let mut state = self.state.lock().await;
@@ -231,6 +296,11 @@ impl HttpExecutor {
     pub fn with_quota(mut self, quota: RatePacer) -> Self {
         self.quotas.push(Arc::new(quota));
         self
+    }
+
+    /// The pacers every request passes: the short window's, then the longer quotas'.
+    pub fn pacers(&self) -> Vec<Arc<RatePacer>> {
+        self.pacer.iter().chain(&self.quotas).cloned().collect()
     }
 
     /// Paces every attempt, retries included, and reads `x-ratelimit-remaining`.
@@ -449,6 +519,34 @@ mod tests {
         pacer.exhausted().await;
         let _slot = pacer.acquire().await;
         assert_eq!(started.elapsed().as_secs(), 183);
+    }
+
+    #[tokio::test]
+    async fn spent_requests_travel_to_another_pacer_and_count_there() {
+        let window = Duration::from_secs(60);
+        let first = RatePacer::new(3, window);
+        for _ in 0..2 {
+            let slot = first.acquire().await;
+            first.complete(slot).await;
+        }
+        let spent = first.spent().await;
+        assert_eq!(spent.len(), 2);
+        let second = RatePacer::new(3, window);
+        assert_eq!(second.wait_for_room().await, Duration::ZERO);
+        second.adopt(&spent).await;
+        second.adopt(&spent).await;
+        assert_eq!(second.spent().await.len(), 2, "adopting twice counts once");
+        let slot = second.acquire().await;
+        second.complete(slot).await;
+        let wait = second.wait_for_room().await;
+        assert!(
+            wait > Duration::from_secs(55) && wait <= window,
+            "the window is full until the oldest leaves it: {wait:?}"
+        );
+        let old = epoch_ms() - 61_000;
+        let third = RatePacer::new(3, window);
+        third.adopt(&[old, old, old]).await;
+        assert!(third.spent().await.is_empty(), "older than the window");
     }
 
     #[test]

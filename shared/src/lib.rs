@@ -17,6 +17,7 @@ pub mod matching;
 pub mod normalize;
 pub mod payload;
 pub mod pipeline;
+pub mod quota;
 pub mod references;
 pub mod run;
 pub mod settings;

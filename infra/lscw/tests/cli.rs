@@ -140,3 +140,72 @@ fn assets_prints_the_whole_generated_site_as_json_lines() {
         "sim-site\tsim-msp\n"
     );
 }
+
+/// `lscw sync`, `lscw enrich` and `lscw report` as three processes against one pair of
+/// simulators (their quota clock 200 times faster, the client's alike): the store on
+/// disk carries the run's report and Lansweeper's spent quota from one to the next, so
+/// the enrichment paces itself against what the sync spent and is never refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_then_enrich_as_processes_share_the_store_and_lansweeper_s_quota() {
+    use simulators::lansweeper::{LansweeperOptions, SiteSpec};
+    use simulators::scenario::LinkedPair;
+
+    let pair = LinkedPair::start(
+        &SiteSpec {
+            seed: 1,
+            assets: 2_000,
+        },
+        LansweeperOptions::sped_up(200.0),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let data = std::env::temp_dir().join(format!("lscw-cli-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let settings = pair.settings();
+    let lscw = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lscw"));
+        command
+            .args(args)
+            .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("LS_QUOTA_SPEED", "200")
+            .env("LSCW_DATA_DIR", &data)
+            .env_remove("SYNC_TABLE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("SECRET_ARN");
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(output.status.success(), "{stdout}\n{stderr}");
+            stdout
+        }
+    };
+    let synced = lscw(&["sync"]).await;
+    let run_id = synced
+        .lines()
+        .find_map(|line| line.strip_prefix("Run "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let enriched = lscw(&["enrich"]).await;
+    assert!(enriched.contains("written"), "{enriched}");
+    let written: u64 = enriched
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("written"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(written > 1_000, "{enriched}");
+    assert_eq!(
+        pair.lansweeper.rate_refusals(),
+        0,
+        "the enrichment counted what the sync had spent"
+    );
+    let reported = lscw(&["report", &run_id]).await;
+    assert!(reported.contains(&run_id), "{reported}");
+    let _ = std::fs::remove_dir_all(&data);
+}

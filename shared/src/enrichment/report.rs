@@ -110,7 +110,15 @@ async fn invocations<S: Store>(
     let mut starts = vec![0];
     let mut output = first;
     while !output.done {
-        starts.push(output.next);
+        if output.wait_seconds > 0 {
+            // What the state machine's Wait state does between two invocations.
+            tokio::time::sleep(Duration::from_secs(output.wait_seconds)).await;
+        }
+        // An invocation that only handed back a wait shares its start (and its progress
+        // record) with the one after it.
+        if starts.last() != Some(&output.next) {
+            starts.push(output.next);
+        }
         let input = EnrichInput {
             run_id: Some(output.run_id.clone()),
             next: Some(output.next),

@@ -12,6 +12,7 @@ use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::{LansweeperClient, LansweeperError};
 use crate::lease::{self, LeaseHolder};
+use crate::quota;
 use crate::run::new_run_id;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
@@ -36,6 +37,10 @@ pub struct EnrichOutput {
     pub next: usize,
     pub edits: usize,
     pub api_calls: ApiCalls,
+    /// Lansweeper's quota is spent for longer than this invocation has left: wait this
+    /// long (the state machine's `Wait` state, costing no Lambda time) before the next.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wait_seconds: u64,
     /// Another run holds the lease: this enrichment wrote nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped_for: Option<LeaseHolder>,
@@ -52,6 +57,14 @@ pub(crate) struct EnrichProgress {
     /// Keys of the parts holding the edits Lansweeper refused, with why.
     pub failed: Vec<String>,
     pub api_calls: ApiCalls,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if"
+)]
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Writes between two saves of an invocation's progress: a killed invocation repeats at
@@ -94,6 +107,8 @@ pub async fn enrich<S: Store>(
     };
     let plan: EnrichPlan = store.require(&plan_key(&run_id)).await?;
     let edits: Vec<AssetEdit> = store.get_parts(&plan.edits).await?;
+    quota::load(store, lansweeper).await?;
+    let mut wait_seconds = 0;
     // An invocation entered again (Step Functions retried it after it died) goes on from
     // its last checkpoint instead of from its start.
     let mut progress: EnrichProgress = store
@@ -111,6 +126,7 @@ pub async fn enrich<S: Store>(
         let failed = failed.to_vec();
         let run_id = run_id.clone();
         async move {
+            quota::save(store, lansweeper).await?;
             let mut progress = progress;
             progress.failed = store
                 .put_parts(
@@ -136,6 +152,14 @@ pub async fn enrich<S: Store>(
             // At least one write per invocation, so a continuation always progresses.
             if next > start && deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
+            }
+            // Never wait for the quota past the deadline: hand the wait back instead.
+            if let Some(deadline) = deadline {
+                let wait = lansweeper.wait_before_next().await;
+                if Instant::now() + wait > deadline {
+                    wait_seconds = wait.as_secs().max(1);
+                    break;
+                }
             }
             let edit = &edits[next];
             match lansweeper
@@ -164,6 +188,7 @@ pub async fn enrich<S: Store>(
         next,
         edits: edits.len(),
         api_calls: progress.api_calls,
+        wait_seconds,
         skipped_for: None,
     })
 }

@@ -63,6 +63,18 @@ impl Default for LansweeperOptions {
     }
 }
 
+impl LansweeperOptions {
+    /// The quota windows run `factor` times faster: for a simulator started with the same
+    /// speed (`lscw simulate lansweeper --speed`), never for Lansweeper itself.
+    pub fn sped_up(mut self, factor: f64) -> Self {
+        let factor = factor.max(1.0);
+        self.rate_window = self.rate_window.div_f64(factor);
+        self.hourly_window = self.hourly_window.div_f64(factor);
+        self.retry.rate_limit_fallback = self.retry.rate_limit_fallback.div_f64(factor);
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Site {
     pub id: String,
@@ -104,6 +116,8 @@ pub struct LansweeperClient {
     config: LansweeperConfig,
     authorization: HeaderValue,
     page_size: u32,
+    /// The longest quota window: how far back spent requests still count.
+    horizon: Duration,
 }
 
 impl LansweeperClient {
@@ -132,7 +146,50 @@ impl LansweeperClient {
             config,
             authorization,
             page_size: options.page_size.clamp(1, PAGE_SIZE),
+            horizon: options.hourly_window.max(options.rate_window),
         })
+    }
+
+    /// Where every user of this token keeps the requests it spent: Lansweeper counts its
+    /// minute and hour per token. Named by a hash, never by the token.
+    pub fn quota_key(&self) -> String {
+        format!(
+            "quota/lansweeper/{:016x}",
+            crate::normalize::fnv1a(&self.config.token)
+        )
+    }
+
+    /// How far back a spent request still counts against a quota.
+    pub fn quota_horizon(&self) -> Duration {
+        self.horizon
+    }
+
+    /// When the requests still counting against the quotas finished (epoch ms).
+    pub async fn spent(&self) -> Vec<u64> {
+        let mut spent = Vec::new();
+        for pacer in self.http.pacers() {
+            spent.extend(pacer.spent().await);
+        }
+        spent.sort_unstable();
+        spent.dedup();
+        spent
+    }
+
+    /// Counts requests others made with this token (epoch ms) against this client's
+    /// quotas too.
+    pub async fn adopt_spent(&self, spent: &[u64]) {
+        for pacer in self.http.pacers() {
+            pacer.adopt(spent).await;
+        }
+    }
+
+    /// How long the next request would wait for the quotas (zero when it would not).
+    pub async fn wait_before_next(&self) -> Duration {
+        let mut wait = Duration::ZERO;
+        for pacer in self.http.pacers() {
+            wait = wait.max(pacer.wait_for_room().await);
+        }
+        wait
     }
 
     pub fn site_id(&self) -> &str {

@@ -7,6 +7,7 @@ use crate::calls::{ApiCalls, CallMeter};
 use crate::error::PipelineError;
 use crate::lansweeper::{ASSET_PATHS, LansweeperClient};
 use crate::lease::{self, LeaseHolder};
+use crate::quota;
 use crate::references::{ReferenceKind, ReferenceNames};
 use crate::run::{new_run_id, run_key};
 use crate::settings::SyncSettings;
@@ -81,6 +82,7 @@ pub async fn fetch_assets<S: Store>(
             ..FetchOutput::default()
         });
     }
+    quota::load(store, lansweeper).await?;
     let meter = CallMeter::lansweeper(lansweeper);
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut names = ReferenceNames::default();
@@ -121,6 +123,7 @@ pub async fn fetch_assets<S: Store>(
         )
         .await?;
     let api_calls = meter.read();
+    quota::save(store, lansweeper).await?;
     store
         .put(
             &record_key(&run_id),
