@@ -114,11 +114,16 @@ pub struct RatePacer {
 #[derive(Debug, Default)]
 struct PacerState {
     next_id: u64,
-    /// (slot id, when its answer arrived; `None` while in flight), oldest first.
-    slots: VecDeque<(u64, Option<tokio::time::Instant>)>,
+    /// (slot id, when its answer arrived, also as epoch milliseconds; `None` while in
+    /// flight), oldest first.
+    slots: VecDeque<(u64, Option<Answered>)>,
 }
 
-/// Now, as milliseconds since the epoch: how spent quota is shared between processes.
+/// When an answer arrived: on this process's clock, and as epoch milliseconds, which is
+/// how spent quota is shared with other processes.
+type Answered = (tokio::time::Instant, u64);
+
+/// Now, as milliseconds since the epoch.
 fn epoch_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -146,9 +151,9 @@ impl RatePacer {
             let wait = {
                 let mut state = self.state.lock().await;
                 let now = tokio::time::Instant::now();
-                state
-                    .slots
-                    .retain(|(_, done)| done.is_none_or(|t| now.duration_since(t) < self.window));
+                state.slots.retain(|(_, done)| {
+                    done.is_none_or(|(t, _)| now.duration_since(t) < self.window)
+                });
                 if state.slots.len() < self.limit {
                     state.next_id += 1;
                     let id = state.next_id;
@@ -159,7 +164,7 @@ impl RatePacer {
                 state
                     .slots
                     .iter()
-                    .filter_map(|(_, done)| *done)
+                    .filter_map(|(_, done)| done.map(|(t, _)| t))
                     .min()
                     .map(|t| self.window.saturating_sub(now.duration_since(t)))
             };
@@ -180,7 +185,7 @@ impl RatePacer {
         let mut state = self.state.lock().await;
         let now = tokio::time::Instant::now();
         if let Some(entry) = state.slots.iter_mut().find(|(id, _)| *id == slot.0) {
-            entry.1 = Some(now);
+            entry.1 = Some((now, epoch_ms()));
         }
         drop(state);
         self.released.notify_waiters();
@@ -193,7 +198,7 @@ impl RatePacer {
         let ours = self.limit.saturating_sub(state.slots.len());
         let now = tokio::time::Instant::now();
         for _ in remaining..ours {
-            state.slots.push_back((0, Some(now)));
+            state.slots.push_back((0, Some((now, epoch_ms()))));
         }
     }
 
@@ -201,35 +206,36 @@ impl RatePacer {
     /// since the epoch: what another process sharing the quota has to count too.
     pub async fn spent(&self) -> Vec<u64> {
         let state = self.state.lock().await;
-        let (now, now_ms) = (tokio::time::Instant::now(), epoch_ms());
+        let now = tokio::time::Instant::now();
         state
             .slots
             .iter()
             .filter_map(|(_, done)| *done)
-            .filter(|done| now.duration_since(*done) < self.window)
-            .map(|done| now_ms.saturating_sub(now.duration_since(done).as_millis() as u64))
+            .filter(|(at, _)| now.duration_since(*at) < self.window)
+            .map(|(_, at_ms)| at_ms)
             .collect()
     }
 
     /// Counts requests made elsewhere with the same quota (their finishing times, in
-    /// milliseconds since the epoch) as if this pacer had made them. The answered slots
-    /// are replaced: `spent` holds this pacer's own requests once they were shared.
+    /// milliseconds since the epoch) as if this pacer had made them. A time it counts
+    /// already (its own request, shared before) is counted once.
     pub async fn adopt(&self, spent: &[u64]) {
         let mut state = self.state.lock().await;
         let (now, now_ms) = (tokio::time::Instant::now(), epoch_ms());
-        state.slots.retain(|(_, done)| done.is_none());
-        let mut answered: Vec<tokio::time::Instant> = spent
+        let known: std::collections::HashSet<u64> = state
+            .slots
             .iter()
-            .map(|&at| Duration::from_millis(now_ms.saturating_sub(at)))
-            .filter(|age| *age < self.window)
-            .filter_map(|age| now.checked_sub(age))
+            .filter_map(|(_, done)| done.map(|(_, at_ms)| at_ms))
             .collect();
-        answered.sort();
-        for done in answered {
-            state.slots.push_front((0, Some(done)));
+        for &at_ms in spent {
+            let age = Duration::from_millis(now_ms.saturating_sub(at_ms));
+            if age >= self.window || known.contains(&at_ms) {
+                continue;
+            }
+            if let Some(at) = now.checked_sub(age) {
+                state.slots.push_back((0, Some((at, at_ms))));
+            }
         }
-        drop(state);
-        self.released.notify_waiters();
     }
 
     /// How long until one more request fits in the window (zero when one does now).
@@ -239,7 +245,7 @@ impl RatePacer {
         let live: Vec<Option<tokio::time::Instant>> = state
             .slots
             .iter()
-            .map(|(_, done)| *done)
+            .map(|(_, done)| done.map(|(t, _)| t))
             .filter(|done| done.is_none_or(|t| now.duration_since(t) < self.window))
             .collect();
         if live.len() < self.limit {
@@ -264,7 +270,7 @@ impl RatePacer {
         let filler = self.limit.saturating_sub(state.slots.len());
         state
             .slots
-            .extend(std::iter::repeat_n((0, Some(now)), filler));
+            .extend(std::iter::repeat_n((0, Some((now, epoch_ms()))), filler));
     }
 }
 
