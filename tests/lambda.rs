@@ -106,6 +106,10 @@ async fn enrich_until_done(
             assert!(shared::lease::release(store, run_id).await.unwrap());
             return output;
         }
+        // The state machine's WaitForLansweeperQuota.
+        if let Some(seconds) = output["waitSeconds"].as_u64() {
+            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+        }
         input = json!({"runId": output["runId"], "next": output["next"]});
     }
 }
@@ -143,6 +147,8 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     env.push(("SECRET_ARN", secret_arn));
     env.push(("SYNC_TABLE", TABLE.into()));
     env.push(("CW_TARGET_COMPANY", "BlueLightCo".into()));
+    // The functions' Lansweeper clock runs as fast as the simulator's.
+    env.push(("LS_QUOTA_SPEED", lscw_tests::LS_SPEED.to_string()));
     env.push(("RUST_LOG", "info".into()));
     let watch = start_watch(&env);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);

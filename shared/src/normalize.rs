@@ -56,10 +56,22 @@ pub fn mac_address(raw: &str) -> Option<String> {
     )
 }
 
-/// Whitespace runs collapsed, ends trimmed; `None` when nothing is left.
+/// Whitespace runs collapsed, ends trimmed, control characters (NUL, the other C0
+/// controls, DEL, C1) dropped; `None` when nothing is left. Neither API should ever
+/// receive a control character.
 pub fn text(raw: &str) -> Option<String> {
-    let collapsed = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let visible: String = raw
+        .chars()
+        .filter(|c| !c.is_control() || c.is_whitespace())
+        .collect();
+    let collapsed = visible.split_whitespace().collect::<Vec<_>>().join(" ");
     (!collapsed.is_empty()).then_some(collapsed)
+}
+
+/// A length as ConnectWise measures it: .NET strings and SQL Server `nvarchar` count
+/// UTF-16 code units, so an emoji counts two.
+pub fn cw_len(text: &str) -> usize {
+    text.encode_utf16().count()
 }
 
 /// A date or datetime → ConnectWise's `YYYY-MM-DDT00:00:00Z` (the day is what counts).
@@ -85,16 +97,25 @@ fn calendar_day(raw: &str) -> Option<Date> {
     Date::parse(day, format_description!("[year]-[month]-[day]")).ok()
 }
 
-/// A name fitted into `max` characters. Short names are kept; long ones keep their
-/// beginning and end with `~` and four hex digits of a hash of the whole name, so two
-/// long names sharing a prefix stay distinct and every run shortens alike.
+/// A name fitted into `max` as ConnectWise counts ([`cw_len`]). Short names are kept;
+/// long ones keep their beginning and end with `~` and four hex digits of a hash of the
+/// whole name, so two long names sharing a prefix stay distinct and every run shortens
+/// alike. A character is never split.
 pub fn shorten(name: &str, max: usize) -> String {
-    if name.chars().count() <= max {
+    if cw_len(name) <= max {
         return name.to_string();
     }
     let tag = format!("~{:04x}", fnv1a(name) & 0xffff);
-    let keep = max.saturating_sub(tag.len());
-    let head: String = name.chars().take(keep).collect();
+    let budget = max.saturating_sub(tag.len());
+    let mut head = String::new();
+    let mut used = 0;
+    for c in name.chars() {
+        if used + c.len_utf16() > budget {
+            break;
+        }
+        used += c.len_utf16();
+        head.push(c);
+    }
     format!("{}{tag}", head.trim_end())
 }
 
@@ -176,6 +197,30 @@ mod tests {
         assert_ne!(shorten(a, 50), shorten(b, 50));
         assert_eq!(shorten("Dell Inc.", 50), "Dell Inc.");
         assert_eq!(shorten(&"é".repeat(60), 50).chars().count(), 50);
+    }
+
+    #[test]
+    fn lengths_are_counted_as_connectwise_counts_them() {
+        // 99 letters and one emoji are 101 long in UTF-16; 60 emoji are 120.
+        let name = format!("{}🚀", "a".repeat(99));
+        assert_eq!(cw_len(&name), 101);
+        assert_eq!(cw_len(&shorten(&name, 100)), 100);
+        let emoji = "😀".repeat(60);
+        let short = shorten(&emoji, 100);
+        assert!(cw_len(&short) <= 100, "{}", cw_len(&short));
+        assert!(short.starts_with('😀') && short.ends_with(|c: char| c.is_ascii_hexdigit()));
+        assert_eq!(shorten(&emoji, 120), emoji, "exactly at the limit is kept");
+    }
+
+    #[test]
+    fn control_characters_never_pass() {
+        assert_eq!(text("pc\u{0}-01\u{7}\u{7f}").as_deref(), Some("pc-01"));
+        assert_eq!(text("\u{1b}[31mred\u{9b}").as_deref(), Some("[31mred"));
+        assert_eq!(text("\u{0}\u{1}"), None);
+        assert_eq!(
+            text("tab\tand\nnewline").as_deref(),
+            Some("tab and newline")
+        );
     }
 
     #[test]

@@ -41,6 +41,10 @@ fn set(
                     )
                 })?;
                 body.insert(field.to_string(), json!({ "id": id }));
+                if kind == ReferenceKind::Location {
+                    // A configuration holds its location twice; both must say the same.
+                    body.insert("locationId".into(), json!(id));
+                }
             }
             Some(_) => return Err(format!("the sync does not write `{path}`")),
             None => {

@@ -171,6 +171,16 @@ pub async fn ensure<S: Store>(
             known = list_names(client, kind).await?;
         }
         for name in missing(&known) {
+            // Names ConnectWise compares as one ("UBIQUITI", "Ubiquiti ") are one
+            // reference: the first spelling is created, the others take its id.
+            if known.contains_key(&name_key(&name))
+                || (options.dry_run
+                    && outcome.created.get(&kind).is_some_and(|created| {
+                        created.iter().any(|c| name_key(c) == name_key(&name))
+                    }))
+            {
+                continue;
+            }
             if options.dry_run {
                 outcome.created.entry(kind).or_default().push(name);
                 continue;

@@ -126,16 +126,18 @@ fn software_text(asset: &Asset) -> Option<String> {
     let mut lines: Vec<String> = asset
         .software()
         .into_iter()
-        .map(|s| {
-            let mut line = s.name;
-            if let Some(version) = s.version {
+        .filter_map(|s| {
+            // Each part as any text: no control character, no line break of its own, so
+            // the only newlines are the ones between titles.
+            let mut line = normalize::text(&s.name)?;
+            if let Some(version) = s.version.as_deref().and_then(normalize::text) {
                 line.push(' ');
                 line.push_str(&version);
             }
-            if let Some(publisher) = s.publisher {
+            if let Some(publisher) = s.publisher.as_deref().and_then(normalize::text) {
                 line.push_str(&format!(" ({publisher})"));
             }
-            line
+            Some(line)
         })
         .collect();
     if lines.is_empty() {
@@ -147,7 +149,7 @@ fn software_text(asset: &Asset) -> Option<String> {
     for (index, line) in lines.iter().enumerate() {
         let rest = lines.len() - index;
         let suffix = format!("… and {rest} more");
-        if text.chars().count() + line.chars().count() + 1 + suffix.chars().count()
+        if normalize::cw_len(&text) + normalize::cw_len(line) + 1 + normalize::cw_len(&suffix)
             > SOFTWARE_TEXT_MAX
         {
             text.push_str(&suffix);

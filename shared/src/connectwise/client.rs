@@ -77,6 +77,8 @@ pub struct ConnectWiseClient {
     http: HttpExecutor,
     base_url: String,
     headers: HeaderMap,
+    /// The company users sign in to (`CW_COMPANY_ID`), which record links name.
+    company_id: String,
 }
 
 impl ConnectWiseClient {
@@ -106,11 +108,17 @@ impl ConnectWiseClient {
             http,
             base_url,
             headers,
+            company_id: config.company_id.clone(),
         })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The link that opens configuration `id` in ConnectWise's web UI.
+    pub fn configuration_url(&self, id: i64) -> String {
+        super::linked::configuration_url(&self.base_url, &self.company_id, id)
     }
 
     /// HTTP requests sent to ConnectWise by this client and its clones, retries included.

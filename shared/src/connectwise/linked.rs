@@ -62,15 +62,22 @@ async fn attached(
     fields: &[&str],
     companies: &HashSet<i64>,
 ) -> Result<HashMap<i64, Vec<Value>>, ConnectWiseError> {
-    let mut query = ListQuery::default().with_fields(fields);
-    if !companies.is_empty() {
-        query.conditions = Some(
-            Field::new("company/id")?
-                .is_in(companies.iter().copied())
-                .to_string(),
-        );
+    let query = ListQuery::default().with_fields(fields);
+    let mut records = Vec::new();
+    if companies.is_empty() {
+        records = connectwise.list(path, &query).await?;
+    } else {
+        let mut ids: Vec<i64> = companies.iter().copied().collect();
+        ids.sort_unstable();
+        // As many requests as the URL length needs: a thousand companies do not fit one.
+        for condition in Field::new("company/id")?.is_in_chunks(ids, MAX_CONDITION_CHARS) {
+            let chunk = ListQuery {
+                conditions: Some(condition.to_string()),
+                ..query.clone()
+            };
+            records.extend(connectwise.list(path, &chunk).await?);
+        }
     }
-    let records = connectwise.list(path, &query).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for record in records {
         let Some(id) = record.get("id").and_then(Value::as_i64) else {
@@ -141,6 +148,30 @@ pub async fn tickets_by_configuration(
         companies,
     )
     .await
+}
+
+/// The link to a configuration in ConnectWise's web UI, from the API base and the
+/// company a user signs in to: `https://api-na.myconnectwise.net/v4_6_release/apis/3.0`
+/// and `myco` → `https://na.myconnectwise.net/v4_6_release/services/system_io/router/openrecord.rails?companyName=myco&recordType=ConfigFv&recid=ID`.
+/// The router asks a signed-out user for the company unless the link names it.
+pub fn configuration_url(api_base: &str, company: &str, id: i64) -> String {
+    let ui = api_base
+        .trim_end_matches('/')
+        .trim_end_matches("/apis/3.0")
+        .replacen("://api-", "://", 1);
+    let company: String = company
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!(
+        "{ui}/services/system_io/router/openrecord.rails?companyName={company}&recordType=ConfigFv&recid={id}"
+    )
 }
 
 /// The Lansweeper asset key a configuration's `ls_asset_id` holds.

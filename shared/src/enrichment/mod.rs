@@ -17,7 +17,7 @@ mod write;
 
 pub use plan::{AssetEdit, ensure_fields};
 pub use report::{EnrichReport, report, run_enrich};
-pub use values::{FIELDS, chosen_agreement, configuration_url, desired_values};
+pub use values::{FIELDS, chosen_agreement, desired_values};
 pub use write::{EnrichInput, EnrichOutput, enrich};
 
 use crate::run::run_key;

@@ -164,7 +164,7 @@ pub(crate) async fn plan<S: Store>(
             configuration,
             agreements.get(&id).map_or(&[], Vec::as_slice),
             tickets.get(&id).map_or(&[], Vec::as_slice),
-            connectwise.base_url(),
+            |id| connectwise.configuration_url(id),
         );
         let current: HashMap<String, String> = asset
             .values_at("assetCustom.fields")

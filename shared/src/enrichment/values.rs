@@ -44,23 +44,12 @@ pub fn chosen_agreement(agreements: &[Value]) -> Option<&Value> {
     })
 }
 
-/// The link to a configuration in ConnectWise's web UI, from the API base:
-/// `https://api-na.myconnectwise.net/v4_6_release/apis/3.0` →
-/// `https://na.myconnectwise.net/v4_6_release/services/system_io/router/openrecord.rails?recordType=ConfigFv&recid=ID`.
-pub fn configuration_url(api_base: &str, id: i64) -> String {
-    let ui = api_base
-        .trim_end_matches('/')
-        .trim_end_matches("/apis/3.0")
-        .replacen("://api-", "://", 1);
-    format!("{ui}/services/system_io/router/openrecord.rails?recordType=ConfigFv&recid={id}")
-}
-
 /// Field name → value an asset should show (empty string: nothing to show).
 pub fn desired_values(
     configuration: Option<&Value>,
     agreements: &[Value],
     tickets: &[Value],
-    api_base: &str,
+    configuration_url: impl Fn(i64) -> String,
 ) -> BTreeMap<&'static str, String> {
     let mut values: BTreeMap<&'static str, String> = FIELDS
         .iter()
@@ -77,7 +66,7 @@ pub fn desired_values(
     values.insert("cw_open_tickets", (tickets.len() - closed).to_string());
     values.insert("cw_closed_tickets", closed.to_string());
     if let Some(id) = configuration.get("id").and_then(Value::as_i64) {
-        values.insert("cw_configuration_url", configuration_url(api_base, id));
+        values.insert("cw_configuration_url", configuration_url(id));
     }
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
     let day = |v: Option<&Value>| {
@@ -117,6 +106,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::connectwise::linked::configuration_url;
+
+    fn link(id: i64) -> String {
+        configuration_url("https://x/v4_6_release/apis/3.0", "myco", id)
+    }
     #[test]
     fn the_active_agreement_ending_last_is_shown() {
         let agreements = vec![
@@ -135,7 +129,7 @@ mod tests {
 
     #[test]
     fn values_without_configuration_or_history_are_empty_or_zero() {
-        let empty = desired_values(None, &[], &[], "https://x/v4_6_release/apis/3.0");
+        let empty = desired_values(None, &[], &[], link);
         assert!(empty.values().all(String::is_empty));
         let configuration = json!({"id": 7, "sla": {"id": 1, "name": "Premium"}});
         let tickets = vec![
@@ -143,12 +137,13 @@ mod tests {
             json!({"closedFlag": false}),
             json!({"closedFlag": false}),
         ];
-        let values = desired_values(
-            Some(&configuration),
-            &[],
-            &tickets,
-            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0",
-        );
+        let values = desired_values(Some(&configuration), &[], &tickets, |id| {
+            configuration_url(
+                "https://api-na.myconnectwise.net/v4_6_release/apis/3.0",
+                "myco",
+                id,
+            )
+        });
         assert_eq!(values["cw_total_tickets"], "3");
         assert_eq!(values["cw_open_tickets"], "2");
         assert_eq!(values["cw_closed_tickets"], "1");
@@ -156,14 +151,9 @@ mod tests {
         assert_eq!(values["cw_agreement_name"], "");
         assert_eq!(
             values["cw_configuration_url"],
-            "https://na.myconnectwise.net/v4_6_release/services/system_io/router/openrecord.rails?recordType=ConfigFv&recid=7"
+            "https://na.myconnectwise.net/v4_6_release/services/system_io/router/openrecord.rails?companyName=myco&recordType=ConfigFv&recid=7"
         );
-        let zero = desired_values(
-            Some(&configuration),
-            &[],
-            &[],
-            "https://x/v4_6_release/apis/3.0",
-        );
+        let zero = desired_values(Some(&configuration), &[], &[], link);
         assert_eq!(zero["cw_total_tickets"], "0");
     }
 
@@ -172,12 +162,7 @@ mod tests {
         let configuration = json!({"id": 1});
         let agreement = json!({"id": 2, "agreementStatus": "Active",
             "startDate": "2025-02-28T00:00:00Z", "endDate": "2025-02-30T00:00:00Z"});
-        let values = desired_values(
-            Some(&configuration),
-            &[agreement],
-            &[],
-            "https://x/apis/3.0",
-        );
+        let values = desired_values(Some(&configuration), &[agreement], &[], link);
         assert_eq!(values["cw_agreement_start_date"], "2025-02-28");
         assert_eq!(
             values["cw_agreement_end_date"], "",

@@ -10,10 +10,22 @@ use super::asset::{Asset, merge};
 use super::client::LansweeperClient;
 use super::error::LansweeperError;
 
-const ASSETS_QUERY: &str = "query Assets($siteId: ID!, $pagination: AssetsPaginationInputValidated, $fields: [String!]!, $filters: AssetsFilterGroupedInput) {
+/// The first page's query: Lansweeper answers `total` only with `FIRST` (it refuses a
+/// query that selects it with `NEXT`, `PREV` or `LAST`).
+const FIRST_PAGE_QUERY: &str = "query Assets($siteId: ID!, $pagination: AssetsPaginationInputValidated, $fields: [String!]!, $filters: AssetsFilterGroupedInput) {
   site(id: $siteId) {
     assetResources(assetPagination: $pagination, fields: $fields, filters: $filters) {
       total
+      pagination { limit current next page }
+      items
+    }
+  }
+}";
+
+/// Every later page's query, without `total`.
+const NEXT_PAGE_QUERY: &str = "query Assets($siteId: ID!, $pagination: AssetsPaginationInputValidated, $fields: [String!]!, $filters: AssetsFilterGroupedInput) {
+  site(id: $siteId) {
+    assetResources(assetPagination: $pagination, fields: $fields, filters: $filters) {
       pagination { limit current next page }
       items
     }
@@ -117,17 +129,21 @@ impl AssetPager<'_> {
             if self.finished[index] {
                 continue;
             }
-            let pagination = match &self.cursors[index] {
-                None => json!({"limit": self.client.page_size(), "page": "FIRST"}),
-                Some(cursor) => {
-                    json!({"limit": self.client.page_size(), "page": "NEXT", "cursor": cursor})
-                }
+            let (query, pagination) = match &self.cursors[index] {
+                None => (
+                    FIRST_PAGE_QUERY,
+                    json!({"limit": self.client.page_size(), "page": "FIRST"}),
+                ),
+                Some(cursor) => (
+                    NEXT_PAGE_QUERY,
+                    json!({"limit": self.client.page_size(), "page": "NEXT", "cursor": cursor}),
+                ),
             };
             let mut variables = json!({"siteId": self.site_id, "pagination": pagination, "fields": self.chunks[index]});
             if let Some(filters) = &self.filters {
                 variables["filters"] = filters.clone();
             }
-            let data = self.client.graphql(ASSETS_QUERY, variables).await?;
+            let data = self.client.graphql(query, variables).await?;
             self.stats.requests += 1;
             let resources = &data["site"]["assetResources"];
             if index == 0 && self.cursors[index].is_none() {

@@ -287,6 +287,37 @@ pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]
             unavailable[configuration] = true;
         }
     }
+    // Assets left to create that share a real serial number or MAC address are one
+    // device seen twice, or a data error: creating both would put the device in
+    // ConnectWise twice, so neither is created.
+    for level in [MatchKey::SerialNumber, MatchKey::MacAddress] {
+        let mut sharing: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (asset_index, asset_keys) in keys.iter().enumerate() {
+            if decided[asset_index] {
+                continue;
+            }
+            if let Some((_, value)) = asset_keys.iter().find(|(key, _)| *key == level) {
+                sharing.entry(value.as_str()).or_default().push(asset_index);
+            }
+        }
+        for (value, assets_sharing) in sharing {
+            if assets_sharing.len() < 2 {
+                continue;
+            }
+            for &asset_index in &assets_sharing {
+                decided[asset_index] = true;
+                outcome.conflicts.push(Conflict {
+                    asset_index,
+                    reason: format!(
+                        "{} assets share {} {value} and no configuration carries either: one device seen twice, or a data error; none is created",
+                        assets_sharing.len(),
+                        describe(level)
+                    ),
+                    candidates: Vec::new(),
+                });
+            }
+        }
+    }
     outcome.unmatched = (0..assets.len()).filter(|&a| !decided[a]).collect();
     outcome.matched.sort_by_key(|m| m.asset_index);
     outcome.conflicts.sort_by_key(|c| c.asset_index);
@@ -378,6 +409,41 @@ mod tests {
             outcome.conflicts[0]
                 .reason
                 .contains("matches 2 configurations (1, 2) by name")
+        );
+    }
+
+    #[test]
+    fn two_new_assets_sharing_a_serial_or_a_mac_create_neither() {
+        let spec = MatchSpec::for_staged_assets();
+        let assets = [
+            asset("k1", "pc-1", Some("SER-1"), None),
+            asset("k2", "pc-2", Some("ser-1"), None),
+            asset("k3", "pc-3", None, Some("AA:BB:CC:DD:EE:01")),
+            asset("k4", "pc-4", None, Some("aa-bb-cc-dd-ee-01")),
+            asset("k5", "pc-5", Some("SER-5"), None),
+        ];
+        let outcome = match_assets(&spec, &assets, &[]);
+        assert_eq!(outcome.unmatched, [4], "only the asset with its own serial");
+        let conflicted: Vec<usize> = outcome.conflicts.iter().map(|c| c.asset_index).collect();
+        assert_eq!(conflicted, [0, 1, 2, 3]);
+        assert!(
+            outcome.conflicts[0]
+                .reason
+                .contains("2 assets share serial number")
+        );
+        assert!(outcome.conflicts[2].reason.contains("MAC address"));
+        // With a configuration carrying the serial, the assets are matched as before.
+        let configurations = vec![config(7, "pc-1", "SER-1", "", None)];
+        let outcome = match_assets(&spec, &assets[..2], &configurations);
+        assert_eq!(
+            outcome.conflicts.len(),
+            2,
+            "two assets claim configuration 7"
+        );
+        assert!(
+            outcome.conflicts[0]
+                .reason
+                .contains("match configuration 7")
         );
     }
 

@@ -134,6 +134,9 @@ pub static CONFIGURATIONS: Resource = Resource {
         required("company", Kind::Reference(&COMPANY_REF)),
         field("status", Kind::Reference(&STATUS_REF)),
         field("location", Kind::Reference(&LOCATION_REF)),
+        // The same location by id: kept equal to `location`; a write where they
+        // disagree is refused (which one ConnectWise honours is not documented).
+        field("locationId", Kind::Int),
         field("manufacturer", Kind::Reference(&MANUFACTURER_REF)),
         field("deviceIdentifier", Kind::Text(100)),
         field("serialNumber", Kind::Text(250)),

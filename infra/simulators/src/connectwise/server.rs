@@ -20,6 +20,8 @@ use super::tenant::{ApiError, Tenant, not_found};
 use crate::control::{LostAnswer, endpoint_key};
 
 const MAX_PAGE_SIZE: usize = 1000;
+/// The longest path and query ConnectWise's web server takes.
+const MAX_URL_CHARS: usize = 2_048;
 const DEFAULT_PAGE_SIZE: usize = 25;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -56,6 +58,18 @@ async fn open_record(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let tenant = shared.tenant();
+    // A signed-out user is asked for the company unless the link names it.
+    let named = params
+        .get("companyName")
+        .is_some_and(|c| c.eq_ignore_ascii_case(&tenant.company_id));
+    if !named {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<html><body><form><label>Company <input name=\"companyName\"></label></form></body></html>",
+        )
+            .into_response();
+    }
     let record = params
         .get("recid")
         .and_then(|id| id.parse::<i64>().ok())
@@ -89,10 +103,21 @@ async fn api(
     method: Method,
     headers: HeaderMap,
     Query(raw_params): Query<Vec<(String, String)>>,
+    uri: axum::http::Uri,
     body: Bytes,
 ) -> Response {
     let control = &shared.control;
     let _in_flight = control.begin();
+    // ConnectWise's web server refuses URLs much over 2,000 characters.
+    if uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URL_CHARS {
+        control.on_request(&endpoint_key(method.as_str(), &format!("/{rest}")));
+        return (
+            StatusCode::URI_TOO_LONG,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>414 Request-URI Too Long</h1></body></html>",
+        )
+            .into_response();
+    }
     let endpoint = endpoint_key(method.as_str(), &format!("/{rest}"));
     let fault = control.on_request(&endpoint);
     let forward_only_ignored = control.ignores_forward_only(&endpoint);

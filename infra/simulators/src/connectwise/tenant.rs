@@ -357,13 +357,15 @@ impl Tenant {
         let Some(value) = record.get(field).and_then(Value::as_str) else {
             return Ok(());
         };
-        let key = value.trim().to_lowercase();
+        // As SQL Server's collation compares: without case, trailing spaces ignored.
+        let collated = |text: &str| text.trim_end().to_lowercase();
+        let key = collated(value);
         let taken = self.records(resource.collection).any(|other| {
             other.get("id").and_then(Value::as_i64) != own_id
                 && other
                     .get(field)
                     .and_then(Value::as_str)
-                    .is_some_and(|v| v.trim().to_lowercase() == key)
+                    .is_some_and(|v| collated(v) == key)
         });
         if taken {
             return Err(ApiError::invalid(
@@ -420,7 +422,8 @@ impl Tenant {
                             format!("{} is required.", spec.name),
                         ));
                     }
-                    Some(text) if text.chars().count() > max => errors.push(problem(
+                    // .NET / nvarchar lengths: UTF-16 code units (an emoji counts two).
+                    Some(text) if text.encode_utf16().count() > max => errors.push(problem(
                         "InvalidField",
                         format!("{} cannot be longer than {max} characters.", spec.name),
                     )),
@@ -478,6 +481,40 @@ impl Tenant {
                     }
                     Err(message) => errors.push(problem("InvalidField", message)),
                 },
+            }
+        }
+        // A configuration names its location twice (`location`, `locationId`): a write
+        // where they disagree is refused; one given alone sets the other.
+        if resource.fields.iter().any(|f| f.name == "locationId") {
+            let by_reference = record
+                .get("location")
+                .and_then(|l| l.get("id"))
+                .and_then(Value::as_i64);
+            let by_id = record.get("locationId").and_then(Value::as_i64);
+            match (by_reference, by_id) {
+                (Some(a), Some(b)) if a != b => errors.push(field_error(
+                    resource.name,
+                    "locationId",
+                    "InvalidField",
+                    &format!("locationId {b} and location {a} name different locations."),
+                )),
+                (Some(id), None) => {
+                    record.insert("locationId".into(), json!(id));
+                }
+                (None, Some(id)) => {
+                    match self.resolve(&super::schema::LOCATION_REF, &json!({"id": id})) {
+                        Ok(resolved) => {
+                            record.insert("location".into(), resolved);
+                        }
+                        Err(message) => errors.push(field_error(
+                            resource.name,
+                            "locationId",
+                            "InvalidField",
+                            &message,
+                        )),
+                    }
+                }
+                _ => {}
             }
         }
         if errors.is_empty() {

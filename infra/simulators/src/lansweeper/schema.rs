@@ -321,6 +321,13 @@ impl SiteQuery {
             .as_ref()
             .and_then(|p| p.page)
             .unwrap_or(PaginationPage::First);
+        // Lansweeper's published restriction: `total` comes with the first page only.
+        if page != PaginationPage::First && ctx.look_ahead().field("total").exists() {
+            return Err(error(
+                "total can only be requested with page FIRST",
+                "BAD_USER_INPUT",
+            ));
+        }
         let cursor = asset_pagination.as_ref().and_then(|p| p.cursor.clone());
         // A cursor belongs to one combination of fields and filters.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
