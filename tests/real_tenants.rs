@@ -1,0 +1,138 @@
+//! What the real APIs refuse or store differently, through a whole sync: emoji at the
+//! length limits, control characters, names ConnectWise's collation holds equal, two
+//! new assets sharing a serial. ConnectWise's resulting state is checked directly.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use shared::pipeline::RunStatus;
+use simulators::connectwise::CONFIGURATIONS;
+
+use lscw_tests::world::{state, sync, world};
+
+#[tokio::test]
+async fn a_site_of_hostile_values_syncs_without_a_refused_request_or_a_duplicate() {
+    let world = world(40).await;
+    let rocket_name = format!("{}🚀", "a".repeat(99));
+    let emoji_name = "😀".repeat(60);
+    world.ls.with_site(|site| {
+        let base = site.data.assets[1].clone();
+        let mut add = |key: &str, name: &str, edit: &dyn Fn(&mut Value)| {
+            let mut asset = base.clone();
+            asset["key"] = json!(key);
+            asset["assetBasicInfo"]["name"] = json!(name);
+            asset["assetCustom"]["serialNumber"] = json!(format!("SER-{key}"));
+            asset["assetBasicInfo"]["mac"] = Value::Null;
+            edit(&mut asset);
+            site.add_asset(asset).unwrap();
+        };
+        add("rocket", &rocket_name, &|_| {});
+        add("emoji", &emoji_name, &|a| {
+            a["assetCustom"]["location"] = json!("🏢".repeat(30));
+        });
+        add("nul", "pc\u{0}-with\u{7}-controls\u{1b}", &|a| {
+            a["assetCustom"]["model"] = json!("Model\u{0}X");
+        });
+        for (n, location) in ["Rotterdam DC", "rotterdam dc", "ROTTERDAM DC  "]
+            .iter()
+            .enumerate()
+        {
+            add(&format!("loc-{n}"), &format!("pc-loc-{n}"), &|a| {
+                a["assetCustom"]["location"] = json!(location);
+            });
+        }
+        for (n, maker) in ["UBIQUITI", "Ubiquiti", "ubiquiti"].iter().enumerate() {
+            add(&format!("maker-{n}"), &format!("pc-maker-{n}"), &|a| {
+                a["assetCustom"]["manufacturer"] = json!(maker);
+            });
+        }
+        for n in 0..2 {
+            add(&format!("twin-{n}"), &format!("pc-twin-{n}"), &|a| {
+                a["assetCustom"]["serialNumber"] = json!("SHARED-SERIAL-1");
+            });
+        }
+    });
+    let report = sync(&world).await;
+    assert_eq!(
+        report.status,
+        RunStatus::SucceededWithFailures,
+        "the twins conflict"
+    );
+    assert!(
+        report.failed.is_empty(),
+        "nothing refused: {:#?}",
+        report.failed
+    );
+    let twins: Vec<&str> = report
+        .conflicts
+        .iter()
+        .filter(|c| c.asset_key.starts_with("twin-"))
+        .map(|c| c.reason.as_str())
+        .collect();
+    assert_eq!(twins.len(), 2, "{:#?}", report.conflicts);
+    assert!(twins[0].contains("share serial number SHARED-SERIAL-1"));
+
+    let (linked, _) = state(&world.cw);
+    assert!(!linked.contains_key("twin-0") && !linked.contains_key("twin-1"));
+    let rocket = linked["rocket"]["name"].as_str().unwrap();
+    assert!(rocket.encode_utf16().count() <= 100, "{rocket}");
+    assert!(rocket.starts_with("aaaa"));
+    let emoji = linked["emoji"]["name"].as_str().unwrap();
+    assert!(emoji.encode_utf16().count() <= 100 && emoji.starts_with('😀'));
+    let location = linked["emoji"]["location"].as_str().unwrap();
+    assert!(location.encode_utf16().count() <= 50, "{location}");
+    assert_eq!(linked["nul"]["name"], "pc-with-controls");
+
+    world.cw.with_tenant(|tenant| {
+        // No control character anywhere in what ConnectWise holds.
+        for collection in ["configurations", "locations", "manufacturers"] {
+            for record in tenant.records(collection) {
+                let text = record.to_string();
+                let decoded: Value = serde_json::from_str(&text).unwrap();
+                let mut stack = vec![&decoded];
+                while let Some(value) = stack.pop() {
+                    match value {
+                        Value::String(s) => assert!(
+                            !s.chars().any(|c| c.is_control() && c != '\n'),
+                            "{collection}: {s:?}"
+                        ),
+                        Value::Array(items) => stack.extend(items),
+                        Value::Object(map) => stack.extend(map.values()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        // One reference per name as ConnectWise compares names.
+        for (collection, field) in [("locations", "name"), ("manufacturers", "name")] {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for record in tenant.records(collection) {
+                let name = record[field].as_str().unwrap_or_default();
+                *seen.entry(name.trim_end().to_lowercase()).or_default() += 1;
+            }
+            let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+            assert!(twice.is_empty(), "{collection}: {twice:?}");
+        }
+        // Every configuration's location and locationId agree.
+        for record in tenant.records("configurations") {
+            let shown = tenant.render(&CONFIGURATIONS, record, "");
+            if let Some(id) = shown["location"]["id"].as_i64() {
+                assert_eq!(shown["locationId"].as_i64(), Some(id), "{shown}");
+            }
+        }
+    });
+    let rotterdam = report
+        .references_created
+        .values()
+        .flatten()
+        .filter(|name| name.to_lowercase().starts_with("rotterdam"))
+        .count();
+    assert_eq!(rotterdam, 1, "{:#?}", report.references_created);
+    let again = sync(&world).await;
+    assert_eq!((again.created, again.modified), (0, 0), "{again:#?}");
+}
