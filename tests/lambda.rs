@@ -133,6 +133,9 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         let mut asset = site.data.assets[1].clone();
         asset["key"] = json!("hostile-asset");
         asset["assetBasicInfo"]["name"] = json!(hostile);
+        // Another device: its own serial, no MAC (a copy's would make both a conflict).
+        asset["assetCustom"]["serialNumber"] = json!("HOSTILE-SERIAL-1");
+        asset["assetBasicInfo"]["mac"] = Value::Null;
         asset["assetCustom"]["location"] = json!(hostile);
         site.add_asset(asset).unwrap();
     });

@@ -9,45 +9,13 @@
 use serde_json::{Value, json};
 use shared::pipeline::{self, Progress, RunReport};
 use shared::settings::SyncSettings;
-use shared::store::MemoryStore;
-use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator};
-use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
+use simulators::connectwise::CONFIGURATIONS;
 
-use lscw_tests::{cw_config, fast_options, ls_client_for, ls_options, start_cw, start_ls};
-
-struct World {
-    cw: ConnectWiseSimulator,
-    ls: LansweeperSimulator,
-    cw_client: shared::connectwise::ConnectWiseClient,
-    ls_client: shared::lansweeper::LansweeperClient,
-    store: MemoryStore,
-}
+use lscw_tests::world::{World, settings, world_of};
 
 async fn world(assets: usize) -> World {
-    let (mut tenant, site) = simulators::scenario::linked(&SiteSpec { seed: 3, assets }).unwrap();
     // A custom field the sync does not own, filled in by hand on one configuration.
-    lscw_tests::add_foreign_custom_field(&mut tenant);
-    let cw = start_cw(tenant).await;
-    let ls = start_ls(site).await;
-    let cw_client =
-        shared::connectwise::ConnectWiseClient::connect(&cw_config(&cw), fast_options())
-            .await
-            .unwrap();
-    let ls_client = ls_client_for(&ls, simulators::lansweeper::TOKEN, ls_options());
-    World {
-        cw,
-        ls,
-        cw_client,
-        ls_client,
-        store: MemoryStore::new(),
-    }
-}
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        target_company: "BlueLightCo".into(),
-        ..SyncSettings::default()
-    }
+    world_of(3, assets, lscw_tests::add_foreign_custom_field).await
 }
 
 async fn sync(world: &World, settings: &SyncSettings) -> RunReport {
@@ -235,6 +203,9 @@ async fn hostile_names_are_data_not_queries() {
         let mut asset = site.data.assets[1].clone();
         asset["key"] = json!("hostile-asset");
         asset["assetBasicInfo"]["name"] = json!(hostile);
+        // Another device: its own serial, no MAC (a copy's would make both a conflict).
+        asset["assetCustom"]["serialNumber"] = json!("HOSTILE-SERIAL-1");
+        asset["assetBasicInfo"]["mac"] = Value::Null;
         asset["assetCustom"]["location"] = json!(hostile);
         asset["assetCustom"]["manufacturer"] = json!(r"back\slash [vendor]");
         site.add_asset(asset).unwrap();

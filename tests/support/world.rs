@@ -28,7 +28,18 @@ pub struct World {
 }
 
 pub async fn world(assets: usize) -> World {
-    let (tenant, site) = simulators::scenario::linked(&SiteSpec { seed: 9, assets }).unwrap();
+    world_of(9, assets, |_| {}).await
+}
+
+/// The linked scenario of `seed` and `assets`, its tenant edited first (a custom field of
+/// the MSP's own, say).
+pub async fn world_of(
+    seed: u64,
+    assets: usize,
+    edit_tenant: impl FnOnce(&mut simulators::connectwise::Tenant),
+) -> World {
+    let (mut tenant, site) = simulators::scenario::linked(&SiteSpec { seed, assets }).unwrap();
+    edit_tenant(&mut tenant);
     let cw = start_cw(tenant).await;
     let ls = start_ls(site).await;
     let options = ClientOptions {
