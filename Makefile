@@ -30,6 +30,7 @@ $(TOOLING)/node_modules/.installed: $(TOOLING)/package.json
 validate: setup
 	$(TOOLING)/node_modules/.bin/asl-validator --json-path infra/statemachine/sync.asl.json
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint -t template.yaml
+	$(VENV)/bin/python -m unittest discover -s infra/tests -p 'test_*.py' 
 
 fmt:
 	$(CARGO) fmt --all -- --check

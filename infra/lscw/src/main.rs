@@ -91,6 +91,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The recent runs with their status (the table's, or lscw's own store).
+    Runs,
     /// The run lease: which run holds it, or give it up for a run that died holding it.
     Lease {
         #[command(subcommand)]
@@ -276,6 +278,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sync::write_json(&path, &run_report)?;
             }
             Ok(())
+        }
+        Command::Runs => {
+            let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
+            sync::print_runs(&store).await
         }
         Command::Lease { action } => {
             let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;

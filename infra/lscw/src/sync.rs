@@ -135,6 +135,13 @@ pub async fn run(
     let plan = if env.settings.dry_run {
         Some(pipeline::plan(&env.store, &report.run_id).await?)
     } else {
+        if report.skipped_for.is_none() {
+            // As the state machine's RecordReport does: `lscw runs` lists it.
+            let input = pipeline::ReportInput {
+                run_id: report.run_id.clone(),
+            };
+            pipeline::record_report(&env.store, &input, env.settings.report_ttl).await?;
+        }
         None
     };
     Ok((report, plan))
@@ -315,6 +322,34 @@ pub fn print_enrich_report(report: &EnrichReport) {
     for failure in report.failed.iter().take(5) {
         println!("  failed: {}: {}", failure.asset_key, failure.reason);
     }
+}
+
+/// `lscw runs`: the recent runs, newest first.
+pub async fn print_runs(store: &AnyStore) -> anyhow::Result<()> {
+    let runs = pipeline::recent_runs(store).await?;
+    if runs.is_empty() {
+        println!("no run recorded in this store ({})", store.describe());
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<24} {:>7} {:>7} {:>8} {:>9} {:>9} {:>6}",
+        "run", "status", "assets", "created", "modified", "unchanged", "conflicts", "failed"
+    );
+    for run in runs.iter().rev() {
+        let status = serde_json::to_value(run.status)?;
+        println!(
+            "{:<28} {:<24} {:>7} {:>7} {:>8} {:>9} {:>9} {:>6}",
+            run.run_id,
+            status.as_str().unwrap_or_default(),
+            run.assets,
+            run.created,
+            run.modified,
+            run.unchanged,
+            run.conflicts,
+            run.failed
+        );
+    }
+    Ok(())
 }
 
 pub fn write_json<T: serde::Serialize>(path: &Path, report: &T) -> anyhow::Result<()> {

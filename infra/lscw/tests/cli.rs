@@ -207,5 +207,8 @@ async fn sync_then_enrich_as_processes_share_the_store_and_lansweeper_s_quota() 
     );
     let reported = lscw(&["report", &run_id]).await;
     assert!(reported.contains(&run_id), "{reported}");
+    let runs = lscw(&["runs"]).await;
+    let row = runs.lines().find(|line| line.starts_with(&run_id)).unwrap();
+    assert!(row.contains("SUCCEEDED_WITH_FAILURES"), "{runs}");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -10,6 +10,7 @@ mod modify;
 mod references;
 mod report;
 mod run;
+mod summary;
 mod write;
 
 pub use create::bulk_create;
@@ -17,8 +18,10 @@ pub use fetch::{FetchInput, FetchOutput, fetch_assets};
 pub use r#match::{ConflictReport, CreateItem, GROUP_SIZE, MatchOutput, ModifyItem, match_assets};
 pub use modify::bulk_modify;
 pub use references::{EnsureOutput, ensure_references};
-pub use report::{
-    Plan, ReportInput, RunReport, RunStatus, RunSummary, plan, record_report, report, summary_key,
-};
+pub use report::{Plan, RunReport, RunStatus, plan, report};
 pub use run::{Progress, run_sync};
+pub use summary::{
+    METRIC_NAMESPACE, RECENT_RUNS_KEY, ReportInput, RunSummary, recent_runs, record_report,
+    summary_key,
+};
 pub use write::{BatchInput, BatchOutput, GroupInput, GroupOutput, WriteKind, write_group};

@@ -1,0 +1,209 @@
+//! A run's summary: recorded by the state machine's `RecordReport` (the `run-report`
+//! function) at `report/{run_id}`, added to the list of recent runs, and published as
+//! CloudWatch metrics (embedded metric format) for the dashboard and the alarms.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::report::{RunReport, RunStatus, report};
+use crate::calls::ApiCalls;
+use crate::error::PipelineError;
+use crate::lease::{self, LeaseHolder};
+use crate::store::{Store, StoreExt};
+
+/// The list of recent runs' summaries (newest last), as `lscw runs` shows it.
+pub const RECENT_RUNS_KEY: &str = "runs/recent";
+/// Summaries the list keeps.
+pub const RECENT_RUNS: usize = 100;
+/// The metrics' CloudWatch namespace.
+pub const METRIC_NAMESPACE: &str = "LansweeperConnectWiseSync";
+
+fn epoch_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The run whose report to record: what the state machine's `RecordReport` hands over.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportInput {
+    pub run_id: String,
+}
+
+/// A run's outcome in a few numbers, recorded at `report/{run_id}` and kept long after
+/// the run's own items expire: what `lscw runs` and an operator's alarms read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub assets: u64,
+    pub created: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub failed: u64,
+    pub api_calls: ApiCalls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
+    /// When it was recorded (epoch seconds).
+    pub recorded_at: u64,
+    /// From taking the lease to the report, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
+}
+
+impl RunSummary {
+    pub fn of(report: &RunReport) -> Self {
+        Self {
+            run_id: report.run_id.clone(),
+            status: report.status,
+            dry_run: report.dry_run,
+            assets: report.assets,
+            created: report.created,
+            modified: report.modified,
+            unchanged: report.unchanged,
+            conflicts: report.conflicts.len() as u64,
+            failed: report.failed.len() as u64,
+            api_calls: report.api_calls,
+            skipped_for: report.skipped_for.clone(),
+            recorded_at: epoch_seconds(),
+            duration_seconds: None,
+        }
+    }
+}
+
+/// Where a run's summary is recorded.
+pub fn summary_key(run_id: &str) -> String {
+    format!("report/{run_id}")
+}
+
+/// Puts the run's report together and records its summary for `ttl`.
+pub async fn record_report<S: Store>(
+    store: &S,
+    input: &ReportInput,
+    ttl: Duration,
+) -> Result<RunSummary, PipelineError> {
+    // Boxed: the report's future is deep, and a handler awaits it inside the runtime's.
+    let report = Box::pin(report(store, &input.run_id, false)).await?;
+    let mut summary = RunSummary::of(&report);
+    if let Some(held) = lease::holder(store).await?
+        && held.run_id == input.run_id
+    {
+        summary.duration_seconds = Some(summary.recorded_at.saturating_sub(held.started_at));
+    }
+    store
+        .put(&summary_key(&input.run_id), &summary, ttl)
+        .await?;
+    let mut recent = recent_runs(store).await?;
+    recent.retain(|other| other.run_id != summary.run_id);
+    recent.push(summary.clone());
+    let excess = recent.len().saturating_sub(RECENT_RUNS);
+    recent.drain(..excess);
+    store.put(RECENT_RUNS_KEY, &recent, ttl).await?;
+    tracing::info!(run_id = %input.run_id, status = ?summary.status, assets = summary.assets, created = summary.created, modified = summary.modified, failed = summary.failed, conflicts = summary.conflicts, "run recorded");
+    Ok(summary)
+}
+
+/// The recent runs' summaries, oldest first.
+pub async fn recent_runs<S: Store>(store: &S) -> Result<Vec<RunSummary>, PipelineError> {
+    Ok(store.get(RECENT_RUNS_KEY).await?.unwrap_or_default())
+}
+
+impl RunSummary {
+    /// One line of CloudWatch's embedded metric format: printed to a Lambda function's
+    /// log, it becomes the run's metrics (what the dashboard draws and the alarms watch).
+    pub fn metric_line(&self) -> String {
+        let flag = |status: RunStatus| u64::from(self.status == status);
+        let values: [(&str, &str, u64); 12] = [
+            ("Assets", "Count", self.assets),
+            ("Created", "Count", self.created),
+            ("Modified", "Count", self.modified),
+            ("Unchanged", "Count", self.unchanged),
+            ("Conflicts", "Count", self.conflicts),
+            ("Failed", "Count", self.failed),
+            ("ConnectWiseRequests", "Count", self.api_calls.connectwise),
+            ("LansweeperRequests", "Count", self.api_calls.lansweeper),
+            ("RunsSucceeded", "Count", flag(RunStatus::Succeeded)),
+            (
+                "RunsWithFailures",
+                "Count",
+                flag(RunStatus::SucceededWithFailures),
+            ),
+            ("RunsSkipped", "Count", flag(RunStatus::Skipped)),
+            (
+                "DurationSeconds",
+                "Seconds",
+                self.duration_seconds.unwrap_or(0),
+            ),
+        ];
+        let mut line = json!({
+            "_aws": {
+                "Timestamp": self.recorded_at * 1000,
+                "CloudWatchMetrics": [{
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["Service"]],
+                    "Metrics": values
+                        .iter()
+                        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+                        .collect::<Vec<Value>>(),
+                }],
+            },
+            "Service": "lscw",
+            "runId": self.run_id,
+            "status": self.status,
+        });
+        for (name, _, value) in values {
+            line[name] = json!(value);
+        }
+        line.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metric_line_is_embedded_metric_format_with_the_summary_s_numbers() {
+        let summary = RunSummary {
+            run_id: "run-1".into(),
+            status: RunStatus::SucceededWithFailures,
+            assets: 10,
+            created: 4,
+            modified: 3,
+            unchanged: 1,
+            conflicts: 1,
+            failed: 1,
+            api_calls: ApiCalls {
+                connectwise: 7,
+                lansweeper: 2,
+            },
+            recorded_at: 1_700_000_000,
+            duration_seconds: Some(42),
+            ..RunSummary::default()
+        };
+        let line: Value = serde_json::from_str(&summary.metric_line()).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000_u64);
+        assert_eq!(directive["Namespace"], METRIC_NAMESPACE);
+        // Every dimension and every metric the directive names is in the line.
+        for dimension in directive["Dimensions"][0].as_array().unwrap() {
+            assert!(line.get(dimension.as_str().unwrap()).is_some());
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(line[name].is_u64(), "{name}");
+        }
+        assert_eq!(line["Created"], 4);
+        assert_eq!(line["Failed"], 1);
+        assert_eq!(line["ConnectWiseRequests"], 7);
+        assert_eq!(line["RunsWithFailures"], 1);
+        assert_eq!(line["RunsSucceeded"], 0);
+        assert_eq!(line["DurationSeconds"], 42);
+    }
+}
