@@ -304,3 +304,39 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
         "the fresh client paced by the shared ledger"
     );
 }
+
+#[tokio::test]
+async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_has_room() {
+    use std::time::Instant;
+
+    use shared::enrichment::{EnrichInput, enrich};
+
+    let world = world(40).await;
+    sync(&world).await;
+    let first = enrich(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings(),
+        &EnrichInput::default(),
+        Some(Instant::now()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.next, 1, "{first:?}");
+    assert_eq!(first.wait_seconds, 0, "no quota to wait for");
+    let second = enrich(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings(),
+        &EnrichInput {
+            run_id: Some(first.run_id.clone()),
+            next: Some(first.next),
+        },
+        Some(Instant::now()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.next, 2, "every invocation progresses: {second:?}");
+}

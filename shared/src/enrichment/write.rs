@@ -153,10 +153,11 @@ pub async fn enrich<S: Store>(
             if next > start && deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            // Never wait for the quota past the deadline: hand the wait back instead.
+            // Never wait for the quota past the deadline: hand the wait back instead. With
+            // no wait, the write goes ahead (at least one per invocation, as above).
             if let Some(deadline) = deadline {
                 let wait = lansweeper.wait_before_next().await;
-                if Instant::now() + wait > deadline {
+                if !wait.is_zero() && Instant::now() + wait > deadline {
                     wait_seconds = wait.as_secs().max(1);
                     break;
                 }
