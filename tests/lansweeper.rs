@@ -248,12 +248,48 @@ async fn custom_fields_are_created_with_their_types_and_written_with_edit_asset(
     );
     assert_eq!(custom_values(&client, &key).await.len(), 3);
 
-    // An empty string clears.
+    // `""` is a value a number or date field refuses, and the edit is lost whole.
+    let raw = |value: Value| {
+        let fields = json!({"assetCustom": {"fields": [
+            {"fieldKey": link.key, "value": null},
+            {"fieldKey": end.key, "value": value},
+        ]}});
+        reqwest::Client::new()
+            .post(sim.api_url())
+            .header("Authorization", format!("Token {}", ls_sim::TOKEN))
+            .json(&json!({
+                "query": "mutation($s: ID!, $k: ID!, $f: EditAssetInput!) { site(id: $s) { editAsset(key: $k, fields: $f) { key } } }",
+                "variables": {"s": sim.site_id(), "k": key, "f": fields},
+            }))
+            .send()
+    };
+    let refused: Value = raw(json!("")).await.unwrap().json().await.unwrap();
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not a valid DATE value"),
+        "{refused}"
+    );
+    assert_eq!(custom_values(&client, &key).await.len(), 3);
+
+    // An empty value is sent as null, which clears a field of every type.
     client
-        .edit_asset_custom_fields(&key, &[(link.key.clone(), String::new())])
+        .edit_asset_custom_fields(
+            &key,
+            &[
+                (link.key.clone(), String::new()),
+                (end.key.clone(), String::new()),
+            ],
+        )
         .await
         .unwrap();
-    assert_eq!(custom_values(&client, &key).await.len(), 2);
+    assert_eq!(custom_values(&client, &key).await, [json!("12")]);
+    client
+        .edit_asset_custom_fields(&key, &[(total.key.clone(), String::new())])
+        .await
+        .unwrap();
+    assert!(custom_values(&client, &key).await.is_empty());
 
     let err = client
         .edit_asset_custom_fields("no-such-asset", &[(total.key.clone(), "1".into())])

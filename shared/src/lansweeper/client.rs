@@ -328,8 +328,10 @@ impl LansweeperClient {
         decode(&data["site"]["createCustomField"], "createCustomField")
     }
 
-    /// Writes custom field values (`fieldKey` → value; an empty string clears) onto one
-    /// asset, and answers the asset's custom fields as Lansweeper then holds them.
+    /// Writes custom field values (`fieldKey` → value) onto one asset, and answers the
+    /// asset's custom fields as Lansweeper then holds them. An empty value is sent as
+    /// `null`, which clears a field of any type: a NUMERIC or DATE field may refuse `""`,
+    /// and one refused value loses the whole edit.
     pub async fn edit_asset_custom_fields(
         &self,
         asset_key: &str,
@@ -338,7 +340,10 @@ impl LansweeperClient {
         let site_id = self.config.require_site()?;
         let fields: Vec<Value> = values
             .iter()
-            .map(|(key, value)| json!({"fieldKey": key, "value": value}))
+            .map(|(key, value)| {
+                let value = (!value.is_empty()).then_some(value.as_str());
+                json!({"fieldKey": key, "value": value})
+            })
             .collect();
         let data = self
             .graphql(

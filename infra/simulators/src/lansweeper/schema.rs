@@ -490,8 +490,10 @@ impl SiteMutation {
                         "BAD_USER_INPUT",
                     )
                 })?;
+            // `null` clears any field; `""` is a value, which a number or date field refuses.
+            let cleared = update.value.is_none();
             let value = update.value.unwrap_or_default();
-            if !value.is_empty() && !fits(&def.field_type, &value) {
+            if !cleared && !fits(&def.field_type, &value) {
                 return Err(error(
                     format!(
                         "{} is not a valid {} value for {}",
