@@ -12,12 +12,15 @@ pub const ASSET_PATHS: &[&str] = &[
     "assetBasicInfo.type",
     "assetBasicInfo.mac",
     "assetBasicInfo.ipAddress",
+    "assetBasicInfo.domain",
     "assetCustom.manufacturer",
     "assetCustom.model",
     "assetCustom.serialNumber",
     "assetCustom.stateName",
     "assetCustom.location",
     "assetCustom.warrantyDate",
+    "assetCustom.fields.name",
+    "assetCustom.fields.value",
     "operatingSystem.caption",
     "softwares.name",
     "softwares.version",
@@ -97,6 +100,20 @@ impl Asset {
     }
     pub fn warranty_date(&self) -> Option<String> {
         self.text("assetCustom.warrantyDate")
+    }
+    pub fn domain(&self) -> Option<String> {
+        self.text("assetBasicInfo.domain")
+    }
+    /// The asset's Lansweeper custom fields, name → value (what a mapping rule reads).
+    pub fn custom_fields(&self) -> Vec<(String, String)> {
+        self.values_at("assetCustom.fields")
+            .into_iter()
+            .filter_map(|field| {
+                let name = field.get("name")?.as_str()?;
+                let value = field.get("value").and_then(Value::as_str).unwrap_or("");
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect()
     }
     pub fn os(&self) -> Option<String> {
         self.text("operatingSystem.caption")
