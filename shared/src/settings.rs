@@ -9,7 +9,8 @@ use crate::error::PipelineError;
 /// Tuning and targets of a sync, from the environment or the secret.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
-    /// `CW_TARGET_COMPANY`: company identifier or id that new configurations belong to.
+    /// `CW_TARGET_COMPANY`: company identifier or id that new configurations belong to,
+    /// when no mapping is stored (with `LS_SITE_ID`, a one-site mapping).
     pub target_company: String,
     /// `CW_LOCATION_STRUCTURE_LEVEL`: structure level id of new locations.
     pub structure_level: Option<i64>,
@@ -45,7 +46,7 @@ impl SyncSettings {
     /// Reads the settings through `get` (environment, secret, or both).
     ///
     /// # Errors
-    /// A missing target company, or a value that is not of its kind.
+    /// A value that is not of its kind.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, PipelineError> {
         let value = |key: &str| {
             get(key)
@@ -66,11 +67,7 @@ impl SyncSettings {
             None => HashMap::new(),
         };
         Ok(Self {
-            target_company: value("CW_TARGET_COMPANY").ok_or_else(|| {
-                PipelineError::Config(
-                    "CW_TARGET_COMPANY is not set (company identifier or id)".into(),
-                )
-            })?,
+            target_company: value("CW_TARGET_COMPANY").unwrap_or_default(),
             structure_level: number("CW_LOCATION_STRUCTURE_LEVEL")?,
             custom_field_ids,
             match_conditions: value("CW_MATCH_CONDITIONS"),
@@ -122,11 +119,9 @@ mod tests {
         assert_eq!(settings.custom_field_ids["ls_asset_url"], 6);
         assert_eq!(settings.structure_level, Some(3));
 
-        let missing = SyncSettings::from_lookup(lookup(&[])).unwrap_err();
-        assert!(
-            missing.to_string().contains("CW_TARGET_COMPANY"),
-            "{missing}"
-        );
+        // Without a target company the stored mapping must say where assets go.
+        let unset = SyncSettings::from_lookup(lookup(&[])).unwrap();
+        assert!(unset.target_company.is_empty());
         let bad = SyncSettings::from_lookup(lookup(&[
             ("CW_TARGET_COMPANY", "x"),
             ("CW_CUSTOM_FIELD_IDS", "ls_asset_id:5"),

@@ -31,6 +31,12 @@ const OS_MAX: usize = 250;
 #[serde(rename_all = "camelCase")]
 pub struct StagedAsset {
     pub key: String,
+    /// The Lansweeper site it came from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub site: String,
+    /// The ConnectWise company (identifier or id) the mapping sends it to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub company: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     pub name: String,
@@ -117,6 +123,8 @@ impl StagedAsset {
             os_info: fitted(asset.os(), OS_MAX),
             software: software_text(asset),
             key,
+            site: String::new(),
+            company: String::new(),
         })
     }
 }

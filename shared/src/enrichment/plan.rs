@@ -24,6 +24,9 @@ use crate::store::{Store, StoreExt};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssetEdit {
+    /// The Lansweeper site the asset is in (empty: the connection's own).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub site: String,
     pub asset_key: String,
     /// Lansweeper field key → value.
     pub values: Vec<(String, String)>,
@@ -74,7 +77,31 @@ async fn existing_fields(
         .collect())
 }
 
-/// Reads both sides and stores the edits of the run.
+/// The enrichment's fields of one site, name → key; created unless `dry_run` (which
+/// creates nothing: a field that does not exist yet gets its name as key).
+async fn site_field_keys(
+    lansweeper: &LansweeperClient,
+    dry_run: bool,
+) -> Result<HashMap<String, String>, LansweeperError> {
+    if !dry_run {
+        return ensure_fields(lansweeper).await;
+    }
+    let existing = existing_fields(lansweeper).await?;
+    Ok(FIELDS
+        .iter()
+        .map(|(n, _)| {
+            (
+                (*n).to_string(),
+                existing
+                    .get(*n)
+                    .cloned()
+                    .unwrap_or_else(|| (*n).to_string()),
+            )
+        })
+        .collect())
+}
+
+/// Reads both sides and stores the edits of the run, for every mapped site.
 pub(crate) async fn plan<S: Store>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
@@ -82,24 +109,6 @@ pub(crate) async fn plan<S: Store>(
     settings: &SyncSettings,
     run_id: &str,
 ) -> Result<(), PipelineError> {
-    let field_keys = if settings.dry_run {
-        // A dry run creates nothing: fields that do not exist yet get their name as key.
-        let existing = existing_fields(lansweeper).await?;
-        FIELDS
-            .iter()
-            .map(|(n, _)| {
-                (
-                    (*n).to_string(),
-                    existing
-                        .get(*n)
-                        .cloned()
-                        .unwrap_or_else(|| (*n).to_string()),
-                )
-            })
-            .collect()
-    } else {
-        ensure_fields(lansweeper).await?
-    };
     let query = ListQuery {
         custom_field_conditions: Some(format!("caption=\"{LINK_CAPTION}\" AND value != null")),
         fields: Some("id,name,company/id,sla,customFields".into()),
@@ -119,83 +128,97 @@ pub(crate) async fn plan<S: Store>(
         }
     }
 
-    let assets = lansweeper
-        .assets(
-            &[
-                "key",
-                "assetCustom.fields.fieldKey",
-                "assetCustom.fields.value",
-            ],
-            None,
-        )
-        .await?;
+    let mapping = crate::mapping::in_force(
+        store,
+        Some(lansweeper.site_id()),
+        Some(&settings.target_company),
+    )
+    .await?;
     let mut edits = Vec::new();
     let mut failed = Vec::new();
     let mut unchanged = 0u64;
-    for asset in &assets {
-        let Some(asset_key) = asset.key() else {
-            continue;
-        };
-        let linked = by_asset
-            .get(&asset_key.to_lowercase())
-            .cloned()
-            .unwrap_or_default();
-        if linked.len() > 1 {
-            let ids: Vec<String> = linked
-                .iter()
-                .filter_map(|c| c.get("id"))
-                .map(ToString::to_string)
+    let mut asset_count = 0u64;
+    // Custom fields are site-wide: each site has its own, with its own keys.
+    for site in &mapping.sites {
+        let lansweeper = lansweeper.for_site(&site.site);
+        let field_keys = site_field_keys(&lansweeper, settings.dry_run).await?;
+        let assets = lansweeper
+            .assets(
+                &[
+                    "key",
+                    "assetCustom.fields.fieldKey",
+                    "assetCustom.fields.value",
+                ],
+                None,
+            )
+            .await?;
+        asset_count += assets.len() as u64;
+        for asset in &assets {
+            let Some(asset_key) = asset.key() else {
+                continue;
+            };
+            let linked = by_asset
+                .get(&asset_key.to_lowercase())
+                .cloned()
+                .unwrap_or_default();
+            if linked.len() > 1 {
+                let ids: Vec<String> = linked
+                    .iter()
+                    .filter_map(|c| c.get("id"))
+                    .map(ToString::to_string)
+                    .collect();
+                failed.push(Rejected {
+                    asset_key,
+                    reason: format!(
+                        "linked from several configurations ({}); resolve in ConnectWise",
+                        ids.join(", ")
+                    ),
+                });
+                continue;
+            }
+            let configuration = linked.first().copied();
+            let id = configuration
+                .and_then(|c| c.get("id"))
+                .and_then(Value::as_i64)
+                .unwrap_or(-1);
+            let desired = desired_values(
+                configuration,
+                agreements.get(&id).map_or(&[], Vec::as_slice),
+                tickets.get(&id).map_or(&[], Vec::as_slice),
+                |id| connectwise.configuration_url(id),
+            );
+            let current: HashMap<String, String> = asset
+                .values_at("assetCustom.fields")
+                .into_iter()
+                .filter_map(|f| {
+                    Some((
+                        f.get("fieldKey")?.as_str()?.to_string(),
+                        f.get("value")?.as_str()?.to_string(),
+                    ))
+                })
                 .collect();
-            failed.push(Rejected {
-                asset_key,
-                reason: format!(
-                    "linked from several configurations ({}); resolve in ConnectWise",
-                    ids.join(", ")
-                ),
-            });
-            continue;
-        }
-        let configuration = linked.first().copied();
-        let id = configuration
-            .and_then(|c| c.get("id"))
-            .and_then(Value::as_i64)
-            .unwrap_or(-1);
-        let desired = desired_values(
-            configuration,
-            agreements.get(&id).map_or(&[], Vec::as_slice),
-            tickets.get(&id).map_or(&[], Vec::as_slice),
-            |id| connectwise.configuration_url(id),
-        );
-        let current: HashMap<String, String> = asset
-            .values_at("assetCustom.fields")
-            .into_iter()
-            .filter_map(|f| {
-                Some((
-                    f.get("fieldKey")?.as_str()?.to_string(),
-                    f.get("value")?.as_str()?.to_string(),
-                ))
-            })
-            .collect();
-        let changes: Vec<(String, String)> = desired
-            .iter()
-            .filter_map(|(name, value)| {
-                let field_key = field_keys.get(*name)?;
-                let now = current.get(field_key).map_or("", String::as_str);
-                (now.trim() != value.trim()).then(|| (field_key.clone(), value.clone()))
-            })
-            .collect();
-        if changes.is_empty() {
-            unchanged += 1;
-        } else {
-            edits.push(AssetEdit {
-                asset_key,
-                values: changes,
-            });
+            let changes: Vec<(String, String)> = desired
+                .iter()
+                .filter_map(|(name, value)| {
+                    let field_key = field_keys.get(*name)?;
+                    let now = current.get(field_key).map_or("", String::as_str);
+                    (now.trim() != value.trim()).then(|| (field_key.clone(), value.clone()))
+                })
+                .collect();
+            if changes.is_empty() {
+                unchanged += 1;
+            } else {
+                edits.push(AssetEdit {
+                    site: site.site.clone(),
+                    asset_key,
+                    values: changes,
+                });
+            }
         }
     }
     let ttl = settings.staging_ttl;
     let plan = EnrichPlan {
-        assets: assets.len() as u64,
+        assets: asset_count,
         unchanged,
         total: edits.len(),
         edits: store

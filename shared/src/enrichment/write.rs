@@ -163,7 +163,12 @@ pub async fn enrich<S: Store>(
                 }
             }
             let edit = &edits[next];
-            match lansweeper
+            let site = if edit.site.is_empty() {
+                lansweeper.clone()
+            } else {
+                lansweeper.for_site(&edit.site)
+            };
+            match site
                 .edit_asset_custom_fields(&edit.asset_key, &edit.values)
                 .await
             {

@@ -196,6 +196,21 @@ impl LansweeperClient {
         &self.config.site_id
     }
 
+    /// The same connection for another site: pacing, quotas and call counts stay shared,
+    /// as Lansweeper counts them per token.
+    #[must_use]
+    pub fn for_site(&self, site_id: &str) -> Self {
+        let mut config = self.config.clone();
+        config.site_id = site_id.to_string();
+        Self {
+            http: self.http.clone(),
+            config,
+            authorization: self.authorization.clone(),
+            page_size: self.page_size,
+            horizon: self.horizon,
+        }
+    }
+
     /// HTTP requests sent to Lansweeper, retries included.
     pub fn api_calls(&self) -> u64 {
         self.http.calls()

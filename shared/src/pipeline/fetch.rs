@@ -7,6 +7,7 @@ use crate::calls::{ApiCalls, CallMeter};
 use crate::error::PipelineError;
 use crate::lansweeper::{ASSET_PATHS, LansweeperClient};
 use crate::lease::{self, LeaseHolder};
+use crate::mapping::{self, Destination, RuleValues};
 use crate::quota;
 use crate::references::{ReferenceKind, ReferenceNames};
 use crate::run::{new_run_id, run_key};
@@ -32,6 +33,9 @@ pub struct FetchOutput {
     /// Assets Lansweeper returned, rejected ones included.
     pub assets: u64,
     pub rejected: u64,
+    /// Assets no mapping rule sends to a company: reported, never written.
+    #[serde(default)]
+    pub unmapped: u64,
     pub references: ReferenceNames,
     pub api_calls: ApiCalls,
     /// Another run holds the lease: this one ended at once and wrote nothing.
@@ -45,9 +49,24 @@ pub struct FetchOutput {
 pub(crate) struct FetchRecord {
     pub assets: u64,
     pub rejected: Vec<String>,
+    /// What each mapped site held.
+    #[serde(default)]
+    pub sites: Vec<SiteFetch>,
     pub api_calls: ApiCalls,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped_for: Option<LeaseHolder>,
+}
+
+/// One site's part of the fetch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SiteFetch {
+    pub site: String,
+    pub assets: u64,
+    /// Assets rejected before mapping (no key, no name): their keys' parts.
+    pub rejected: Vec<String>,
+    /// Assets no rule maps.
+    pub unmapped: Vec<String>,
 }
 
 pub(crate) fn record_key(run_id: &str) -> String {
@@ -82,46 +101,87 @@ pub async fn fetch_assets<S: Store>(
             ..FetchOutput::default()
         });
     }
+    let mapping = mapping::in_force(
+        store,
+        Some(lansweeper.site_id()),
+        Some(&settings.target_company),
+    )
+    .await?;
+    mapping.check()?;
     quota::load(store, lansweeper).await?;
     let meter = CallMeter::lansweeper(lansweeper);
-    let mut rejected: Vec<Rejected> = Vec::new();
     let mut names = ReferenceNames::default();
     let mut seen = 0u64;
     let mut chunks = Vec::new();
-    let mut pager = lansweeper.asset_pager(ASSET_PATHS, None)?;
-    while let Some(page) = pager.next_page().await? {
-        seen += page.len() as u64;
-        let mut staged = Vec::with_capacity(page.len());
-        for asset in &page {
-            match StagedAsset::from_lansweeper(asset) {
-                Ok(asset) => {
-                    names.add(ReferenceKind::Location, asset.location.as_deref());
-                    names.add(ReferenceKind::Manufacturer, asset.manufacturer.as_deref());
-                    names.add(ReferenceKind::Status, asset.state.as_deref());
-                    names.add(ReferenceKind::Type, Some(&asset.asset_type));
-                    staged.push(asset);
+    let mut sites = Vec::with_capacity(mapping.sites.len());
+    let (mut rejected_total, mut unmapped_total) = (0u64, 0u64);
+    for (site_index, site) in mapping.sites.iter().enumerate() {
+        let client = lansweeper.for_site(&site.site);
+        let mut rejected: Vec<Rejected> = Vec::new();
+        let mut unmapped: Vec<Rejected> = Vec::new();
+        let mut site_assets = 0u64;
+        let mut pager = client.asset_pager(ASSET_PATHS, None)?;
+        while let Some(page) = pager.next_page().await? {
+            seen += page.len() as u64;
+            site_assets += page.len() as u64;
+            let mut staged = Vec::with_capacity(page.len());
+            for asset in &page {
+                let company = match site.destination(&RuleValues::of(asset)) {
+                    Destination::Company(company) => company,
+                    Destination::Unmapped(reason) => {
+                        unmapped.push(Rejected {
+                            asset_key: asset.key().unwrap_or_default(),
+                            reason,
+                        });
+                        continue;
+                    }
+                };
+                match StagedAsset::from_lansweeper(asset) {
+                    Ok(mut asset) => {
+                        names.add(ReferenceKind::Location, asset.location.as_deref());
+                        names.add(ReferenceKind::Manufacturer, asset.manufacturer.as_deref());
+                        names.add(ReferenceKind::Status, asset.state.as_deref());
+                        names.add(ReferenceKind::Type, Some(&asset.asset_type));
+                        asset.site.clone_from(&site.site);
+                        asset.company = company;
+                        staged.push(asset);
+                    }
+                    Err(reason) => rejected.push(reason),
                 }
-                Err(reason) => rejected.push(reason),
             }
+            if !staged.is_empty() {
+                let prefix = run_key(
+                    &run_id,
+                    &format!("assets/{site_index:03}/{:05}", pager.stats.requests),
+                );
+                chunks.extend(
+                    store
+                        .put_parts(&prefix, &staged, settings.staging_ttl)
+                        .await?,
+                );
+            }
+            // The total is known per site; across several, only once the last is read.
+            let total = pager.stats.total.filter(|_| mapping.sites.len() == 1);
+            progress(seen, total);
         }
-        if !staged.is_empty() {
-            let prefix = run_key(&run_id, &format!("assets/{:05}", pager.stats.requests));
-            chunks.extend(
-                store
-                    .put_parts(&prefix, &staged, settings.staging_ttl)
-                    .await?,
-            );
+        rejected_total += rejected.len() as u64;
+        unmapped_total += unmapped.len() as u64;
+        if !unmapped.is_empty() {
+            tracing::warn!(%run_id, site = %site.site, unmapped = unmapped.len(), "assets no mapping rule sends to a company");
         }
-        progress(seen, pager.stats.total);
+        let part = |what: &str| run_key(&run_id, &format!("{what}/{site_index:03}"));
+        sites.push(SiteFetch {
+            site: site.site.clone(),
+            assets: site_assets,
+            rejected: store
+                .put_parts(&part("rejected"), &rejected, settings.staging_ttl)
+                .await?,
+            unmapped: store
+                .put_parts(&part("unmapped"), &unmapped, settings.staging_ttl)
+                .await?,
+        });
     }
-    progress(seen, pager.stats.total.or(Some(seen)));
-    let rejected_keys = store
-        .put_parts(
-            &run_key(&run_id, "rejected"),
-            &rejected,
-            settings.staging_ttl,
-        )
-        .await?;
+    progress(seen, Some(seen));
     let api_calls = meter.read();
     quota::save(store, lansweeper).await?;
     store
@@ -129,19 +189,21 @@ pub async fn fetch_assets<S: Store>(
             &record_key(&run_id),
             &FetchRecord {
                 assets: seen,
-                rejected: rejected_keys,
+                rejected: Vec::new(),
+                sites,
                 api_calls,
                 skipped_for: None,
             },
             settings.staging_ttl,
         )
         .await?;
-    tracing::info!(%run_id, assets = seen, rejected = rejected.len(), chunks = chunks.len(), "assets staged");
+    tracing::info!(%run_id, assets = seen, rejected = rejected_total, unmapped = unmapped_total, chunks = chunks.len(), "assets staged");
     Ok(FetchOutput {
         run_id,
         chunks,
         assets: seen,
-        rejected: rejected.len() as u64,
+        rejected: rejected_total,
+        unmapped: unmapped_total,
         references: names,
         api_calls,
         skipped_for: None,

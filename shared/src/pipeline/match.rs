@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 
 use super::references::{EnsureOutput, checked_custom_fields, ensured};
 use crate::calls::{ApiCalls, CallMeter};
+use crate::connectwise::linked::MAX_CONDITION_CHARS;
 use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
 use crate::error::PipelineError;
 use crate::lease;
-use crate::matching::{self, FieldDiff, MatchSpec};
+use crate::matching::{self, FieldDiff, MatchSpec, Target};
 use crate::payload::{self, WriteContext};
 use crate::references::{self, ReferenceIds, ReferenceKind};
 use crate::run::run_key;
@@ -71,14 +72,36 @@ pub struct ConflictReport {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MatchRecord {
+    /// One per site and company, in the mapping's order.
+    pub sections: Vec<SectionRecord>,
+    pub custom_field_ids: HashMap<String, i64>,
+    pub api_calls: ApiCalls,
+}
+
+/// The assets of one site that go to one company, and what became of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SectionRecord {
+    pub site: String,
+    pub company: String,
+    pub company_id: i64,
+    pub assets: u64,
     pub unchanged: u64,
     pub conflicts: Vec<String>,
     pub failed: Vec<String>,
     pub create_batches: Vec<String>,
     pub modify_batches: Vec<String>,
-    pub company_id: i64,
-    pub custom_field_ids: HashMap<String, i64>,
-    pub api_calls: ApiCalls,
+}
+
+/// What matching decided for one section, before it is stored.
+#[derive(Default)]
+struct SectionPlan {
+    assets: u64,
+    unchanged: u64,
+    creates: Vec<CreateItem>,
+    modifies: Vec<ModifyItem>,
+    conflicts: Vec<ConflictReport>,
+    failed: Vec<Rejected>,
 }
 
 pub(crate) fn record_key(run_id: &str) -> String {
@@ -109,22 +132,6 @@ pub async fn match_assets<S: Store>(
             }
         }
     }
-    let company_id = resolve_company(connectwise, &settings.target_company).await?;
-    let query = ListQuery {
-        conditions: settings.match_conditions.clone(),
-        fields: Some(spec.configuration_fields()),
-        ..ListQuery::default()
-    };
-    let configurations = connectwise
-        .list_complete(actions::CONFIGURATIONS, &query)
-        .await?;
-    let custom_field_ids = checked_custom_fields(store, run_id).await?;
-    let context = WriteContext {
-        company_id,
-        references: ids,
-        custom_field_ids: custom_field_ids.clone(),
-    };
-
     // Staged assets stay JSON: matching reads them by path, and one copy is enough.
     let values: Vec<Value> = store.get_parts(&input.chunks).await?;
     let text = |asset: &Value, field: &str| -> String {
@@ -134,7 +141,17 @@ pub async fn match_assets<S: Store>(
             .unwrap_or_default()
             .to_string()
     };
-    let outcome = matching::match_assets(&spec, &values, &configurations);
+    let companies = distinct(values.iter().map(|v| text(v, "company")));
+    let company_ids = resolve_companies(connectwise, &companies).await?;
+    let query = ListQuery {
+        conditions: settings.match_conditions.clone(),
+        fields: Some(format!("{},company/id", spec.configuration_fields())),
+        ..ListQuery::default()
+    };
+    let configurations = connectwise
+        .list_complete(actions::CONFIGURATIONS, &query)
+        .await?;
+    let custom_field_ids = checked_custom_fields(store, run_id).await?;
 
     let reference_failures: HashMap<(ReferenceKind, String), String> = ensured
         .failures
@@ -162,91 +179,215 @@ pub async fn match_assets<S: Store>(
         error
     };
 
-    let mut failed: Vec<Rejected> = Vec::new();
-    let mut creates = Vec::new();
-    for &index in &outcome.unmatched {
-        let asset = &values[index];
-        match payload::create_body(&spec, asset, &context) {
-            Ok(body) => creates.push(CreateItem {
-                asset_key: text(asset, "key"),
-                name: text(asset, "name"),
-                body,
-            }),
-            Err(error) => failed.push(Rejected {
-                asset_key: text(asset, "key"),
-                reason: why_missing(error, asset),
-            }),
+    // Which company holds each linked configuration: an asset linked in another company
+    // than its mapping's is a conflict, never a second configuration.
+    let link = Target::Custom(spec.link_caption.clone());
+    let company_of = |c: &Value| {
+        c.get("company")
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_i64)
+    };
+    let mut linked_in: HashMap<String, Vec<(i64, Option<i64>)>> = HashMap::new();
+    for configuration in &configurations {
+        if let Some(key) = link.current(configuration) {
+            let id = configuration.get("id").and_then(Value::as_i64).unwrap_or(0);
+            linked_in
+                .entry(key.to_lowercase())
+                .or_default()
+                .push((id, company_of(configuration)));
         }
     }
-    let mut modifies = Vec::new();
-    let mut unchanged = 0u64;
-    for matched in &outcome.matched {
-        let asset = &values[matched.asset_index];
-        if matched.unmatched_fields.is_empty() {
-            unchanged += 1;
-            continue;
+    let mut by_company: HashMap<i64, Vec<Value>> = HashMap::new();
+    for configuration in configurations {
+        if let Some(company) = company_of(&configuration)
+            && company_ids.values().any(|&id| id == company)
+        {
+            by_company.entry(company).or_default().push(configuration);
         }
-        // A reference a changed field needs must exist, or the update cannot be written.
-        let probe = payload::update_body(&json!({}), &matched.unmatched_fields, &context);
-        if let Err(error) = probe {
-            failed.push(Rejected {
-                asset_key: text(asset, "key"),
-                reason: why_missing(error, asset),
+    }
+    let identifier_of = |id: i64| {
+        companies
+            .iter()
+            .find(|c| company_ids.get(&references::name_key(c)) == Some(&id))
+            .map_or_else(|| format!("company {id}"), |c| format!("company {c}"))
+    };
+
+    // Sections in the order their assets came (the mapping's), each company matched once
+    // against its own configurations, whichever sites its assets came from.
+    let mut sections: Vec<(String, String)> = Vec::new();
+    let mut section_of: HashMap<(String, String), usize> = HashMap::new();
+    let mut plans: Vec<SectionPlan> = Vec::new();
+    let mut grouped: HashMap<i64, Vec<(usize, Value)>> = HashMap::new();
+    for asset in values {
+        let section = (text(&asset, "site"), text(&asset, "company"));
+        let index = *section_of.entry(section.clone()).or_insert_with(|| {
+            sections.push(section.clone());
+            plans.push(SectionPlan::default());
+            sections.len() - 1
+        });
+        plans[index].assets += 1;
+        let company_id = company_ids[&references::name_key(&section.1)];
+        let key = text(&asset, "key").to_lowercase();
+        let elsewhere: Vec<&(i64, Option<i64>)> = linked_in
+            .get(&key)
+            .map(|found| {
+                found
+                    .iter()
+                    .filter(|(_, c)| *c != Some(company_id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some((configuration, company)) = elsewhere.first() {
+            plans[index].conflicts.push(ConflictReport {
+                asset_key: text(&asset, "key"),
+                name: text(&asset, "name"),
+                reason: format!(
+                    "linked configuration {configuration} is in {}, the mapping says {}",
+                    company.map_or_else(|| "another company".to_string(), identifier_of),
+                    identifier_of(company_id),
+                ),
+                candidates: elsewhere.iter().map(|(id, _)| *id).collect(),
             });
             continue;
         }
-        modifies.push(ModifyItem {
-            asset_key: text(asset, "key"),
-            name: text(asset, "name"),
-            configuration_id: matched.configuration_id,
-            unmatched_fields: matched.unmatched_fields.clone(),
-        });
+        grouped.entry(company_id).or_default().push((index, asset));
     }
-    let conflicts: Vec<ConflictReport> = outcome
-        .conflicts
-        .iter()
-        .map(|c| ConflictReport {
-            asset_key: text(&values[c.asset_index], "key"),
-            name: text(&values[c.asset_index], "name"),
-            reason: c.reason.clone(),
-            candidates: c.candidates.clone(),
-        })
-        .collect();
+
+    for (company_id, members) in grouped {
+        let configurations = by_company.remove(&company_id).unwrap_or_default();
+        let (owners, assets): (Vec<usize>, Vec<Value>) = members.into_iter().unzip();
+        let outcome = matching::match_assets(&spec, &assets, &configurations);
+        let context = WriteContext {
+            company_id,
+            references: ids.clone(),
+            custom_field_ids: custom_field_ids.clone(),
+        };
+        for &index in &outcome.unmatched {
+            let asset = &assets[index];
+            let plan = &mut plans[owners[index]];
+            match payload::create_body(&spec, asset, &context) {
+                Ok(body) => plan.creates.push(CreateItem {
+                    asset_key: text(asset, "key"),
+                    name: text(asset, "name"),
+                    body,
+                }),
+                Err(error) => plan.failed.push(Rejected {
+                    asset_key: text(asset, "key"),
+                    reason: why_missing(error, asset),
+                }),
+            }
+        }
+        for matched in &outcome.matched {
+            let asset = &assets[matched.asset_index];
+            let plan = &mut plans[owners[matched.asset_index]];
+            if matched.unmatched_fields.is_empty() {
+                plan.unchanged += 1;
+                continue;
+            }
+            // A reference a changed field needs must exist, or the update cannot be written.
+            let probe = payload::update_body(&json!({}), &matched.unmatched_fields, &context);
+            if let Err(error) = probe {
+                plan.failed.push(Rejected {
+                    asset_key: text(asset, "key"),
+                    reason: why_missing(error, asset),
+                });
+                continue;
+            }
+            plan.modifies.push(ModifyItem {
+                asset_key: text(asset, "key"),
+                name: text(asset, "name"),
+                configuration_id: matched.configuration_id,
+                unmatched_fields: matched.unmatched_fields.clone(),
+            });
+        }
+        for conflict in &outcome.conflicts {
+            let asset = &assets[conflict.asset_index];
+            plans[owners[conflict.asset_index]]
+                .conflicts
+                .push(ConflictReport {
+                    asset_key: text(asset, "key"),
+                    name: text(asset, "name"),
+                    reason: conflict.reason.clone(),
+                    candidates: conflict.candidates.clone(),
+                });
+        }
+    }
 
     let ttl = settings.staging_ttl;
-    let create_batches =
-        put_batches(store, settings, run_id, "create", &creates, &mut failed).await?;
-    let modify_batches =
-        put_batches(store, settings, run_id, "modify", &modifies, &mut failed).await?;
-    let api_calls = meter.read();
+    let mut records = Vec::with_capacity(sections.len());
+    let mut totals = MatchOutput {
+        run_id: run_id.clone(),
+        ..MatchOutput::default()
+    };
+    for (n, ((site, company), mut plan)) in sections.into_iter().zip(plans).enumerate() {
+        let part = |what: &str| format!("{what}/{n:03}");
+        let create_batches = put_batches(
+            store,
+            settings,
+            run_id,
+            &part("create"),
+            &plan.creates,
+            &mut plan.failed,
+        )
+        .await?;
+        let modify_batches = put_batches(
+            store,
+            settings,
+            run_id,
+            &part("modify"),
+            &plan.modifies,
+            &mut plan.failed,
+        )
+        .await?;
+        totals.to_create += plan.creates.len() as u64;
+        totals.to_modify += plan.modifies.len() as u64;
+        totals.unchanged += plan.unchanged;
+        totals.conflicts += plan.conflicts.len() as u64;
+        totals.failed += plan.failed.len() as u64;
+        tracing::info!(%run_id, %site, %company, create = plan.creates.len(), modify = plan.modifies.len(), unchanged = plan.unchanged, conflicts = plan.conflicts.len(), failed = plan.failed.len(), "matched");
+        records.push(SectionRecord {
+            company_id: company_ids[&references::name_key(&company)],
+            site,
+            company,
+            assets: plan.assets,
+            unchanged: plan.unchanged,
+            conflicts: store
+                .put_parts(&run_key(run_id, &part("conflicts")), &plan.conflicts, ttl)
+                .await?,
+            failed: store
+                .put_parts(&run_key(run_id, &part("match-failed")), &plan.failed, ttl)
+                .await?,
+            create_batches,
+            modify_batches,
+        });
+    }
+    totals.api_calls = meter.read();
     let record = MatchRecord {
-        unchanged,
-        conflicts: store
-            .put_parts(&run_key(run_id, "conflicts"), &conflicts, ttl)
-            .await?,
-        failed: store
-            .put_parts(&run_key(run_id, "match-failed"), &failed, ttl)
-            .await?,
-        create_batches: create_batches.clone(),
-        modify_batches: modify_batches.clone(),
-        company_id,
+        sections: records,
         custom_field_ids,
-        api_calls,
+        api_calls: totals.api_calls,
     };
     store.put(&record_key(run_id), &record, ttl).await?;
-    tracing::info!(%run_id, create = creates.len(), modify = modifies.len(), unchanged, conflicts = conflicts.len(), failed = failed.len(), "matched");
-    let groups = |batches: &[String]| batches.chunks(GROUP_SIZE).map(<[String]>::to_vec).collect();
-    Ok(MatchOutput {
-        run_id: run_id.clone(),
-        create_groups: groups(&create_batches),
-        modify_groups: groups(&modify_batches),
-        to_create: creates.len() as u64,
-        to_modify: modifies.len() as u64,
-        unchanged,
-        conflicts: conflicts.len() as u64,
-        failed: failed.len() as u64,
-        api_calls,
-    })
+    let all = |pick: fn(&SectionRecord) -> &Vec<String>| -> Vec<String> {
+        record
+            .sections
+            .iter()
+            .flat_map(|s| pick(s).iter().cloned())
+            .collect()
+    };
+    let groups =
+        |batches: Vec<String>| batches.chunks(GROUP_SIZE).map(<[String]>::to_vec).collect();
+    totals.create_groups = groups(all(|s| &s.create_batches));
+    totals.modify_groups = groups(all(|s| &s.modify_batches));
+    Ok(totals)
+}
+
+/// Each value once, in first-seen order.
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    values
+        .filter(|v| seen.insert(references::name_key(v)))
+        .collect()
 }
 
 /// Stores `items` in batches of at most `batch_size` items and [`PART_BYTES`] bytes
@@ -298,29 +439,51 @@ impl Keyed for ModifyItem {
     }
 }
 
-/// `CW_TARGET_COMPANY` as an id: a number is taken as is, anything else is looked up
-/// as the company identifier.
-async fn resolve_company(
+/// The mapping's companies as ids (by [`references::name_key`] of how the mapping
+/// names them): a number is taken as is, anything else is looked up as the company's
+/// identifier, all in one request while the URL allows.
+async fn resolve_companies(
     connectwise: &ConnectWiseClient,
-    target: &str,
-) -> Result<i64, PipelineError> {
-    if let Ok(id) = target.parse::<i64>() {
-        return Ok(id);
+    companies: &[String],
+) -> Result<HashMap<String, i64>, PipelineError> {
+    let mut ids = HashMap::new();
+    let mut identifiers = Vec::new();
+    for company in companies {
+        match company.parse::<i64>() {
+            Ok(id) => {
+                ids.insert(references::name_key(company), id);
+            }
+            Err(_) => identifiers.push(company.as_str()),
+        }
     }
-    let condition = Field::new("identifier")?.eq(target);
-    let found = connectwise
-        .list(
-            actions::COMPANIES,
-            &ListQuery::with_conditions(condition.as_str()).with_fields(&["id"]),
-        )
-        .await?;
-    found
-        .first()
-        .and_then(|c| c.get("id"))
-        .and_then(Value::as_i64)
-        .ok_or_else(|| {
-            PipelineError::Config(format!(
-                "CW_TARGET_COMPANY: ConnectWise has no company `{target}`"
-            ))
-        })
+    for condition in
+        Field::new("identifier")?.is_in_chunks(identifiers.iter().copied(), MAX_CONDITION_CHARS)
+    {
+        let found = connectwise
+            .list_complete(
+                actions::COMPANIES,
+                &ListQuery::with_conditions(condition.as_str()).with_fields(&["id", "identifier"]),
+            )
+            .await?;
+        for company in found {
+            if let (Some(id), Some(identifier)) = (
+                company.get("id").and_then(Value::as_i64),
+                company.get("identifier").and_then(Value::as_str),
+            ) {
+                ids.insert(references::name_key(identifier), id);
+            }
+        }
+    }
+    let unknown: Vec<&str> = identifiers
+        .into_iter()
+        .filter(|c| !ids.contains_key(&references::name_key(c)))
+        .collect();
+    if unknown.is_empty() {
+        Ok(ids)
+    } else {
+        Err(PipelineError::Config(format!(
+            "ConnectWise has no company with the identifier {}; check the mapping (`lscw mapping list`) or CW_TARGET_COMPANY",
+            unknown.join(", ")
+        )))
+    }
 }

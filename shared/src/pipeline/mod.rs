@@ -18,7 +18,7 @@ pub use fetch::{FetchInput, FetchOutput, fetch_assets};
 pub use r#match::{ConflictReport, CreateItem, GROUP_SIZE, MatchOutput, ModifyItem, match_assets};
 pub use modify::bulk_modify;
 pub use references::{EnsureOutput, ensure_references};
-pub use report::{Plan, RunReport, RunStatus, plan, report};
+pub use report::{Plan, RunReport, RunStatus, SectionReport, plan, report};
 pub use run::{Progress, run_sync};
 pub use summary::{
     METRIC_NAMESPACE, RECENT_RUNS_KEY, ReportInput, RunSummary, recent_runs, record_report,

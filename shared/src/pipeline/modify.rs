@@ -30,8 +30,13 @@ pub async fn bulk_modify<S: Store>(
     let items: Vec<ModifyItem> = store.require(&input.batch).await?;
     let record: MatchRecord = store.require(&match_key(&input.run_id)).await?;
     let (ensured, _) = ensured(store, &input.run_id).await?;
+    let company_id = record
+        .sections
+        .iter()
+        .find(|s| s.modify_batches.contains(&input.batch))
+        .map_or(0, |s| s.company_id);
     let context = WriteContext {
-        company_id: record.company_id,
+        company_id,
         references: ensured.ids,
         custom_field_ids: record.custom_field_ids,
     };

@@ -31,7 +31,8 @@ pub enum RunStatus {
     Skipped,
 }
 
-/// What a run did. created + modified + unchanged + conflicts + failed = assets.
+/// What a run did. created + modified + unchanged + conflicts + failed + unmapped =
+/// assets, overall and in each section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
@@ -44,11 +45,49 @@ pub struct RunReport {
     pub unchanged: u64,
     pub conflicts: Vec<ConflictReport>,
     pub failed: Vec<Rejected>,
+    /// Assets no mapping rule sends to a company: never written.
+    #[serde(default)]
+    pub unmapped: Vec<Rejected>,
+    /// One per site and company (a site's assets that failed or stayed unmapped before
+    /// reaching a company: a section without company).
+    #[serde(default)]
+    pub sections: Vec<SectionReport>,
     pub references_created: BTreeMap<ReferenceKind, Vec<String>>,
     pub api_calls: ApiCalls,
     /// Another run held the lease: this one wrote nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped_for: Option<LeaseHolder>,
+}
+
+/// One site's assets that go to one company, and what became of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SectionReport {
+    pub site: String,
+    /// None: the site's assets that never reached a company (rejected or unmapped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    pub assets: u64,
+    pub created: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub failed: u64,
+    pub unmapped: u64,
+}
+
+impl SectionReport {
+    /// Assets the section accounts for; equals `assets` when none was lost.
+    pub fn accounted(&self) -> u64 {
+        self.created + self.modified + self.unchanged + self.conflicts + self.failed + self.unmapped
+    }
+
+    fn written(&mut self, kind: WriteKind) -> &mut u64 {
+        match kind {
+            WriteKind::Create => &mut self.created,
+            WriteKind::Modify => &mut self.modified,
+        }
+    }
 }
 
 impl RunReport {
@@ -59,13 +98,7 @@ impl RunReport {
             + self.unchanged
             + self.conflicts.len() as u64
             + self.failed.len() as u64
-    }
-
-    fn written(&mut self, kind: WriteKind) -> &mut u64 {
-        match kind {
-            WriteKind::Create => &mut self.created,
-            WriteKind::Modify => &mut self.modified,
-        }
+            + self.unmapped.len() as u64
     }
 }
 
@@ -92,46 +125,79 @@ pub async fn report<S: Store>(
         run_id: run_id.to_string(),
         dry_run,
         assets: fetched.assets,
-        unchanged: matched.unchanged,
-        conflicts: store.get_parts(&matched.conflicts).await?,
         references_created: ensured.created,
         ..RunReport::default()
     };
-    report
-        .failed
-        .extend(store.get_parts::<Rejected>(&fetched.rejected).await?);
-    report
-        .failed
-        .extend(store.get_parts::<Rejected>(&matched.failed).await?);
     report.api_calls += fetched.api_calls;
     report.api_calls += reference_calls;
     report.api_calls += matched.api_calls;
-    for (batches, kind) in [
-        (&matched.create_batches, WriteKind::Create),
-        (&matched.modify_batches, WriteKind::Modify),
-    ] {
-        for batch in batches {
-            if dry_run {
-                *report.written(kind) += batch_assets(store, batch, kind).await?.len() as u64;
-                continue;
-            }
-            if let Some(result) = store.get::<BatchRecord>(&result_key(batch)).await? {
-                *report.written(kind) += result.written.len() as u64;
-                report.failed.extend(result.failed);
-                report.api_calls += result.api_calls;
-            } else {
-                // The batch never ran (its step failed for good): its assets are not lost.
-                let assets = batch_assets(store, batch, kind).await?;
-                report
-                    .failed
-                    .extend(assets.into_iter().map(|(asset_key, _)| Rejected {
+    report
+        .failed
+        .extend(store.get_parts::<Rejected>(&fetched.rejected).await?);
+    for site in &fetched.sites {
+        let rejected: Vec<Rejected> = store.get_parts(&site.rejected).await?;
+        let unmapped: Vec<Rejected> = store.get_parts(&site.unmapped).await?;
+        if !rejected.is_empty() || !unmapped.is_empty() {
+            report.sections.push(SectionReport {
+                site: site.site.clone(),
+                company: None,
+                assets: (rejected.len() + unmapped.len()) as u64,
+                failed: rejected.len() as u64,
+                unmapped: unmapped.len() as u64,
+                ..SectionReport::default()
+            });
+        }
+        report.failed.extend(rejected);
+        report.unmapped.extend(unmapped);
+    }
+    for record in &matched.sections {
+        let mut section = SectionReport {
+            site: record.site.clone(),
+            company: Some(record.company.clone()),
+            assets: record.assets,
+            unchanged: record.unchanged,
+            ..SectionReport::default()
+        };
+        let conflicts: Vec<ConflictReport> = store.get_parts(&record.conflicts).await?;
+        let mut failed: Vec<Rejected> = store.get_parts(&record.failed).await?;
+        for (batches, kind) in [
+            (&record.create_batches, WriteKind::Create),
+            (&record.modify_batches, WriteKind::Modify),
+        ] {
+            for batch in batches {
+                if dry_run {
+                    *section.written(kind) += batch_assets(store, batch, kind).await?.len() as u64;
+                    continue;
+                }
+                if let Some(result) = store.get::<BatchRecord>(&result_key(batch)).await? {
+                    *section.written(kind) += result.written.len() as u64;
+                    failed.extend(result.failed);
+                    report.api_calls += result.api_calls;
+                } else {
+                    // The batch never ran (its step failed for good): its assets are not lost.
+                    let assets = batch_assets(store, batch, kind).await?;
+                    failed.extend(assets.into_iter().map(|(asset_key, _)| Rejected {
                         asset_key,
                         reason: format!("batch {batch} was not written (its step failed)"),
                     }));
+                }
             }
         }
+        section.conflicts = conflicts.len() as u64;
+        section.failed = failed.len() as u64;
+        report.created += section.created;
+        report.modified += section.modified;
+        report.unchanged += section.unchanged;
+        report.conflicts.extend(conflicts);
+        report.failed.extend(failed);
+        report.sections.push(section);
     }
-    if !report.failed.is_empty() || !report.conflicts.is_empty() {
+    // Sites in the mapping's order, each site's company sections after its unmapped one.
+    let order: Vec<&str> = fetched.sites.iter().map(|s| s.site.as_str()).collect();
+    report
+        .sections
+        .sort_by_key(|s| (order.iter().position(|o| *o == s.site), s.company.is_some()));
+    if !report.failed.is_empty() || !report.conflicts.is_empty() || !report.unmapped.is_empty() {
         report.status = RunStatus::SucceededWithFailures;
     }
     Ok(report)
@@ -151,17 +217,23 @@ pub async fn plan<S: Store>(store: &S, run_id: &str) -> Result<Plan, PipelineErr
     let matched: MatchRecord = store.require(&r#match::record_key(run_id)).await?;
     let (ensured, _) = ensured(store, run_id).await?;
     let mut plan = Plan {
-        conflicts: store.get_parts(&matched.conflicts).await?,
         references: ensured.created,
         ..Plan::default()
     };
-    for batch in &matched.create_batches {
-        plan.create
-            .extend(store.require::<Vec<CreateItem>>(batch).await?);
-    }
-    for batch in &matched.modify_batches {
-        plan.modify
-            .extend(store.require::<Vec<ModifyItem>>(batch).await?);
+    for section in &matched.sections {
+        plan.conflicts.extend(
+            store
+                .get_parts::<ConflictReport>(&section.conflicts)
+                .await?,
+        );
+        for batch in &section.create_batches {
+            plan.create
+                .extend(store.require::<Vec<CreateItem>>(batch).await?);
+        }
+        for batch in &section.modify_batches {
+            plan.modify
+                .extend(store.require::<Vec<ModifyItem>>(batch).await?);
+        }
     }
     Ok(plan)
 }

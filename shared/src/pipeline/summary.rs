@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::report::{RunReport, RunStatus, report};
+use super::report::{RunReport, RunStatus, SectionReport, report};
 use crate::calls::ApiCalls;
 use crate::error::PipelineError;
 use crate::lease::{self, LeaseHolder};
@@ -47,6 +47,11 @@ pub struct RunSummary {
     pub unchanged: u64,
     pub conflicts: u64,
     pub failed: u64,
+    #[serde(default)]
+    pub unmapped: u64,
+    /// Per site and company, when the run covered several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<SectionReport>,
     pub api_calls: ApiCalls,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped_for: Option<LeaseHolder>,
@@ -69,6 +74,12 @@ impl RunSummary {
             unchanged: report.unchanged,
             conflicts: report.conflicts.len() as u64,
             failed: report.failed.len() as u64,
+            unmapped: report.unmapped.len() as u64,
+            sections: if report.sections.len() > 1 {
+                report.sections.clone()
+            } else {
+                Vec::new()
+            },
             api_calls: report.api_calls,
             skipped_for: report.skipped_for.clone(),
             recorded_at: epoch_seconds(),
@@ -119,13 +130,14 @@ impl RunSummary {
     /// log, it becomes the run's metrics (what the dashboard draws and the alarms watch).
     pub fn metric_line(&self) -> String {
         let flag = |status: RunStatus| u64::from(self.status == status);
-        let values: [(&str, &str, u64); 12] = [
+        let values: [(&str, &str, u64); 13] = [
             ("Assets", "Count", self.assets),
             ("Created", "Count", self.created),
             ("Modified", "Count", self.modified),
             ("Unchanged", "Count", self.unchanged),
             ("Conflicts", "Count", self.conflicts),
             ("Failed", "Count", self.failed),
+            ("Unmapped", "Count", self.unmapped),
             ("ConnectWiseRequests", "Count", self.api_calls.connectwise),
             ("LansweeperRequests", "Count", self.api_calls.lansweeper),
             ("RunsSucceeded", "Count", flag(RunStatus::Succeeded)),
