@@ -1,13 +1,15 @@
-//! `lscw demo` (what `make demo` runs): both simulators in-process with a tenant and a
-//! site that know each other, the whole sync with progress bars, its report, then the
-//! same sync again to show that a second run writes nothing.
+//! `lscw demo` (what `make demo` runs): both simulators in-process with an MSP's estate
+//! (three Lansweeper sites, four clients' companies in ConnectWise), the mapping
+//! suggested and set, the whole sync with its report per site and company, then the same
+//! sync again to show that a second run writes nothing, then the enrichment twice.
 
 use shared::environment::{Environment, Lookup};
 use shared::lansweeper::LansweeperOptions;
 use shared::settings::SyncSettings;
 use simulators::lansweeper::{self as ls_sim, SiteSpec};
-use simulators::scenario::LinkedPair;
+use simulators::scenario::{self, LinkedPair};
 
+use crate::mapping::{self, MappingAction};
 use crate::sync::{self, AnyStore};
 
 /// The demo runs the Lansweeper quota this much faster than real time.
@@ -20,12 +22,16 @@ pub async fn run() -> anyhow::Result<()> {
         seed: 1,
         assets: 2_000,
     };
-    let pair = LinkedPair::start(&spec, ls_options, "127.0.0.1:0", "127.0.0.1:0")
+    let pair = LinkedPair::start_estate(&spec, ls_options, "127.0.0.1:0", "127.0.0.1:0")
         .await
         .map_err(anyhow::Error::msg)?;
     let (cw, ls) = (&pair.connectwise, &pair.lansweeper);
     println!("ConnectWise simulator: {}", cw.base_url());
-    println!("Lansweeper simulator:  {} (2,000 assets)\n", ls.api_url());
+    println!(
+        "Lansweeper simulator:  {} (sites {})\n",
+        ls.api_url(),
+        ls.site_ids().join(", ")
+    );
 
     let lookup = Lookup::from_values(pair.settings());
     let pacing = LansweeperOptions {
@@ -37,7 +43,33 @@ pub async fn run() -> anyhow::Result<()> {
     let mut env = Environment::connect_with(&lookup, store, pacing).await?;
     let settings = env.settings.clone();
 
-    println!("First run: a dry run shows the plan.");
+    println!("Mapping: which site goes to which company. `lscw mapping suggest` proposes:");
+    mapping::run(&env, MappingAction::Suggest).await?;
+    println!("\nThe mapping the operator sets (`lscw mapping set`):");
+    for (site, company, rules) in [
+        (ls_sim::SITE_ID, Some(scenario::TARGET_COMPANY), vec![]),
+        (scenario::CONTOSO_SITE, Some("Contoso"), vec![]),
+        (
+            scenario::SHARED_SITE,
+            None,
+            vec![
+                format!("custom:{}=Northwind->Northwind", scenario::CUSTOMER_FIELD),
+                format!("custom:{}=Fabrikam->Fabrikam", scenario::CUSTOMER_FIELD),
+            ],
+        ),
+    ] {
+        mapping::run(
+            &env,
+            MappingAction::Set {
+                site: site.into(),
+                company: company.map(Into::into),
+                rules,
+            },
+        )
+        .await?;
+    }
+
+    println!("\nFirst run: a dry run shows the plan.");
     env.settings = SyncSettings {
         dry_run: true,
         ..settings.clone()

@@ -4,6 +4,7 @@
 mod demo;
 mod devenv;
 mod embedded;
+mod mapping;
 mod sync;
 
 use std::process::ExitCode;
@@ -59,7 +60,8 @@ enum Command {
     },
     /// Run the asset sync (Lansweeper → ConnectWise) on this machine.
     ///
-    /// Needs the ConnectWise and Lansweeper connections and CW_TARGET_COMPANY. The store is
+    /// Needs the ConnectWise and Lansweeper connections and a mapping of sites to
+    /// companies (`lscw mapping`, or LS_SITE_ID and CW_TARGET_COMPANY). The store is
     /// DynamoDB when AWS_ENDPOINT_URL or SYNC_TABLE is set, an embedded one otherwise.
     Sync {
         /// Write nothing to ConnectWise; print what would be created and changed.
@@ -93,6 +95,12 @@ enum Command {
     },
     /// The recent runs with their status (the table's, or lscw's own store).
     Runs,
+    /// Which Lansweeper sites (and which assets within them) go to which ConnectWise
+    /// companies: list, suggest, set, remove, export, import.
+    Mapping {
+        #[command(subcommand)]
+        action: mapping::MappingAction,
+    },
     /// The run lease: which run holds it, or give it up for a run that died holding it.
     Lease {
         #[command(subcommand)]
@@ -278,6 +286,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sync::write_json(&path, &run_report)?;
             }
             Ok(())
+        }
+        Command::Mapping { action } => {
+            let env = environment(false).await?;
+            mapping::run(&env, action).await
         }
         Command::Runs => {
             let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;

@@ -189,6 +189,28 @@ pub fn print_report(report: &RunReport) {
     println!("  unchanged   {:>6}", report.unchanged);
     println!("  conflicts   {:>6}", report.conflicts.len());
     println!("  failed      {:>6}", report.failed.len());
+    if !report.unmapped.is_empty() {
+        println!("  unmapped    {:>6}", report.unmapped.len());
+    }
+    if report.sections.len() > 1 {
+        println!(
+            "  by site and company   assets created modified unchanged conflicts failed unmapped"
+        );
+        for section in &report.sections {
+            let company = section.company.as_deref().unwrap_or("(none)");
+            println!(
+                "  {:<34} {:>6} {:>7} {:>8} {:>9} {:>9} {:>6} {:>8}",
+                format!("{} → {company}", section.site),
+                section.assets,
+                section.created,
+                section.modified,
+                section.unchanged,
+                section.conflicts,
+                section.failed,
+                section.unmapped
+            );
+        }
+    }
     let references: Vec<String> = report
         .references_created
         .iter()
@@ -220,6 +242,15 @@ pub fn print_report(report: &RunReport) {
         println!(
             "  … {} more failures in the JSON report",
             report.failed.len() - 5
+        );
+    }
+    for unmapped in report.unmapped.iter().take(3) {
+        println!("  unmapped: {}: {}", unmapped.asset_key, unmapped.reason);
+    }
+    if report.unmapped.len() > 3 {
+        println!(
+            "  … {} more unmapped assets in the JSON report",
+            report.unmapped.len() - 3
         );
     }
 }

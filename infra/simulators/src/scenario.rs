@@ -72,6 +72,63 @@ pub fn linked(spec: &SiteSpec) -> Result<(Tenant, Site), String> {
 /// The company the scenario's assets belong to (`CW_TARGET_COMPANY`).
 pub const TARGET_COMPANY: &str = "BlueLightCo";
 
+/// The estate's second client: a site of its own.
+pub const CONTOSO_SITE: &str = "contoso-site";
+/// The estate's site shared by two customers, told apart by the `Customer` field.
+pub const SHARED_SITE: &str = "shared-site";
+/// The custom field that tells the shared site's customers apart.
+pub const CUSTOMER_FIELD: &str = "Customer";
+
+/// An MSP's estate: [`linked`]'s site (its first client, `BlueLightCo`, 2,000 assets by
+/// default) and two more sites served to the same token — Contoso's own, and one whose
+/// assets belong to Northwind or Fabrikam by their `Customer` custom field (a few have
+/// none, so no rule maps them). ConnectWise has those companies, none of the new
+/// clients' configurations yet, and a company whose name is a near miss.
+///
+/// # Errors
+/// A site cannot be generated.
+pub fn estate(spec: &SiteSpec) -> Result<(Tenant, Vec<Site>), String> {
+    let (tenant, mut first) = linked(spec)?;
+    first.data.name = "Blue Light Co".into();
+    let client_assets = (spec.assets / 8).max(20);
+    let mut contoso = lansweeper::generate(&SiteSpec {
+        seed: spec.seed.wrapping_add(101),
+        assets: client_assets,
+    })?;
+    contoso.data.id = CONTOSO_SITE.into();
+    contoso.data.name = "Contoso Ltd.".into();
+    let mut shared = lansweeper::generate(&SiteSpec {
+        seed: spec.seed.wrapping_add(202),
+        assets: client_assets,
+    })?;
+    shared.data.id = SHARED_SITE.into();
+    shared.data.name = "Northwind & Fabrikam".into();
+    let field = lansweeper::CustomFieldDef {
+        key: "cf-0001".into(),
+        name: CUSTOMER_FIELD.into(),
+        field_type: "INPUT".into(),
+    };
+    for (index, asset) in shared.data.assets.iter_mut().enumerate() {
+        let customer = match index % 10 {
+            0..=5 => "Northwind",
+            6..=8 => "Fabrikam",
+            _ => continue,
+        };
+        if let Some(custom) = asset.get_mut("assetCustom").and_then(Value::as_object_mut) {
+            custom.insert(
+                "fields".into(),
+                json!([{"fieldKey": field.key, "name": field.name, "value": customer}]),
+            );
+        }
+    }
+    shared.data.custom_fields.push(field);
+    let sites = [first, contoso, shared]
+        .into_iter()
+        .map(|site| Site::new(site.data))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((tenant, sites))
+}
+
 /// A linked tenant and site, each served by its simulator.
 pub struct LinkedPair {
     pub connectwise: crate::connectwise::ConnectWiseSimulator,
@@ -79,6 +136,31 @@ pub struct LinkedPair {
 }
 
 impl LinkedPair {
+    /// Serves [`estate`]'s tenant and sites (what `make demo` and `lscw simulate` serve).
+    ///
+    /// # Errors
+    /// As [`LinkedPair::start`].
+    pub async fn start_estate(
+        spec: &SiteSpec,
+        options: lansweeper::LansweeperOptions,
+        connectwise_listen: &str,
+        lansweeper_listen: &str,
+    ) -> Result<Self, String> {
+        let (tenant, sites) = estate(spec)?;
+        let connectwise =
+            crate::connectwise::ConnectWiseSimulator::start(tenant, connectwise_listen)
+                .await
+                .map_err(|e| format!("ConnectWise simulator on {connectwise_listen}: {e}"))?;
+        let lansweeper =
+            crate::lansweeper::LansweeperSimulator::start_sites(sites, options, lansweeper_listen)
+                .await
+                .map_err(|e| format!("Lansweeper simulator on {lansweeper_listen}: {e}"))?;
+        Ok(Self {
+            connectwise,
+            lansweeper,
+        })
+    }
+
     /// Serves [`linked`]'s tenant and site on the given addresses (`127.0.0.1:0`: any port).
     ///
     /// # Errors

@@ -320,6 +320,50 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// Refuses sites the token cannot see and companies ConnectWise does not have.
+    /// `companies` holds each company's id and identifier.
+    ///
+    /// # Errors
+    /// Every unknown site and company, one per line.
+    pub fn check_known(
+        &self,
+        sites: &[String],
+        companies: &[(i64, String)],
+    ) -> Result<(), PipelineError> {
+        let mut problems = Vec::new();
+        for site in &self.sites {
+            if !sites.contains(&site.site) {
+                problems.push(format!(
+                    "site {}: the token cannot see this site (`lscw sites` lists those it can)",
+                    site.site
+                ));
+            }
+        }
+        for company in self.companies() {
+            let known = match company.parse::<i64>() {
+                Ok(id) => companies.iter().any(|(known, _)| *known == id),
+                Err(_) => companies
+                    .iter()
+                    .any(|(_, identifier)| name_key(identifier) == name_key(&company)),
+            };
+            if !known {
+                problems.push(format!(
+                    "company {company}: ConnectWise has no company with this identifier or id"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PipelineError::Config(format!(
+                "the mapping names what does not exist:\n  {}",
+                problems.join("\n  ")
+            )))
+        }
+    }
+}
+
 /// The mapping in force: the stored one, or else the single-site settings.
 ///
 /// # Errors
@@ -484,6 +528,37 @@ mod tests {
         let unknown =
             serde_json::from_value::<Mapping>(json!({"sites": [{"site": "a", "companny": "X"}]}));
         assert!(unknown.is_err(), "a misspelt key is refused");
+    }
+
+    #[test]
+    fn unknown_sites_and_companies_are_named() {
+        let mapping: Mapping = serde_json::from_value(json!({"sites": [
+            {"site": "a", "company": "contoso"},
+            {"site": "ghost", "company": "77", "rules": [
+                {"when": {"domain": {"equals": "x"}}, "company": "Nobody"}
+            ]}
+        ]}))
+        .unwrap();
+        let companies = vec![(1, "Contoso".to_string()), (2, "Other".to_string())];
+        let error = mapping
+            .check_known(&["a".into()], &companies)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("site ghost: the token cannot see"),
+            "{error}"
+        );
+        assert!(error.contains("company 77:"), "{error}");
+        assert!(error.contains("company Nobody:"), "{error}");
+        assert!(
+            !error.contains("contoso"),
+            "identifiers compare as ConnectWise does: {error}"
+        );
+        assert!(
+            Mapping::single("a", "2")
+                .check_known(&["a".into()], &companies)
+                .is_ok()
+        );
     }
 
     #[tokio::test]

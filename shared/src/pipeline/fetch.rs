@@ -167,7 +167,7 @@ pub async fn fetch_assets<S: Store>(
         rejected_total += rejected.len() as u64;
         unmapped_total += unmapped.len() as u64;
         if !unmapped.is_empty() {
-            tracing::warn!(%run_id, site = %site.site, unmapped = unmapped.len(), "assets no mapping rule sends to a company");
+            tracing::info!(%run_id, site = %site.site, unmapped = unmapped.len(), "assets no mapping rule sends to a company");
         }
         let part = |what: &str| run_key(&run_id, &format!("{what}/{site_index:03}"));
         sites.push(SiteFetch {

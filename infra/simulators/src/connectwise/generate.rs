@@ -148,6 +148,9 @@ pub const COMPANY_NAMES: &[(&str, &str)] = &[
     ("BlueLightCo", "Blue Light, Co."),
     ("Contoso", "Contoso Ltd."),
     ("Northwind", "Northwind Traders"),
+    ("Fabrikam", "Fabrikam, Inc."),
+    // A near miss: alike in name to a client, and not that client.
+    ("ContosoPharma", "Contoso Pharmaceuticals"),
 ];
 
 /// The custom fields a tenant set up for this integration has on configurations.

@@ -49,17 +49,23 @@ impl LansweeperOptions {
 }
 
 pub(crate) struct Shared {
-    site: Mutex<Site>,
+    /// The sites the token sees; the first is the one `site_id` and `with_site` mean.
+    sites: Mutex<Vec<Site>>,
     options: LansweeperOptions,
     rate: Mutex<server::RateState>,
     control: Control,
 }
 
 impl Shared {
-    fn site(&self) -> MutexGuard<'_, Site> {
-        self.site
+    fn sites(&self) -> MutexGuard<'_, Vec<Site>> {
+        self.sites
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the site with this id, if the token sees it.
+    fn with_site<T>(&self, id: &str, f: impl FnOnce(&mut Site) -> T) -> Option<T> {
+        self.sites().iter_mut().find(|s| s.data.id == id).map(f)
     }
 
     fn rate(&self) -> MutexGuard<'_, server::RateState> {
@@ -81,8 +87,17 @@ impl LansweeperSimulator {
         options: LansweeperOptions,
         listen: &str,
     ) -> std::io::Result<Self> {
+        Self::start_sites(vec![site], options, listen).await
+    }
+
+    /// Serves several sites to the one token (an MSP's clients).
+    pub async fn start_sites(
+        sites: Vec<Site>,
+        options: LansweeperOptions,
+        listen: &str,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
-            site: Mutex::new(site),
+            sites: Mutex::new(sites),
             options,
             rate: Mutex::new(server::RateState::default()),
             control: Control::default(),
@@ -96,8 +111,22 @@ impl LansweeperSimulator {
         format!("http://{}/api/v2/graphql", self.server.addr())
     }
 
+    /// The first site's id.
     pub fn site_id(&self) -> String {
-        self.shared.site().data.id.clone()
+        self.shared
+            .sites()
+            .first()
+            .map(|s| s.data.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every site's id, in order.
+    pub fn site_ids(&self) -> Vec<String> {
+        self.shared
+            .sites()
+            .iter()
+            .map(|s| s.data.id.clone())
+            .collect()
     }
 
     pub fn control(&self) -> &Control {
@@ -109,9 +138,18 @@ impl LansweeperSimulator {
         self.shared.rate().refused
     }
 
-    /// Reads or edits the site's data directly.
+    /// Reads or edits the first site's data directly.
+    ///
+    /// # Panics
+    /// The simulator serves no site.
     pub fn with_site<T>(&self, f: impl FnOnce(&mut Site) -> T) -> T {
-        f(&mut self.shared.site())
+        let mut sites = self.shared.sites();
+        f(sites.first_mut().expect("the simulator serves a site"))
+    }
+
+    /// Reads or edits one site's data directly; None when it serves no such site.
+    pub fn with_site_id<T>(&self, id: &str, f: impl FnOnce(&mut Site) -> T) -> Option<T> {
+        self.shared.with_site(id, f)
     }
 
     pub async fn wait(self) {

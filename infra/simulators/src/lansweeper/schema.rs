@@ -38,12 +38,20 @@ fn error(message: impl Into<String>, code: &'static str) -> async_graphql::Error
 }
 
 fn check_site(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<()> {
-    let site = shared(ctx).site();
-    if id.as_str() == site.data.id {
-        Ok(())
-    } else {
-        Err(error("You don't have access to this site", "FORBIDDEN"))
-    }
+    shared(ctx)
+        .with_site(id.as_str(), |_| ())
+        .ok_or_else(|| error("You don't have access to this site", "FORBIDDEN"))
+}
+
+/// Runs `f` on the site a resolver belongs to (checked on entry, so it is there).
+fn on_site<T>(
+    ctx: &Context<'_>,
+    id: &str,
+    f: impl FnOnce(&mut super::Site) -> T,
+) -> async_graphql::Result<T> {
+    shared(ctx)
+        .with_site(id, f)
+        .ok_or_else(|| error("You don't have access to this site", "FORBIDDEN"))
 }
 
 pub struct QueryRoot;
@@ -52,31 +60,35 @@ pub struct QueryRoot;
 impl QueryRoot {
     async fn site(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<SiteQuery> {
         check_site(ctx, &id)?;
-        Ok(SiteQuery)
+        Ok(SiteQuery(id.to_string()))
     }
 
     async fn authorized_sites(&self, ctx: &Context<'_>) -> AuthorizedSites {
         AuthorizedSites {
-            sites: vec![site_ref(ctx)],
+            sites: site_refs(ctx),
         }
     }
 
     async fn me(&self, ctx: &Context<'_>) -> Me {
         Me {
-            profiles: vec![Profile {
-                site: site_ref(ctx),
-            }],
+            profiles: site_refs(ctx)
+                .into_iter()
+                .map(|site| Profile { site })
+                .collect(),
         }
     }
 }
 
-fn site_ref(ctx: &Context<'_>) -> SiteRef {
-    let site = shared(ctx).site();
-    SiteRef {
-        id: ID(site.data.id.clone()),
-        name: site.data.name.clone(),
-        branding_name: None,
-    }
+fn site_refs(ctx: &Context<'_>) -> Vec<SiteRef> {
+    shared(ctx)
+        .sites()
+        .iter()
+        .map(|site| SiteRef {
+            id: ID(site.data.id.clone()),
+            name: site.data.name.clone(),
+            branding_name: None,
+        })
+        .collect()
 }
 
 #[derive(SimpleObject)]
@@ -278,26 +290,26 @@ impl From<&CustomFieldDef> for CustomField {
     }
 }
 
-pub struct SiteQuery;
+pub struct SiteQuery(String);
 
 #[Object(name = "SiteQueries")]
 impl SiteQuery {
-    async fn id(&self, ctx: &Context<'_>) -> ID {
-        ID(shared(ctx).site().data.id.clone())
+    async fn id(&self) -> ID {
+        ID(self.0.clone())
     }
 
-    async fn name(&self, ctx: &Context<'_>) -> String {
-        shared(ctx).site().data.name.clone()
+    async fn name(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        on_site(ctx, &self.0, |site| site.data.name.clone())
     }
 
-    async fn custom_fields(&self, ctx: &Context<'_>) -> Vec<CustomField> {
-        shared(ctx)
-            .site()
-            .data
-            .custom_fields
-            .iter()
-            .map(CustomField::from)
-            .collect()
+    async fn custom_fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CustomField>> {
+        on_site(ctx, &self.0, |site| {
+            site.data
+                .custom_fields
+                .iter()
+                .map(CustomField::from)
+                .collect()
+        })
     }
 
     async fn asset_resources(
@@ -335,7 +347,11 @@ impl SiteQuery {
         format!("{filters:?}").hash(&mut hasher);
         let fingerprint = hasher.finish();
 
-        let site = shared(ctx).site();
+        let sites = shared(ctx).sites();
+        let site = sites
+            .iter()
+            .find(|s| s.data.id == self.0)
+            .ok_or_else(|| error("You don't have access to this site", "FORBIDDEN"))?;
         let matching: Vec<&Value> = site
             .data
             .assets
@@ -381,7 +397,7 @@ pub struct MutationRoot;
 impl MutationRoot {
     async fn site(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<SiteMutation> {
         check_site(ctx, &id)?;
-        Ok(SiteMutation)
+        Ok(SiteMutation(id.to_string()))
     }
 }
 
@@ -428,7 +444,7 @@ struct EditedAsset {
     asset_custom: AssetCustomOutput,
 }
 
-pub struct SiteMutation;
+pub struct SiteMutation(String);
 
 #[Object(name = "SiteMutations")]
 impl SiteMutation {
@@ -443,7 +459,11 @@ impl SiteMutation {
             return Err(error("name is required", "BAD_USER_INPUT"));
         }
         let shared = shared(ctx);
-        let mut site = shared.site();
+        let mut sites = shared.sites();
+        let site = sites
+            .iter_mut()
+            .find(|s| s.data.id == self.0)
+            .ok_or_else(|| error("You don't have access to this site", "FORBIDDEN"))?;
         if site
             .data
             .custom_fields
@@ -472,7 +492,11 @@ impl SiteMutation {
         fields: EditAssetInput,
     ) -> async_graphql::Result<EditedAsset> {
         let shared = shared(ctx);
-        let mut site = shared.site();
+        let mut sites = shared.sites();
+        let site = sites
+            .iter_mut()
+            .find(|s| s.data.id == self.0)
+            .ok_or_else(|| error("You don't have access to this site", "FORBIDDEN"))?;
         let definitions = site.data.custom_fields.clone();
         let updates = fields
             .asset_custom
