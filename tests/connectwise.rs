@@ -153,7 +153,7 @@ async fn default_tenant_has_the_documented_shape() {
     assert_eq!(count("listOfManufacturersAction").await, 40);
     assert_eq!(count("listConfigurationTypes").await, 10);
     assert_eq!(count("listConfigurationStatus").await, 6);
-    assert_eq!(count("companies").await, 3);
+    assert_eq!(count("companies").await, 5);
     assert_eq!(count("listCorporateStructureLevelsAction").await, 5);
     let configurations = run_action(&client, "listConfigurationsAction", json!({}))
         .await
@@ -707,7 +707,7 @@ async fn a_5xx_burst_is_retried_with_backoff() {
     let (sim, client) = default_cw().await;
     sim.control().fail_next(3, 503, None, None);
     let records = run_action(&client, "companies", json!({})).await.unwrap();
-    assert_eq!(records.as_array().unwrap().len(), 3);
+    assert_eq!(records.as_array().unwrap().len(), 5);
     assert_eq!(sim.control().count("GET /company/companies"), 4);
 }
 

@@ -60,6 +60,51 @@ pub async fn world_of(
     }
 }
 
+/// An MSP's estate ([`simulators::scenario::estate`]): three sites served to one token,
+/// and the mapping of the demo saved in the store.
+pub async fn estate(seed: u64, assets: usize) -> World {
+    let (tenant, sites) = simulators::scenario::estate(&SiteSpec { seed, assets }).unwrap();
+    let cw = start_cw(tenant).await;
+    let ls = LansweeperSimulator::start_sites(sites, crate::ls_sim_options(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let options = ClientOptions {
+        retry: fast_retry(),
+        timeout: TIMEOUT,
+        ..ClientOptions::default()
+    };
+    let cw_client = ConnectWiseClient::connect(&cw_config(&cw), options)
+        .await
+        .unwrap();
+    let ls_client = ls_client_for(&ls, simulators::lansweeper::TOKEN, ls_options());
+    let store = MemoryStore::new();
+    shared::mapping::save(&store, estate_mapping(), 0)
+        .await
+        .unwrap();
+    World {
+        cw,
+        ls,
+        cw_client,
+        ls_client,
+        store,
+    }
+}
+
+/// The estate's clients: each site to its company, the shared site by its `Customer`
+/// field, with no default (its assets without a customer stay unmapped).
+pub fn estate_mapping() -> shared::mapping::Mapping {
+    use simulators::scenario::{CONTOSO_SITE, CUSTOMER_FIELD, SHARED_SITE, TARGET_COMPANY};
+    serde_json::from_value(json!({"sites": [
+        {"site": simulators::lansweeper::SITE_ID, "company": TARGET_COMPANY},
+        {"site": CONTOSO_SITE, "company": "Contoso"},
+        {"site": SHARED_SITE, "rules": [
+            {"when": {"customField": {"name": CUSTOMER_FIELD, "equals": "Northwind"}}, "company": "Northwind"},
+            {"when": {"customField": {"name": CUSTOMER_FIELD, "equals": "Fabrikam"}}, "company": "Fabrikam"}
+        ]}
+    ]}))
+    .unwrap()
+}
+
 pub fn settings() -> SyncSettings {
     SyncSettings {
         target_company: simulators::scenario::TARGET_COMPANY.into(),

@@ -52,6 +52,9 @@ pub(crate) struct FetchRecord {
     /// What each mapped site held.
     #[serde(default)]
     pub sites: Vec<SiteFetch>,
+    /// Every company the mapping names (identifier or id).
+    #[serde(default)]
+    pub companies: Vec<String>,
     pub api_calls: ApiCalls,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped_for: Option<LeaseHolder>,
@@ -191,6 +194,7 @@ pub async fn fetch_assets<S: Store>(
                 assets: seen,
                 rejected: Vec::new(),
                 sites,
+                companies: mapping.companies(),
                 api_calls,
                 skipped_for: None,
             },

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::references::{EnsureOutput, checked_custom_fields, ensured};
+use super::references::{EnsureOutput, checked_custom_fields, ensured, resolved_companies};
 use crate::calls::{ApiCalls, CallMeter};
-use crate::connectwise::linked::MAX_CONDITION_CHARS;
-use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
+use crate::connectwise::{ConnectWiseClient, ListQuery, actions};
 use crate::error::PipelineError;
 use crate::lease;
 use crate::matching::{self, FieldDiff, MatchSpec, Target};
@@ -142,7 +141,7 @@ pub async fn match_assets<S: Store>(
             .to_string()
     };
     let companies = distinct(values.iter().map(|v| text(v, "company")));
-    let company_ids = resolve_companies(connectwise, &companies).await?;
+    let company_ids = resolved_companies(store, run_id).await?;
     let query = ListQuery {
         conditions: settings.match_conditions.clone(),
         fields: Some(format!("{},company/id", spec.configuration_fields())),
@@ -226,7 +225,16 @@ pub async fn match_assets<S: Store>(
             sections.len() - 1
         });
         plans[index].assets += 1;
-        let company_id = company_ids[&references::name_key(&section.1)];
+        let Some(&company_id) = company_ids.get(&references::name_key(&section.1)) else {
+            plans[index].failed.push(Rejected {
+                asset_key: text(&asset, "key"),
+                reason: format!(
+                    "the mapping sends it to company {}, which ConnectWise does not have (`lscw mapping list`)",
+                    section.1
+                ),
+            });
+            continue;
+        };
         let key = text(&asset, "key").to_lowercase();
         let elsewhere: Vec<&(i64, Option<i64>)> = linked_in
             .get(&key)
@@ -346,7 +354,10 @@ pub async fn match_assets<S: Store>(
         totals.failed += plan.failed.len() as u64;
         tracing::info!(%run_id, %site, %company, create = plan.creates.len(), modify = plan.modifies.len(), unchanged = plan.unchanged, conflicts = plan.conflicts.len(), failed = plan.failed.len(), "matched");
         records.push(SectionRecord {
-            company_id: company_ids[&references::name_key(&company)],
+            company_id: company_ids
+                .get(&references::name_key(&company))
+                .copied()
+                .unwrap_or(0),
             site,
             company,
             assets: plan.assets,
@@ -436,54 +447,5 @@ impl Keyed for CreateItem {
 impl Keyed for ModifyItem {
     fn asset_key(&self) -> &str {
         &self.asset_key
-    }
-}
-
-/// The mapping's companies as ids (by [`references::name_key`] of how the mapping
-/// names them): a number is taken as is, anything else is looked up as the company's
-/// identifier, all in one request while the URL allows.
-async fn resolve_companies(
-    connectwise: &ConnectWiseClient,
-    companies: &[String],
-) -> Result<HashMap<String, i64>, PipelineError> {
-    let mut ids = HashMap::new();
-    let mut identifiers = Vec::new();
-    for company in companies {
-        match company.parse::<i64>() {
-            Ok(id) => {
-                ids.insert(references::name_key(company), id);
-            }
-            Err(_) => identifiers.push(company.as_str()),
-        }
-    }
-    for condition in
-        Field::new("identifier")?.is_in_chunks(identifiers.iter().copied(), MAX_CONDITION_CHARS)
-    {
-        let found = connectwise
-            .list_complete(
-                actions::COMPANIES,
-                &ListQuery::with_conditions(condition.as_str()).with_fields(&["id", "identifier"]),
-            )
-            .await?;
-        for company in found {
-            if let (Some(id), Some(identifier)) = (
-                company.get("id").and_then(Value::as_i64),
-                company.get("identifier").and_then(Value::as_str),
-            ) {
-                ids.insert(references::name_key(identifier), id);
-            }
-        }
-    }
-    let unknown: Vec<&str> = identifiers
-        .into_iter()
-        .filter(|c| !ids.contains_key(&references::name_key(c)))
-        .collect();
-    if unknown.is_empty() {
-        Ok(ids)
-    } else {
-        Err(PipelineError::Config(format!(
-            "ConnectWise has no company with the identifier {}; check the mapping (`lscw mapping list`) or CW_TARGET_COMPANY",
-            unknown.join(", ")
-        )))
     }
 }

@@ -3,11 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde_json::Value;
+
 use serde::{Deserialize, Serialize};
 
-use super::fetch::FetchOutput;
+use super::fetch::{self, FetchOutput, FetchRecord};
 use crate::calls::{ApiCalls, CallMeter};
-use crate::connectwise::ConnectWiseClient;
+use crate::connectwise::linked::MAX_CONDITION_CHARS;
+use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
 use crate::custom_fields;
 use crate::error::PipelineError;
 use crate::lease;
@@ -29,6 +32,19 @@ pub struct EnsureOutput {
 
 fn record_key(run_id: &str) -> String {
     run_key(run_id, "references")
+}
+
+fn companies_key(run_id: &str) -> String {
+    run_key(run_id, "companies")
+}
+
+/// The mapping's companies the step found, name key → id; a company ConnectWise does
+/// not have is absent (its assets fail alone).
+pub(crate) async fn resolved_companies<S: Store>(
+    store: &S,
+    run_id: &str,
+) -> Result<HashMap<String, i64>, PipelineError> {
+    Ok(store.require(&companies_key(run_id)).await?)
 }
 
 fn custom_fields_key(run_id: &str) -> String {
@@ -71,6 +87,32 @@ pub async fn ensure_references<S: Store>(
             settings.staging_ttl,
         )
         .await?;
+    // Before anything is written: a mapping whose companies ConnectWise has none of
+    // stops the run here; a company that alone is missing fails its own assets (match).
+    let fetched: FetchRecord = store.require(&fetch::record_key(&input.run_id)).await?;
+    let company_ids = resolve_companies(connectwise, &fetched.companies).await?;
+    let unknown: Vec<&str> = fetched
+        .companies
+        .iter()
+        .filter(|c| !company_ids.contains_key(&references::name_key(c)))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        tracing::warn!(run_id = %input.run_id, unknown = ?unknown, "the mapping names companies ConnectWise does not have");
+        if unknown.len() == fetched.companies.len() {
+            return Err(PipelineError::Config(format!(
+                "ConnectWise has none of the mapping's companies ({}); check the mapping (`lscw mapping list`) or CW_TARGET_COMPANY",
+                unknown.join(", ")
+            )));
+        }
+    }
+    store
+        .put(
+            &companies_key(&input.run_id),
+            &company_ids,
+            settings.staging_ttl,
+        )
+        .await?;
     let outcome = references::ensure(
         connectwise,
         store,
@@ -97,4 +139,42 @@ pub async fn ensure_references<S: Store>(
         reference_failures: outcome.failures.len(),
         api_calls,
     })
+}
+
+/// The mapping's companies as ids (by [`references::name_key`] of how the mapping
+/// names them): a number is taken as is, anything else is looked up as the company's
+/// identifier, all in one request while the URL allows.
+async fn resolve_companies(
+    connectwise: &ConnectWiseClient,
+    companies: &[String],
+) -> Result<HashMap<String, i64>, PipelineError> {
+    let mut ids = HashMap::new();
+    let mut identifiers = Vec::new();
+    for company in companies {
+        match company.parse::<i64>() {
+            Ok(id) => {
+                ids.insert(references::name_key(company), id);
+            }
+            Err(_) => identifiers.push(company.as_str()),
+        }
+    }
+    for condition in
+        Field::new("identifier")?.is_in_chunks(identifiers.iter().copied(), MAX_CONDITION_CHARS)
+    {
+        let found = connectwise
+            .list_complete(
+                actions::COMPANIES,
+                &ListQuery::with_conditions(condition.as_str()).with_fields(&["id", "identifier"]),
+            )
+            .await?;
+        for company in found {
+            if let (Some(id), Some(identifier)) = (
+                company.get("id").and_then(Value::as_i64),
+                company.get("identifier").and_then(Value::as_str),
+            ) {
+                ids.insert(references::name_key(identifier), id);
+            }
+        }
+    }
+    Ok(ids)
 }
