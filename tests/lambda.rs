@@ -18,7 +18,7 @@ use lscw_tests::aws::{
     aws_env, aws_json, create_secret, create_table, enable_state_machine_execution, invoke,
     queue_lambda_results, run_execution, sdk_config, start_moto, start_watch,
 };
-use lscw_tests::{cw_sim_credentials, start_cw, start_ls};
+use lscw_tests::{cw_sim_credentials, start_cw};
 
 const TABLE: &str = "lscw-sync-test";
 
@@ -120,14 +120,26 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     let aws = sdk_config(&moto).await;
     create_table(&aws, TABLE).await;
 
-    let (mut tenant, site) = simulators::scenario::linked(&SiteSpec {
+    // An MSP's estate: three sites mapped to four clients' companies (the stored mapping).
+    let (mut tenant, sites) = simulators::scenario::estate(&SiteSpec {
         seed: 5,
         assets: 300,
     })
     .unwrap();
     lscw_tests::add_foreign_custom_field(&mut tenant);
     let cw = start_cw(tenant).await;
-    let ls = start_ls(site).await;
+    let ls = simulators::lansweeper::LansweeperSimulator::start_sites(
+        sites,
+        lscw_tests::ls_sim_options(),
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let estate_assets: usize = ls
+        .site_ids()
+        .iter()
+        .map(|id| ls.with_site_id(id, |s| s.data.assets.len()).unwrap())
+        .sum();
     let hostile = r#"x" or id>0 or name="y"#;
     ls.with_site(|site| {
         let mut asset = site.data.assets[1].clone();
@@ -155,6 +167,9 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     env.push(("RUST_LOG", "info".into()));
     let watch = start_watch(&env);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
+    shared::mapping::save(&store, lscw_tests::world::estate_mapping(), 0)
+        .await
+        .unwrap();
 
     // Two runs started together (the schedule firing while a run is still going): one
     // takes the lease and runs, the other ends at once as skipped and writes nothing.
@@ -216,7 +231,11 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         keys_linked.0, keys_linked.1,
         "no asset has two configurations"
     );
-    assert_eq!(first.assets, 301);
+    assert_eq!(first.assets as usize, estate_assets + 1);
+    assert!(
+        !first.unmapped.is_empty(),
+        "the shared site's assets without a customer"
+    );
     assert!(first.created > 100 && first.modified > 50, "{first:#?}");
     assert!(!first.conflicts.is_empty());
     assert!(first.failed.is_empty(), "{:#?}", first.failed);
@@ -392,10 +411,18 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         recorded.0, "SUCCEEDED_WITH_FAILURES",
         "the first run had conflicts"
     );
-    assert_eq!(
-        serde_json::from_str::<Value>(&recorded.1).unwrap()["runId"],
-        matched["runId"]
-    );
+    let recorded: Value = serde_json::from_str(&recorded.1).unwrap();
+    assert_eq!(recorded["runId"], matched["runId"]);
+    // One report, a section per site and company, covering the three sites.
+    let sections = recorded["sections"].as_array().unwrap();
+    let mut sites: Vec<&str> = sections
+        .iter()
+        .map(|s| s["site"].as_str().unwrap())
+        .collect();
+    sites.dedup();
+    assert_eq!(sites.len(), 3, "{sections:#?}");
+    let section_assets: u64 = sections.iter().map(|s| s["assets"].as_u64().unwrap()).sum();
+    assert_eq!(section_assets, recorded["assets"].as_u64().unwrap());
 
     // A group that fails for good (its function fails past its retries) fails alone: the
     // Map tolerates it, and the run goes on to enrichment and its report.
