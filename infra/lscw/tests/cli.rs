@@ -212,3 +212,136 @@ async fn sync_then_enrich_as_processes_share_the_store_and_lansweeper_s_quota() 
     assert!(row.contains("SUCCEEDED_WITH_FAILURES"), "{runs}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `lscw mapping` as processes over an estate: suggest proposes by name and applies
+/// nothing; set, export and import keep a versioned mapping in the store; what names a
+/// site or company that does not exist is refused, with a non-zero exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_commands_suggest_set_export_import_and_refuse_unknowns() {
+    use simulators::lansweeper::{LansweeperOptions, SiteSpec};
+    use simulators::scenario::LinkedPair;
+
+    let pair = LinkedPair::start_estate(
+        &SiteSpec {
+            seed: 2,
+            assets: 40,
+        },
+        LansweeperOptions::sped_up(200.0),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let data = std::env::temp_dir().join(format!("lscw-cli-mapping-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let settings = pair.settings();
+    let lscw = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lscw"));
+        command
+            .args(args)
+            .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("LS_QUOTA_SPEED", "200")
+            .env("LSCW_DATA_DIR", &data)
+            .env_remove("SYNC_TABLE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("SECRET_ARN");
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr),
+            )
+        }
+    };
+    let (ok, listed) = lscw(&["mapping", "list"]).await;
+    assert!(ok, "{listed}");
+    assert!(listed.contains("no stored mapping"), "{listed}");
+    assert!(listed.contains("sim-site\t→ BlueLightCo"), "{listed}");
+
+    let (ok, suggested) = lscw(&["mapping", "suggest"]).await;
+    assert!(ok, "{suggested}");
+    assert!(
+        suggested.contains("contoso-site\t\"Contoso Ltd.\" → Contoso \"Contoso Ltd.\"\tscore 1.00"),
+        "{suggested}"
+    );
+    assert!(suggested.contains("nothing is applied"), "{suggested}");
+    let (_, still) = lscw(&["mapping", "list"]).await;
+    assert!(
+        still.contains("no stored mapping"),
+        "suggest applied nothing: {still}"
+    );
+
+    let (ok, set) = lscw(&["mapping", "set", "contoso-site", "--company", "contoso"]).await;
+    assert!(ok, "{set}");
+    assert!(set.contains("mapping version 1 saved"), "{set}");
+    let (ok, set) = lscw(&[
+        "mapping",
+        "set",
+        "shared-site",
+        "--rule",
+        "custom:Customer=Northwind->Northwind",
+        "--rule",
+        "ip=10.0.0.0/8->Fabrikam",
+    ])
+    .await;
+    assert!(ok, "{set}");
+    assert!(
+        set.contains("shared-site\trule 2: IP in 10.0.0.0/8 → Fabrikam"),
+        "{set}"
+    );
+
+    for (args, expected) in [
+        (
+            vec!["mapping", "set", "ghost-site", "--company", "Contoso"],
+            "site ghost-site: the token cannot see this site",
+        ),
+        (
+            vec![
+                "mapping",
+                "set",
+                "contoso-site",
+                "--company",
+                "Contoso Pharma",
+            ],
+            "company Contoso Pharma: ConnectWise has no company",
+        ),
+        (
+            vec![
+                "mapping",
+                "set",
+                "shared-site",
+                "--rule",
+                "ip=10.0.0.0/40->Fabrikam",
+            ],
+            "the prefix must be 0 to 32",
+        ),
+        (
+            vec!["mapping", "set", "shared-site"],
+            "no default company and no rule",
+        ),
+    ] {
+        let (ok, refused) = lscw(&args).await;
+        assert!(!ok, "{args:?} was accepted: {refused}");
+        assert!(refused.contains(expected), "{args:?}: {refused}");
+    }
+
+    let file = data.join("mapping.json");
+    let (ok, _) = lscw(&["mapping", "export", file.to_str().unwrap()]).await;
+    assert!(ok);
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(exported["version"], 2, "the refused edits saved nothing");
+    assert_eq!(exported["sites"].as_array().unwrap().len(), 2);
+    let (ok, removed) = lscw(&["mapping", "remove", "contoso-site"]).await;
+    assert!(ok, "{removed}");
+    let (ok, imported) = lscw(&["mapping", "import", file.to_str().unwrap()]).await;
+    assert!(ok, "{imported}");
+    assert!(imported.contains("mapping version 4 saved"), "{imported}");
+    assert!(
+        imported.contains("contoso-site\t→ contoso"),
+        "the file's mapping is back: {imported}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
