@@ -347,3 +347,45 @@ async fn an_invalid_mapping_is_refused_before_any_request() {
     }));
     assert!(report.created > 0, "the other clients are synced");
 }
+
+#[tokio::test]
+async fn a_site_the_token_lost_fails_alone_and_the_other_clients_are_synced() {
+    let world = estate(25, 40).await;
+    let mut mapping = lscw_tests::world::estate_mapping();
+    mapping.sites.insert(
+        1,
+        serde_json::from_value(json!({"site": "revoked-site", "company": "Contoso"})).unwrap(),
+    );
+    world
+        .store
+        .put(MAPPING_KEY, &mapping, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let report = sync(&world).await;
+    let revoked = report
+        .sections
+        .iter()
+        .find(|s| s.site == "revoked-site")
+        .unwrap();
+    assert!(
+        revoked
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("refused access to site revoked-site")),
+        "{revoked:#?}"
+    );
+    assert_eq!(
+        report.status,
+        shared::pipeline::RunStatus::SucceededWithFailures
+    );
+    for site in [SITE_ID, CONTOSO_SITE, SHARED_SITE] {
+        assert!(
+            report
+                .sections
+                .iter()
+                .any(|s| s.site == site && s.created > 0),
+            "{site} synced: {:#?}",
+            report.sections
+        );
+    }
+}

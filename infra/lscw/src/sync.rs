@@ -244,6 +244,11 @@ pub fn print_report(report: &RunReport) {
             report.failed.len() - 5
         );
     }
+    for section in &report.sections {
+        if let Some(error) = &section.error {
+            println!("  site {}: {error}", section.site);
+        }
+    }
     for unmapped in report.unmapped.iter().take(3) {
         println!("  unmapped: {}: {}", unmapped.asset_key, unmapped.reason);
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calls::{ApiCalls, CallMeter};
 use crate::error::PipelineError;
-use crate::lansweeper::{ASSET_PATHS, LansweeperClient};
+use crate::lansweeper::{ASSET_PATHS, LansweeperClient, LansweeperError};
 use crate::lease::{self, LeaseHolder};
 use crate::mapping::{self, Destination, RuleValues};
 use crate::quota;
@@ -65,6 +65,9 @@ pub(crate) struct FetchRecord {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SiteFetch {
     pub site: String,
+    /// Why the site could not be read (whole or in part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub assets: u64,
     /// Assets rejected before mapping (no key, no name): their keys' parts.
     pub rejected: Vec<String>,
@@ -124,7 +127,22 @@ pub async fn fetch_assets<S: Store>(
         let mut unmapped: Vec<Rejected> = Vec::new();
         let mut site_assets = 0u64;
         let mut pager = client.asset_pager(ASSET_PATHS, None)?;
-        while let Some(page) = pager.next_page().await? {
+        let mut site_error = None;
+        loop {
+            let page = match pager.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                // A site the token lost access to fails alone; the other clients go on.
+                Err(LansweeperError::Forbidden(reason)) => {
+                    tracing::warn!(%run_id, site = %site.site, %reason, "site not readable");
+                    site_error = Some(format!(
+                        "Lansweeper refused access to site {}: {reason}",
+                        site.site
+                    ));
+                    break;
+                }
+                Err(other) => return Err(other.into()),
+            };
             seen += page.len() as u64;
             site_assets += page.len() as u64;
             let mut staged = Vec::with_capacity(page.len());
@@ -175,6 +193,7 @@ pub async fn fetch_assets<S: Store>(
         let part = |what: &str| run_key(&run_id, &format!("{what}/{site_index:03}"));
         sites.push(SiteFetch {
             site: site.site.clone(),
+            error: site_error,
             assets: site_assets,
             rejected: store
                 .put_parts(&part("rejected"), &rejected, settings.staging_ttl)

@@ -74,6 +74,9 @@ pub struct SectionReport {
     pub conflicts: u64,
     pub failed: u64,
     pub unmapped: u64,
+    /// Why the site could not be read (whole or in part): its assets are not all here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl SectionReport {
@@ -137,13 +140,14 @@ pub async fn report<S: Store>(
     for site in &fetched.sites {
         let rejected: Vec<Rejected> = store.get_parts(&site.rejected).await?;
         let unmapped: Vec<Rejected> = store.get_parts(&site.unmapped).await?;
-        if !rejected.is_empty() || !unmapped.is_empty() {
+        if !rejected.is_empty() || !unmapped.is_empty() || site.error.is_some() {
             report.sections.push(SectionReport {
                 site: site.site.clone(),
                 company: None,
                 assets: (rejected.len() + unmapped.len()) as u64,
                 failed: rejected.len() as u64,
                 unmapped: unmapped.len() as u64,
+                error: site.error.clone(),
                 ..SectionReport::default()
             });
         }
@@ -197,7 +201,11 @@ pub async fn report<S: Store>(
     report
         .sections
         .sort_by_key(|s| (order.iter().position(|o| *o == s.site), s.company.is_some()));
-    if !report.failed.is_empty() || !report.conflicts.is_empty() || !report.unmapped.is_empty() {
+    if !report.failed.is_empty()
+        || !report.conflicts.is_empty()
+        || !report.unmapped.is_empty()
+        || report.sections.iter().any(|s| s.error.is_some())
+    {
         report.status = RunStatus::SucceededWithFailures;
     }
     Ok(report)
