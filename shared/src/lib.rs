@@ -18,6 +18,7 @@ pub mod matching;
 pub mod normalize;
 pub mod payload;
 pub mod pipeline;
+pub mod policy;
 pub mod quota;
 pub mod references;
 pub mod run;

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::PipelineError;
+use crate::matching::MatchSpec;
+use crate::policy::{FieldPolicies, ValueMaps};
 
 /// Tuning and targets of a sync, from the environment or the secret.
 #[derive(Debug, Clone)]
@@ -24,6 +26,10 @@ pub struct SyncSettings {
     pub report_ttl: Duration,
     pub batch_size: usize,
     pub dry_run: bool,
+    /// `CW_FIELD_POLICY`: who owns each synced field.
+    pub field_policies: FieldPolicies,
+    /// `CW_TYPE_MAP`, `CW_STATUS_MAP`, `CW_UNMAPPED_VALUES`.
+    pub value_maps: ValueMaps,
 }
 
 impl Default for SyncSettings {
@@ -38,6 +44,8 @@ impl Default for SyncSettings {
             report_ttl: Duration::from_secs(90 * 24 * 3600),
             batch_size: 50,
             dry_run: false,
+            field_policies: FieldPolicies::default(),
+            value_maps: ValueMaps::default(),
         }
     }
 }
@@ -71,6 +79,17 @@ impl SyncSettings {
             structure_level: number("CW_LOCATION_STRUCTURE_LEVEL")?,
             custom_field_ids,
             match_conditions: value("CW_MATCH_CONDITIONS"),
+            field_policies: match value("CW_FIELD_POLICY") {
+                Some(text) => FieldPolicies::parse(&text, &MatchSpec::for_staged_assets())
+                    .map_err(PipelineError::Config)?,
+                None => FieldPolicies::default(),
+            },
+            value_maps: ValueMaps::parse(
+                value("CW_TYPE_MAP").as_deref(),
+                value("CW_STATUS_MAP").as_deref(),
+                value("CW_UNMAPPED_VALUES").as_deref(),
+            )
+            .map_err(PipelineError::Config)?,
             ..Self::default()
         })
     }

@@ -157,7 +157,9 @@ pub async fn fetch_assets<S: Store>(
                         continue;
                     }
                 };
-                match StagedAsset::from_lansweeper(asset) {
+                match StagedAsset::from_lansweeper(asset)
+                    .and_then(|staged| translated(staged, settings))
+                {
                     Ok(mut asset) => {
                         names.add(ReferenceKind::Location, asset.location.as_deref());
                         names.add(ReferenceKind::Manufacturer, asset.manufacturer.as_deref());
@@ -231,4 +233,22 @@ pub async fn fetch_assets<S: Store>(
         api_calls,
         skipped_for: None,
     })
+}
+
+/// The asset with its type and state named as ConnectWise names them
+/// (`CW_TYPE_MAP`, `CW_STATUS_MAP`), or why it cannot be synced.
+fn translated(mut asset: StagedAsset, settings: &SyncSettings) -> Result<StagedAsset, Rejected> {
+    let maps = &settings.value_maps;
+    let reject = |reason: String| Rejected {
+        asset_key: asset.key.clone(),
+        reason,
+    };
+    let asset_type = maps.type_name(&asset.asset_type).map_err(reject)?;
+    let state = match &asset.state {
+        Some(state) => Some(maps.status_name(state).map_err(reject)?),
+        None => None,
+    };
+    asset.asset_type = asset_type;
+    asset.state = state;
+    Ok(asset)
 }

@@ -261,6 +261,7 @@ pub async fn match_assets<S: Store>(
         grouped.entry(company_id).or_default().push((index, asset));
     }
 
+    let create_spec = settings.field_policies.create_spec(&spec);
     for (company_id, members) in grouped {
         let configurations = by_company.remove(&company_id).unwrap_or_default();
         let (owners, assets): (Vec<usize>, Vec<Value>) = members.into_iter().unzip();
@@ -273,7 +274,7 @@ pub async fn match_assets<S: Store>(
         for &index in &outcome.unmatched {
             let asset = &assets[index];
             let plan = &mut plans[owners[index]];
-            match payload::create_body(&spec, asset, &context) {
+            match payload::create_body(&create_spec, asset, &context) {
                 Ok(body) => plan.creates.push(CreateItem {
                     asset_key: text(asset, "key"),
                     name: text(asset, "name"),
@@ -288,12 +289,14 @@ pub async fn match_assets<S: Store>(
         for matched in &outcome.matched {
             let asset = &assets[matched.asset_index];
             let plan = &mut plans[owners[matched.asset_index]];
-            if matched.unmatched_fields.is_empty() {
+            // What ConnectWise owns (or fills) is left as the service desk keeps it.
+            let changes = settings.field_policies.allowed(&matched.unmatched_fields);
+            if changes.is_empty() {
                 plan.unchanged += 1;
                 continue;
             }
             // A reference a changed field needs must exist, or the update cannot be written.
-            let probe = payload::update_body(&json!({}), &matched.unmatched_fields, &context);
+            let probe = payload::update_body(&json!({}), &changes, &context);
             if let Err(error) = probe {
                 plan.failed.push(Rejected {
                     asset_key: text(asset, "key"),
@@ -305,7 +308,7 @@ pub async fn match_assets<S: Store>(
                 asset_key: text(asset, "key"),
                 name: text(asset, "name"),
                 configuration_id: matched.configuration_id,
-                unmatched_fields: matched.unmatched_fields.clone(),
+                unmatched_fields: changes,
             });
         }
         for conflict in &outcome.conflicts {

@@ -1,0 +1,206 @@
+//! Lifecycle and policy: who owns each field, how types and states are named, pinning,
+//! ignoring, and retiring configurations whose assets left (with the guard).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use serde_json::{Value, json};
+use shared::pipeline::{self, Progress, RunReport};
+use shared::policy::{FieldPolicies, ValueMaps};
+use shared::settings::SyncSettings;
+use simulators::connectwise::CONFIGURATIONS;
+
+use lscw_tests::world::{World, link_of, settings, world};
+
+async fn sync_with(world: &World, settings: &SyncSettings) -> RunReport {
+    let report = pipeline::run_sync(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        settings,
+        &|_: Progress| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.accounted(), report.assets, "{report:#?}");
+    report
+}
+
+/// Every configuration as ConnectWise shows it.
+fn configurations(world: &World) -> Vec<Value> {
+    world.cw.with_tenant(|t| {
+        t.records("configurations")
+            .map(|r| t.render(&CONFIGURATIONS, r, ""))
+            .collect()
+    })
+}
+
+/// The configuration linked to `key`.
+fn linked(world: &World, key: &str) -> Value {
+    configurations(world)
+        .into_iter()
+        .find(|c| link_of(c).as_deref() == Some(&key.to_lowercase()))
+        .unwrap()
+}
+
+/// Edits a configuration as a person would in ConnectWise.
+fn edit_by_hand(world: &World, id: i64, edit: impl FnOnce(&mut Value)) {
+    world.cw.with_tenant(|tenant| {
+        let mut body = tenant.get("configurations", id).unwrap().clone();
+        edit(&mut body);
+        tenant.replace(&CONFIGURATIONS, id, &body).unwrap();
+    });
+}
+
+/// Keys of the site's assets with an IP address and an OS, linked after a first sync.
+fn keys_with_ip_and_os(world: &World, n: usize) -> Vec<String> {
+    world.ls.with_site(|site| {
+        site.data
+            .assets
+            .iter()
+            .filter(|a| {
+                a["assetBasicInfo"]["ipAddress"].is_string()
+                    && a["operatingSystem"]["caption"].is_string()
+            })
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .take(n)
+            .collect()
+    })
+}
+
+#[tokio::test]
+async fn each_field_policy_keeps_or_overwrites_a_hand_edit() {
+    let world = world(120).await;
+    let mut settings = settings();
+    settings.field_policies = FieldPolicies::parse(
+        r#"{"ipAddress": "fill", "osInfo": "connectwise"}"#,
+        &shared::matching::MatchSpec::for_staged_assets(),
+    )
+    .unwrap();
+    let first = sync_with(&world, &settings).await;
+    let keys: Vec<String> = keys_with_ip_and_os(&world, 40)
+        .into_iter()
+        .filter(|k| !first.conflicts.iter().any(|c| &c.asset_key == k))
+        .take(2)
+        .collect();
+    let (edited, emptied) = (linked(&world, &keys[0]), linked(&world, &keys[1]));
+    let asset_model = edited["modelNumber"].clone();
+    edit_by_hand(&world, edited["id"].as_i64().unwrap(), |c| {
+        c["ipAddress"] = json!("10.99.99.99");
+        c["osInfo"] = json!("Typed by the service desk");
+        c["modelNumber"] = json!("HAND-MODEL");
+    });
+    edit_by_hand(&world, emptied["id"].as_i64().unwrap(), |c| {
+        c.as_object_mut().unwrap().remove("ipAddress");
+        c.as_object_mut().unwrap().remove("osInfo");
+    });
+
+    let report = sync_with(&world, &settings).await;
+    assert_eq!(report.modified, 2, "{report:#?}");
+    let after = linked(&world, &keys[0]);
+    assert_eq!(
+        after["ipAddress"], "10.99.99.99",
+        "fill keeps what is there"
+    );
+    assert_eq!(
+        after["osInfo"], "Typed by the service desk",
+        "connectwise is never written"
+    );
+    assert_eq!(after["modelNumber"], asset_model, "lansweeper overwrites");
+    let filled = linked(&world, &keys[1]);
+    let asset_ip = world.ls.with_site(|site| {
+        site.data
+            .assets
+            .iter()
+            .find(|a| a["key"] == keys[1].as_str())
+            .unwrap()["assetBasicInfo"]["ipAddress"]
+            .clone()
+    });
+    assert_ne!(
+        emptied["ipAddress"], asset_ip,
+        "the first run kept a stale address"
+    );
+    assert_eq!(filled["ipAddress"], asset_ip, "fill fills an empty field");
+    assert!(
+        filled.get("osInfo").is_none_or(Value::is_null),
+        "connectwise: left empty"
+    );
+
+    let writes = world.cw.control().writes();
+    sync_with(&world, &settings).await;
+    assert_eq!(
+        world.cw.control().writes(),
+        writes,
+        "a rerun writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn type_and_status_maps_name_what_is_written() {
+    let world = world(120).await;
+    let mut settings = settings();
+    settings.value_maps = ValueMaps::parse(
+        Some(r#"{"Windows": "Managed Workstation"}"#),
+        Some(r#"{"Active": "In Use"}"#),
+        None,
+    )
+    .unwrap();
+    let report = sync_with(&world, &settings).await;
+    assert!(report.created > 0 && report.modified > 0);
+    let assets = world.ls.with_site(|s| s.data.assets.clone());
+    let by_link: std::collections::HashMap<String, Value> = configurations(&world)
+        .into_iter()
+        .filter_map(|c| Some((link_of(&c)?, c)))
+        .collect();
+    let (mut windows, mut active) = (0, 0);
+    for asset in &assets {
+        let Some(configuration) = by_link.get(&asset["key"].as_str().unwrap().to_lowercase())
+        else {
+            continue;
+        };
+        if asset["assetBasicInfo"]["type"] == "Windows" {
+            windows += 1;
+            assert_eq!(configuration["type"]["name"], "Managed Workstation");
+        }
+        if asset["assetCustom"]["stateName"] == "Active" {
+            active += 1;
+            assert_eq!(configuration["status"]["name"], "In Use");
+        }
+    }
+    assert!(windows > 5 && active > 5, "{windows} {active}");
+
+    // Unmapped values reported: only mapped types are written; the others fail alone.
+    let strict = world_with_report_policy().await;
+    let report = strict.1;
+    let others = report
+        .failed
+        .iter()
+        .filter(|f| f.reason.contains("is not in CW_TYPE_MAP"))
+        .count();
+    assert!(others > 10, "{:#?}", report.failed);
+    assert!(report.created + report.modified > 0);
+    for configuration in configurations(&strict.0) {
+        if link_of(&configuration).is_some() {
+            assert!(
+                ["Managed Workstation"].contains(&configuration["type"]["name"].as_str().unwrap())
+                    || configuration["notes"] == "Entered by hand before the integration",
+                "{configuration:#}"
+            );
+        }
+    }
+}
+
+async fn world_with_report_policy() -> (World, RunReport) {
+    let world = world(80).await;
+    let mut settings = settings();
+    settings.value_maps = ValueMaps::parse(
+        Some(r#"{"Windows": "Managed Workstation"}"#),
+        None,
+        Some("report"),
+    )
+    .unwrap();
+    let report = sync_with(&world, &settings).await;
+    (world, report)
+}
