@@ -204,3 +204,93 @@ async fn world_with_report_policy() -> (World, RunReport) {
     let report = sync_with(&world, &settings).await;
     (world, report)
 }
+
+#[tokio::test]
+async fn link_resolves_a_conflict_and_ignore_keeps_hands_off() {
+    let world = world(120).await;
+    let first = sync_with(&world, &settings()).await;
+    let conflict = first
+        .conflicts
+        .iter()
+        .find(|c| c.reason.contains("by serial number"))
+        .unwrap()
+        .clone();
+    let chosen = conflict.candidates[0];
+    let ids = shared::custom_fields::resolve(&world.cw_client, &std::collections::HashMap::new())
+        .await
+        .unwrap();
+    let cleared = shared::overrides::link(&world.cw_client, &ids, &conflict.asset_key, chosen)
+        .await
+        .unwrap();
+    assert!(
+        cleared.is_empty(),
+        "no other configuration carried the asset"
+    );
+    let second = sync_with(&world, &settings()).await;
+    assert!(
+        !second
+            .conflicts
+            .iter()
+            .any(|c| c.asset_key == conflict.asset_key),
+        "the link resolved the conflict for good"
+    );
+    assert!(second.modified >= 1);
+    let pinned = linked(&world, &conflict.asset_key);
+    assert_eq!(pinned["id"], chosen);
+    let url = pinned["customFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["caption"] == "ls_asset_url")
+        .unwrap();
+    assert!(
+        url["value"].is_string(),
+        "the next run wrote the pinned configuration"
+    );
+
+    // Ignored: a configuration and an asset, both changed in Lansweeper, are not written.
+    let keys = keys_with_ip_and_os(&world, 60);
+    let (config_key, asset_key) = (&keys[0], &keys[1]);
+    let ignored_configuration = linked(&world, config_key)["id"].as_i64().unwrap();
+    let mut overrides = shared::overrides::load(&world.store).await.unwrap();
+    overrides
+        .ignored_configurations
+        .insert(ignored_configuration);
+    overrides
+        .ignored_assets
+        .insert(asset_key.to_uppercase().to_lowercase());
+    shared::overrides::save(&world.store, &overrides)
+        .await
+        .unwrap();
+    world.ls.with_site(|site| {
+        for asset in &mut site.data.assets {
+            if asset["key"] == config_key.as_str() || asset["key"] == asset_key.as_str() {
+                asset["assetBasicInfo"]["ipAddress"] = json!("10.55.55.55");
+            }
+        }
+    });
+    let writes = world.cw.control().writes();
+    let third = sync_with(&world, &settings()).await;
+    assert_eq!(world.cw.control().writes(), writes, "{third:#?}");
+    assert_eq!(third.ignored, 2);
+    for key in [config_key, asset_key] {
+        assert_ne!(linked(&world, key)["ipAddress"], "10.55.55.55");
+    }
+
+    // Unignored, the change is written; unlinked, the configuration carries no asset.
+    shared::overrides::save(&world.store, &shared::overrides::Overrides::default())
+        .await
+        .unwrap();
+    let fourth = sync_with(&world, &settings()).await;
+    assert_eq!((fourth.modified, fourth.ignored), (2, 0));
+    let previous = shared::overrides::unlink(&world.cw_client, &ids, chosen)
+        .await
+        .unwrap();
+    assert_eq!(previous.as_deref(), Some(conflict.asset_key.as_str()));
+    assert!(
+        configurations(&world)
+            .iter()
+            .find(|c| c["id"] == chosen)
+            .is_some_and(|c| link_of(c).is_none())
+    );
+}

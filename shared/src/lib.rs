@@ -16,6 +16,7 @@ pub mod lease;
 pub mod mapping;
 pub mod matching;
 pub mod normalize;
+pub mod overrides;
 pub mod payload;
 pub mod pipeline;
 pub mod policy;

@@ -95,6 +95,24 @@ enum Command {
     },
     /// The recent runs with their status (the table's, or lscw's own store).
     Runs,
+    /// Makes a configuration the asset's for good: writes the asset's key in its
+    /// ls_asset_id and clears it from any other configuration (resolves a conflict).
+    Link {
+        asset_key: String,
+        configuration_id: i64,
+    },
+    /// Clears a configuration's ls_asset_id.
+    Unlink { configuration_id: i64 },
+    /// Keeps an asset or a configuration out of every write (kept in the store).
+    Ignore {
+        #[command(subcommand)]
+        what: Ignored,
+    },
+    /// Lets an ignored asset or configuration be written again.
+    Unignore {
+        #[command(subcommand)]
+        what: Ignored,
+    },
     /// Which Lansweeper sites (and which assets within them) go to which ConnectWise
     /// companies: list, suggest, set, remove, export, import.
     Mapping {
@@ -121,6 +139,14 @@ enum Command {
         #[arg(long)]
         write_events: Option<std::path::PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum Ignored {
+    /// A Lansweeper asset, by key.
+    Asset { key: String },
+    /// A ConnectWise configuration, by id.
+    Configuration { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -291,6 +317,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let env = environment(false).await?;
             mapping::run(&env, action).await
         }
+        Command::Link {
+            asset_key,
+            configuration_id,
+        } => {
+            let env = environment(false).await?;
+            let ids =
+                shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids)
+                    .await?;
+            let cleared =
+                shared::overrides::link(&env.connectwise, &ids, &asset_key, configuration_id)
+                    .await?;
+            println!("configuration {configuration_id} is asset {asset_key}'s");
+            for other in cleared {
+                println!("  cleared the link of configuration {other}");
+            }
+            Ok(())
+        }
+        Command::Unlink { configuration_id } => {
+            let env = environment(false).await?;
+            let ids =
+                shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids)
+                    .await?;
+            match shared::overrides::unlink(&env.connectwise, &ids, configuration_id).await? {
+                Some(key) => {
+                    println!("configuration {configuration_id} no longer carries asset {key}");
+                }
+                None => println!("configuration {configuration_id} carried no link"),
+            }
+            Ok(())
+        }
+        Command::Ignore { what } => set_ignored(what, true).await,
+        Command::Unignore { what } => set_ignored(what, false).await,
         Command::Runs => {
             let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
             sync::print_runs(&store).await
@@ -320,6 +378,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             write_events,
         } => devenv::run(&moto, &env_file, write_events.as_deref()).await,
     }
+}
+
+/// Adds (or takes back) an asset or a configuration to what the sync never writes.
+async fn set_ignored(what: Ignored, ignore: bool) -> anyhow::Result<()> {
+    let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
+    let mut overrides = shared::overrides::load(&store).await?;
+    let (changed, shown) = match &what {
+        Ignored::Asset { key } => {
+            let key = key.trim().to_lowercase();
+            let changed = if ignore {
+                overrides.ignored_assets.insert(key.clone())
+            } else {
+                overrides.ignored_assets.remove(&key)
+            };
+            (changed, format!("asset {key}"))
+        }
+        Ignored::Configuration { id } => {
+            let changed = if ignore {
+                overrides.ignored_configurations.insert(*id)
+            } else {
+                overrides.ignored_configurations.remove(id)
+            };
+            (changed, format!("configuration {id}"))
+        }
+    };
+    shared::overrides::save(&store, &overrides).await?;
+    let state = if ignore { "ignored" } else { "written again" };
+    if changed {
+        println!("{shown}: {state}");
+    } else {
+        println!("{shown}: already {state}");
+    }
+    Ok(())
 }
 
 /// Serves one simulator (or the pair) until stopped.

@@ -187,6 +187,9 @@ pub fn print_report(report: &RunReport) {
     println!("  created     {:>6} {verb}", report.created);
     println!("  modified    {:>6} {verb}", report.modified);
     println!("  unchanged   {:>6}", report.unchanged);
+    if report.ignored > 0 {
+        println!("  ignored     {:>6}", report.ignored);
+    }
     println!("  conflicts   {:>6}", report.conflicts.len());
     println!("  failed      {:>6}", report.failed.len());
     if !report.unmapped.is_empty() {

@@ -12,6 +12,7 @@ use crate::connectwise::{ConnectWiseClient, ListQuery, actions};
 use crate::error::PipelineError;
 use crate::lease;
 use crate::matching::{self, FieldDiff, MatchSpec, Target};
+use crate::overrides;
 use crate::payload::{self, WriteContext};
 use crate::references::{self, ReferenceIds, ReferenceKind};
 use crate::run::run_key;
@@ -86,6 +87,9 @@ pub(crate) struct SectionRecord {
     pub company_id: i64,
     pub assets: u64,
     pub unchanged: u64,
+    /// Assets the operator's overrides keep out of every write.
+    #[serde(default)]
+    pub ignored: u64,
     pub conflicts: Vec<String>,
     pub failed: Vec<String>,
     pub create_batches: Vec<String>,
@@ -97,6 +101,7 @@ pub(crate) struct SectionRecord {
 struct SectionPlan {
     assets: u64,
     unchanged: u64,
+    ignored: u64,
     creates: Vec<CreateItem>,
     modifies: Vec<ModifyItem>,
     conflicts: Vec<ConflictReport>,
@@ -211,6 +216,7 @@ pub async fn match_assets<S: Store>(
             .map_or_else(|| format!("company {id}"), |c| format!("company {c}"))
     };
 
+    let overrides = overrides::load(store).await?;
     // Sections in the order their assets came (the mapping's), each company matched once
     // against its own configurations, whichever sites its assets came from.
     let mut sections: Vec<(String, String)> = Vec::new();
@@ -236,6 +242,12 @@ pub async fn match_assets<S: Store>(
             continue;
         };
         let key = text(&asset, "key").to_lowercase();
+        if overrides.ignores_asset(&key) {
+            plans[index].ignored += 1;
+            // Still matched, so its configuration stays out of other assets' reach.
+            grouped.entry(company_id).or_default().push((index, asset));
+            continue;
+        }
         let elsewhere: Vec<&(i64, Option<i64>)> = linked_in
             .get(&key)
             .map(|found| {
@@ -271,8 +283,12 @@ pub async fn match_assets<S: Store>(
             references: ids.clone(),
             custom_field_ids: custom_field_ids.clone(),
         };
+        let ignored_asset = |asset: &Value| overrides.ignores_asset(&text(asset, "key"));
         for &index in &outcome.unmatched {
             let asset = &assets[index];
+            if ignored_asset(asset) {
+                continue;
+            }
             let plan = &mut plans[owners[index]];
             match payload::create_body(&create_spec, asset, &context) {
                 Ok(body) => plan.creates.push(CreateItem {
@@ -289,6 +305,13 @@ pub async fn match_assets<S: Store>(
         for matched in &outcome.matched {
             let asset = &assets[matched.asset_index];
             let plan = &mut plans[owners[matched.asset_index]];
+            if ignored_asset(asset) {
+                continue;
+            }
+            if overrides.ignores_configuration(matched.configuration_id) {
+                plan.ignored += 1;
+                continue;
+            }
             // What ConnectWise owns (or fills) is left as the service desk keeps it.
             let changes = settings.field_policies.allowed(&matched.unmatched_fields);
             if changes.is_empty() {
@@ -313,6 +336,9 @@ pub async fn match_assets<S: Store>(
         }
         for conflict in &outcome.conflicts {
             let asset = &assets[conflict.asset_index];
+            if ignored_asset(asset) {
+                continue;
+            }
             plans[owners[conflict.asset_index]]
                 .conflicts
                 .push(ConflictReport {
@@ -365,6 +391,7 @@ pub async fn match_assets<S: Store>(
             company,
             assets: plan.assets,
             unchanged: plan.unchanged,
+            ignored: plan.ignored,
             conflicts: store
                 .put_parts(&run_key(run_id, &part("conflicts")), &plan.conflicts, ttl)
                 .await?,

@@ -43,6 +43,9 @@ pub struct RunReport {
     pub created: u64,
     pub modified: u64,
     pub unchanged: u64,
+    /// Kept out of every write by the operator (`lscw ignore`).
+    #[serde(default)]
+    pub ignored: u64,
     pub conflicts: Vec<ConflictReport>,
     pub failed: Vec<Rejected>,
     /// Assets no mapping rule sends to a company: never written.
@@ -71,6 +74,9 @@ pub struct SectionReport {
     pub created: u64,
     pub modified: u64,
     pub unchanged: u64,
+    /// Kept out of every write by the operator (`lscw ignore`).
+    #[serde(default)]
+    pub ignored: u64,
     pub conflicts: u64,
     pub failed: u64,
     pub unmapped: u64,
@@ -82,7 +88,13 @@ pub struct SectionReport {
 impl SectionReport {
     /// Assets the section accounts for; equals `assets` when none was lost.
     pub fn accounted(&self) -> u64 {
-        self.created + self.modified + self.unchanged + self.conflicts + self.failed + self.unmapped
+        self.created
+            + self.modified
+            + self.unchanged
+            + self.ignored
+            + self.conflicts
+            + self.failed
+            + self.unmapped
     }
 
     fn written(&mut self, kind: WriteKind) -> &mut u64 {
@@ -99,6 +111,7 @@ impl RunReport {
         self.created
             + self.modified
             + self.unchanged
+            + self.ignored
             + self.conflicts.len() as u64
             + self.failed.len() as u64
             + self.unmapped.len() as u64
@@ -160,6 +173,7 @@ pub async fn report<S: Store>(
             company: Some(record.company.clone()),
             assets: record.assets,
             unchanged: record.unchanged,
+            ignored: record.ignored,
             ..SectionReport::default()
         };
         let conflicts: Vec<ConflictReport> = store.get_parts(&record.conflicts).await?;
@@ -192,6 +206,7 @@ pub async fn report<S: Store>(
         report.created += section.created;
         report.modified += section.modified;
         report.unchanged += section.unchanged;
+        report.ignored += section.ignored;
         report.conflicts.extend(conflicts);
         report.failed.extend(failed);
         report.sections.push(section);

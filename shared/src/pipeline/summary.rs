@@ -45,6 +45,8 @@ pub struct RunSummary {
     pub created: u64,
     pub modified: u64,
     pub unchanged: u64,
+    #[serde(default)]
+    pub ignored: u64,
     pub conflicts: u64,
     pub failed: u64,
     #[serde(default)]
@@ -72,6 +74,7 @@ impl RunSummary {
             created: report.created,
             modified: report.modified,
             unchanged: report.unchanged,
+            ignored: report.ignored,
             conflicts: report.conflicts.len() as u64,
             failed: report.failed.len() as u64,
             unmapped: report.unmapped.len() as u64,
