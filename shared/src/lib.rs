@@ -13,6 +13,7 @@ pub mod http;
 pub mod lambda;
 pub mod lansweeper;
 pub mod lease;
+pub mod lifecycle;
 pub mod mapping;
 pub mod matching;
 pub mod normalize;

@@ -47,6 +47,9 @@ fn set(
                 }
             }
             Some(_) => return Err(format!("the sync does not write `{path}`")),
+            None if path == "activeFlag" => {
+                body.insert(path.clone(), json!(value == "true"));
+            }
             None => {
                 let value = if path.ends_with("Date") {
                     normalize::date(value)

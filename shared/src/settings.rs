@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::PipelineError;
+use crate::lifecycle::RetirePolicy;
 use crate::matching::MatchSpec;
 use crate::policy::{FieldPolicies, ValueMaps};
 
@@ -30,6 +31,9 @@ pub struct SyncSettings {
     pub field_policies: FieldPolicies,
     /// `CW_TYPE_MAP`, `CW_STATUS_MAP`, `CW_UNMAPPED_VALUES`.
     pub value_maps: ValueMaps,
+    /// `CW_RETIRED_STATES`, `CW_RETIRED_STATUS`, `CW_RETIRE_GUARD_COUNT`,
+    /// `CW_RETIRE_GUARD_PERCENT`.
+    pub retire: RetirePolicy,
 }
 
 impl Default for SyncSettings {
@@ -46,6 +50,7 @@ impl Default for SyncSettings {
             dry_run: false,
             field_policies: FieldPolicies::default(),
             value_maps: ValueMaps::default(),
+            retire: RetirePolicy::default(),
         }
     }
 }
@@ -90,9 +95,51 @@ impl SyncSettings {
                 value("CW_UNMAPPED_VALUES").as_deref(),
             )
             .map_err(PipelineError::Config)?,
+            retire: retire_policy(&value)?,
             ..Self::default()
         })
     }
+}
+
+/// The retirement settings, with the guard's limits checked.
+fn retire_policy(value: &dyn Fn(&str) -> Option<String>) -> Result<RetirePolicy, PipelineError> {
+    let defaults = RetirePolicy::default();
+    let parsed = |key: &str, what: &str| -> Result<Option<f64>, PipelineError> {
+        value(key)
+            .map(|v| {
+                v.trim_end_matches('%')
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .ok_or_else(|| {
+                        PipelineError::Config(format!("{key} must be {what}, got `{v}`"))
+                    })
+            })
+            .transpose()
+    };
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked non-negative; a count"
+    )]
+    let guard_count =
+        parsed("CW_RETIRE_GUARD_COUNT", "a count")?.map_or(defaults.guard_count, |n| n as u64);
+    Ok(RetirePolicy {
+        retired_states: value("CW_RETIRED_STATES")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        retired_status: value("CW_RETIRED_STATUS").unwrap_or(defaults.retired_status),
+        guard_count,
+        guard_percent: parsed("CW_RETIRE_GUARD_PERCENT", "a percentage")?
+            .map_or(defaults.guard_percent, |p| p),
+    })
 }
 
 /// `ls_asset_id=5,ls_asset_url=6` → caption → id.

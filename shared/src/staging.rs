@@ -37,6 +37,9 @@ pub struct StagedAsset {
     /// The ConnectWise company (identifier or id) the mapping sends it to.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub company: String,
+    /// Its Lansweeper state is a retired one: its configuration is retired.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     pub name: String,
@@ -125,6 +128,7 @@ impl StagedAsset {
             key,
             site: String::new(),
             company: String::new(),
+            retired: false,
         })
     }
 }

@@ -101,6 +101,13 @@ enum Command {
         asset_key: String,
         configuration_id: i64,
     },
+    /// Lets a run's retirements through that the guard held: writes exactly that run's
+    /// planned retirements.
+    Retire {
+        /// The run whose held retirements to write.
+        #[arg(long = "approve", value_name = "RUN_ID")]
+        approve: String,
+    },
     /// Clears a configuration's ls_asset_id.
     Unlink { configuration_id: i64 },
     /// Keeps an asset or a configuration out of every write (kept in the store).
@@ -332,6 +339,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for other in cleared {
                 println!("  cleared the link of configuration {other}");
             }
+            Ok(())
+        }
+        Command::Retire { approve } => {
+            let env = environment(false).await?;
+            let approval = shared::pipeline::approve_retirement(
+                &env.connectwise,
+                &env.store,
+                &env.settings,
+                &approve,
+            )
+            .await?;
+            println!("run {approve}: {} configurations retired", approval.retired);
+            for failure in &approval.failed {
+                println!("  failed: {}: {}", failure.asset_key, failure.reason);
+            }
+            anyhow::ensure!(approval.failed.is_empty(), "some retirements failed");
             Ok(())
         }
         Command::Unlink { configuration_id } => {

@@ -195,6 +195,29 @@ pub fn print_report(report: &RunReport) {
     if !report.unmapped.is_empty() {
         println!("  unmapped    {:>6}", report.unmapped.len());
     }
+    if report.retired + report.reactivated > 0 {
+        println!("  retired     {:>6} {verb}", report.retired);
+        println!("  reactivated {:>6} {verb}", report.reactivated);
+    }
+    if let Some(guard) = &report.guard {
+        println!(
+            "  retirement held: {} (would retire: {}{}); `lscw retire --approve {}` lets them through",
+            guard.reason,
+            guard.first.join(", "),
+            if guard.would_retire > guard.first.len() as u64 {
+                ", …"
+            } else {
+                ""
+            },
+            report.run_id
+        );
+    }
+    for failure in report.retire_failed.iter().take(5) {
+        println!(
+            "  retirement failed: {}: {}",
+            failure.asset_key, failure.reason
+        );
+    }
     if report.sections.len() > 1 {
         println!(
             "  by site and company   assets created modified unchanged conflicts failed unmapped"
@@ -304,6 +327,31 @@ pub fn print_plan(plan: &pipeline::Plan) {
             "  … and {} more configurations to change",
             plan.modify.len() - 10
         );
+    }
+    let held = if plan.guard.is_some() {
+        " (held by the guard)"
+    } else {
+        ""
+    };
+    for item in plan.retire.iter().take(10) {
+        let why = if item.asset_gone {
+            "its asset left Lansweeper"
+        } else {
+            "its asset is in a retired state"
+        };
+        println!(
+            "  retire configuration {} {:?}{held}: {why}",
+            item.configuration_id, item.name
+        );
+    }
+    if plan.retire.len() > 10 {
+        println!(
+            "  … and {} more configurations to retire{held}",
+            plan.retire.len() - 10
+        );
+    }
+    if let Some(guard) = &plan.guard {
+        println!("  retirement guard: {}", guard.reason);
     }
     for conflict in plan.conflicts.iter().take(10) {
         println!(

@@ -117,6 +117,8 @@ pub async fn fetch_assets<S: Store>(
     quota::load(store, lansweeper).await?;
     let meter = CallMeter::lansweeper(lansweeper);
     let mut names = ReferenceNames::default();
+    // The status retired configurations get: created with the other references if missing.
+    names.add(ReferenceKind::Status, Some(&settings.retire.retired_status));
     let mut seen = 0u64;
     let mut chunks = Vec::new();
     let mut sites = Vec::with_capacity(mapping.sites.len());
@@ -238,6 +240,8 @@ pub async fn fetch_assets<S: Store>(
 /// The asset with its type and state named as ConnectWise names them
 /// (`CW_TYPE_MAP`, `CW_STATUS_MAP`), or why it cannot be synced.
 fn translated(mut asset: StagedAsset, settings: &SyncSettings) -> Result<StagedAsset, Rejected> {
+    // Retired states are Lansweeper's names, before any map.
+    asset.retired = settings.retire.is_retired_state(asset.state.as_deref());
     let maps = &settings.value_maps;
     let reject = |reason: String| Rejected {
         asset_key: asset.key.clone(),

@@ -1,16 +1,18 @@
 //! `match`: reads the configurations in scope once and the staged assets, matches them
 //! level by level, and stores the create and modify batches the writers take.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::fetch::{self, FetchRecord};
 use super::references::{EnsureOutput, checked_custom_fields, ensured, resolved_companies};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::{ConnectWiseClient, ListQuery, actions};
 use crate::error::PipelineError;
 use crate::lease;
+use crate::lifecycle::{self, RetireGuard};
 use crate::matching::{self, FieldDiff, MatchSpec, Target};
 use crate::overrides;
 use crate::payload::{self, WriteContext};
@@ -34,6 +36,9 @@ pub struct MatchOutput {
     pub modify_groups: Vec<Vec<String>>,
     pub to_create: u64,
     pub to_modify: u64,
+    /// Configurations to retire (their batches are in `modify_groups`).
+    #[serde(default)]
+    pub to_retire: u64,
     pub unchanged: u64,
     pub conflicts: u64,
     pub failed: u64,
@@ -57,6 +62,10 @@ pub struct ModifyItem {
     pub name: String,
     pub configuration_id: i64,
     pub unmatched_fields: Vec<FieldDiff>,
+    /// A retirement of a configuration whose asset left its site: not one of the run's
+    /// assets, so outside its accounting of assets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asset_gone: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +83,16 @@ pub struct ConflictReport {
 pub(crate) struct MatchRecord {
     /// One per site and company, in the mapping's order.
     pub sections: Vec<SectionRecord>,
+    /// Why the run retires nothing, when the guard held or the listing was incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<RetireGuard>,
+    /// The retirements the guard held (parts of [`ModifyItem`]s): what `lscw retire
+    /// --approve` writes.
+    #[serde(default)]
+    pub held: Vec<String>,
+    /// `lscw retire --approve` wrote the held retirements (their batches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved: Vec<String>,
     pub custom_field_ids: HashMap<String, i64>,
     pub api_calls: ApiCalls,
 }
@@ -94,6 +113,12 @@ pub(crate) struct SectionRecord {
     pub failed: Vec<String>,
     pub create_batches: Vec<String>,
     pub modify_batches: Vec<String>,
+    /// Retirements ([`ModifyItem`]s changing status and active flag).
+    #[serde(default)]
+    pub retire_batches: Vec<String>,
+    /// Modifies that reactivate a retired configuration (planned).
+    #[serde(default)]
+    pub reactivated: u64,
 }
 
 /// What matching decided for one section, before it is stored.
@@ -106,6 +131,8 @@ struct SectionPlan {
     modifies: Vec<ModifyItem>,
     conflicts: Vec<ConflictReport>,
     failed: Vec<Rejected>,
+    retires: Vec<ModifyItem>,
+    reactivated: u64,
 }
 
 pub(crate) fn record_key(run_id: &str) -> String {
@@ -149,7 +176,10 @@ pub async fn match_assets<S: Store>(
     let company_ids = resolved_companies(store, run_id).await?;
     let query = ListQuery {
         conditions: settings.match_conditions.clone(),
-        fields: Some(format!("{},company/id", spec.configuration_fields())),
+        fields: Some(format!(
+            "{},company/id,activeFlag",
+            spec.configuration_fields()
+        )),
         ..ListQuery::default()
     };
     let configurations = connectwise
@@ -217,6 +247,30 @@ pub async fn match_assets<S: Store>(
     };
 
     let overrides = overrides::load(store).await?;
+    let retire = &settings.retire;
+    // Every key the sites listed (unmapped and rejected ones too): a configuration linked
+    // to any of them is not retired. An incomplete or empty listing retires nothing.
+    let fetched: FetchRecord = store.require(&fetch::record_key(run_id)).await?;
+    let mut listed: HashSet<String> = values
+        .iter()
+        .map(|v| text(v, "key").to_lowercase())
+        .collect();
+    for site in &fetched.sites {
+        for part in [&site.unmapped, &site.rejected] {
+            let entries: Vec<Rejected> = store.get_parts(part).await?;
+            listed.extend(entries.into_iter().map(|e| e.asset_key.to_lowercase()));
+        }
+    }
+    let incomplete = fetched
+        .sites
+        .iter()
+        .find(|s| s.error.is_some() || s.assets == 0)
+        .map(|s| match &s.error {
+            Some(error) => format!("site {} was not read whole ({error})", s.site),
+            None => format!("site {} listed no asset", s.site),
+        });
+    let mut company_section: HashMap<i64, usize> = HashMap::new();
+    let mut linked_total = 0u64;
     // Sections in the order their assets came (the mapping's), each company matched once
     // against its own configurations, whichever sites its assets came from.
     let mut sections: Vec<(String, String)> = Vec::new();
@@ -270,6 +324,7 @@ pub async fn match_assets<S: Store>(
             });
             continue;
         }
+        company_section.entry(company_id).or_insert(index);
         grouped.entry(company_id).or_default().push((index, asset));
     }
 
@@ -284,12 +339,23 @@ pub async fn match_assets<S: Store>(
             custom_field_ids: custom_field_ids.clone(),
         };
         let ignored_asset = |asset: &Value| overrides.ignores_asset(&text(asset, "key"));
+        let retired_state =
+            |asset: &Value| asset.get("retired").and_then(Value::as_bool) == Some(true);
+        let by_id: HashMap<i64, &Value> = configurations
+            .iter()
+            .filter_map(|c| Some((c.get("id")?.as_i64()?, c)))
+            .collect();
         for &index in &outcome.unmatched {
             let asset = &assets[index];
             if ignored_asset(asset) {
                 continue;
             }
             let plan = &mut plans[owners[index]];
+            if retired_state(asset) {
+                // Retired before it ever had a configuration: nothing to write.
+                plan.unchanged += 1;
+                continue;
+            }
             match payload::create_body(&create_spec, asset, &context) {
                 Ok(body) => plan.creates.push(CreateItem {
                     asset_key: text(asset, "key"),
@@ -312,8 +378,27 @@ pub async fn match_assets<S: Store>(
                 plan.ignored += 1;
                 continue;
             }
+            let configuration = by_id.get(&matched.configuration_id).copied();
+            if retired_state(asset) {
+                match configuration {
+                    Some(c) if !retire.is_retired(c) => plan.retires.push(ModifyItem {
+                        asset_key: text(asset, "key"),
+                        name: text(asset, "name"),
+                        configuration_id: matched.configuration_id,
+                        unmatched_fields: retire.retirement(c),
+                        asset_gone: false,
+                    }),
+                    _ => plan.unchanged += 1,
+                }
+                continue;
+            }
             // What ConnectWise owns (or fills) is left as the service desk keeps it.
-            let changes = settings.field_policies.allowed(&matched.unmatched_fields);
+            let mut changes = settings.field_policies.allowed(&matched.unmatched_fields);
+            if configuration.is_some_and(|c| retire.is_retired(c)) {
+                // The asset came back: active again, its status from the asset.
+                changes.push(lifecycle::active_flag(true));
+                plan.reactivated += 1;
+            }
             if changes.is_empty() {
                 plan.unchanged += 1;
                 continue;
@@ -332,6 +417,29 @@ pub async fn match_assets<S: Store>(
                 name: text(asset, "name"),
                 configuration_id: matched.configuration_id,
                 unmatched_fields: changes,
+                asset_gone: false,
+            });
+        }
+        // Configurations linked to an asset no site listed any more.
+        let section = company_section.get(&company_id).copied().unwrap_or(0);
+        for configuration in &configurations {
+            let Some(key) = link.current(configuration) else {
+                continue;
+            };
+            linked_total += 1;
+            let id = configuration.get("id").and_then(Value::as_i64).unwrap_or(0);
+            if listed.contains(&key.to_lowercase())
+                || overrides.ignores_configuration(id)
+                || retire.is_retired(configuration)
+            {
+                continue;
+            }
+            plans[section].retires.push(ModifyItem {
+                asset_key: key,
+                name: text(configuration, "name"),
+                configuration_id: id,
+                unmatched_fields: retire.retirement(configuration),
+                asset_gone: true,
             });
         }
         for conflict in &outcome.conflicts {
@@ -351,6 +459,39 @@ pub async fn match_assets<S: Store>(
     }
 
     let ttl = settings.staging_ttl;
+    let would_retire: u64 = plans.iter().map(|p| p.retires.len() as u64).sum();
+    let verdict = incomplete
+        .map(|why| format!("{why}: an incomplete listing never counts as assets leaving"))
+        .or_else(|| retire.guard(would_retire, linked_total));
+    let mut guard = None;
+    let mut held = Vec::new();
+    if let Some(reason) = verdict
+        && would_retire > 0
+    {
+        let mut items: Vec<ModifyItem> = Vec::new();
+        for plan in &mut plans {
+            for item in std::mem::take(&mut plan.retires) {
+                if !item.asset_gone {
+                    // A listed asset in a retired state: not written this run, and said so.
+                    plan.failed.push(Rejected {
+                        asset_key: item.asset_key.clone(),
+                        reason: format!("its retirement is held by the guard: {reason}"),
+                    });
+                }
+                items.push(item);
+            }
+        }
+        tracing::warn!(%run_id, would_retire, linked = linked_total, %reason, "retirement guard held");
+        held = store
+            .put_parts(&run_key(run_id, "retire-held"), &items, ttl)
+            .await?;
+        guard = Some(RetireGuard {
+            reason,
+            would_retire,
+            linked: linked_total,
+            first: items.iter().take(5).map(|i| i.name.clone()).collect(),
+        });
+    }
     let mut records = Vec::with_capacity(sections.len());
     let mut totals = MatchOutput {
         run_id: run_id.clone(),
@@ -376,6 +517,16 @@ pub async fn match_assets<S: Store>(
             &mut plan.failed,
         )
         .await?;
+        let retire_batches = put_batches(
+            store,
+            settings,
+            run_id,
+            &part("retire"),
+            &plan.retires,
+            &mut plan.failed,
+        )
+        .await?;
+        totals.to_retire += plan.retires.len() as u64;
         totals.to_create += plan.creates.len() as u64;
         totals.to_modify += plan.modifies.len() as u64;
         totals.unchanged += plan.unchanged;
@@ -400,11 +551,16 @@ pub async fn match_assets<S: Store>(
                 .await?,
             create_batches,
             modify_batches,
+            retire_batches,
+            reactivated: plan.reactivated,
         });
     }
     totals.api_calls = meter.read();
     let record = MatchRecord {
         sections: records,
+        guard,
+        held,
+        approved: Vec::new(),
         custom_field_ids,
         api_calls: totals.api_calls,
     };
@@ -419,7 +575,10 @@ pub async fn match_assets<S: Store>(
     let groups =
         |batches: Vec<String>| batches.chunks(GROUP_SIZE).map(<[String]>::to_vec).collect();
     totals.create_groups = groups(all(|s| &s.create_batches));
-    totals.modify_groups = groups(all(|s| &s.modify_batches));
+    // Retirements are modifies: the same step writes them.
+    let mut modify_batches = all(|s| &s.modify_batches);
+    modify_batches.extend(all(|s| &s.retire_batches));
+    totals.modify_groups = groups(modify_batches);
     Ok(totals)
 }
 
@@ -433,7 +592,7 @@ fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
 
 /// Stores `items` in batches of at most `batch_size` items and [`PART_BYTES`] bytes
 /// each, and answers their keys; an item too large for a batch of its own fails alone.
-async fn put_batches<S: Store, T: Serialize + Sync + Keyed>(
+pub(crate) async fn put_batches<S: Store, T: Serialize + Sync + Keyed>(
     store: &S,
     settings: &SyncSettings,
     run_id: &str,
@@ -464,7 +623,7 @@ async fn put_batches<S: Store, T: Serialize + Sync + Keyed>(
 }
 
 /// Items that belong to an asset.
-trait Keyed {
+pub(crate) trait Keyed {
     fn asset_key(&self) -> &str;
 }
 

@@ -3,6 +3,7 @@
 //! `lscw sync` call exactly these. Steps hand each other references (run id, store
 //! keys), never asset arrays: Step Functions allows 256 KiB a state.
 
+mod approve;
 mod create;
 mod fetch;
 mod r#match;
@@ -13,6 +14,7 @@ mod run;
 mod summary;
 mod write;
 
+pub use approve::{Approval, approve_retirement};
 pub use create::bulk_create;
 pub use fetch::{FetchInput, FetchOutput, fetch_assets};
 pub use r#match::{ConflictReport, CreateItem, GROUP_SIZE, MatchOutput, ModifyItem, match_assets};

@@ -33,7 +33,9 @@ pub async fn bulk_modify<S: Store>(
     let company_id = record
         .sections
         .iter()
-        .find(|s| s.modify_batches.contains(&input.batch))
+        .find(|s| {
+            s.modify_batches.contains(&input.batch) || s.retire_batches.contains(&input.batch)
+        })
         .map_or(0, |s| s.company_id);
     let context = WriteContext {
         company_id,

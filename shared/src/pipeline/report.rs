@@ -12,6 +12,7 @@ use super::write::{BatchRecord, WriteKind, batch_assets, result_key};
 use crate::calls::ApiCalls;
 use crate::error::PipelineError;
 use crate::lease::LeaseHolder;
+use crate::lifecycle::RetireGuard;
 use crate::references::ReferenceKind;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -51,6 +52,19 @@ pub struct RunReport {
     /// Assets no mapping rule sends to a company: never written.
     #[serde(default)]
     pub unmapped: Vec<Rejected>,
+    /// Configurations retired, whatever the cause; those whose asset is still listed
+    /// (a retired state) count among `modified` too.
+    #[serde(default)]
+    pub retired: u64,
+    #[serde(default)]
+    pub reactivated: u64,
+    /// Retirements of configurations whose asset left that ConnectWise refused (outside
+    /// the accounting of assets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retire_failed: Vec<Rejected>,
+    /// Why nothing was retired: the guard held, or a listing was incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<RetireGuard>,
     /// One per site and company (a site's assets that failed or stayed unmapped before
     /// reaching a company: a section without company).
     #[serde(default)]
@@ -83,6 +97,15 @@ pub struct SectionReport {
     /// Why the site could not be read (whole or in part): its assets are not all here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Configurations retired (their asset left, or is in a retired state).
+    #[serde(default)]
+    pub retired: u64,
+    /// Retired configurations active again, their asset back.
+    #[serde(default)]
+    pub reactivated: u64,
+    /// Retirements of listed assets ConnectWise refused, until they join `failed`.
+    #[serde(skip)]
+    failed_retirements: Vec<Rejected>,
 }
 
 impl SectionReport {
@@ -167,6 +190,7 @@ pub async fn report<S: Store>(
         report.failed.extend(rejected);
         report.unmapped.extend(unmapped);
     }
+    report.guard.clone_from(&matched.guard);
     for record in &matched.sections {
         let mut section = SectionReport {
             site: record.site.clone(),
@@ -176,8 +200,51 @@ pub async fn report<S: Store>(
             ignored: record.ignored,
             ..SectionReport::default()
         };
+        section.reactivated = record.reactivated;
+        for batch in &record.retire_batches {
+            let items: Vec<ModifyItem> = store.require(batch).await?;
+            let result = if dry_run {
+                None
+            } else {
+                store.get::<BatchRecord>(&result_key(batch)).await?
+            };
+            if let Some(result) = &result {
+                report.api_calls += result.api_calls;
+            }
+            for item in items {
+                let refused = match &result {
+                    None if dry_run => None,
+                    None => Some(format!("batch {batch} was not written (its step failed)")),
+                    Some(result) => result
+                        .failed
+                        .iter()
+                        .find(|f| f.asset_key == item.asset_key)
+                        .map(|f| f.reason.clone()),
+                };
+                match (refused, item.asset_gone) {
+                    (None, gone) => {
+                        section.retired += 1;
+                        if !gone {
+                            section.modified += 1;
+                        }
+                    }
+                    (Some(reason), true) => report.retire_failed.push(Rejected {
+                        asset_key: item.asset_key,
+                        reason: format!(
+                            "retiring configuration {}: {reason}",
+                            item.configuration_id
+                        ),
+                    }),
+                    (Some(reason), false) => section.failed_retirements.push(Rejected {
+                        asset_key: item.asset_key,
+                        reason,
+                    }),
+                }
+            }
+        }
         let conflicts: Vec<ConflictReport> = store.get_parts(&record.conflicts).await?;
         let mut failed: Vec<Rejected> = store.get_parts(&record.failed).await?;
+        failed.append(&mut section.failed_retirements);
         for (batches, kind) in [
             (&record.create_batches, WriteKind::Create),
             (&record.modify_batches, WriteKind::Modify),
@@ -206,6 +273,8 @@ pub async fn report<S: Store>(
         report.created += section.created;
         report.modified += section.modified;
         report.unchanged += section.unchanged;
+        report.retired += section.retired;
+        report.reactivated += section.reactivated;
         report.ignored += section.ignored;
         report.conflicts.extend(conflicts);
         report.failed.extend(failed);
@@ -220,6 +289,8 @@ pub async fn report<S: Store>(
         || !report.conflicts.is_empty()
         || !report.unmapped.is_empty()
         || report.sections.iter().any(|s| s.error.is_some())
+        || !report.retire_failed.is_empty()
+        || report.guard.is_some()
     {
         report.status = RunStatus::SucceededWithFailures;
     }
@@ -232,6 +303,12 @@ pub async fn report<S: Store>(
 pub struct Plan {
     pub create: Vec<CreateItem>,
     pub modify: Vec<ModifyItem>,
+    /// Configurations the run retires (or would, were the guard not holding them).
+    #[serde(default)]
+    pub retire: Vec<ModifyItem>,
+    /// The guard's verdict: present when it holds the retirements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<RetireGuard>,
     pub conflicts: Vec<ConflictReport>,
     pub references: BTreeMap<ReferenceKind, Vec<String>>,
 }
@@ -241,6 +318,8 @@ pub async fn plan<S: Store>(store: &S, run_id: &str) -> Result<Plan, PipelineErr
     let (ensured, _) = ensured(store, run_id).await?;
     let mut plan = Plan {
         references: ensured.created,
+        guard: matched.guard.clone(),
+        retire: store.get_parts(&matched.held).await?,
         ..Plan::default()
     };
     for section in &matched.sections {
@@ -255,6 +334,10 @@ pub async fn plan<S: Store>(store: &S, run_id: &str) -> Result<Plan, PipelineErr
         }
         for batch in &section.modify_batches {
             plan.modify
+                .extend(store.require::<Vec<ModifyItem>>(batch).await?);
+        }
+        for batch in &section.retire_batches {
+            plan.retire
                 .extend(store.require::<Vec<ModifyItem>>(batch).await?);
         }
     }

@@ -51,6 +51,13 @@ pub struct RunSummary {
     pub failed: u64,
     #[serde(default)]
     pub unmapped: u64,
+    #[serde(default)]
+    pub retired: u64,
+    #[serde(default)]
+    pub reactivated: u64,
+    /// The retirement guard held this run's retirements (`lscw retire --approve`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard_held: bool,
     /// Per site and company, when the run covered several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<SectionReport>,
@@ -78,6 +85,9 @@ impl RunSummary {
             conflicts: report.conflicts.len() as u64,
             failed: report.failed.len() as u64,
             unmapped: report.unmapped.len() as u64,
+            retired: report.retired,
+            reactivated: report.reactivated,
+            guard_held: report.guard.is_some(),
             sections: if report.sections.len() > 1 {
                 report.sections.clone()
             } else {
@@ -133,7 +143,7 @@ impl RunSummary {
     /// log, it becomes the run's metrics (what the dashboard draws and the alarms watch).
     pub fn metric_line(&self) -> String {
         let flag = |status: RunStatus| u64::from(self.status == status);
-        let values: [(&str, &str, u64); 13] = [
+        let values: [(&str, &str, u64); 16] = [
             ("Assets", "Count", self.assets),
             ("Created", "Count", self.created),
             ("Modified", "Count", self.modified),
@@ -141,6 +151,9 @@ impl RunSummary {
             ("Conflicts", "Count", self.conflicts),
             ("Failed", "Count", self.failed),
             ("Unmapped", "Count", self.unmapped),
+            ("Retired", "Count", self.retired),
+            ("Reactivated", "Count", self.reactivated),
+            ("RetirementGuardHeld", "Count", u64::from(self.guard_held)),
             ("ConnectWiseRequests", "Count", self.api_calls.connectwise),
             ("LansweeperRequests", "Count", self.api_calls.lansweeper),
             ("RunsSucceeded", "Count", flag(RunStatus::Succeeded)),
