@@ -294,3 +294,223 @@ async fn link_resolves_a_conflict_and_ignore_keeps_hands_off() {
             .is_some_and(|c| link_of(c).is_none())
     );
 }
+
+/// Removes the site's assets whose keys `pick` chooses; answers their keys.
+fn remove_assets(world: &World, pick: impl Fn(usize, &Value) -> bool) -> Vec<String> {
+    world.ls.with_site(|site| {
+        let mut removed = Vec::new();
+        let mut kept = Vec::new();
+        for (index, asset) in site.data.assets.drain(..).enumerate() {
+            if pick(index, &asset) {
+                removed.push(asset["key"].as_str().unwrap().to_lowercase());
+            } else {
+                kept.push(asset);
+            }
+        }
+        let data = simulators::lansweeper::SiteData {
+            assets: kept,
+            ..site.data.clone()
+        };
+        *site = simulators::lansweeper::Site::new(data).unwrap();
+        removed
+    })
+}
+
+/// Puts assets back into the site.
+fn restore_assets(world: &World, assets: Vec<Value>) {
+    world.ls.with_site(|site| {
+        for asset in assets {
+            site.add_asset(asset).unwrap();
+        }
+    });
+}
+
+fn is_retired(configuration: &Value) -> bool {
+    configuration["activeFlag"] == false && configuration["status"]["name"] == "Inactive"
+}
+
+#[tokio::test]
+async fn an_asset_that_left_is_retired_once_and_reactivated_when_it_comes_back() {
+    let world = world(120).await;
+    let first = sync_with(&world, &settings()).await;
+    assert_eq!(first.retired, 0);
+    let linked_keys: Vec<String> = configurations(&world).iter().filter_map(link_of).collect();
+    let gone_key = linked_keys[3].clone();
+    let gone_asset = world.ls.with_site(|site| {
+        site.data
+            .assets
+            .iter()
+            .find(|a| a["key"].as_str().unwrap().to_lowercase() == gone_key)
+            .unwrap()
+            .clone()
+    });
+    let removed = remove_assets(&world, |_, a| {
+        a["key"].as_str().unwrap().to_lowercase() == gone_key
+    });
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0], gone_key);
+
+    let second = sync_with(&world, &settings()).await;
+    assert_eq!(second.retired, 1, "{second:#?}");
+    assert!(second.guard.is_none());
+    let retired = linked(&world, &gone_key);
+    assert!(is_retired(&retired), "{retired:#}");
+    assert_eq!(
+        link_of(&retired).as_deref(),
+        Some(gone_key.as_str()),
+        "the link stays"
+    );
+
+    let writes = world.cw.control().writes();
+    let third = sync_with(&world, &settings()).await;
+    assert_eq!(
+        world.cw.control().writes(),
+        writes,
+        "retired once: a rerun writes nothing"
+    );
+    assert_eq!(third.retired, 0);
+
+    restore_assets(&world, vec![gone_asset.clone()]);
+    let fourth = sync_with(&world, &settings()).await;
+    assert_eq!(fourth.reactivated, 1, "{fourth:#?}");
+    let back = linked(&world, &gone_key);
+    assert_eq!(back["activeFlag"], true);
+    if let Some(state) = gone_asset["assetCustom"]["stateName"].as_str() {
+        assert_eq!(
+            back["status"]["name"], state,
+            "its status from the asset again"
+        );
+    }
+    let writes = world.cw.control().writes();
+    sync_with(&world, &settings()).await;
+    assert_eq!(world.cw.control().writes(), writes);
+}
+
+#[tokio::test]
+async fn a_listing_short_by_40_percent_retires_nothing_until_approved() {
+    let world = world(200).await;
+    sync_with(&world, &settings()).await;
+    let linked_before: Vec<Value> = configurations(&world)
+        .into_iter()
+        .filter(|c| link_of(c).is_some())
+        .collect();
+    let removed = remove_assets(&world, |index, _| index % 5 < 2);
+    // The rest of the sync goes on: a changed asset is still written.
+    let changed = world.ls.with_site(|site| {
+        let asset = site
+            .data
+            .assets
+            .iter_mut()
+            .find(|a| a["assetBasicInfo"]["ipAddress"].is_string())
+            .unwrap();
+        asset["assetBasicInfo"]["ipAddress"] = json!("10.66.66.66");
+        asset["key"].as_str().unwrap().to_string()
+    });
+
+    // The dry run's plan lists the retirements and the guard's verdict, and writes nothing.
+    let dry = SyncSettings {
+        dry_run: true,
+        ..settings()
+    };
+    let writes = world.cw.control().writes();
+    let dry_report = sync_with(&world, &dry).await;
+    assert_eq!(
+        world.cw.control().writes(),
+        writes,
+        "a dry run writes nothing"
+    );
+    let plan = pipeline::plan(&world.store, &dry_report.run_id)
+        .await
+        .unwrap();
+    assert!(plan.guard.is_some());
+    assert!(plan.retire.len() > 10, "{}", plan.retire.len());
+
+    let report = sync_with(&world, &settings()).await;
+    let guard = report.guard.clone().unwrap();
+    assert!(
+        guard.reason.contains("would be retired"),
+        "{}",
+        guard.reason
+    );
+    assert_eq!(report.retired, 0);
+    assert_eq!(report.status, pipeline::RunStatus::SucceededWithFailures);
+    assert!(
+        !configurations(&world).iter().any(is_retired),
+        "nothing retired"
+    );
+    assert_eq!(
+        linked(&world, &changed)["ipAddress"],
+        "10.66.66.66",
+        "the rest of the sync ran"
+    );
+    let planned: std::collections::BTreeSet<i64> = linked_before
+        .iter()
+        .filter(|c| removed.contains(&link_of(c).unwrap()))
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(guard.would_retire as usize, planned.len());
+
+    let approval =
+        pipeline::approve_retirement(&world.cw_client, &world.store, &settings(), &report.run_id)
+            .await
+            .unwrap();
+    assert_eq!(approval.retired as usize, planned.len());
+    assert!(approval.failed.is_empty());
+    let retired: std::collections::BTreeSet<i64> = configurations(&world)
+        .iter()
+        .filter(|c| is_retired(c))
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(retired, planned, "exactly the planned set");
+    let again =
+        pipeline::approve_retirement(&world.cw_client, &world.store, &settings(), &report.run_id)
+            .await
+            .unwrap_err();
+    assert!(
+        again.to_string().contains("approved and written already"),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_listing_never_counts_as_every_asset_leaving() {
+    let world = world(60).await;
+    sync_with(&world, &settings()).await;
+    remove_assets(&world, |_, _| true);
+    let writes = world.cw.control().writes();
+    let report = sync_with(&world, &settings()).await;
+    assert_eq!(world.cw.control().writes(), writes);
+    assert!(
+        report.guard.unwrap().reason.contains("listed no asset"),
+        "the guard says why"
+    );
+    assert!(!configurations(&world).iter().any(is_retired));
+}
+
+#[tokio::test]
+async fn an_asset_in_a_retired_state_has_its_configuration_retired() {
+    let world = world(60).await;
+    sync_with(&world, &settings()).await;
+    let key = configurations(&world)
+        .iter()
+        .filter_map(link_of)
+        .nth(2)
+        .unwrap();
+    world.ls.with_site(|site| {
+        let asset = site
+            .data
+            .assets
+            .iter_mut()
+            .find(|a| a["key"].as_str().unwrap().to_lowercase() == key)
+            .unwrap();
+        asset["assetCustom"]["stateName"] = json!("Sold");
+    });
+    let mut sold = settings();
+    sold.retire.retired_states = vec!["sold".into()];
+    let report = sync_with(&world, &sold).await;
+    assert_eq!((report.retired, report.modified), (1, 1), "{report:#?}");
+    assert!(is_retired(&linked(&world, &key)));
+    let writes = world.cw.control().writes();
+    sync_with(&world, &sold).await;
+    assert_eq!(world.cw.control().writes(), writes);
+}

@@ -421,27 +421,10 @@ pub async fn match_assets<S: Store>(
             });
         }
         // Configurations linked to an asset no site listed any more.
+        let (linked, gone) = gone_assets(&configurations, &listed, &overrides, retire, &link);
+        linked_total += linked;
         let section = company_section.get(&company_id).copied().unwrap_or(0);
-        for configuration in &configurations {
-            let Some(key) = link.current(configuration) else {
-                continue;
-            };
-            linked_total += 1;
-            let id = configuration.get("id").and_then(Value::as_i64).unwrap_or(0);
-            if listed.contains(&key.to_lowercase())
-                || overrides.ignores_configuration(id)
-                || retire.is_retired(configuration)
-            {
-                continue;
-            }
-            plans[section].retires.push(ModifyItem {
-                asset_key: key,
-                name: text(configuration, "name"),
-                configuration_id: id,
-                unmatched_fields: retire.retirement(configuration),
-                asset_gone: true,
-            });
-        }
+        plans[section].retires.extend(gone);
         for conflict in &outcome.conflicts {
             let asset = &assets[conflict.asset_index];
             if ignored_asset(asset) {
@@ -458,15 +441,36 @@ pub async fn match_assets<S: Store>(
         }
     }
 
+    // The mapped companies no asset went to this run: their linked configurations too.
+    for (company_id, configurations) in by_company {
+        let (linked, gone) = gone_assets(&configurations, &listed, &overrides, retire, &link);
+        linked_total += linked;
+        if gone.is_empty() {
+            continue;
+        }
+        let company = fetched
+            .companies
+            .iter()
+            .find(|c| company_ids.get(&references::name_key(c)) == Some(&company_id))
+            .cloned()
+            .unwrap_or_else(|| company_id.to_string());
+        sections.push((String::new(), company));
+        plans.push(SectionPlan {
+            retires: gone,
+            ..SectionPlan::default()
+        });
+    }
+
     let ttl = settings.staging_ttl;
     let would_retire: u64 = plans.iter().map(|p| p.retires.len() as u64).sum();
+    let incomplete_listing = incomplete.is_some();
     let verdict = incomplete
         .map(|why| format!("{why}: an incomplete listing never counts as assets leaving"))
         .or_else(|| retire.guard(would_retire, linked_total));
     let mut guard = None;
     let mut held = Vec::new();
     if let Some(reason) = verdict
-        && would_retire > 0
+        && (would_retire > 0 || (incomplete_listing && linked_total > 0))
     {
         let mut items: Vec<ModifyItem> = Vec::new();
         for plan in &mut plans {
@@ -580,6 +584,44 @@ pub async fn match_assets<S: Store>(
     modify_batches.extend(all(|s| &s.retire_batches));
     totals.modify_groups = groups(modify_batches);
     Ok(totals)
+}
+
+/// Of `configurations`, how many are linked, and the retirements of those whose asset
+/// no site listed (neither ignored nor retired already).
+fn gone_assets(
+    configurations: &[Value],
+    listed: &HashSet<String>,
+    overrides: &overrides::Overrides,
+    retire: &lifecycle::RetirePolicy,
+    link: &Target,
+) -> (u64, Vec<ModifyItem>) {
+    let mut linked = 0;
+    let mut gone = Vec::new();
+    for configuration in configurations {
+        let Some(key) = link.current(configuration) else {
+            continue;
+        };
+        linked += 1;
+        let id = configuration.get("id").and_then(Value::as_i64).unwrap_or(0);
+        if listed.contains(&key.to_lowercase())
+            || overrides.ignores_configuration(id)
+            || retire.is_retired(configuration)
+        {
+            continue;
+        }
+        gone.push(ModifyItem {
+            asset_key: key,
+            name: configuration
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            configuration_id: id,
+            unmatched_fields: retire.retirement(configuration),
+            asset_gone: true,
+        });
+    }
+    (linked, gone)
 }
 
 /// Each value once, in first-seen order.
