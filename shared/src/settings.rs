@@ -34,6 +34,9 @@ pub struct SyncSettings {
     /// `CW_RETIRED_STATES`, `CW_RETIRED_STATUS`, `CW_RETIRE_GUARD_COUNT`,
     /// `CW_RETIRE_GUARD_PERCENT`.
     pub retire: RetirePolicy,
+    /// `ENRICH_FULL_REFRESH_DAYS`: how often the enrichment reads ConnectWise whole
+    /// rather than what changed (default 7).
+    pub enrich_full_refresh: Duration,
 }
 
 impl Default for SyncSettings {
@@ -51,6 +54,7 @@ impl Default for SyncSettings {
             field_policies: FieldPolicies::default(),
             value_maps: ValueMaps::default(),
             retire: RetirePolicy::default(),
+            enrich_full_refresh: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -96,6 +100,15 @@ impl SyncSettings {
             )
             .map_err(PipelineError::Config)?,
             retire: retire_policy(&value)?,
+            enrich_full_refresh: match number("ENRICH_FULL_REFRESH_DAYS")? {
+                Some(days) if days >= 0 => Duration::from_secs(days.unsigned_abs() * 24 * 3600),
+                Some(days) => {
+                    return Err(PipelineError::Config(format!(
+                        "ENRICH_FULL_REFRESH_DAYS must be 0 or more, got {days}"
+                    )));
+                }
+                None => Duration::from_secs(7 * 24 * 3600),
+            },
             ..Self::default()
         })
     }

@@ -403,8 +403,14 @@ pub fn print_enrich_report(report: &EnrichReport) {
     println!("  unchanged   {:>6}", report.unchanged);
     println!("  failed      {:>6}", report.failed.len());
     println!(
-        "  API calls   ConnectWise {}, Lansweeper {}",
-        report.api_calls.connectwise, report.api_calls.lansweeper
+        "  API calls   ConnectWise {}, Lansweeper {} ({})",
+        report.api_calls.connectwise,
+        report.api_calls.lansweeper,
+        if report.full_read {
+            "ConnectWise read whole"
+        } else {
+            "only what changed in ConnectWise was read"
+        }
     );
     for failure in report.failed.iter().take(5) {
         println!("  failed: {}: {}", failure.asset_key, failure.reason);

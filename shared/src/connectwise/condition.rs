@@ -35,6 +35,22 @@ impl Field {
         Condition(format!("{}={}", self.0, value.into()))
     }
 
+    /// `path >= [datetime]`; the datetime is ConnectWise's own (`2024-05-01T10:00:00Z`),
+    /// checked to hold only its characters so it cannot end the bracket early.
+    pub fn ge_datetime(&self, datetime: &str) -> Result<Condition, ConnectWiseError> {
+        if datetime.is_empty()
+            || !datetime
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-:.+".contains(c))
+        {
+            return Err(ConnectWiseError::invalid(
+                "conditions",
+                format!("`{datetime}` is not a datetime"),
+            ));
+        }
+        Ok(Condition(format!("{}>=[{datetime}]", self.0)))
+    }
+
     pub fn ne(&self, value: impl Into<Literal>) -> Condition {
         Condition(format!("{}!={}", self.0, value.into()))
     }

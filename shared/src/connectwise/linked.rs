@@ -113,27 +113,26 @@ async fn attached(
     Ok(by_configuration)
 }
 
+/// What the enrichment reads of an agreement.
+pub const AGREEMENT_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "type",
+    "agreementStatus",
+    "startDate",
+    "endDate",
+    "noEndingDateFlag",
+    "sla",
+];
+/// What the enrichment reads of a ticket.
+pub const TICKET_FIELDS: &[&str] = &["id", "summary", "recordType", "status", "closedFlag"];
+
 /// The agreements of `companies`, by the configurations attached to them.
 pub async fn agreements_by_configuration(
     connectwise: &ConnectWiseClient,
     companies: &HashSet<i64>,
 ) -> Result<HashMap<i64, Vec<Value>>, ConnectWiseError> {
-    attached(
-        connectwise,
-        AGREEMENTS,
-        &[
-            "id",
-            "name",
-            "type",
-            "agreementStatus",
-            "startDate",
-            "endDate",
-            "noEndingDateFlag",
-            "sla",
-        ],
-        companies,
-    )
-    .await
+    attached(connectwise, AGREEMENTS, AGREEMENT_FIELDS, companies).await
 }
 
 /// The tickets of `companies`, by the configurations attached to them.
@@ -141,13 +140,7 @@ pub async fn tickets_by_configuration(
     connectwise: &ConnectWiseClient,
     companies: &HashSet<i64>,
 ) -> Result<HashMap<i64, Vec<Value>>, ConnectWiseError> {
-    attached(
-        connectwise,
-        TICKETS,
-        &["id", "summary", "recordType", "status", "closedFlag"],
-        companies,
-    )
-    .await
+    attached(connectwise, TICKETS, TICKET_FIELDS, companies).await
 }
 
 /// The link to a configuration in ConnectWise's web UI, from the API base and the

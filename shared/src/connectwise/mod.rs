@@ -6,6 +6,7 @@ mod client;
 mod condition;
 mod config;
 mod error;
+pub mod known;
 pub mod linked;
 mod query;
 

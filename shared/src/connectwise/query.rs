@@ -93,7 +93,7 @@ impl ListQuery {
     }
 
     /// The filter parameters (everything but paging), as query pairs.
-    pub(crate) fn filter_params(&self) -> Vec<(&'static str, String)> {
+    pub fn filter_params(&self) -> Vec<(&'static str, String)> {
         let mut params = Vec::new();
         let mut push = |key: &'static str, value: &Option<String>| {
             if let Some(v) = value.as_ref().filter(|v| !v.trim().is_empty()) {

@@ -3,17 +3,19 @@
 //! values changed, so a run over unchanged data writes nothing.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::enrich_key;
 use super::values::{FIELDS, desired_values};
+use crate::connectwise::known::{self, Known, KnownRecords, Refresh, Scope};
 use crate::connectwise::linked::{
-    LINK_CAPTION, agreements_by_configuration, companies_of, linked_asset_key,
-    tickets_by_configuration,
+    AGREEMENT_FIELDS, AGREEMENTS, LINK_CAPTION, MAX_CONDITION_CHARS, TICKET_FIELDS, TICKETS,
+    companies_of, linked_asset_key,
 };
-use crate::connectwise::{ConnectWiseClient, ListQuery, actions};
+use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
 use crate::error::PipelineError;
 use crate::lansweeper::{LansweeperClient, LansweeperError};
 use crate::settings::SyncSettings;
@@ -36,6 +38,10 @@ pub struct AssetEdit {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EnrichPlan {
+    /// Everything was read from ConnectWise again (first run, weekly, scope changed);
+    /// otherwise only what changed since the last enrichment.
+    #[serde(default)]
+    pub full_read: bool,
     pub assets: u64,
     pub unchanged: u64,
     pub edits: Vec<String>,
@@ -77,6 +83,143 @@ async fn existing_fields(
         .collect())
 }
 
+/// Where the enrichment keeps what it learned of ConnectWise between runs.
+const KNOWN_KEY: &str = "enrich/known";
+/// Longer than any full-refresh period: what expires is read again whole.
+const KNOWN_TTL: Duration = Duration::from_secs(60 * 24 * 3600);
+
+/// What the last enrichment learned: configurations, agreements and tickets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KnownHead {
+    /// When everything was last read whole (epoch seconds).
+    full_at: u64,
+    configurations: KnownPart,
+    agreements: KnownPart,
+    tickets: KnownPart,
+}
+
+/// One kind's records, in parts, with where its next refresh starts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KnownPart {
+    parts: Vec<String>,
+    scope: String,
+    newest: Option<String>,
+}
+
+async fn load_part<S: Store>(store: &S, part: &KnownPart) -> Result<KnownRecords, PipelineError> {
+    let records: Vec<(i64, Known)> = store.get_parts(&part.parts).await?;
+    Ok(KnownRecords {
+        records: records.into_iter().collect(),
+        scope: part.scope.clone(),
+        newest: part.newest.clone(),
+    })
+}
+
+async fn save_part<S: Store>(
+    store: &S,
+    kind: &str,
+    known: &KnownRecords,
+) -> Result<KnownPart, PipelineError> {
+    let records: Vec<(&i64, &Known)> = known.records.iter().collect();
+    Ok(KnownPart {
+        parts: store
+            .put_parts(&format!("{KNOWN_KEY}/{kind}"), &records, KNOWN_TTL)
+            .await?,
+        scope: known.scope.clone(),
+        newest: known.newest.clone(),
+    })
+}
+
+fn epoch_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The linked configurations, and the agreements and tickets by configuration: what
+/// changed since the last enrichment is read, the rest comes from the store; everything
+/// is read whole on the first run and every `ENRICH_FULL_REFRESH_DAYS`.
+async fn linked_records<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    settings: &SyncSettings,
+) -> Result<(Vec<Value>, ByConfiguration, ByConfiguration, bool), PipelineError> {
+    let head: Option<KnownHead> = store.get(KNOWN_KEY).await?;
+    let now = epoch_seconds();
+    let full = head
+        .as_ref()
+        .is_none_or(|h| now.saturating_sub(h.full_at) >= settings.enrich_full_refresh.as_secs());
+    let head = head.unwrap_or_default();
+    let mut configurations = load_part(store, &head.configurations).await?;
+    let mut agreements = load_part(store, &head.agreements).await?;
+    let mut tickets = load_part(store, &head.tickets).await?;
+
+    let linked = Scope {
+        path: actions::CONFIGURATIONS,
+        fields: &["id", "name", "company/id", "sla", "customFields"],
+        queries: vec![ListQuery {
+            custom_field_conditions: Some(format!("caption=\"{LINK_CAPTION}\" AND value != null")),
+            ..ListQuery::default()
+        }],
+        attachments: false,
+    };
+    let mut outcomes = vec![known::refresh(connectwise, &linked, &mut configurations, full).await?];
+    let records: Vec<Value> = configurations
+        .records
+        .values()
+        .map(|k| k.record.clone())
+        .collect();
+    let mut companies: Vec<i64> = companies_of(&records).into_iter().collect();
+    companies.sort_unstable();
+    let by_company: Vec<ListQuery> = if companies.is_empty() {
+        Vec::new()
+    } else {
+        Field::new("company/id")?
+            .is_in_chunks(companies, MAX_CONDITION_CHARS)
+            .iter()
+            .map(|c| ListQuery::with_conditions(c.as_str()))
+            .collect()
+    };
+    for (path, fields, known) in [
+        (AGREEMENTS, AGREEMENT_FIELDS, &mut agreements),
+        (TICKETS, TICKET_FIELDS, &mut tickets),
+    ] {
+        let scope = Scope {
+            path,
+            fields,
+            queries: by_company.clone(),
+            attachments: true,
+        };
+        outcomes.push(known::refresh(connectwise, &scope, known, full).await?);
+    }
+    let unchanged = outcomes.iter().all(|o| {
+        *o == Refresh::Changes {
+            changed: 0,
+            deleted: 0,
+        }
+    });
+    if !unchanged {
+        let saved = KnownHead {
+            full_at: if full { now } else { head.full_at },
+            configurations: save_part(store, "configurations", &configurations).await?,
+            agreements: save_part(store, "agreements", &agreements).await?,
+            tickets: save_part(store, "tickets", &tickets).await?,
+        };
+        store.put(KNOWN_KEY, &saved, KNOWN_TTL).await?;
+    }
+    tracing::info!(full, outcomes = ?outcomes, "ConnectWise's side of the enrichment read");
+    Ok((
+        records,
+        agreements.by_configuration(),
+        tickets.by_configuration(),
+        full,
+    ))
+}
+
+type ByConfiguration = HashMap<i64, Vec<Value>>;
+
 /// The enrichment's fields of one site, name → key; created unless `dry_run` (which
 /// creates nothing: a field that does not exist yet gets its name as key).
 async fn site_field_keys(
@@ -109,15 +252,8 @@ pub(crate) async fn plan<S: Store>(
     settings: &SyncSettings,
     run_id: &str,
 ) -> Result<(), PipelineError> {
-    let query = ListQuery {
-        custom_field_conditions: Some(format!("caption=\"{LINK_CAPTION}\" AND value != null")),
-        fields: Some("id,name,company/id,sla,customFields".into()),
-        ..ListQuery::default()
-    };
-    let configurations = connectwise.list(actions::CONFIGURATIONS, &query).await?;
-    let companies = companies_of(&configurations);
-    let agreements = agreements_by_configuration(connectwise, &companies).await?;
-    let tickets = tickets_by_configuration(connectwise, &companies).await?;
+    let (configurations, agreements, tickets, full_read) =
+        linked_records(connectwise, store, settings).await?;
     let mut by_asset: HashMap<String, Vec<&Value>> = HashMap::new();
     for configuration in &configurations {
         if let Some(link) = linked_asset_key(configuration) {
@@ -218,6 +354,7 @@ pub(crate) async fn plan<S: Store>(
     }
     let ttl = settings.staging_ttl;
     let plan = EnrichPlan {
+        full_read,
         assets: asset_count,
         unchanged,
         total: edits.len(),

@@ -22,6 +22,10 @@ use crate::store::{Store, StoreExt};
 pub struct EnrichReport {
     pub run_id: String,
     pub dry_run: bool,
+    /// ConnectWise was read whole (first run, every ENRICH_FULL_REFRESH_DAYS, or the
+    /// linked companies changed); otherwise only what changed since the last run.
+    #[serde(default)]
+    pub full_read: bool,
     pub assets: u64,
     pub written: u64,
     pub unchanged: u64,
@@ -43,6 +47,7 @@ pub async fn report<S: Store>(
     let mut report = EnrichReport {
         run_id: run_id.to_string(),
         dry_run,
+        full_read: plan.full_read,
         assets: plan.assets,
         unchanged: plan.unchanged,
         failed: store.get_parts(&plan.failed).await?,

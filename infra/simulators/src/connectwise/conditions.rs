@@ -209,7 +209,11 @@ impl Parser {
             Some(Token::Word(word)) if !is_keyword(&word) => word,
             other => return Err(format!("expected a field name, found {other:?}")),
         };
-        let path: Vec<String> = path.split('/').map(str::to_string).collect();
+        let mut path: Vec<String> = path.split('/').map(str::to_string).collect();
+        // `lastUpdated` is how conditions name `_info/lastUpdated` (the published example).
+        if path.len() == 1 && path[0].eq_ignore_ascii_case("lastUpdated") {
+            path = vec!["_info".into(), "lastUpdated".into()];
+        }
         if path.iter().any(String::is_empty) {
             return Err("empty segment in a field path".into());
         }

@@ -1,0 +1,233 @@
+//! What an enrichment learned of tickets and agreements, kept between runs so the next
+//! reads only what changed: each record (the fields the enrichment uses) with the
+//! configurations attached to it. A refresh reads the records updated since the newest
+//! change it saw, with their `/configurations`, and notices deletions by a count; a full
+//! read rebuilds everything.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::client::ConnectWiseClient;
+use super::condition::{Condition, Field};
+use super::error::ConnectWiseError;
+use super::linked::MAX_CONDITION_CHARS;
+use super::query::ListQuery;
+
+/// One ticket or agreement, as the enrichment remembers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Known {
+    pub record: Value,
+    /// The configurations attached (tickets and agreements; empty for configurations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configurations: Vec<i64>,
+    /// Its `lastUpdated` when read: a record read again unchanged costs nothing more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
+}
+
+/// Every known record of one kind (tickets or agreements), by id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KnownRecords {
+    pub records: BTreeMap<i64, Known>,
+    /// What they were read for (the scopes' filters): another scope means a full read.
+    pub scope: String,
+    /// The newest `lastUpdated` seen: the next refresh reads from there.
+    pub newest: Option<String>,
+}
+
+impl KnownRecords {
+    /// Records by the configurations attached to them, each list by record id.
+    pub fn by_configuration(&self) -> HashMap<i64, Vec<Value>> {
+        let mut by: HashMap<i64, Vec<Value>> = HashMap::new();
+        for known in self.records.values() {
+            for configuration in &known.configurations {
+                by.entry(*configuration)
+                    .or_default()
+                    .push(known.record.clone());
+            }
+        }
+        by
+    }
+}
+
+/// How a refresh went: requests are counted by the client's meter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Everything was read again.
+    Full,
+    /// Only what changed: this many records read, deletions found by the count.
+    Changes { changed: usize, deleted: usize },
+}
+
+/// What to read of a kind of record.
+pub struct Scope<'a> {
+    pub path: &'a str,
+    pub fields: &'a [&'a str],
+    /// One query per part of the scope (conditions split under the URL limit).
+    pub queries: Vec<ListQuery>,
+    /// Whether each record's `/configurations` is read too.
+    pub attachments: bool,
+}
+
+/// Brings `known` up to date: a full read when `full` is asked, when nothing is known
+/// yet or when the scope changed; otherwise the records updated since the newest change
+/// seen (a record read again unchanged costs nothing more), and a count that reveals
+/// deletions.
+///
+/// # Errors
+/// ConnectWise fails past its retries.
+pub async fn refresh(
+    connectwise: &ConnectWiseClient,
+    scope: &Scope<'_>,
+    known: &mut KnownRecords,
+    full: bool,
+) -> Result<Refresh, ConnectWiseError> {
+    let key: Vec<String> = scope
+        .queries
+        .iter()
+        .map(|q| format!("{:?}", q.filter_params()))
+        .collect();
+    let key = key.join("|");
+    let mut fields: Vec<&str> = scope.fields.to_vec();
+    fields.push("_info/lastUpdated");
+    let since = known.newest.clone().filter(|_| !full && known.scope == key);
+    let Some(since) = since else {
+        let mut fresh = KnownRecords {
+            scope: key,
+            ..KnownRecords::default()
+        };
+        let records = read(connectwise, scope, &fields, None).await?;
+        attach(connectwise, scope, records, &mut fresh).await?;
+        *known = fresh;
+        return Ok(Refresh::Full);
+    };
+    let changed_since = Field::new("lastUpdated")?.ge_datetime(&since)?;
+    let records = read(connectwise, scope, &fields, Some(&changed_since)).await?;
+    let changed = attach(connectwise, scope, records, known).await?;
+    let mut count = 0;
+    for query in &scope.queries {
+        count += connectwise.count(scope.path, query).await?;
+    }
+    let mut deleted = 0;
+    if count != known.records.len() as u64 {
+        // Some were deleted (or appeared unseen): their ids settle which.
+        let listed: HashSet<i64> = read(connectwise, scope, &["id"], None)
+            .await?
+            .iter()
+            .filter_map(|r| r.get("id").and_then(Value::as_i64))
+            .collect();
+        let before = known.records.len();
+        known.records.retain(|id, _| listed.contains(id));
+        deleted = before - known.records.len();
+        let unseen: Vec<i64> = listed
+            .iter()
+            .copied()
+            .filter(|id| !known.records.contains_key(id))
+            .collect();
+        for condition in Field::new("id")?.is_in_chunks(unseen, MAX_CONDITION_CHARS) {
+            let by_id = Scope {
+                queries: vec![ListQuery::with_conditions(condition.as_str())],
+                ..*scope
+            };
+            let records = read(connectwise, &by_id, &fields, None).await?;
+            attach(connectwise, scope, records, known).await?;
+        }
+    }
+    Ok(Refresh::Changes { changed, deleted })
+}
+
+/// The records of every part of `scope` (narrowed by `extra`, when given).
+async fn read(
+    connectwise: &ConnectWiseClient,
+    scope: &Scope<'_>,
+    fields: &[&str],
+    extra: Option<&Condition>,
+) -> Result<Vec<Value>, ConnectWiseError> {
+    let mut records = Vec::new();
+    for query in &scope.queries {
+        let mut query = query.clone().with_fields(fields);
+        if let Some(extra) = extra {
+            query.conditions = Some(match &query.conditions {
+                Some(base) => Condition::raw(base.clone()).and(extra).to_string(),
+                None => extra.to_string(),
+            });
+        }
+        records.extend(connectwise.list_complete(scope.path, &query).await?);
+    }
+    Ok(records)
+}
+
+/// Puts the records in `known`, reading the `/configurations` (8 in flight) of those
+/// new or changed since they were read; answers how many were.
+async fn attach(
+    connectwise: &ConnectWiseClient,
+    scope: &Scope<'_>,
+    records: Vec<Value>,
+    known: &mut KnownRecords,
+) -> Result<usize, ConnectWiseError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut changed = 0;
+    for mut record in records {
+        let Some(id) = record.get("id").and_then(Value::as_i64) else {
+            continue;
+        };
+        let updated = record
+            .get("_info")
+            .and_then(|i| i.get("lastUpdated"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(object) = record.as_object_mut() {
+            object.remove("_info");
+        }
+        if updated > known.newest {
+            known.newest.clone_from(&updated);
+        }
+        if updated.is_some() && known.records.get(&id).is_some_and(|k| k.updated == updated) {
+            continue;
+        }
+        changed += 1;
+        if !scope.attachments {
+            known.records.insert(
+                id,
+                Known {
+                    record,
+                    configurations: Vec::new(),
+                    updated,
+                },
+            );
+            continue;
+        }
+        let client = connectwise.clone();
+        let sub = format!("{}/{id}/configurations", scope.path);
+        tasks.spawn(async move {
+            let mut ids = Vec::new();
+            client
+                .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
+                    ids.extend(
+                        page.iter()
+                            .filter_map(|c| c.get("id").and_then(Value::as_i64)),
+                    );
+                    Ok(())
+                })
+                .await
+                .map(|_| (id, record, ids, updated))
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (id, record, mut configurations, updated) =
+            joined.map_err(|e| ConnectWiseError::Decode(format!("task: {e}")))??;
+        configurations.sort_unstable();
+        known.records.insert(
+            id,
+            Known {
+                record,
+                configurations,
+                updated,
+            },
+        );
+    }
+    Ok(changed)
+}
