@@ -444,3 +444,178 @@ async fn the_spec_actions_answer_the_sample_shapes() {
     .unwrap_err();
     assert!(err.to_string().contains("configurations[0].id"), "{err}");
 }
+
+/// Every asset's enrichment values, by asset key.
+fn enriched_values(world: &World) -> BTreeMap<String, Value> {
+    world.ls.with_site(|site| {
+        site.data
+            .assets
+            .iter()
+            .map(|a| {
+                (
+                    a["key"].as_str().unwrap().to_string(),
+                    a["assetCustom"]["fields"].clone(),
+                )
+            })
+            .collect()
+    })
+}
+
+async fn enrich_with(world: &World, settings: &SyncSettings) -> enrichment::EnrichReport {
+    enrichment::run_enrich(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        settings,
+        None,
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+/// After the incremental run, a full one finds nothing to write: both arrive at the
+/// same values.
+async fn incremental_equals_full(world: &World, change: &str) -> enrichment::EnrichReport {
+    let incremental = enrich_with(world, &settings()).await;
+    // ConnectWise's lastUpdated counts seconds: the next change comes in a later one, as
+    // changes made by people do.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(!incremental.full_read, "{change}: read incrementally");
+    let values = enriched_values(world);
+    let full = enrich_with(
+        world,
+        &SyncSettings {
+            enrich_full_refresh: Duration::ZERO,
+            ..settings()
+        },
+    )
+    .await;
+    assert!(full.full_read);
+    assert_eq!(
+        full.written, 0,
+        "{change}: the full read found more to write"
+    );
+    assert_eq!(enriched_values(world), values, "{change}");
+    incremental
+}
+
+#[tokio::test]
+async fn incremental_enrichment_equals_a_full_one_after_each_change() {
+    use simulators::connectwise::{AGREEMENTS, TICKETS};
+
+    let world = synced_world(160).await;
+    let first = enrich_with(&world, &settings()).await;
+    assert!(
+        first.full_read,
+        "the first enrichment reads ConnectWise whole"
+    );
+    let full_requests = first.api_calls.connectwise;
+
+    // Nothing changed: a handful of requests, whatever the number of tickets.
+    // Nothing changed: per kind (configurations, agreements, tickets) the changed
+    // records' read with its count, and the count that would reveal a deletion — nine
+    // requests, whatever the number of tickets.
+    world.cw.control().reset_counts();
+    let quiet = enrich_with(&world, &settings()).await;
+    assert_eq!(quiet.written, 0);
+    assert!(!quiet.full_read);
+    assert_eq!(world.cw.control().total(), quiet.api_calls.connectwise);
+    assert!(
+        quiet.api_calls.connectwise <= 9,
+        "a quiet rerun costs {} requests (a full read {full_requests}): {:#?}",
+        quiet.api_calls.connectwise,
+        world.cw.control().requests()
+    );
+    assert!(full_requests > 10 * quiet.api_calls.connectwise);
+    incremental_equals_full(&world, "nothing changed").await;
+
+    // Linked configurations, as ConnectWise holds them.
+    let linked: Vec<i64> = world.cw.with_tenant(|t| {
+        t.records("configurations")
+            .filter(|c| {
+                c["customFields"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f["id"] == 5 && f["value"].is_string()))
+            })
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    });
+    let (a, b) = (linked[0], linked[1]);
+    let ticket_of = |configuration: i64| {
+        world.cw.with_tenant(|t| {
+            t.records("tickets")
+                .map(|r| r["id"].as_i64().unwrap())
+                .find(|id| t.attached(&TICKETS, *id).contains(&configuration))
+        })
+    };
+
+    // A ticket opened on a linked configuration.
+    let opened = world.cw.with_tenant(|t| {
+        let ticket = t
+            .create(
+                &TICKETS,
+                &json!({"summary": "New fault", "recordType": "ServiceTicket",
+                        "status": {"id": 1, "name": "New"}, "company": {"id": 1}, "closedFlag": false}),
+            )
+            .unwrap();
+        let id = ticket["id"].as_i64().unwrap();
+        t.attach(&TICKETS, id, a).unwrap();
+        id
+    });
+    let report = incremental_equals_full(&world, "a ticket opened").await;
+    assert!(report.written >= 1);
+
+    // That ticket closed.
+    world.cw.with_tenant(|t| {
+        let mut body = t.get("tickets", opened).unwrap().clone();
+        body["closedFlag"] = json!(true);
+        t.replace(&TICKETS, opened, &body).unwrap();
+    });
+    incremental_equals_full(&world, "a ticket closed").await;
+
+    // A ticket re-linked to another configuration. Assumed: re-linking edits the ticket,
+    // so its lastUpdated moves (unconfirmed; the weekly full read settles it otherwise).
+    let moved = ticket_of(a).unwrap();
+    world.cw.with_tenant(|t| {
+        t.detach(&TICKETS, moved, a);
+        t.attach(&TICKETS, moved, b).unwrap();
+        let body = t.get("tickets", moved).unwrap().clone();
+        t.replace(&TICKETS, moved, &body).unwrap();
+    });
+    incremental_equals_full(&world, "a ticket re-linked").await;
+
+    // A ticket deleted: no lastUpdated tells, the count does.
+    let deleted = ticket_of(b).unwrap();
+    world
+        .cw
+        .with_tenant(|t| t.delete(&TICKETS, deleted).unwrap());
+    incremental_equals_full(&world, "a ticket deleted").await;
+
+    // An agreement ended, and a new one.
+    world.cw.with_tenant(|t| {
+        let id = t.records("agreements").next().unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let mut body = t.get("agreements", id).unwrap().clone();
+        body["agreementStatus"] = json!("Expired");
+        body["endDate"] = json!("2020-01-31T00:00:00Z");
+        body["noEndingDateFlag"] = json!(false);
+        t.replace(&AGREEMENTS, id, &body).unwrap();
+    });
+    incremental_equals_full(&world, "an agreement ended").await;
+    world.cw.with_tenant(|t| {
+        let agreement = t
+            .create(
+                &AGREEMENTS,
+                &json!({"name": "Managed Services 99", "type": {"id": 1}, "company": {"id": 1},
+                        "startDate": "2026-01-01T00:00:00Z", "agreementStatus": "Active",
+                        "cancelledFlag": false, "noEndingDateFlag": true}),
+            )
+            .unwrap();
+        t.attach(&AGREEMENTS, agreement["id"].as_i64().unwrap(), b)
+            .unwrap();
+    });
+    let report = incremental_equals_full(&world, "a new agreement").await;
+    assert!(report.written >= 1);
+}

@@ -185,7 +185,15 @@ async fn attach(
         if updated > known.newest {
             known.newest.clone_from(&updated);
         }
-        if updated.is_some() && known.records.get(&id).is_some_and(|k| k.updated == updated) {
+        // Read again at the boundary second, unchanged: nothing more to read. (A change to
+        // its configurations alone within the second of the last read waits for the next
+        // change or the periodic full read.)
+        if updated.is_some()
+            && known
+                .records
+                .get(&id)
+                .is_some_and(|k| k.updated == updated && k.record == record)
+        {
             continue;
         }
         changed += 1;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use generate::{COMPANY_ID, PRIVATE_KEY, PUBLIC_KEY, TenantSpec, empty_tenant, generate};
-pub use schema::{CONFIGURATIONS, RESOURCES, Resource};
+pub use schema::{AGREEMENTS, CONFIGURATIONS, RESOURCES, Resource, TICKETS};
 pub use tenant::{ApiError, CustomFieldDef, Tenant, TenantData};
 
 use crate::control::Control;

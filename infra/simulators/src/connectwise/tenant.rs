@@ -202,6 +202,16 @@ impl Tenant {
     }
 
     /// Configuration ids attached to an agreement or ticket, ascending.
+    /// Takes a configuration off a ticket or an agreement.
+    pub fn detach(&mut self, resource: &Resource, id: i64, configuration: i64) {
+        if let Some(ids) = self
+            .attachments
+            .get_mut(&format!("{}/{id}", resource.collection))
+        {
+            ids.retain(|c| *c != configuration);
+        }
+    }
+
     pub fn attached(&self, resource: &Resource, id: i64) -> Vec<i64> {
         self.attachments
             .get(&format!("{}/{id}", resource.collection))
