@@ -52,7 +52,7 @@ invoke: setup
 
 ## API calls per asset, wall time and peak memory of the sync, at several sizes.
 bench:
-	infra/local/bench.sh
+	python3 infra/local/bench.py
 
 build-cli:
 	$(CARGO) build --bin lscw

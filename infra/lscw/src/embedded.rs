@@ -58,6 +58,34 @@ impl EmbeddedStore {
         &self.path
     }
 
+    /// Unexpired items, and the largest (bytes, key): what a benchmark reports.
+    pub async fn stats(&self) -> Result<(u64, usize, String), StoreError> {
+        self.with_items(|table| {
+            let (mut items, mut largest, mut largest_key) = (0, 0, String::new());
+            for entry in table
+                .iter()
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+            {
+                let (key, value) = entry.map_err(|e| StoreError::Backend(e.to_string()))?;
+                let item: Item =
+                    serde_json::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+                        key: key.value().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                if item.expires <= now() {
+                    continue;
+                }
+                items += 1;
+                if item.value.len() > largest {
+                    largest = item.value.len();
+                    largest_key = key.value().to_string();
+                }
+            }
+            Ok((items, largest, largest_key))
+        })
+        .await
+    }
+
     /// Runs `operation` in one write transaction on the file, off the async threads.
     async fn with_items<T: Send + 'static>(
         &self,

@@ -5,6 +5,7 @@ mod demo;
 mod devenv;
 mod embedded;
 mod mapping;
+mod step;
 mod sync;
 
 use std::process::ExitCode;
@@ -133,6 +134,16 @@ enum Command {
     },
     /// The whole sync against in-process simulators, twice: no AWS account needed.
     Demo,
+    /// One state of the state machine in a process of its own (what `make bench` runs).
+    #[command(hide = true)]
+    Step {
+        #[arg(value_enum)]
+        name: step::StepName,
+        #[arg(long)]
+        input: Option<std::path::PathBuf>,
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
     /// Simulators, table, secret and a staged sample run for `cargo lambda invoke`,
     /// against a running moto server (what `make invoke` uses).
     DevEnv {
@@ -395,6 +406,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => demo::run().await,
+        Command::Step {
+            name,
+            input,
+            output,
+        } => {
+            let env = environment(false).await?;
+            step::run(&env, name, input.as_deref(), &output).await
+        }
         Command::DevEnv {
             moto,
             env_file,

@@ -220,7 +220,15 @@ pub fn print_report(report: &RunReport) {
     }
     if report.sections.len() > 1 {
         println!(
-            "  by site and company   assets created modified unchanged conflicts failed unmapped"
+            "  {:<34} {:>6} {:>7} {:>8} {:>9} {:>9} {:>6} {:>8}",
+            "by site → company",
+            "assets",
+            "created",
+            "modified",
+            "unchanged",
+            "conflicts",
+            "failed",
+            "unmapped"
         );
         for section in &report.sections {
             let company = section.company.as_deref().unwrap_or("(none)");

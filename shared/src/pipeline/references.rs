@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::fetch::{self, FetchOutput, FetchRecord};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::linked::MAX_CONDITION_CHARS;
-use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
+use crate::connectwise::{ConnectWiseClient, Field, ListQuery, MAX_PAGE_SIZE, actions};
 use crate::custom_fields;
 use crate::error::PipelineError;
 use crate::lease;
@@ -161,12 +161,12 @@ async fn resolve_companies(
     for condition in
         Field::new("identifier")?.is_in_chunks(identifiers.iter().copied(), MAX_CONDITION_CHARS)
     {
-        let found = connectwise
-            .list_complete(
-                actions::COMPANIES,
-                &ListQuery::with_conditions(condition.as_str()).with_fields(&["id", "identifier"]),
-            )
-            .await?;
+        // One page holds every company a condition names (far fewer than 1,000).
+        let query = ListQuery {
+            page_size: Some(MAX_PAGE_SIZE),
+            ..ListQuery::with_conditions(condition.as_str()).with_fields(&["id", "identifier"])
+        };
+        let found = connectwise.list(actions::COMPANIES, &query).await?;
         for company in found {
             if let (Some(id), Some(identifier)) = (
                 company.get("id").and_then(Value::as_i64),

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""make bench: each state of the sync as its own process (`lscw step`, release build),
+with its real input and output, against `lscw simulate pair` in another process, at
+several sizes; then the enrichment, full and incremental.
+
+Prints per size and step: ConnectWise and Lansweeper requests, wall time, the step's
+peak memory (its process alone), the largest state in or out (bytes); per run: requests
+against the lower bound, the store's items and largest item; and whether each target
+holds. Figures are from one run on a shared machine: read them as ratios.
+"""
+
+import base64
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "target", "release", "lscw")
+WORK = os.path.join(ROOT, "target", "bench")
+CW_PORT, LS_PORT = 18580, 18590
+SPEED = 100
+KIB = 1024
+
+
+def wait_for(port, seconds=900):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"the simulator on port {port} did not start")
+
+
+def environment(store_dir):
+    env = dict(os.environ)
+    for key in ("SYNC_TABLE", "AWS_ENDPOINT_URL", "SECRET_ARN"):
+        env.pop(key, None)
+    env.update({
+        "CW_BASE_URL": f"http://127.0.0.1:{CW_PORT}/v4_6_release/apis/3.0",
+        "CW_COMPANY_ID": "sim", "CW_PUBLIC_KEY": "simpub", "CW_PRIVATE_KEY": "simpriv",
+        "CW_CLIENT_ID": "00000000-0000-4000-8000-00000000c0de",
+        "CW_TARGET_COMPANY": "BlueLightCo",
+        "LS_API_URL": f"http://127.0.0.1:{LS_PORT}/api/v2/graphql",
+        "LS_TOKEN": "simtoken", "LS_SITE_ID": "sim-site",
+        "LS_QUOTA_SPEED": str(SPEED), "LSCW_DATA_DIR": store_dir, "RUST_LOG": "warn",
+    })
+    return env
+
+
+def timed(args, env):
+    """Runs a process; answers (wall seconds, peak resident KB)."""
+    stats = os.path.join(WORK, "time")
+    subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", stats, BIN, *args],
+                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall, kb = open(stats).read().split()
+    return float(wall), int(kb)
+
+
+def step(name, payload, env, tag):
+    source = os.path.join(WORK, f"{tag}-in.json")
+    target = os.path.join(WORK, f"{tag}-out.json")
+    text = json.dumps(payload)
+    open(source, "w").write(text)
+    wall, kb = timed(["step", name, "--input", source, "--output", target], env)
+    out_text = open(target).read()
+    return json.loads(out_text), wall, kb, max(len(text), len(out_text))
+
+
+def configurations_in_tenant():
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{CW_PORT}/v4_6_release/apis/3.0/company/configurations/count")
+    token = base64.b64encode(b"sim+simpub:simpriv").decode()
+    request.add_header("Authorization", f"Basic {token}")
+    request.add_header("clientId", "00000000-0000-4000-8000-00000000c0de")
+    return json.load(urllib.request.urlopen(request))["count"]
+
+
+def sync(n, run, env):
+    rows = {}
+
+    def add(name, answer, wall, kb, size):
+        row = rows.setdefault(name, {"cw": 0, "ls": 0, "wall": 0.0, "kb": 0, "state": 0, "n": 0})
+        calls = answer.get("apiCalls", {}) if isinstance(answer, dict) else {}
+        row["cw"] += calls.get("connectwise", 0)
+        row["ls"] += calls.get("lansweeper", 0)
+        row["wall"] += wall
+        row["kb"] = max(row["kb"], kb)
+        row["state"] = max(row["state"], size)
+        row["n"] += 1
+
+    configurations = configurations_in_tenant()
+    run_id = f"bench-{n}-{run}"
+    fetched, *m = step("fetch-assets", {"runId": run_id}, env, "fetch")
+    add("fetch-assets", fetched, *m)
+    ensured, *m = step("ensure-references", fetched, env, "ensure")
+    add("ensure-references", ensured, *m)
+    matched, *m = step("match", ensured, env, "match")
+    add("match", matched, *m)
+    for kind, groups in (("bulk-create", matched["createGroups"]), ("bulk-modify", matched["modifyGroups"])):
+        for i, group in enumerate(groups):
+            answer, *m = step(kind, {"runId": run_id, "batches": group}, env, f"{kind}-{i}")
+            add(kind, answer, *m)
+    summary, *m = step("run-report", {"runId": run_id}, env, "report")
+    add("run-report", {}, *m)
+    step("release-lease", {"runId": run_id}, env, "release")
+    stats, *_ = step("store-stats", {}, env, "stats")
+    references = sum(ensured.get("referencesCreated", {}).values())
+    # The fewest requests any sync could make: read the configurations (1,000 a
+    # request) and the site (500 assets a request), the companies and custom fields
+    # once, one request per reference created, one bulk POST per 50 created, one read
+    # and one bulk PUT per 50 changed.
+    cw_floor = (math.ceil(configurations / 1000) + 2 + references
+                + math.ceil(summary["created"] / 50) + 2 * math.ceil(summary["modified"] / 50))
+    ls_floor = math.ceil(n / 500)
+    return rows, summary, stats, cw_floor, ls_floor
+
+
+def enrich(env, tag):
+    report = os.path.join(WORK, f"enrich-{tag}.json")
+    wall, kb = timed(["enrich", "--report", report], env)
+    return json.load(open(report)), wall, kb
+
+
+def main():
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "1000 10000 100000").split()]
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "lscw"], cwd=ROOT, check=True)
+    os.makedirs(WORK, exist_ok=True)
+    verdicts = []
+    for n in sizes:
+        store_dir = os.path.join(WORK, f"store-{n}")
+        subprocess.run(["rm", "-rf", store_dir], check=True)
+        sim = subprocess.Popen(
+            [BIN, "simulate", "pair", "--assets", str(n), "--speed", str(SPEED),
+             "--connectwise-listen", f"127.0.0.1:{CW_PORT}", "--lansweeper-listen", f"127.0.0.1:{LS_PORT}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(LS_PORT)
+            wait_for(CW_PORT)
+            env = environment(store_dir)
+            for run in ("first", "repeat"):
+                rows, summary, stats, cw_floor, ls_floor = sync(n, run, env)
+                cw = summary["apiCalls"]["connectwise"]
+                ls = summary["apiCalls"]["lansweeper"]
+                print(f"\n{n:,} assets, {run} run: created {summary['created']:,}, modified {summary['modified']:,}")
+                print(f"  {'step':<18} {'invocations':>11} {'CW req':>7} {'LS req':>7} {'wall s':>7} {'peak MB':>8} {'state KiB':>9}")
+                for name, r in rows.items():
+                    print(f"  {name:<18} {r['n']:>11} {r['cw']:>7} {r['ls']:>7} {r['wall']:>7.1f} {r['kb']/1024:>8.1f} {r['state']/KIB:>9.1f}")
+                print(f"  ConnectWise {cw} requests, lower bound {cw_floor} ({cw/cw_floor:.2f}x); "
+                      f"Lansweeper {ls}, lower bound {ls_floor} ({ls/max(ls_floor,1):.2f}x)")
+                print(f"  store: {stats['items']:,} items, largest {stats['largestBytes']/KIB:.1f} KiB ({stats['largestKey']})")
+                largest_state = max(r["state"] for r in rows.values())
+                peak = max(r["kb"] for r in rows.values()) / 1024
+                match_peak = rows["match"]["kb"] / 1024
+                checks = [
+                    (f"{n} {run}: ConnectWise ≤ 1.1× lower bound", n < 10000 or cw <= 1.1 * cw_floor),
+                    (f"{n} {run}: largest state < 64 KiB ({largest_state/KIB:.1f})", largest_state < 64 * KIB),
+                    (f"{n} {run}: no step over 1 GB ({peak:.0f} MB)", peak < 1024),
+                    (f"{n} {run}: match under 512 MB ({match_peak:.0f} MB)", match_peak < 512),
+                ]
+                if run == "repeat":
+                    checks.append((f"{n} repeat: writes nothing", summary["created"] + summary["modified"] == 0))
+                verdicts += checks
+            first, wall, kb = enrich(env, f"{n}-first")
+            again, wall2, kb2 = enrich(env, f"{n}-again")
+            linked = max(first["assets"] - first["unchanged"], 1)
+            print(f"  enrichment: full read {first['apiCalls']['connectwise']} ConnectWise requests ({wall:.1f} s, {kb/1024:.0f} MB); "
+                  f"rerun {again['apiCalls']['connectwise']} ({wall2:.1f} s), {again['written']} written")
+            verdicts.append((f"{n} enrichment rerun: ≤ 10 requests per 10,000 linked + 9",
+                             again["apiCalls"]["connectwise"] <= 9 + 10 * math.ceil(linked / 10000)))
+            verdicts.append((f"{n} enrichment rerun writes nothing", again["written"] == 0))
+        finally:
+            sim.terminate()
+            sim.wait()
+    print("\nTargets")
+    for text, held in verdicts:
+        print(f"  {'holds' if held else 'MISSED'}  {text}")
+
+
+if __name__ == "__main__":
+    main()
