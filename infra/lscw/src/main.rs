@@ -4,6 +4,7 @@
 mod demo;
 mod devenv;
 mod embedded;
+mod html;
 mod mapping;
 mod step;
 mod sync;
@@ -88,6 +89,9 @@ enum Command {
         /// Also write the report as JSON to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        /// Also write the report as one self-contained HTML page to this file.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
     },
     /// The state machine's whole order on this machine: the sync, then the enrichment.
     Run {
@@ -322,12 +326,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sync::print_enrich_report(&enrich_report);
             Ok(())
         }
-        Command::Report { run_id, json } => {
-            let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
+        Command::Report { run_id, json, html } => {
+            let lookup = Lookup::load().await?;
+            let store = sync::AnyStore::from_lookup(&lookup).await;
             let run_report = sync::report(&store, &run_id).await?;
             sync::print_report(&run_report);
             if let Some(path) = json {
                 sync::write_json(&path, &run_report)?;
+            }
+            if let Some(path) = html {
+                let recent = shared::pipeline::recent_runs(&store).await?;
+                // Links into ConnectWise when the connection is known (no request is made).
+                let link = lookup
+                    .get("CW_BASE_URL")
+                    .zip(lookup.get("CW_COMPANY_ID"))
+                    .map(|(base, company)| {
+                        move |id: i64| {
+                            shared::connectwise::linked::configuration_url(&base, &company, id)
+                        }
+                    });
+                let page = html::page(
+                    &run_report,
+                    &recent,
+                    link.as_ref().map(|l| l as &dyn Fn(i64) -> String),
+                );
+                std::fs::write(&path, page)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
             }
             Ok(())
         }

@@ -205,8 +205,20 @@ async fn sync_then_enrich_as_processes_share_the_store_and_lansweeper_s_quota() 
         0,
         "the enrichment counted what the sync had spent"
     );
-    let reported = lscw(&["report", &run_id]).await;
+    let page = data.join("run.html");
+    let reported = lscw(&["report", &run_id, "--html", page.to_str().unwrap()]).await;
     assert!(reported.contains(&run_id), "{reported}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(&format!("Run <code>{run_id}</code>")));
+    assert!(
+        html.contains("Conflicts ("),
+        "the scenario's conflicts are listed"
+    );
+    assert!(
+        html.contains("openrecord.rails?companyName=sim&amp;recordType=ConfigFv&amp;recid="),
+        "candidates link to ConnectWise"
+    );
+    assert!(html.contains("<svg"), "the chart of the last runs");
     let runs = lscw(&["runs"]).await;
     let row = runs.lines().find(|line| line.starts_with(&run_id)).unwrap();
     assert!(row.contains("SUCCEEDED_WITH_FAILURES"), "{runs}");

@@ -1,0 +1,305 @@
+//! `lscw report RUN --html FILE`: a run on one self-contained page (no external asset):
+//! its summary, its sections by site and company, the conflicts with their candidates
+//! linked to ConnectWise, failures and unmapped assets with their reasons, retirements,
+//! and a chart of the last runs.
+
+use std::fmt::Write as _;
+
+use shared::pipeline::{RunReport, RunStatus, RunSummary};
+
+/// Text made safe to put between tags or in an attribute.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn status_text(status: RunStatus) -> (&'static str, &'static str) {
+    match status {
+        RunStatus::Succeeded => ("Succeeded", "ok"),
+        RunStatus::SucceededWithFailures => ("Succeeded with failures", "warn"),
+        RunStatus::Failed => ("Failed", "bad"),
+        RunStatus::Skipped => ("Skipped (another run held the lease)", "warn"),
+    }
+}
+
+/// Rows shown per table; the JSON report holds the rest.
+const ROWS: usize = 500;
+
+/// The page. `configuration_link` makes a configuration id a link into ConnectWise.
+pub fn page(
+    report: &RunReport,
+    recent: &[RunSummary],
+    configuration_link: Option<&dyn Fn(i64) -> String>,
+) -> String {
+    let (status, class) = status_text(report.status);
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Run {run}</title>
+<style>
+body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #1d2430; padding: 0 1rem; }}
+h1 {{ font-size: 1.4rem; margin-bottom: .2rem; }} h2 {{ font-size: 1.1rem; margin-top: 2rem; }}
+.badge {{ display: inline-block; padding: .15rem .6rem; border-radius: 1rem; font-weight: 600; }}
+.ok {{ background: #dcf5e3; color: #135e2b; }} .warn {{ background: #fff0c9; color: #6b4b00; }} .bad {{ background: #fde0e0; color: #7a1717; }}
+.cards {{ display: flex; flex-wrap: wrap; gap: .7rem; margin: 1rem 0; }}
+.card {{ border: 1px solid #d6dbe3; border-radius: .5rem; padding: .5rem .9rem; min-width: 7rem; }}
+.card b {{ display: block; font-size: 1.4rem; }}
+table {{ border-collapse: collapse; width: 100%; margin: .5rem 0; }}
+th, td {{ text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #e6e9ee; vertical-align: top; }}
+th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.muted {{ color: #5d6878; }} code {{ font-size: 12px; }}
+</style></head><body>
+<h1>Run <code>{run}</code> <span class="badge {class}">{status}</span></h1>
+<p class="muted">{dry}ConnectWise requests: {cw} · Lansweeper requests: {ls}</p>
+"#,
+        run = escape(&report.run_id),
+        dry = if report.dry_run {
+            "Dry run: nothing was written. "
+        } else {
+            ""
+        },
+        cw = report.api_calls.connectwise,
+        ls = report.api_calls.lansweeper,
+    );
+    if let Some(holder) = &report.skipped_for {
+        let _ = write!(
+            html,
+            "<p>Run <code>{}</code> held the lease; this run wrote nothing.</p>",
+            escape(&holder.run_id)
+        );
+    }
+    html.push_str(r#"<div class="cards">"#);
+    for (label, value) in [
+        ("assets", report.assets),
+        ("created", report.created),
+        ("modified", report.modified),
+        ("unchanged", report.unchanged),
+        ("ignored", report.ignored),
+        ("conflicts", report.conflicts.len() as u64),
+        ("failed", report.failed.len() as u64),
+        ("unmapped", report.unmapped.len() as u64),
+        ("retired", report.retired),
+        ("reactivated", report.reactivated),
+    ] {
+        let _ = write!(html, r#"<div class="card"><b>{value}</b>{label}</div>"#);
+    }
+    html.push_str("</div>");
+
+    if let Some(guard) = &report.guard {
+        let _ = write!(
+            html,
+            r#"<h2>Retirements held</h2><p class="badge warn">{}</p><p>Would retire {} of {} linked configurations, among them: {}. <code>lscw retire --approve {}</code> lets them through.</p>"#,
+            escape(&guard.reason),
+            guard.would_retire,
+            guard.linked,
+            escape(&guard.first.join(", ")),
+            escape(&report.run_id)
+        );
+    }
+
+    if !report.sections.is_empty() {
+        html.push_str("<h2>By site and company</h2><table><tr><th>site</th><th>company</th><th>assets</th><th>created</th><th>modified</th><th>unchanged</th><th>conflicts</th><th>failed</th><th>unmapped</th><th>retired</th></tr>");
+        for s in &report.sections {
+            let _ = write!(
+                html,
+                r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+                escape(&s.site),
+                escape(s.company.as_deref().unwrap_or("—")),
+                s.assets,
+                s.created,
+                s.modified,
+                s.unchanged,
+                s.conflicts,
+                s.failed,
+                s.unmapped,
+                s.retired
+            );
+            if let Some(error) = &s.error {
+                let _ = write!(
+                    html,
+                    r#"<tr><td colspan="10" class="bad">{}</td></tr>"#,
+                    escape(error)
+                );
+            }
+        }
+        html.push_str("</table>");
+    }
+
+    if !report.conflicts.is_empty() {
+        let _ = write!(
+            html,
+            "<h2>Conflicts ({})</h2><p class=\"muted\">Not written. Resolve in ConnectWise, or pin one with <code>lscw link ASSET CONFIGURATION</code>.</p><table><tr><th>asset</th><th>why</th><th>candidates</th></tr>",
+            report.conflicts.len()
+        );
+        for c in report.conflicts.iter().take(ROWS) {
+            let candidates: Vec<String> = c
+                .candidates
+                .iter()
+                .map(|id| match configuration_link {
+                    Some(link) => format!(r#"<a href="{}">{id}</a>"#, escape(&link(*id))),
+                    None => id.to_string(),
+                })
+                .collect();
+            let _ = write!(
+                html,
+                "<tr><td>{}<br><code class=\"muted\">{}</code></td><td>{}</td><td>{}</td></tr>",
+                escape(&c.name),
+                escape(&c.asset_key),
+                escape(&c.reason),
+                candidates.join(", ")
+            );
+        }
+        html.push_str("</table>");
+    }
+
+    for (title, entries) in [
+        ("Failed", &report.failed),
+        ("Unmapped", &report.unmapped),
+        ("Retirements refused", &report.retire_failed),
+    ] {
+        if entries.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            html,
+            "<h2>{title} ({})</h2><table><tr><th>asset</th><th>why</th></tr>",
+            entries.len()
+        );
+        for entry in entries.iter().take(ROWS) {
+            let _ = write!(
+                html,
+                "<tr><td><code>{}</code></td><td>{}</td></tr>",
+                escape(&entry.asset_key),
+                escape(&entry.reason)
+            );
+        }
+        if entries.len() > ROWS {
+            let _ = write!(
+                html,
+                "<tr><td colspan=\"2\" class=\"muted\">… {} more in the JSON report</td></tr>",
+                entries.len() - ROWS
+            );
+        }
+        html.push_str("</table>");
+    }
+
+    if !recent.is_empty() {
+        html.push_str("<h2>Last runs</h2>");
+        html.push_str(&chart(recent));
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// Created, modified and failed of the last runs, as bars (inline SVG).
+fn chart(recent: &[RunSummary]) -> String {
+    let runs: Vec<&RunSummary> = recent.iter().rev().take(20).rev().collect();
+    let most = runs
+        .iter()
+        .map(|r| r.created.max(r.modified).max(r.failed + r.conflicts))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let (width, height, bar) = (760, 180, 10);
+    let step = width / runs.len().max(1);
+    let mut svg = format!(
+        r#"<svg role="img" aria-label="created, modified and failed per run" width="{width}" height="{}" viewBox="0 0 {width} {}">"#,
+        height + 40,
+        height + 40
+    );
+    for (i, run) in runs.iter().enumerate() {
+        let x = i * step + 8;
+        for (j, (value, colour, what)) in [
+            (run.created, "#2f80ed", "created"),
+            (run.modified, "#27ae60", "modified"),
+            (
+                run.failed + run.conflicts,
+                "#eb5757",
+                "failed or in conflict",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            #[allow(clippy::cast_possible_truncation, reason = "a bar's height in pixels")]
+            let h = (value * height as u64 / most) as usize;
+            let _ = write!(
+                svg,
+                r#"<rect x="{}" y="{}" width="{bar}" height="{h}" fill="{colour}"><title>{}: {value} {what}</title></rect>"#,
+                x + j * (bar + 1),
+                height - h,
+                escape(&run.run_id)
+            );
+        }
+        let _ = write!(
+            svg,
+            r##"<text x="{x}" y="{}" font-size="9" fill="#5d6878">{}</text>"##,
+            height + 14,
+            i + 1
+        );
+    }
+    svg.push_str(r##"<text x="8" y="210" font-size="11" fill="#2f80ed">■ created</text><text x="90" y="210" font-size="11" fill="#27ae60">■ modified</text><text x="180" y="210" font-size="11" fill="#eb5757">■ failed or in conflict</text></svg>"##);
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::pipeline::ConflictReport;
+    use shared::staging::Rejected;
+
+    #[test]
+    fn the_page_is_self_contained_and_escapes_what_it_shows() {
+        let report = RunReport {
+            run_id: "run-1".into(),
+            status: RunStatus::SucceededWithFailures,
+            assets: 3,
+            created: 1,
+            conflicts: vec![ConflictReport {
+                asset_key: "k1".into(),
+                name: "<script>alert(1)</script>".into(),
+                reason: "matches 2 configurations (4, 5) by serial number".into(),
+                candidates: vec![4, 5],
+            }],
+            failed: vec![Rejected {
+                asset_key: "k2".into(),
+                reason: "name \"x\" & <y>".into(),
+            }],
+            ..RunReport::default()
+        };
+        let recent = vec![RunSummary {
+            run_id: "run-0".into(),
+            created: 10,
+            modified: 4,
+            ..RunSummary::default()
+        }];
+        let link = |id: i64| format!("https://na.example/openrecord?recid={id}&x=1");
+        let html = page(&report, &recent, Some(&link));
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(!html.contains("<script>"), "names are escaped");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("name &quot;x&quot; &amp; &lt;y&gt;"));
+        assert!(html.contains(r#"<a href="https://na.example/openrecord?recid=4&amp;x=1">4</a>"#));
+        assert!(html.contains("Succeeded with failures"));
+        assert!(html.contains("<svg"), "the chart of the last runs");
+        for external in ["<link", "src=", "@import", "url("] {
+            assert!(!html.contains(external), "no external asset: {external}");
+        }
+        assert_eq!(
+            html.matches("<table").count(),
+            html.matches("</table>").count()
+        );
+    }
+}
