@@ -3,6 +3,7 @@
 
 mod demo;
 mod devenv;
+mod doctor;
 mod embedded;
 mod html;
 mod mapping;
@@ -136,6 +137,9 @@ enum Command {
         #[command(subcommand)]
         action: LeaseAction,
     },
+    /// Checks the configuration end to end, reading only: both APIs, credentials,
+    /// custom fields, the mapping, the quota, the table and the secret.
+    Doctor,
     /// The whole sync against in-process simulators, twice: no AWS account needed.
     Demo,
     /// One state of the state machine in a process of its own (what `make bench` runs).
@@ -429,6 +433,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Doctor => {
+            if doctor::run().await? {
+                Ok(())
+            } else {
+                anyhow::bail!("lscw doctor found problems (above)")
+            }
         }
         Command::Demo => demo::run().await,
         Command::Step {

@@ -273,6 +273,18 @@ async fn mapping_commands_suggest_set_export_import_and_refuse_unknowns() {
     assert!(listed.contains("no stored mapping"), "{listed}");
     assert!(listed.contains("sim-site\t→ BlueLightCo"), "{listed}");
 
+    let (ok, doctor) = lscw(&["doctor"]).await;
+    assert!(ok, "{doctor}");
+    for check in [
+        "ConnectWise credentials",
+        "custom fields",
+        "Lansweeper token",
+        "mapping: sim-site → BlueLightCo",
+        "every check passed",
+    ] {
+        assert!(doctor.contains(check), "{check}: {doctor}");
+    }
+
     let (ok, suggested) = lscw(&["mapping", "suggest"]).await;
     assert!(ok, "{suggested}");
     assert!(

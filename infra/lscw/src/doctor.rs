@@ -1,0 +1,307 @@
+//! `lscw doctor`: checks a configuration end to end before the first run, reading only.
+//! One line per check, with the fix for each failure; the exit code says whether all
+//! passed.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig, ListQuery, actions};
+use shared::environment::Lookup;
+use shared::lansweeper::{LansweeperClient, LansweeperConfig, LansweeperOptions};
+use shared::mapping::{self, Mapping};
+use shared::settings::SyncSettings;
+use shared::store::Store;
+
+use crate::sync::AnyStore;
+
+/// What the checks found.
+#[derive(Default)]
+struct Findings {
+    failed: usize,
+}
+
+impl Findings {
+    fn pass(&self, check: &str, detail: &str) {
+        println!("ok    {check}: {detail}");
+    }
+
+    fn fail(&mut self, check: &str, problem: &str, fix: &str) {
+        self.failed += 1;
+        println!("FAIL  {check}: {problem}\n      fix: {fix}");
+    }
+}
+
+/// Runs every check; answers whether all passed.
+pub async fn run() -> anyhow::Result<bool> {
+    let mut findings = Findings::default();
+    let lookup = match Lookup::load().await {
+        Ok(lookup) => {
+            if std::env::var("SECRET_ARN").is_ok_and(|s| !s.is_empty()) {
+                findings.pass("secret", "read");
+            }
+            lookup
+        }
+        Err(error) => {
+            findings.fail(
+                "secret",
+                &error.to_string(),
+                "check SECRET_ARN, the region and that your role may read it",
+            );
+            return Ok(false);
+        }
+    };
+    let get = |key: &str| lookup.get(key);
+
+    let settings = match SyncSettings::from_lookup(get) {
+        Ok(settings) => {
+            findings.pass("settings", "every sync setting is well formed");
+            settings
+        }
+        Err(error) => {
+            findings.fail("settings", &error.to_string(), "correct the setting named");
+            SyncSettings::default()
+        }
+    };
+
+    let store = AnyStore::from_lookup(&lookup).await;
+    match store.get_raw("doctor/probe").await {
+        Ok(_) => findings.pass("store", &store.describe()),
+        Err(error) => findings.fail(
+            "store",
+            &error.to_string(),
+            "check SYNC_TABLE (the stack's table) and that your role may read it",
+        ),
+    }
+
+    let connectwise = connectwise(&mut findings, get).await;
+    let lansweeper = lansweeper(&mut findings, get).await;
+
+    if let Some(client) = &connectwise {
+        match shared::custom_fields::resolve(client, &settings.custom_field_ids).await {
+            Ok(ids) => {
+                let mut listed: Vec<String> =
+                    ids.iter().map(|(caption, id)| format!("{caption}={id}")).collect();
+                listed.sort();
+                findings.pass("custom fields", &listed.join(", "));
+            }
+            Err(error) => findings.fail(
+                "custom fields",
+                &error.to_string(),
+                "create ls_asset_id, ls_asset_url (Text), ls_software (TextArea), ls_asset_location (Text) on configurations, or correct CW_CUSTOM_FIELD_IDS",
+            ),
+        }
+    }
+
+    let in_force = mapping::in_force(
+        &store,
+        lansweeper.as_ref().map(LansweeperClient::site_id),
+        Some(&settings.target_company),
+    )
+    .await;
+    match in_force {
+        Ok(mapping) => {
+            check_mapping(
+                &mut findings,
+                &mapping,
+                connectwise.as_ref(),
+                lansweeper.as_ref(),
+            )
+            .await
+        }
+        Err(error) => findings.fail(
+            "mapping",
+            &error.to_string(),
+            "`lscw mapping set SITE --company IDENTIFIER`, or set LS_SITE_ID and CW_TARGET_COMPANY",
+        ),
+    }
+
+    if let Some(client) = &lansweeper {
+        match shared::quota::load(&store, client).await {
+            Ok(()) => {
+                let wait = client.wait_before_next().await;
+                let spent = client.spent().await.len();
+                if wait.is_zero() {
+                    findings.pass(
+                        "Lansweeper quota",
+                        &format!("room now ({spent} requests of this token still count against its windows)"),
+                    );
+                } else {
+                    findings.fail(
+                        "Lansweeper quota",
+                        &format!("spent: the next request waits {} s", wait.as_secs()),
+                        "let the running sync or enrichment finish, or wait",
+                    );
+                }
+            }
+            Err(error) => findings.fail("Lansweeper quota", &error.to_string(), "check the store"),
+        }
+    }
+    println!(
+        "{}",
+        if findings.failed == 0 {
+            "every check passed".to_string()
+        } else {
+            format!("{} check(s) failed", findings.failed)
+        }
+    );
+    Ok(findings.failed == 0)
+}
+
+async fn connectwise(
+    findings: &mut Findings,
+    get: impl Fn(&str) -> Option<String>,
+) -> Option<ConnectWiseClient> {
+    let config = match ConnectionConfig::from_lookup(get) {
+        Ok(config) => config,
+        Err(error) => {
+            findings.fail(
+                "ConnectWise settings",
+                &error.to_string(),
+                "set CW_SITE (or CW_BASE_URL), CW_COMPANY_ID, CW_PUBLIC_KEY, CW_PRIVATE_KEY, CW_CLIENT_ID",
+            );
+            return None;
+        }
+    };
+    let client = match ConnectWiseClient::connect(&config, ClientOptions::default()).await {
+        Ok(client) => {
+            findings.pass("ConnectWise reachable", "codebase found");
+            client
+        }
+        Err(error) => {
+            findings.fail(
+                "ConnectWise reachable",
+                &error.to_string(),
+                "check CW_SITE / CW_BASE_URL and CW_COMPANY_ID (the company you sign in with)",
+            );
+            return None;
+        }
+    };
+    match client
+        .count(actions::CONFIGURATIONS, &ListQuery::default())
+        .await
+    {
+        Ok(count) => {
+            findings.pass(
+                "ConnectWise credentials",
+                &format!("keys and clientId accepted; {count} configurations visible"),
+            );
+            Some(client)
+        }
+        Err(error) => {
+            findings.fail(
+                "ConnectWise credentials",
+                &error.to_string(),
+                "check the API member's keys (CW_PUBLIC_KEY, CW_PRIVATE_KEY), its security role (configurations, companies, service, finance) and CW_CLIENT_ID",
+            );
+            None
+        }
+    }
+}
+
+async fn lansweeper(
+    findings: &mut Findings,
+    get: impl Fn(&str) -> Option<String>,
+) -> Option<LansweeperClient> {
+    let built = LansweeperConfig::from_lookup(get)
+        .and_then(|config| LansweeperClient::new(config, LansweeperOptions::default()));
+    let client = match built {
+        Ok(client) => client,
+        Err(error) => {
+            findings.fail(
+                "Lansweeper settings",
+                &error.to_string(),
+                "set LS_TOKEN (and LS_API_URL for another region)",
+            );
+            return None;
+        }
+    };
+    match client.sites().await {
+        Ok(sites) => {
+            let names: Vec<String> = sites
+                .iter()
+                .map(|s| format!("{} ({})", s.id, s.name))
+                .collect();
+            findings.pass(
+                "Lansweeper token",
+                &format!("accepted; sites: {}", names.join(", ")),
+            );
+            Some(client)
+        }
+        Err(error) => {
+            findings.fail(
+                "Lansweeper token",
+                &error.to_string(),
+                "create a personal access token (or an app's) with access to the sites, in LS_TOKEN",
+            );
+            None
+        }
+    }
+}
+
+async fn check_mapping(
+    findings: &mut Findings,
+    mapping: &Mapping,
+    connectwise: Option<&ConnectWiseClient>,
+    lansweeper: Option<&LansweeperClient>,
+) {
+    if let Err(error) = mapping.check() {
+        findings.fail(
+            "mapping",
+            &error.to_string(),
+            "`lscw mapping set` or `lscw mapping import` a valid one",
+        );
+        return;
+    }
+    let (Some(connectwise), Some(lansweeper)) = (connectwise, lansweeper) else {
+        return;
+    };
+    let sites: Vec<String> = match lansweeper.sites().await {
+        Ok(sites) => sites.into_iter().map(|s| s.id).collect(),
+        Err(_) => return,
+    };
+    let companies = connectwise
+        .list_complete(
+            actions::COMPANIES,
+            &ListQuery::default().with_fields(&["id", "identifier"]),
+        )
+        .await;
+    let companies: Vec<(i64, String)> = match companies {
+        Ok(found) => found
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.get("id")?.as_i64()?,
+                    c.get("identifier").and_then(Value::as_str)?.to_string(),
+                ))
+            })
+            .collect(),
+        Err(error) => {
+            findings.fail(
+                "mapping",
+                &error.to_string(),
+                "the API member needs to read companies",
+            );
+            return;
+        }
+    };
+    match mapping.check_known(&sites, &companies) {
+        Ok(()) => {
+            let pairs: HashMap<&str, Vec<&str>> = mapping
+                .sites
+                .iter()
+                .map(|s| (s.site.as_str(), s.companies().collect()))
+                .collect();
+            let mut shown: Vec<String> = pairs
+                .iter()
+                .map(|(site, companies)| format!("{site} → {}", companies.join(", ")))
+                .collect();
+            shown.sort();
+            findings.pass("mapping", &shown.join("; "));
+        }
+        Err(error) => findings.fail(
+            "mapping",
+            &error.to_string(),
+            "`lscw mapping list`, then `lscw mapping set` the site with an existing company",
+        ),
+    }
+}
