@@ -41,10 +41,12 @@ lint:
 unit:
 	$(CARGO) test --workspace
 
-## The six functions for Lambda (arm64, provided.al2023), in one cargo invocation.
+## The functions for Lambda (arm64, provided.al2023), built exactly as the README's
+## deployment steps build them: `sam build --beta-features` (SAM runs cargo lambda for each
+## function in the workspace, so the dependencies compile once).
 build: setup
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --beta-features
 
 ## One function under cargo lambda watch, with moto and the simulators: make invoke FN=match
 invoke: setup
