@@ -619,3 +619,57 @@ async fn incremental_enrichment_equals_a_full_one_after_each_change() {
     let report = incremental_equals_full(&world, "a new agreement").await;
     assert!(report.written >= 1);
 }
+
+/// What run-report records and `lscw report` shows of a run's enrichment: every
+/// invocation's writes, found by following where each stopped.
+#[tokio::test]
+async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
+    let world = synced_world(60).await;
+    let run_id = "run-with-enrichment";
+    assert_eq!(
+        shared::lease::acquire(&world.store, run_id).await.unwrap(),
+        None
+    );
+    let mut input = enrichment::EnrichInput {
+        run_id: Some(run_id.into()),
+        next: None,
+    };
+    let mut invocations = 0;
+    loop {
+        // A deadline already past: one write an invocation, as under a tight budget.
+        let output = enrichment::enrich(
+            &world.cw_client,
+            &world.ls_client,
+            &world.store,
+            &settings(),
+            &input,
+            Some(std::time::Instant::now()),
+        )
+        .await
+        .unwrap();
+        invocations += 1;
+        if output.done {
+            break;
+        }
+        input.next = Some(output.next);
+    }
+    assert!(invocations > 3);
+    let recorded = enrichment::recorded(&world.store, run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        recorded.written + recorded.unchanged + recorded.failed.len() as u64,
+        recorded.assets
+    );
+    assert_eq!(
+        recorded.written,
+        world.ls.control().count("POST graphql:editAsset")
+    );
+    assert!(
+        enrichment::recorded(&world.store, "no-such-run")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

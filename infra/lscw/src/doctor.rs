@@ -17,11 +17,13 @@ use crate::sync::AnyStore;
 /// What the checks found.
 #[derive(Default)]
 struct Findings {
+    passed: usize,
     failed: usize,
 }
 
 impl Findings {
-    fn pass(&self, check: &str, detail: &str) {
+    fn pass(&mut self, check: &str, detail: &str) {
+        self.passed += 1;
         println!("ok    {check}: {detail}");
     }
 
@@ -106,7 +108,7 @@ pub async fn run() -> anyhow::Result<bool> {
                 connectwise.as_ref(),
                 lansweeper.as_ref(),
             )
-            .await
+            .await;
         }
         Err(error) => findings.fail(
             "mapping",
@@ -141,7 +143,10 @@ pub async fn run() -> anyhow::Result<bool> {
         if findings.failed == 0 {
             "every check passed".to_string()
         } else {
-            format!("{} check(s) failed", findings.failed)
+            format!(
+                "{} check(s) failed, {} passed",
+                findings.failed, findings.passed
+            )
         }
     );
     Ok(findings.failed == 0)

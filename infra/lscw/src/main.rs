@@ -335,6 +335,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = sync::AnyStore::from_lookup(&lookup).await;
             let run_report = sync::report(&store, &run_id).await?;
             sync::print_report(&run_report);
+            // The state machine's enrichment runs under the sync's run id.
+            if let Some(enriched) = shared::enrichment::recorded(&store, &run_id).await? {
+                sync::print_enrich_report(&enriched);
+            }
             if let Some(path) = json {
                 sync::write_json(&path, &run_report)?;
             }

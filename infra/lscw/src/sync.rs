@@ -371,20 +371,39 @@ pub fn print_plan(plan: &pipeline::Plan) {
 
 /// The enrichment on this machine, with a spinner.
 pub async fn enrich(env: &Environment<AnyStore>) -> anyhow::Result<EnrichReport> {
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_message(
-        "ticket-agreement-enrich: reading ConnectWise and Lansweeper, writing changed assets",
+    // Hidden when standard error is not a terminal (indicatif's default).
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} enrichment   {bar:30} {pos}/{len} assets written {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let outcome = enrichment::run_enrich(
+    bar.set_message("(reading ConnectWise and Lansweeper)");
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let watch = |output: &enrichment::EnrichOutput| {
+        bar.set_length(output.edits as u64);
+        bar.set_position(output.next as u64);
+        if output.wait_seconds > 0 {
+            bar.set_message(format!(
+                "(Lansweeper's quota is spent: {} s until the next write)",
+                output.wait_seconds
+            ));
+        } else {
+            bar.set_message("");
+        }
+    };
+    // Invocations of 20 s, as the state machine's: the bar moves between them.
+    let outcome = enrichment::run_enrich_watched(
         &env.connectwise,
         &env.lansweeper,
         &env.store,
         &env.settings,
-        None,
+        Some(Duration::from_secs(20)),
+        &watch,
     )
     .await;
-    spinner.finish_and_clear();
+    bar.finish_and_clear();
     Ok(outcome?.0)
 }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::client::ConnectWiseClient;
 use super::condition::{Condition, Field};
@@ -210,19 +211,23 @@ async fn attach(
         }
         let client = connectwise.clone();
         let sub = format!("{}/{id}/configurations", scope.path);
-        tasks.spawn(async move {
-            let mut ids = Vec::new();
-            client
-                .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
-                    ids.extend(
-                        page.iter()
-                            .filter_map(|c| c.get("id").and_then(Value::as_i64)),
-                    );
-                    Ok(())
-                })
-                .await
-                .map(|_| (id, record, ids, updated))
-        });
+        // The run id and step stay on whatever the task logs.
+        tasks.spawn(
+            async move {
+                let mut ids = Vec::new();
+                client
+                    .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
+                        ids.extend(
+                            page.iter()
+                                .filter_map(|c| c.get("id").and_then(Value::as_i64)),
+                        );
+                        Ok(())
+                    })
+                    .await
+                    .map(|_| (id, record, ids, updated))
+            }
+            .instrument(tracing::Span::current()),
+        );
     }
     while let Some(joined) = tasks.join_next().await {
         let (id, record, mut configurations, updated) =

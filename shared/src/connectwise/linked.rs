@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::actions::CONFIGURATIONS;
 use super::client::ConnectWiseClient;
@@ -85,19 +86,23 @@ async fn attached(
         };
         let client = connectwise.clone();
         let sub = format!("{path}/{id}/configurations");
-        tasks.spawn(async move {
-            let mut ids = Vec::new();
-            client
-                .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
-                    ids.extend(
-                        page.iter()
-                            .filter_map(|c| c.get("id").and_then(Value::as_i64)),
-                    );
-                    Ok(())
-                })
-                .await
-                .map(|_| (record, ids))
-        });
+        // The run id and step stay on whatever the task logs.
+        tasks.spawn(
+            async move {
+                let mut ids = Vec::new();
+                client
+                    .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
+                        ids.extend(
+                            page.iter()
+                                .filter_map(|c| c.get("id").and_then(Value::as_i64)),
+                        );
+                        Ok(())
+                    })
+                    .await
+                    .map(|_| (record, ids))
+            }
+            .instrument(tracing::Span::current()),
+        );
     }
     let mut by_configuration: HashMap<i64, Vec<Value>> = HashMap::new();
     while let Some(joined) = tasks.join_next().await {

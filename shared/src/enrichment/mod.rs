@@ -16,7 +16,7 @@ mod values;
 mod write;
 
 pub use plan::{AssetEdit, ensure_fields};
-pub use report::{EnrichReport, report, run_enrich};
+pub use report::{EnrichReport, recorded, report, run_enrich, run_enrich_watched};
 pub use values::{FIELDS, chosen_agreement, desired_values};
 pub use write::{EnrichInput, EnrichOutput, enrich};
 

@@ -67,6 +67,33 @@ pub async fn report<S: Store>(
     Ok(report)
 }
 
+/// The enrichment recorded under `run_id`, whichever invocations wrote it (each one's
+/// progress names where the next started), or None when the run had none.
+///
+/// # Errors
+/// The store cannot be read.
+pub async fn recorded<S: Store>(
+    store: &S,
+    run_id: &str,
+) -> Result<Option<EnrichReport>, PipelineError> {
+    let Some(plan) = store.get::<EnrichPlan>(&plan_key(run_id)).await? else {
+        return Ok(None);
+    };
+    let mut starts = Vec::new();
+    let mut start = 0;
+    while let Some(progress) = store
+        .get::<EnrichProgress>(&progress_key(run_id, start))
+        .await?
+    {
+        starts.push(start);
+        if progress.next <= start || progress.next >= plan.total {
+            break;
+        }
+        start = progress.next;
+    }
+    Ok(Some(report(store, run_id, &starts, false).await?))
+}
+
 /// The enrichment on one machine: invocations until done (each within `budget`, as in
 /// Lambda), then the report and how many invocations it took. The run holds the lease
 /// throughout and gives it up at the end, failed or not.
@@ -76,6 +103,18 @@ pub async fn run_enrich<S: Store>(
     store: &S,
     settings: &SyncSettings,
     budget: Option<Duration>,
+) -> Result<(EnrichReport, usize), PipelineError> {
+    run_enrich_watched(connectwise, lansweeper, store, settings, budget, &|_| {}).await
+}
+
+/// As [`run_enrich`], telling `watch` what each invocation did (for progress bars).
+pub async fn run_enrich_watched<S: Store>(
+    connectwise: &ConnectWiseClient,
+    lansweeper: &LansweeperClient,
+    store: &S,
+    settings: &SyncSettings,
+    budget: Option<Duration>,
+    watch: &(dyn Fn(&EnrichOutput) + Sync),
 ) -> Result<(EnrichReport, usize), PipelineError> {
     let first = enrich(
         connectwise,
@@ -96,7 +135,17 @@ pub async fn run_enrich<S: Store>(
         return Ok((report, 1));
     }
     let run_id = first.run_id.clone();
-    let outcome = invocations(connectwise, lansweeper, store, settings, budget, first).await;
+    watch(&first);
+    let outcome = invocations(
+        connectwise,
+        lansweeper,
+        store,
+        settings,
+        budget,
+        first,
+        watch,
+    )
+    .await;
     if !settings.dry_run {
         lease::release(store, &run_id).await?;
     }
@@ -111,6 +160,7 @@ async fn invocations<S: Store>(
     settings: &SyncSettings,
     budget: Option<Duration>,
     first: EnrichOutput,
+    watch: &(dyn Fn(&EnrichOutput) + Sync),
 ) -> Result<(EnrichReport, usize), PipelineError> {
     let mut starts = vec![0];
     let mut output = first;
@@ -130,6 +180,7 @@ async fn invocations<S: Store>(
         };
         let deadline = budget.map(|b| Instant::now() + b);
         output = enrich(connectwise, lansweeper, store, settings, &input, deadline).await?;
+        watch(&output);
     }
     let report = report(store, &output.run_id, &starts, settings.dry_run).await?;
     Ok((report, starts.len()))

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::report::{RunReport, RunStatus, SectionReport, report};
 use crate::calls::ApiCalls;
+use crate::enrichment::{self, EnrichReport};
 use crate::error::PipelineError;
 use crate::lease::{self, LeaseHolder};
 use crate::store::{Store, StoreExt};
@@ -58,6 +59,9 @@ pub struct RunSummary {
     /// The retirement guard held this run's retirements (`lscw retire --approve`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guard_held: bool,
+    /// The enrichment of the run, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<EnrichSummary>,
     /// Per site and company, when the run covered several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<SectionReport>,
@@ -88,6 +92,7 @@ impl RunSummary {
             retired: report.retired,
             reactivated: report.reactivated,
             guard_held: report.guard.is_some(),
+            enrichment: None,
             sections: if report.sections.len() > 1 {
                 report.sections.clone()
             } else {
@@ -97,6 +102,31 @@ impl RunSummary {
             skipped_for: report.skipped_for.clone(),
             recorded_at: epoch_seconds(),
             duration_seconds: None,
+        }
+    }
+}
+
+/// The enrichment's numbers, as a run's summary keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrichSummary {
+    pub assets: u64,
+    pub written: u64,
+    pub unchanged: u64,
+    pub failed: u64,
+    pub full_read: bool,
+    pub api_calls: ApiCalls,
+}
+
+impl EnrichSummary {
+    pub fn of(report: &EnrichReport) -> Self {
+        Self {
+            assets: report.assets,
+            written: report.written,
+            unchanged: report.unchanged,
+            failed: report.failed.len() as u64,
+            full_read: report.full_read,
+            api_calls: report.api_calls,
         }
     }
 }
@@ -115,6 +145,11 @@ pub async fn record_report<S: Store>(
     // Boxed: the report's future is deep, and a handler awaits it inside the runtime's.
     let report = Box::pin(report(store, &input.run_id, false)).await?;
     let mut summary = RunSummary::of(&report);
+    // The state machine's enrichment runs under the sync's run id, before this step.
+    summary.enrichment = enrichment::recorded(store, &input.run_id)
+        .await?
+        .as_ref()
+        .map(EnrichSummary::of);
     if let Some(held) = lease::holder(store).await?
         && held.run_id == input.run_id
     {
