@@ -36,7 +36,7 @@ class TemplateTest(unittest.TestCase):
     def test_every_alarm_notifies_the_topic(self):
         alarms = self.of_type("AWS::CloudWatch::Alarm")
         watched = {a["Properties"]["MetricName"] for a in alarms.values()}
-        self.assertEqual(watched, {"ExecutionsFailed", "ExecutionsTimedOut", "RunsWithFailures"})
+        self.assertEqual(watched, {"ExecutionsFailed", "ExecutionsTimedOut", "RunsWithFailures", "RetirementGuardHeld"})
         topics = self.of_type("AWS::SNS::Topic")
         self.assertEqual(len(topics), 1)
         topic = next(iter(topics))

@@ -20,12 +20,17 @@ pub async fn handler<S: Store>(
     event: LambdaEvent<ReportInput>,
 ) -> Result<RunSummary, StepError> {
     let input = &event.payload;
-    lambda::step(
+    let summary = lambda::step(
         "run-report",
         &event,
         record_report(store, input, report_ttl),
     )
-    .await
+    .await?;
+    // Embedded metric format: CloudWatch reads these raw lines of the log as metrics.
+    for line in summary.metric_lines() {
+        println!("{line}");
+    }
+    Ok(summary)
 }
 
 #[tokio::main]

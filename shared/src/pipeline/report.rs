@@ -105,7 +105,7 @@ pub struct SectionReport {
     pub reactivated: u64,
     /// Retirements of listed assets ConnectWise refused, until they join `failed`.
     #[serde(skip)]
-    failed_retirements: Vec<Rejected>,
+    pub(crate) failed_retirements: Vec<Rejected>,
 }
 
 impl SectionReport {

@@ -225,6 +225,58 @@ impl RunSummary {
         }
         line.to_string()
     }
+
+    /// Every metric line of the run: [`RunSummary::metric_line`], then, when the run
+    /// covered several sites, one line per site with the `Site` dimension.
+    pub fn metric_lines(&self) -> Vec<String> {
+        let mut lines = vec![self.metric_line()];
+        let mut sites: Vec<&str> = self.sections.iter().map(|s| s.site.as_str()).collect();
+        sites.dedup();
+        for site in sites.into_iter().filter(|s| !s.is_empty()) {
+            let of_site = self.sections.iter().filter(|s| s.site == site);
+            let mut totals = [0u64; 7];
+            for s in of_site {
+                for (total, value) in totals.iter_mut().zip([
+                    s.assets,
+                    s.created,
+                    s.modified,
+                    s.unchanged,
+                    s.conflicts,
+                    s.failed,
+                    s.unmapped,
+                ]) {
+                    *total += value;
+                }
+            }
+            let names = [
+                "Assets",
+                "Created",
+                "Modified",
+                "Unchanged",
+                "Conflicts",
+                "Failed",
+                "Unmapped",
+            ];
+            let mut line = json!({
+                "_aws": {
+                    "Timestamp": self.recorded_at * 1000,
+                    "CloudWatchMetrics": [{
+                        "Namespace": METRIC_NAMESPACE,
+                        "Dimensions": [["Service", "Site"]],
+                        "Metrics": names.iter().map(|n| json!({"Name": n, "Unit": "Count"})).collect::<Vec<Value>>(),
+                    }],
+                },
+                "Service": "lscw",
+                "Site": site,
+                "runId": self.run_id,
+            });
+            for (name, value) in names.iter().zip(totals) {
+                line[*name] = json!(value);
+            }
+            lines.push(line.to_string());
+        }
+        lines
+    }
 }
 
 #[cfg(test)]
@@ -268,5 +320,30 @@ mod tests {
         assert_eq!(line["RunsWithFailures"], 1);
         assert_eq!(line["RunsSucceeded"], 0);
         assert_eq!(line["DurationSeconds"], 42);
+
+        // A run over several sites adds one line per site.
+        let sections = ["a", "a", "b"]
+            .iter()
+            .map(|site| super::SectionReport {
+                site: (*site).into(),
+                assets: 2,
+                created: 1,
+                unchanged: 1,
+                ..super::SectionReport::default()
+            })
+            .collect();
+        let lines = RunSummary {
+            sections,
+            ..summary
+        }
+        .metric_lines();
+        assert_eq!(lines.len(), 3);
+        let site_a: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(site_a["Site"], "a");
+        assert_eq!(site_a["Created"], 2);
+        assert_eq!(
+            site_a["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][1],
+            "Site"
+        );
     }
 }
