@@ -47,7 +47,7 @@ async fn run_functions_after(
         "state payload fits Step Functions"
     );
     assert!(
-        fetched.get("assets").is_some() && fetched.get("chunks").is_some(),
+        fetched.get("assets").is_some() && fetched.get("staged").is_some(),
         "{fetched}"
     );
     outputs.push(fetched.clone());
@@ -187,7 +187,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     assert!(winner.get("skippedFor").is_none(), "{winner}");
     assert_eq!(skipped["skippedFor"]["runId"], winner["runId"], "{skipped}");
     assert!(skipped["skippedFor"]["startedAt"].as_u64().unwrap() > 0);
-    assert_eq!(skipped["chunks"].as_array().map_or(0, Vec::len), 0);
+    assert_eq!(skipped["staged"], 0);
     let skipped_report = pipeline::report(&store, skipped["runId"].as_str().unwrap(), false)
         .await
         .unwrap();
@@ -199,8 +199,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         invoke(&watch, "ensure-references", &winner).await.is_ok(),
         "the winner renews its own lease"
     );
-    let mut renewed_by_loser = skipped.clone();
-    renewed_by_loser["chunks"] = winner["chunks"].clone();
+    let renewed_by_loser = skipped.clone();
     let refused = invoke(&watch, "ensure-references", &renewed_by_loser)
         .await
         .unwrap_err();
@@ -453,7 +452,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     );
     let mut skipped_fetch = first_outputs[0].clone();
     skipped_fetch["runId"] = json!("skipped-run");
-    skipped_fetch["chunks"] = json!([]);
+    skipped_fetch["staged"] = json!(0);
     skipped_fetch["skippedFor"] = json!({"runId": "busy-run", "startedAt": 1, "expiresAt": 2});
     queue_lambda_results(&moto, &[skipped_fetch.to_string()]).await;
     let skipped_execution = run_execution(&moto, &machine, "skipped-run").await;

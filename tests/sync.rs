@@ -310,3 +310,46 @@ async fn a_failing_item_is_sent_once_more_after_reading_it_was_not_saved() {
     });
     assert_eq!(linked, 1, "the flaky asset is created exactly once");
 }
+
+/// States carry counts and store keys, never lists that grow with the estate: what
+/// fetch-assets and ensure-references hand on is the same size (to a few digits) at 200
+/// and at 2,000 assets. match's groups of batch keys are the one list that grows (about
+/// 80 bytes per 500 assets).
+#[tokio::test]
+async fn the_states_between_steps_do_not_grow_with_the_estate() {
+    let mut sizes = Vec::new();
+    for assets in [200, 2_000] {
+        let world = lscw_tests::world::world(assets).await;
+        let (cw, store, settings) = (&world.cw_client, &world.store, &settings());
+        let input = pipeline::FetchInput {
+            run_id: Some("size-run".into()),
+        };
+        let fetched = pipeline::fetch_assets(&world.ls_client, store, settings, &input, |_, _| {})
+            .await
+            .unwrap();
+        let ensured = pipeline::ensure_references(cw, store, settings, &fetched)
+            .await
+            .unwrap();
+        let matched = pipeline::match_assets(cw, store, settings, &ensured)
+            .await
+            .unwrap();
+        // A state's size as Step Functions counts it: its JSON.
+        sizes.push((
+            serde_json::to_string(&fetched).unwrap().len(),
+            serde_json::to_string(&ensured).unwrap().len(),
+            serde_json::to_string(&matched).unwrap().len(),
+            matched.create_groups.len() + matched.modify_groups.len(),
+        ));
+    }
+    let (
+        (fetch_small, ensure_small, match_small, groups_small),
+        (fetch_large, ensure_large, match_large, groups_large),
+    ) = (sizes[0], sizes[1]);
+    assert!(fetch_large.abs_diff(fetch_small) <= 16, "{sizes:?}");
+    assert!(ensure_large.abs_diff(ensure_small) <= 16, "{sizes:?}");
+    let per_group = 10 * 40;
+    assert!(
+        match_large <= match_small + (groups_large - groups_small + 1) * per_group,
+        "{sizes:?}"
+    );
+}

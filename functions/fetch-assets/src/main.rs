@@ -63,16 +63,18 @@ mod tests {
         assert_eq!(output.assets, 120);
         assert!(output.api_calls.lansweeper >= 1);
         assert_eq!(output.api_calls.connectwise, 0);
-        assert!(!output.chunks.is_empty());
+        let chunks = shared::pipeline::staged_parts(&env.store, "handler-run")
+            .await
+            .unwrap();
+        assert!(!chunks.is_empty());
         assert!(
-            output
-                .chunks
+            chunks
                 .iter()
                 .all(|key| key.starts_with("run/handler-run/assets/")),
-            "{:?}",
-            output.chunks
+            "{chunks:?}"
         );
-        let staged: Vec<serde_json::Value> = env.store.get_parts(&output.chunks).await.unwrap();
+        let staged: Vec<serde_json::Value> = env.store.get_parts(&chunks).await.unwrap();
+        assert_eq!(staged.len() as u64, output.staged);
         assert_eq!(staged.len() as u64, output.assets - output.rejected);
         let keys: std::collections::HashSet<&str> = staged
             .iter()

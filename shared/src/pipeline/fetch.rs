@@ -29,14 +29,19 @@ pub struct FetchInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FetchOutput {
     pub run_id: String,
-    pub chunks: Vec<String>,
+    /// Assets staged in the store (the fetch record lists their parts): the state
+    /// carries counts, never lists that grow with the estate.
+    #[serde(default)]
+    pub staged: u64,
     /// Assets Lansweeper returned, rejected ones included.
     pub assets: u64,
     pub rejected: u64,
     /// Assets no mapping rule sends to a company: reported, never written.
     #[serde(default)]
     pub unmapped: u64,
-    pub references: ReferenceNames,
+    /// Distinct reference names found (the fetch record lists them).
+    #[serde(default)]
+    pub reference_names: u64,
     pub api_calls: ApiCalls,
     /// Another run holds the lease: this one ended at once and wrote nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +57,12 @@ pub(crate) struct FetchRecord {
     /// What each mapped site held.
     #[serde(default)]
     pub sites: Vec<SiteFetch>,
+    /// Parts of the list of the staged assets' parts.
+    #[serde(default)]
+    pub chunks: Vec<String>,
+    /// Parts of the distinct reference names, `(kind, name)`.
+    #[serde(default)]
+    pub references: Vec<String>,
     /// Every company the mapping names (identifier or id).
     #[serde(default)]
     pub companies: Vec<String>,
@@ -121,6 +132,7 @@ pub async fn fetch_assets<S: Store>(
     names.add(ReferenceKind::Status, Some(&settings.retire.retired_status));
     let mut seen = 0u64;
     let mut chunks = Vec::new();
+    let mut staged_count = 0u64;
     let mut sites = Vec::with_capacity(mapping.sites.len());
     let (mut rejected_total, mut unmapped_total) = (0u64, 0u64);
     for (site_index, site) in mapping.sites.iter().enumerate() {
@@ -174,6 +186,7 @@ pub async fn fetch_assets<S: Store>(
                     Err(reason) => rejected.push(reason),
                 }
             }
+            staged_count += staged.len() as u64;
             if !staged.is_empty() {
                 let prefix = run_key(
                     &run_id,
@@ -208,6 +221,21 @@ pub async fn fetch_assets<S: Store>(
         });
     }
     progress(seen, Some(seen));
+    let staged_chunks = store
+        .put_parts(&run_key(&run_id, "staged"), &chunks, settings.staging_ttl)
+        .await?;
+    let name_list: Vec<(ReferenceKind, &String)> = names
+        .0
+        .iter()
+        .flat_map(|(kind, set)| set.iter().map(move |name| (*kind, name)))
+        .collect();
+    let reference_parts = store
+        .put_parts(
+            &run_key(&run_id, "reference-names"),
+            &name_list,
+            settings.staging_ttl,
+        )
+        .await?;
     let api_calls = meter.read();
     quota::save(store, lansweeper).await?;
     store
@@ -217,6 +245,8 @@ pub async fn fetch_assets<S: Store>(
                 assets: seen,
                 rejected: Vec::new(),
                 sites,
+                chunks: staged_chunks,
+                references: reference_parts,
                 companies: mapping.companies(),
                 api_calls,
                 skipped_for: None,
@@ -227,14 +257,36 @@ pub async fn fetch_assets<S: Store>(
     tracing::info!(%run_id, assets = seen, rejected = rejected_total, unmapped = unmapped_total, chunks = chunks.len(), "assets staged");
     Ok(FetchOutput {
         run_id,
-        chunks,
+        staged: staged_count,
         assets: seen,
         rejected: rejected_total,
         unmapped: unmapped_total,
-        references: names,
+        reference_names: name_list.len() as u64,
         api_calls,
         skipped_for: None,
     })
+}
+
+/// The keys of the parts holding a run's staged assets.
+///
+/// # Errors
+/// The run's fetch record is missing or cannot be read.
+pub async fn staged_parts<S: Store>(store: &S, run_id: &str) -> Result<Vec<String>, PipelineError> {
+    let record: FetchRecord = store.require(&record_key(run_id)).await?;
+    Ok(store.get_parts(&record.chunks).await?)
+}
+
+/// The distinct reference names a run's assets use.
+pub(crate) async fn reference_names<S: Store>(
+    store: &S,
+    record: &FetchRecord,
+) -> Result<ReferenceNames, PipelineError> {
+    let list: Vec<(ReferenceKind, String)> = store.get_parts(&record.references).await?;
+    let mut names = ReferenceNames::default();
+    for (kind, name) in &list {
+        names.add(*kind, Some(name));
+    }
+    Ok(names)
 }
 
 /// The asset with its type and state named as ConnectWise names them

@@ -164,7 +164,9 @@ pub async fn match_assets<S: Store>(
         }
     }
     // Staged assets stay JSON: matching reads them by path, and one copy is enough.
-    let values: Vec<Value> = store.get_parts(&input.chunks).await?;
+    let fetched: FetchRecord = store.require(&fetch::record_key(run_id)).await?;
+    let chunks: Vec<String> = store.get_parts(&fetched.chunks).await?;
+    let values: Vec<Value> = store.get_parts(&chunks).await?;
     let text = |asset: &Value, field: &str| -> String {
         asset
             .get(field)
@@ -250,7 +252,6 @@ pub async fn match_assets<S: Store>(
     let retire = &settings.retire;
     // Every key the sites listed (unmapped and rejected ones too): a configuration linked
     // to any of them is not retired. An incomplete or empty listing retires nothing.
-    let fetched: FetchRecord = store.require(&fetch::record_key(run_id)).await?;
     let mut listed: HashSet<String> = values
         .iter()
         .map(|v| text(v, "key").to_lowercase())

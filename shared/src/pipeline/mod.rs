@@ -16,7 +16,7 @@ mod write;
 
 pub use approve::{Approval, approve_retirement};
 pub use create::bulk_create;
-pub use fetch::{FetchInput, FetchOutput, fetch_assets};
+pub use fetch::{FetchInput, FetchOutput, fetch_assets, staged_parts};
 pub use r#match::{ConflictReport, CreateItem, GROUP_SIZE, MatchOutput, ModifyItem, match_assets};
 pub use modify::bulk_modify;
 pub use references::{EnsureOutput, ensure_references};

@@ -24,7 +24,6 @@ use crate::store::{Store, StoreExt};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnsureOutput {
     pub run_id: String,
-    pub chunks: Vec<String>,
     pub references_created: BTreeMap<ReferenceKind, usize>,
     pub reference_failures: usize,
     pub api_calls: ApiCalls,
@@ -113,10 +112,11 @@ pub async fn ensure_references<S: Store>(
             settings.staging_ttl,
         )
         .await?;
+    let names = fetch::reference_names(store, &fetched).await?;
     let outcome = references::ensure(
         connectwise,
         store,
-        &input.references,
+        &names,
         &EnsureOptions {
             structure_level: settings.structure_level,
             cache_ttl: settings.reference_ttl,
@@ -134,7 +134,6 @@ pub async fn ensure_references<S: Store>(
         .await?;
     Ok(EnsureOutput {
         run_id: input.run_id.clone(),
-        chunks: input.chunks.clone(),
         references_created: outcome.created.iter().map(|(k, v)| (*k, v.len())).collect(),
         reference_failures: outcome.failures.len(),
         api_calls,
