@@ -94,12 +94,12 @@ pub async fn run() -> anyhow::Result<bool> {
         }
     }
 
-    let in_force = mapping::in_force(
-        &store,
-        lansweeper.as_ref().map(LansweeperClient::site_id),
-        Some(&settings.target_company),
-    )
-    .await;
+    // The site the settings name, whether or not the token worked.
+    let site = lansweeper
+        .as_ref()
+        .map(|c| c.site_id().to_string())
+        .or_else(|| lookup.get("LS_SITE_ID"));
+    let in_force = mapping::in_force(&store, site.as_deref(), Some(&settings.target_company)).await;
     match in_force {
         Ok(mapping) => {
             check_mapping(

@@ -369,3 +369,110 @@ async fn mapping_commands_suggest_set_export_import_and_refuse_unknowns() {
     );
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `lscw doctor` against the simulators: each broken piece fails its own line, with its
+/// fix, and the exit code says so; the other checks still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_each_broken_piece_with_its_fix() {
+    use simulators::lansweeper::{LansweeperOptions, SiteSpec};
+    use simulators::scenario::LinkedPair;
+
+    let pair = LinkedPair::start(
+        &SiteSpec {
+            seed: 3,
+            assets: 20,
+        },
+        LansweeperOptions::sped_up(200.0),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let data = std::env::temp_dir().join(format!("lscw-cli-doctor-{}", std::process::id()));
+    let settings = pair.settings();
+    let doctor = |changes: Vec<(&'static str, Option<&'static str>)>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lscw"));
+        command
+            .arg("doctor")
+            .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("LSCW_DATA_DIR", &data)
+            .env_remove("SYNC_TABLE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("SECRET_ARN");
+        for (key, value) in changes {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+            )
+        }
+    };
+    let (ok, good) = doctor(vec![]).await;
+    assert!(ok, "{good}");
+    assert!(!good.contains("FAIL"), "{good}");
+
+    for (change, failing, fix) in [
+        (
+            vec![("CW_PRIVATE_KEY", Some("wrong"))],
+            "FAIL  ConnectWise credentials",
+            "CW_PRIVATE_KEY",
+        ),
+        (
+            vec![("CW_CLIENT_ID", None)],
+            "FAIL  ConnectWise settings",
+            "CW_CLIENT_ID",
+        ),
+        (
+            vec![("CW_CUSTOM_FIELD_IDS", Some("ls_asset_id=6"))],
+            "FAIL  custom fields",
+            "CW_CUSTOM_FIELD_IDS",
+        ),
+        (
+            vec![("LS_TOKEN", Some("wrong-token"))],
+            "FAIL  Lansweeper token",
+            "LS_TOKEN",
+        ),
+        (
+            vec![("LS_SITE_ID", Some("ghost-site"))],
+            "FAIL  mapping",
+            "site ghost-site: the token cannot see this site",
+        ),
+    ] {
+        let shown = format!("{change:?}");
+        let (ok, out) = doctor(change).await;
+        assert!(!ok, "{shown}: {out}");
+        let line = out
+            .lines()
+            .position(|l| l.starts_with(failing))
+            .unwrap_or_else(|| panic!("{shown}: no `{failing}` in {out}"));
+        // The failing line, its message's continuation lines, and its fix.
+        let mut told = Vec::new();
+        for text in out.lines().skip(line) {
+            told.push(text);
+            if text.trim_start().starts_with("fix: ") {
+                break;
+            }
+        }
+        let told = told.join("\n");
+        assert!(told.contains(fix), "{shown}: {told}");
+        assert!(told.contains("fix: "), "{shown}: {told}");
+        assert_eq!(
+            out.matches("FAIL").count(),
+            1,
+            "{shown}: one broken piece, one failing line: {out}"
+        );
+        assert!(
+            !out.contains("wrong-token") && !out.contains("simpriv"),
+            "no secret is shown"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
