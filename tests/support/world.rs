@@ -42,15 +42,7 @@ pub async fn world_of(
     edit_tenant(&mut tenant);
     let cw = start_cw(tenant).await;
     let ls = start_ls(site).await;
-    let options = ClientOptions {
-        retry: fast_retry(),
-        timeout: TIMEOUT,
-        ..ClientOptions::default()
-    };
-    let cw_client = ConnectWiseClient::connect(&cw_config(&cw), options)
-        .await
-        .unwrap();
-    let ls_client = ls_client_for(&ls, simulators::lansweeper::TOKEN, ls_options());
+    let (cw_client, ls_client) = clients(&cw, &ls).await;
     World {
         cw,
         ls,
@@ -58,6 +50,23 @@ pub async fn world_of(
         ls_client,
         store: MemoryStore::new(),
     }
+}
+
+/// Clients for a world's simulators: fast retries, the world's timeout.
+async fn clients(
+    cw: &ConnectWiseSimulator,
+    ls: &LansweeperSimulator,
+) -> (ConnectWiseClient, LansweeperClient) {
+    let options = ClientOptions {
+        retry: fast_retry(),
+        timeout: TIMEOUT,
+        ..ClientOptions::default()
+    };
+    let cw_client = ConnectWiseClient::connect(&cw_config(cw), options)
+        .await
+        .unwrap();
+    let ls_client = ls_client_for(ls, simulators::lansweeper::TOKEN, ls_options());
+    (cw_client, ls_client)
 }
 
 /// An MSP's estate ([`simulators::scenario::estate`]): three sites served to one token,
@@ -68,15 +77,7 @@ pub async fn estate(seed: u64, assets: usize) -> World {
     let ls = LansweeperSimulator::start_sites(sites, crate::ls_sim_options(), "127.0.0.1:0")
         .await
         .unwrap();
-    let options = ClientOptions {
-        retry: fast_retry(),
-        timeout: TIMEOUT,
-        ..ClientOptions::default()
-    };
-    let cw_client = ConnectWiseClient::connect(&cw_config(&cw), options)
-        .await
-        .unwrap();
-    let ls_client = ls_client_for(&ls, simulators::lansweeper::TOKEN, ls_options());
+    let (cw_client, ls_client) = clients(&cw, &ls).await;
     let store = MemoryStore::new();
     shared::mapping::save(&store, estate_mapping(), 0)
         .await

@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
-use tracing::Instrument;
 
 use super::actions::CONFIGURATIONS;
 use super::client::ConnectWiseClient;
 use super::condition::Field;
 use super::error::ConnectWiseError;
+use super::known::{self, KnownRecords, Scope};
 use super::query::ListQuery;
 use crate::normalize;
 
@@ -56,66 +56,30 @@ pub async fn configurations_linked_to(
     Ok(found)
 }
 
-/// Records of `path` (agreements or tickets) and, for each, the configurations attached.
+/// Records of `path` (agreements or tickets) of `companies`, by the configurations
+/// attached to them (each list by record id): a full read, as the enrichment makes.
 async fn attached(
     connectwise: &ConnectWiseClient,
     path: &str,
     fields: &[&str],
     companies: &HashSet<i64>,
 ) -> Result<HashMap<i64, Vec<Value>>, ConnectWiseError> {
-    let query = ListQuery::default().with_fields(fields);
-    let mut records = Vec::new();
-    if companies.is_empty() {
-        records = connectwise.list(path, &query).await?;
-    } else {
-        let mut ids: Vec<i64> = companies.iter().copied().collect();
-        ids.sort_unstable();
-        // As many requests as the URL length needs: a thousand companies do not fit one.
-        for condition in Field::new("company/id")?.is_in_chunks(ids, MAX_CONDITION_CHARS) {
-            let chunk = ListQuery {
-                conditions: Some(condition.to_string()),
-                ..query.clone()
-            };
-            records.extend(connectwise.list(path, &chunk).await?);
-        }
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for record in records {
-        let Some(id) = record.get("id").and_then(Value::as_i64) else {
-            continue;
-        };
-        let client = connectwise.clone();
-        let sub = format!("{path}/{id}/configurations");
-        // The run id and step stay on whatever the task logs.
-        tasks.spawn(
-            async move {
-                let mut ids = Vec::new();
-                client
-                    .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
-                        ids.extend(
-                            page.iter()
-                                .filter_map(|c| c.get("id").and_then(Value::as_i64)),
-                        );
-                        Ok(())
-                    })
-                    .await
-                    .map(|_| (record, ids))
-            }
-            .instrument(tracing::Span::current()),
-        );
-    }
-    let mut by_configuration: HashMap<i64, Vec<Value>> = HashMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (record, ids) =
-            joined.map_err(|e| ConnectWiseError::Decode(format!("task: {e}")))??;
-        for id in ids {
-            by_configuration.entry(id).or_default().push(record.clone());
-        }
-    }
-    for records in by_configuration.values_mut() {
-        records.sort_by_key(|r| r.get("id").and_then(Value::as_i64));
-    }
-    Ok(by_configuration)
+    let mut ids: Vec<i64> = companies.iter().copied().collect();
+    ids.sort_unstable();
+    // As many requests as the URL length needs: a thousand companies do not fit one.
+    let scope = Scope {
+        path,
+        fields,
+        queries: Field::new("company/id")?
+            .is_in_chunks(ids, MAX_CONDITION_CHARS)
+            .iter()
+            .map(|c| ListQuery::with_conditions(c.as_str()))
+            .collect(),
+        attachments: true,
+    };
+    let mut records = KnownRecords::default();
+    known::refresh(connectwise, &scope, &mut records, true).await?;
+    Ok(records.by_configuration())
 }
 
 /// What the enrichment reads of an agreement.
