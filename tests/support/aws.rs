@@ -27,10 +27,11 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        // cargo lambda watch runs the functions as its children: stop the whole group.
-        let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{}", self.child.id())])
-            .status();
+        // cargo lambda watch runs the functions as its children: stop the whole group
+        // (spawned as its own group, so this never reaches the test's).
+        if let Some(group) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
