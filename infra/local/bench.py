@@ -55,12 +55,12 @@ def environment(store_dir):
 
 
 def timed(args, env):
-    """Runs a process; answers (wall seconds, peak resident KB)."""
+    """Runs a process; answers (wall seconds, peak resident KB, CPU seconds)."""
     stats = os.path.join(WORK, "time")
-    subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", stats, BIN, *args],
+    subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S", "-o", stats, BIN, *args],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall, kb = open(stats).read().split()
-    return float(wall), int(kb)
+    wall, kb, user, system = open(stats).read().split()
+    return float(wall), int(kb), float(user) + float(system)
 
 
 def step(name, payload, env, tag):
@@ -68,29 +68,56 @@ def step(name, payload, env, tag):
     target = os.path.join(WORK, f"{tag}-out.json")
     text = json.dumps(payload)
     open(source, "w").write(text)
-    wall, kb = timed(["step", name, "--input", source, "--output", target], env)
+    wall, kb, cpu = timed(["step", name, "--input", source, "--output", target], env)
     out_text = open(target).read()
-    return json.loads(out_text), wall, kb, max(len(text), len(out_text))
+    return json.loads(out_text), wall, kb, cpu, max(len(text), len(out_text))
 
 
-def configurations_in_tenant():
+def connectwise(path, method="GET", body=None):
+    """One request to the ConnectWise simulator, as any API member would send it."""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{CW_PORT}/v4_6_release/apis/3.0/company/configurations/count")
+        f"http://127.0.0.1:{CW_PORT}/v4_6_release/apis/3.0/{path}", method=method,
+        data=None if body is None else json.dumps(body).encode())
     token = base64.b64encode(b"sim+simpub:simpriv").decode()
     request.add_header("Authorization", f"Basic {token}")
     request.add_header("clientId", "00000000-0000-4000-8000-00000000c0de")
-    return json.load(urllib.request.urlopen(request))["count"]
+    request.add_header("Content-Type", "application/json")
+    return json.load(urllib.request.urlopen(request))
+
+
+def configurations_in_tenant():
+    return connectwise("company/configurations/count")["count"]
+
+
+def change_tickets(share):
+    """Closes (or reopens) `share` of the tenant's tickets, spread over all of them, as a
+    service desk would; ConnectWise moves their last update. Answers how many changed."""
+    total = connectwise("service/tickets/count")["count"]
+    every = max(1, total // max(1, math.ceil(total * share)))
+    changed, seen, page = 0, 0, 1
+    while True:
+        tickets = connectwise(f"service/tickets?fields=id,closedFlag&orderBy=id&pageSize=1000&page={page}")
+        if not tickets:
+            return changed
+        for ticket in tickets:
+            if seen % every == 0:
+                connectwise(f"service/tickets/{ticket['id']}", "PATCH",
+                            [{"op": "replace", "path": "closedFlag", "value": not ticket.get("closedFlag", False)}])
+                changed += 1
+            seen += 1
+        page += 1
 
 
 def sync(n, run, env):
     rows = {}
 
-    def add(name, answer, wall, kb, size):
-        row = rows.setdefault(name, {"cw": 0, "ls": 0, "wall": 0.0, "kb": 0, "state": 0, "n": 0})
+    def add(name, answer, wall, kb, cpu, size):
+        row = rows.setdefault(name, {"cw": 0, "ls": 0, "wall": 0.0, "cpu": 0.0, "kb": 0, "state": 0, "n": 0})
         calls = answer.get("apiCalls", {}) if isinstance(answer, dict) else {}
         row["cw"] += calls.get("connectwise", 0)
         row["ls"] += calls.get("lansweeper", 0)
         row["wall"] += wall
+        row["cpu"] += cpu
         row["kb"] = max(row["kb"], kb)
         row["state"] = max(row["state"], size)
         row["n"] += 1
@@ -124,8 +151,8 @@ def sync(n, run, env):
 
 def enrich(env, tag):
     report = os.path.join(WORK, f"enrich-{tag}.json")
-    wall, kb = timed(["enrich", "--report", report], env)
-    return json.load(open(report)), wall, kb
+    wall, kb, cpu = timed(["enrich", "--report", report], env)
+    return json.load(open(report)), wall, kb, cpu
 
 
 def main():
@@ -149,32 +176,42 @@ def main():
                 cw = summary["apiCalls"]["connectwise"]
                 ls = summary["apiCalls"]["lansweeper"]
                 print(f"\n{n:,} assets, {run} run: created {summary['created']:,}, modified {summary['modified']:,}")
-                print(f"  {'step':<18} {'invocations':>11} {'CW req':>7} {'LS req':>7} {'wall s':>7} {'peak MB':>8} {'state KiB':>9}")
+                print(f"  {'step':<18} {'invocations':>11} {'CW req':>7} {'LS req':>7} {'wall s':>7} {'CPU s':>6} {'peak MB':>8} {'state KiB':>9}")
                 for name, r in rows.items():
-                    print(f"  {name:<18} {r['n']:>11} {r['cw']:>7} {r['ls']:>7} {r['wall']:>7.1f} {r['kb']/1024:>8.1f} {r['state']/KIB:>9.1f}")
+                    print(f"  {name:<18} {r['n']:>11} {r['cw']:>7} {r['ls']:>7} {r['wall']:>7.1f} {r['cpu']:>6.1f} {r['kb']/1024:>8.1f} {r['state']/KIB:>9.1f}")
                 print(f"  ConnectWise {cw} requests, lower bound {cw_floor} ({cw/cw_floor:.2f}x); "
                       f"Lansweeper {ls}, lower bound {ls_floor} ({ls/max(ls_floor,1):.2f}x)")
                 print(f"  store: {stats['items']:,} items, largest {stats['largestBytes']/KIB:.1f} KiB ({stats['largestKey']})")
                 largest_state = max(r["state"] for r in rows.values())
                 peak = max(r["kb"] for r in rows.values()) / 1024
                 match_peak = rows["match"]["kb"] / 1024
+                match_cpu = rows["match"]["cpu"]
                 checks = [
                     (f"{n} {run}: ConnectWise ≤ 1.1× lower bound", n < 10000 or cw <= 1.1 * cw_floor),
                     (f"{n} {run}: largest state < 64 KiB ({largest_state/KIB:.1f})", largest_state < 64 * KIB),
                     (f"{n} {run}: no step over 1 GB ({peak:.0f} MB)", peak < 1024),
                     (f"{n} {run}: match under 512 MB ({match_peak:.0f} MB)", match_peak < 512),
+                    (f"{n} {run}: match under 20 s of CPU ({match_cpu:.1f} s)", match_cpu < 20),
                 ]
                 if run == "repeat":
                     checks.append((f"{n} repeat: writes nothing", summary["created"] + summary["modified"] == 0))
                 verdicts += checks
-            first, wall, kb = enrich(env, f"{n}-first")
-            again, wall2, kb2 = enrich(env, f"{n}-again")
+            first, wall, kb, _ = enrich(env, f"{n}-first")
+            again, wall2, kb2, _ = enrich(env, f"{n}-again")
             linked = max(first["assets"] - first["unchanged"], 1)
             print(f"  enrichment: full read {first['apiCalls']['connectwise']} ConnectWise requests ({wall:.1f} s, {kb/1024:.0f} MB); "
-                  f"rerun {again['apiCalls']['connectwise']} ({wall2:.1f} s), {again['written']} written")
+                  f"rerun {again['apiCalls']['connectwise']} ({wall2:.1f} s, {kb2/1024:.0f} MB), {again['written']} written")
             verdicts.append((f"{n} enrichment rerun: ≤ 10 requests per 10,000 linked + 9",
                              again["apiCalls"]["connectwise"] <= 9 + 10 * math.ceil(linked / 10000)))
             verdicts.append((f"{n} enrichment rerun writes nothing", again["written"] == 0))
+            changed = change_tickets(0.01)
+            after, wall3, kb3, _ = enrich(env, f"{n}-changed")
+            constant = again["apiCalls"]["connectwise"]
+            print(f"  enrichment after {changed} tickets (1%) changed: {after['apiCalls']['connectwise']} ConnectWise requests "
+                  f"(constant part {constant} + {changed} changed; {wall3:.1f} s), {after['written']} written")
+            verdicts.append((f"{n} enrichment after 1% changed: ≤ constant + 1.1 × changed",
+                             after["apiCalls"]["connectwise"] <= constant + math.ceil(1.1 * changed)))
+            verdicts.append((f"{n} matching assets enriched again: ≥ 1 written", after["written"] >= 1))
         finally:
             sim.terminate()
             sim.wait()
