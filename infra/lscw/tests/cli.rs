@@ -474,5 +474,41 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
             "no secret is shown"
         );
     }
+
+    // The tenant itself set up wrong: a custom field of the wrong type, then one missing.
+    let wrong_type = |tenant: &mut simulators::connectwise::Tenant| {
+        let field = tenant
+            .custom_fields
+            .iter_mut()
+            .find(|f| f.caption == "ls_asset_location")
+            .unwrap();
+        field.field_type = "Number".into();
+        tenant.complete_custom_fields();
+    };
+    let missing = |tenant: &mut simulators::connectwise::Tenant| {
+        tenant.custom_fields.retain(|f| f.caption != "ls_software");
+        tenant.complete_custom_fields();
+    };
+    for (broken, reason) in [
+        (
+            &wrong_type as &dyn Fn(&mut simulators::connectwise::Tenant),
+            "custom field ls_asset_location (8) is of type Number; the sync writes it as Text",
+        ),
+        (
+            &missing,
+            "custom field ls_software not found on ConnectWise configurations",
+        ),
+    ] {
+        pair.connectwise.with_tenant(broken);
+        let (ok, out) = doctor(vec![]).await;
+        assert!(!ok, "{reason}: {out}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("FAIL  custom fields"))
+            .unwrap_or_else(|| panic!("no failing custom fields line: {out}"));
+        assert!(line.contains(reason), "{line}");
+        assert!(out.contains("fix: create ls_asset_id"), "{out}");
+        assert_eq!(out.matches("FAIL").count(), 1, "{out}");
+    }
     let _ = std::fs::remove_dir_all(&data);
 }
