@@ -4,7 +4,7 @@ VENV ?= .venv
 TOOLING := infra/tooling
 FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich run-report
 
-.PHONY: demo test setup validate fmt lint unit build build-cli invoke bench clean
+.PHONY: demo test setup browser validate fmt lint unit build build-cli invoke bench clean
 
 ## The whole sync on this machine, against in-process simulators; no AWS account needed.
 demo:
@@ -14,8 +14,14 @@ demo:
 test: setup fmt lint validate unit
 
 ## What the tests need beyond the toolchain, from the package registries: moto's server,
-## cargo-lambda and the SAM CLI (PyPI), asl-validator (npm).
-setup: $(VENV)/.installed $(TOOLING)/node_modules/.installed
+## cargo-lambda and the SAM CLI (PyPI), asl-validator (npm), chromium (Debian).
+setup: $(VENV)/.installed $(TOOLING)/node_modules/.installed browser
+
+## Debian's chromium, which the report page's test renders in; installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 $(VENV)/.installed:
 	python3 -m venv $(VENV)

@@ -165,6 +165,8 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     // The functions' Lansweeper clock runs as fast as the simulator's.
     env.push(("LS_QUOTA_SPEED", lscw_tests::LS_SPEED.to_string()));
     env.push(("RUST_LOG", "info".into()));
+    // As the template's LoggingConfig sets it in Lambda.
+    env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
     let watch = start_watch(&env);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
     shared::mapping::save(&store, lscw_tests::world::estate_mapping(), 0)
@@ -499,8 +501,36 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         &recorded.1[..recorded.1.len().min(300)]
     );
 
-    // Secrets never reach the logs.
+    // A failing step logs its error once, as JSON, with its run id and step.
+    let refused = invoke(
+        &watch,
+        "bulk-create",
+        &json!({"runId": "run-logged-once", "batches": ["run/run-logged-once/create/00000"]}),
+    )
+    .await
+    .expect_err("a run that holds no lease writes nothing");
+    let message = serde_json::from_str::<Value>(&refused).unwrap()["errorMessage"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.starts_with("bulk-create: "), "{message}");
     let log = watch.log();
+    // The message as it reads in plain text and inside a JSON string.
+    let escaped = serde_json::to_string(&message).unwrap();
+    let escaped = &escaped[1..escaped.len() - 1];
+    let telling: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(&message) || line.contains(escaped))
+        .collect();
+    assert_eq!(telling.len(), 1, "logged once: {telling:#?}");
+    let line: Value = serde_json::from_str(telling[0]).expect("a JSON log line");
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(line["fields"]["message"], "step failed", "{line}");
+    assert_eq!(line["fields"]["error"], message.as_str(), "{line}");
+    assert_eq!(line["span"]["run_id"], "run-logged-once", "{line}");
+    assert_eq!(line["span"]["step"], "bulk-create", "{line}");
+
+    // Secrets never reach the logs.
     assert!(
         log.contains("fetch-assets"),
         "the functions ran under watch: {log}"

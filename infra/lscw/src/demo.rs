@@ -89,6 +89,12 @@ pub async fn run() -> anyhow::Result<()> {
         "  ConnectWise write requests: {}",
         cw.control().writes() - writes_before
     );
+    let page = std::env::temp_dir().join("lscw-demo-report.html");
+    crate::html::write(&env.store, &lookup, &report, &page).await?;
+    println!(
+        "  The run on one page (`lscw report RUN --html FILE`): {}",
+        page.display()
+    );
 
     println!("\nThird run: nothing changed in Lansweeper, so nothing is written.");
     let writes_before = cw.control().writes();

@@ -4,8 +4,35 @@
 //! and a chart of the last runs.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
+use anyhow::Context as _;
+use shared::environment::Lookup;
 use shared::pipeline::{RunReport, RunStatus, RunSummary};
+use shared::store::Store;
+
+/// Writes `report`'s page to `path`, with the last runs from `store` and links into the
+/// ConnectWise that `lookup` names (no request is made).
+pub async fn write<S: Store>(
+    store: &S,
+    lookup: &Lookup,
+    report: &RunReport,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let recent = shared::pipeline::recent_runs(store).await?;
+    let link = lookup
+        .get("CW_BASE_URL")
+        .zip(lookup.get("CW_COMPANY_ID"))
+        .map(|(base, company)| {
+            move |id: i64| shared::connectwise::linked::configuration_url(&base, &company, id)
+        });
+    let text = page(
+        report,
+        &recent,
+        link.as_ref().map(|l| l as &dyn Fn(i64) -> String),
+    );
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
 
 /// Text made safe to put between tags or in an attribute.
 fn escape(text: &str) -> String {
@@ -154,7 +181,8 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
                 .collect();
             let _ = write!(
                 html,
-                "<tr><td>{}<br><code class=\"muted\">{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr data-kind=\"conflict\" data-asset=\"{}\"><td>{}<br><code class=\"muted\">{}</code></td><td>{}</td><td>{}</td></tr>",
+                escape(&c.asset_key),
                 escape(&c.name),
                 escape(&c.asset_key),
                 escape(&c.reason),
@@ -164,10 +192,14 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
         html.push_str("</table>");
     }
 
-    for (title, entries) in [
-        ("Failed", &report.failed),
-        ("Unmapped", &report.unmapped),
-        ("Retirements refused", &report.retire_failed),
+    for (title, kind, entries) in [
+        ("Failed", "failed", &report.failed),
+        ("Unmapped", "unmapped", &report.unmapped),
+        (
+            "Retirements refused",
+            "retire-failed",
+            &report.retire_failed,
+        ),
     ] {
         if entries.is_empty() {
             continue;
@@ -180,7 +212,8 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
         for entry in entries.iter().take(ROWS) {
             let _ = write!(
                 html,
-                "<tr><td><code>{}</code></td><td>{}</td></tr>",
+                "<tr data-kind=\"{kind}\" data-asset=\"{}\"><td><code>{}</code></td><td>{}</td></tr>",
+                escape(&entry.asset_key),
                 escape(&entry.asset_key),
                 escape(&entry.reason)
             );

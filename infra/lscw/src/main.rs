@@ -343,23 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sync::write_json(&path, &run_report)?;
             }
             if let Some(path) = html {
-                let recent = shared::pipeline::recent_runs(&store).await?;
-                // Links into ConnectWise when the connection is known (no request is made).
-                let link = lookup
-                    .get("CW_BASE_URL")
-                    .zip(lookup.get("CW_COMPANY_ID"))
-                    .map(|(base, company)| {
-                        move |id: i64| {
-                            shared::connectwise::linked::configuration_url(&base, &company, id)
-                        }
-                    });
-                let page = html::page(
-                    &run_report,
-                    &recent,
-                    link.as_ref().map(|l| l as &dyn Fn(i64) -> String),
-                );
-                std::fs::write(&path, page)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                html::write(&store, &lookup, &run_report, &path).await?;
                 eprintln!("wrote {}", path.display());
             }
             Ok(())

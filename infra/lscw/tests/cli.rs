@@ -184,6 +184,16 @@ async fn sync_then_enrich_as_processes_share_the_store_and_lansweeper_s_quota() 
             stdout
         }
     };
+    // Three devices ConnectWise keeps refusing: the report has failures to show.
+    let refused: Vec<String> = pair.lansweeper.with_site(|site| {
+        site.data.assets[..3]
+            .iter()
+            .map(|a| a["assetBasicInfo"]["name"].as_str().unwrap().to_string())
+            .collect()
+    });
+    for name in &refused {
+        pair.connectwise.control().fail_item(name, 100);
+    }
     let synced = lscw(&["sync"]).await;
     let run_id = synced
         .lines()
@@ -206,23 +216,176 @@ async fn sync_then_enrich_as_processes_share_the_store_and_lansweeper_s_quota() 
         "the enrichment counted what the sync had spent"
     );
     let page = data.join("run.html");
-    let reported = lscw(&["report", &run_id, "--html", page.to_str().unwrap()]).await;
+    let json = data.join("run.json");
+    let reported = lscw(&[
+        "report",
+        &run_id,
+        "--html",
+        page.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .await;
     assert!(reported.contains(&run_id), "{reported}");
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(html.contains(&format!("Run <code>{run_id}</code>")));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    check_report_page(&html, &report, &pair.connectwise.base_url());
+
+    // The same page in a real browser: what it renders holds the same rows.
+    let rendered = browser(&["--dump-dom", &format!("file://{}", page.display())]);
+    for kind in ["conflict", "failed"] {
+        assert_eq!(
+            rows(&rendered, kind),
+            rows(&html, kind),
+            "{kind} rows as the browser renders them"
+        );
+    }
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png");
+    let _ = std::fs::remove_file(&screenshot);
+    browser(&[
+        "--hide-scrollbars",
+        "--window-size=1280,1600",
+        &format!("--screenshot={}", screenshot.display()),
+        &format!("file://{}", page.display()),
+    ]);
+    let png = std::fs::read(&screenshot).expect("the browser wrote a screenshot");
     assert!(
-        html.contains("Conflicts ("),
-        "the scenario's conflicts are listed"
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a picture of the page, {} bytes",
+        png.len()
     );
-    assert!(
-        html.contains("openrecord.rails?companyName=sim&amp;recordType=ConfigFv&amp;recid="),
-        "candidates link to ConnectWise"
-    );
-    assert!(html.contains("<svg"), "the chart of the last runs");
     let runs = lscw(&["runs"]).await;
     let row = runs.lines().find(|line| line.starts_with(&run_id)).unwrap();
     assert!(row.contains("SUCCEEDED_WITH_FAILURES"), "{runs}");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The asset keys of the page's rows of one kind (`conflict`, `failed`), in order.
+fn rows(html: &str, kind: &str) -> Vec<String> {
+    let marker = format!(r#"data-kind="{kind}" data-asset=""#);
+    html.match_indices(&marker)
+        .map(|(at, _)| {
+            let rest = &html[at + marker.len()..];
+            let key = &rest[..rest.find('"').unwrap()];
+            key.replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+/// A run's page holds every conflict and failure of its JSON report, links only to
+/// configurations in ConnectWise, and loads nothing from anywhere.
+fn check_report_page(html: &str, report: &Value, connectwise: &str) {
+    let run_id = report["runId"].as_str().unwrap();
+    assert!(html.contains(&format!("Run <code>{run_id}</code>")));
+    let keys = |list: &str| -> Vec<String> {
+        report[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["assetKey"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let conflicts = keys("conflicts");
+    let failed = keys("failed");
+    assert!(
+        !conflicts.is_empty() && !failed.is_empty(),
+        "the scenario has conflicts and failures to show: {} conflicts, {} failed; {}",
+        conflicts.len(),
+        failed.len(),
+        report["status"]
+    );
+    assert_eq!(
+        rows(html, "conflict"),
+        conflicts,
+        "every conflict, in order"
+    );
+    assert_eq!(rows(html, "failed"), failed, "every failure, in order");
+    for (conflict, entry) in report["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(html.split(r#"data-kind="conflict""#).skip(1))
+    {
+        let row = &entry[..entry.find("</tr>").unwrap()];
+        for candidate in conflict["candidates"].as_array().unwrap() {
+            assert!(
+                row.contains(&format!("recid={candidate}\">{candidate}</a>")),
+                "candidate {candidate} links to its configuration: {row}"
+            );
+        }
+    }
+    let site = connectwise
+        .split("/v4_6_release")
+        .next()
+        .unwrap()
+        .to_string();
+    let links: Vec<&str> = html
+        .match_indices("href=\"")
+        .map(|(at, _)| {
+            let rest = &html[at + 6..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert!(!links.is_empty());
+    for link in links {
+        let url = reqwest::Url::parse(&link.replace("&amp;", "&"))
+            .unwrap_or_else(|e| panic!("{link}: {e}"));
+        assert!(
+            url.as_str().starts_with(&site)
+                && url.path().ends_with("/openrecord.rails")
+                && url
+                    .query_pairs()
+                    .any(|(k, v)| k == "recid" && v.parse::<i64>().is_ok()),
+            "a link to a configuration in ConnectWise: {url}"
+        );
+    }
+    for external in ["<link", "src=", "@import", "url(", "<script", "<iframe"] {
+        assert!(
+            !html.contains(external),
+            "the page loads nothing: {external}"
+        );
+    }
+    assert!(html.contains("<svg"), "the chart of the last runs");
+}
+
+/// Headless Chromium (Debian's `chromium`, which `make setup` installs) run on a page;
+/// answers what it printed. A missing browser fails the test.
+fn browser(args: &[&str]) -> String {
+    let binary = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("no chromium: run `make setup` (it installs Debian's chromium)");
+    let profile = std::env::temp_dir().join(format!("lscw-chromium-{}", std::process::id()));
+    let output = Command::new(binary)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--allow-file-access-from-files",
+            &format!("--user-data-dir={}", profile.display()),
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// `lscw mapping` as processes over an estate: suggest proposes by name and applies
