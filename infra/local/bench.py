@@ -160,7 +160,9 @@ def main():
     subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "lscw"], cwd=ROOT, check=True)
     os.makedirs(WORK, exist_ok=True)
     verdicts = []
+    peaks = {}
     for n in sizes:
+        peak = peaks.setdefault(n, {})
         store_dir = os.path.join(WORK, f"store-{n}")
         subprocess.run(["rm", "-rf", store_dir], check=True)
         sim = subprocess.Popen(
@@ -182,6 +184,8 @@ def main():
                 print(f"  ConnectWise {cw} requests, lower bound {cw_floor} ({cw/cw_floor:.2f}x); "
                       f"Lansweeper {ls}, lower bound {ls_floor} ({ls/max(ls_floor,1):.2f}x)")
                 print(f"  store: {stats['items']:,} items, largest {stats['largestBytes']/KIB:.1f} KiB ({stats['largestKey']})")
+                for name, r in rows.items():
+                    peak[name] = max(peak.get(name, 0), math.ceil(r["kb"] / 1024))
                 largest_state = max(r["state"] for r in rows.values())
                 peak = max(r["kb"] for r in rows.values()) / 1024
                 match_peak = rows["match"]["kb"] / 1024
@@ -206,6 +210,7 @@ def main():
             verdicts.append((f"{n} enrichment rerun writes nothing", again["written"] == 0))
             changed = change_tickets(0.01)
             after, wall3, kb3, _ = enrich(env, f"{n}-changed")
+            peak["ticket-agreement-enrich"] = math.ceil(max(kb, kb2, kb3) / 1024)
             constant = again["apiCalls"]["connectwise"]
             print(f"  enrichment after {changed} tickets (1%) changed: {after['apiCalls']['connectwise']} ConnectWise requests "
                   f"(constant part {constant} + {changed} changed; {wall3:.1f} s), {after['written']} written")
@@ -215,6 +220,13 @@ def main():
         finally:
             sim.terminate()
             sim.wait()
+    largest = max(sizes)
+    if largest >= 100000:
+        # What template.yaml's MemorySize is checked against (infra/tests/test_template.py).
+        with open(os.path.join(ROOT, "infra", "sizing.json"), "w") as out:
+            json.dump({"assets": largest, "peakMB": peaks[largest]}, out, indent=2, sort_keys=True)
+            out.write("\n")
+        print(f"\nWrote infra/sizing.json: the peaks at {largest:,} assets")
     print("\nTargets")
     for text, held in verdicts:
         print(f"  {'holds' if held else 'MISSED'}  {text}")
