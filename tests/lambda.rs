@@ -84,6 +84,31 @@ async fn run_functions_after(
     assert_eq!(summary["created"], report.created);
     assert_eq!(summary["failed"], report.failed.len());
     assert_eq!(summary["conflicts"], report.conflicts.len());
+    // What run-report printed for CloudWatch: the run's numbers in embedded metric format.
+    let log = watch.log();
+    let metrics = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| {
+            line["runId"] == run_id.as_str()
+                && line.get("_aws").is_some()
+                && line.get("Site").is_none()
+        })
+        .unwrap_or_else(|| panic!("no metric line of {run_id}"));
+    let directive = &metrics["_aws"]["CloudWatchMetrics"][0];
+    for metric in directive["Metrics"].as_array().unwrap() {
+        assert!(
+            metrics[metric["Name"].as_str().unwrap()].is_u64(),
+            "{metric}"
+        );
+    }
+    assert_eq!(metrics["Assets"], report.assets);
+    assert_eq!(metrics["Created"], report.created);
+    assert_eq!(metrics["Modified"], report.modified);
+    assert_eq!(metrics["Conflicts"], report.conflicts.len());
+    assert_eq!(metrics["Failed"], report.failed.len());
+    assert_eq!(metrics["Unmapped"], report.unmapped.len());
+    assert_eq!(metrics["ConnectWiseRequests"], report.api_calls.connectwise);
     assert!(shared::lease::release(store, &run_id).await.unwrap());
     (report, outputs, summary)
 }
