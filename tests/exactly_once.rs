@@ -20,7 +20,9 @@ use shared::pipeline::{self, BatchInput, GroupInput, WriteKind};
 use shared::store::{Claim, MemoryStore, Store, StoreError};
 use simulators::control::LostAnswer;
 
-use lscw_tests::world::{clean_state, matched, settings, state, sync, sync_on, world};
+use lscw_tests::world::{
+    clean_state, create_groups, matched, settings, state, sync, sync_on, world,
+};
 
 /// An answer well after the client's timeout ([`lscw_tests::world::TIMEOUT`]).
 const LATE: LostAnswer = LostAnswer::Late(Duration::from_millis(900));
@@ -71,7 +73,7 @@ async fn every_kind_of_lost_answer_mixed_creates_nothing_twice() {
 async fn a_lost_answer_is_never_resent_blindly() {
     let world = world(120).await;
     let matched = matched(&world, "run-lost").await;
-    let batch = matched.create_groups[0][0].clone();
+    let batch = create_groups(&world, &matched).await[0][0].clone();
     // Every write's answer is lost: the batch is saved once, found, and adopted.
     world
         .cw
@@ -103,7 +105,7 @@ async fn a_step_invoked_twice_with_the_same_input_creates_once() {
     let matched = matched(&world, "run-twice").await;
     let group = GroupInput {
         run_id: "run-twice".into(),
-        batches: matched.create_groups[0].clone(),
+        batches: create_groups(&world, &matched).await[0].clone(),
     };
     let first = pipeline::write_group(
         &world.cw_client,
@@ -184,7 +186,7 @@ impl Store for DiesBeforeRecording<'_> {
 async fn a_group_retried_after_dying_halfway_creates_each_batch_once() {
     let world = world(600).await;
     let matched = matched(&world, "run-half").await;
-    let batches = matched.create_groups[0].clone();
+    let batches = create_groups(&world, &matched).await[0].clone();
     assert!(batches.len() >= 4, "{} batches", batches.len());
     let dying = DiesBeforeRecording {
         inner: &world.store,
@@ -250,7 +252,7 @@ async fn a_batch_killed_between_send_and_record_is_adopted_when_invoked_again() 
     let matched = matched(&world, "run-killed").await;
     let input = BatchInput {
         run_id: "run-killed".into(),
-        batch: matched.create_groups[0][0].clone(),
+        batch: create_groups(&world, &matched).await[0][0].clone(),
     };
     let dying = DiesBeforeRecording {
         inner: &world.store,

@@ -58,17 +58,35 @@ async fn run_functions_after(
     let matched = invoke(watch, "match", &ensured).await.expect("match");
     outputs.push(matched.clone());
     let run_id = matched["runId"].as_str().unwrap().to_string();
-    for (function, groups) in [
-        ("bulk-create", "createGroups"),
-        ("bulk-modify", "modifyGroups"),
+    // Each Map's lanes, each invoked again with where it goes on until done.
+    let (create, modify) = pipeline::planned_groups(store, &run_id).await.unwrap();
+    for (function, lanes, groups) in [
+        ("bulk-create", "createLanes", create),
+        ("bulk-modify", "modifyLanes", modify),
     ] {
-        for group in matched[groups].as_array().unwrap() {
-            let output = invoke(watch, function, &json!({"runId": run_id, "batches": group}))
-                .await
-                .expect(function);
-            assert_eq!(output["batches"], group.as_array().unwrap().len());
-            outputs.push(output);
+        assert_eq!(
+            matched[function.replace("bulk-", "") + "Groups"],
+            groups.len()
+        );
+        let mut batches = 0;
+        for lane in matched[lanes].as_array().unwrap() {
+            let mut input = lane.clone();
+            loop {
+                let output = invoke(watch, function, &input).await.expect(function);
+                outputs.push(output.clone());
+                batches += output["batches"].as_u64().unwrap() as usize;
+                if output["done"] == true {
+                    break;
+                }
+                input = json!({"runId": output["runId"], "lane": output["lane"],
+                    "lanes": output["lanes"], "next": output["next"]});
+            }
         }
+        assert_eq!(
+            batches,
+            groups.iter().map(Vec::len).sum::<usize>(),
+            "{function}"
+        );
     }
     let report = pipeline::report(store, &run_id, false).await.unwrap();
     assert_eq!(
@@ -420,11 +438,11 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     assert_eq!(output["runId"], matched["runId"]);
     assert_eq!(
         output["created"].as_array().unwrap().len(),
-        matched["createGroups"].as_array().unwrap().len()
+        matched["createLanes"].as_array().unwrap().len()
     );
     assert_eq!(
         output["modified"].as_array().unwrap().len(),
-        matched["modifyGroups"].as_array().unwrap().len()
+        matched["modifyLanes"].as_array().unwrap().len()
     );
     assert_eq!(output["enrich"]["output"]["done"], true);
     assert_eq!(output["report"]["output"], first_summary);
@@ -530,10 +548,10 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     let refused = invoke(
         &watch,
         "bulk-create",
-        &json!({"runId": "run-logged-once", "batches": ["run/run-logged-once/create/00000"]}),
+        &json!({"runId": "run-logged-once", "lane": 0, "lanes": 1, "next": 0}),
     )
     .await
-    .expect_err("a run that holds no lease writes nothing");
+    .expect_err("a run that planned nothing writes nothing");
     let message = serde_json::from_str::<Value>(&refused).unwrap()["errorMessage"]
         .as_str()
         .unwrap()

@@ -22,7 +22,8 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target", "release", "lscw")
 WORK = os.path.join(ROOT, "target", "bench")
-CW_PORT, LS_PORT = 18580, 18590
+CW_PORT = int(os.environ.get("BENCH_CW_PORT", "18580"))
+LS_PORT = int(os.environ.get("BENCH_LS_PORT", "18590"))
 SPEED = 100
 KIB = 1024
 
@@ -130,10 +131,17 @@ def sync(n, run, env):
     add("ensure-references", ensured, *m)
     matched, *m = step("match", ensured, env, "match")
     add("match", matched, *m)
-    for kind, groups in (("bulk-create", matched["createGroups"]), ("bulk-modify", matched["modifyGroups"])):
-        for i, group in enumerate(groups):
-            answer, *m = step(kind, {"runId": run_id, "batches": group}, env, f"{kind}-{i}")
-            add(kind, answer, *m)
+    for kind, lanes in (("bulk-create", matched["createLanes"]), ("bulk-modify", matched["modifyLanes"])):
+        # Each Map lane invoked again with where it goes on, until done.
+        for lane in lanes:
+            invocation = 0
+            while True:
+                answer, *m = step(kind, lane, env, f"{kind}-{lane['lane']}-{invocation}")
+                add(kind, answer, *m)
+                if answer["done"]:
+                    break
+                lane = {key: answer[key] for key in ("runId", "lane", "lanes", "next")}
+                invocation += 1
     summary, *m = step("run-report", {"runId": run_id}, env, "report")
     add("run-report", {}, *m)
     step("release-lease", {"runId": run_id}, env, "release")

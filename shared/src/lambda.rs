@@ -12,7 +12,7 @@ use crate::enrichment::EnrichInput;
 use crate::environment::{Environment, Lookup};
 use crate::error::PipelineError;
 use crate::pipeline::{
-    EnsureOutput, FetchInput, FetchOutput, GroupInput, MatchOutput, ReportInput,
+    EnsureOutput, FetchInput, FetchOutput, GroupInput, LaneInput, MatchOutput, ReportInput,
 };
 use crate::store::DynamoStore;
 
@@ -81,6 +81,7 @@ run_scoped!(
     EnsureOutput,
     MatchOutput,
     GroupInput,
+    LaneInput,
     ReportInput
 );
 

@@ -151,6 +151,14 @@ pub async fn matched(world: &World, run_id: &str) -> MatchOutput {
         .unwrap()
 }
 
+/// The create groups a match planned (their batch keys, as the write lanes read them).
+pub async fn create_groups(world: &World, matched: &MatchOutput) -> Vec<Vec<String>> {
+    pipeline::planned_groups(&world.store, &matched.run_id)
+        .await
+        .unwrap()
+        .0
+}
+
 pub fn link_of(configuration: &Value) -> Option<String> {
     configuration["customFields"]
         .as_array()?

@@ -1,23 +1,27 @@
-//! `bulk-create`: one Map iteration: creates the configurations of a group of batches.
+//! `bulk-create`: one invocation of a write lane: creates the configurations of its
+//! groups of batches (`next`, `next + lanes`, …) within its time, and answers where the
+//! lane goes on.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::environment::Environment;
 use shared::lambda::{self, StepError};
-use shared::pipeline::{GroupInput, GroupOutput, WriteKind, write_group};
+use shared::pipeline::{LaneInput, LaneOutput, WriteKind, write_lane};
 use shared::store::Store;
 
 /// One invocation of the state machine's `bulk-create` state.
 pub async fn handler<S: Store>(
     env: &Environment<S>,
-    event: LambdaEvent<GroupInput>,
-) -> Result<GroupOutput, StepError> {
+    event: LambdaEvent<LaneInput>,
+) -> Result<LaneOutput, StepError> {
     let input = &event.payload;
-    let work = write_group(
+    let deadline = lambda::deadline(&event.context);
+    let work = write_lane(
         &env.connectwise,
         &env.store,
         &env.settings,
         input,
         WriteKind::Create,
+        Some(deadline),
     );
     lambda::step("bulk-create", &event, work).await
 }
@@ -35,7 +39,10 @@ mod tests {
     use shared::connectwise::linked::linked_asset_key;
     use shared::connectwise::{ListQuery, actions};
     use shared::environment::{Environment, Lookup};
-    use shared::pipeline::{CreateItem, FetchInput, ensure_references, fetch_assets, match_assets};
+    use shared::pipeline::{
+        CreateItem, FetchInput, GroupInput, ensure_references, fetch_assets, match_assets,
+        planned_groups,
+    };
     use shared::store::{MemoryStore, StoreExt};
     use simulators::lansweeper::{LansweeperOptions, SiteSpec};
     use simulators::scenario::LinkedPair;
@@ -74,17 +81,24 @@ mod tests {
             matched.to_create > 0,
             "the scenario leaves assets to create"
         );
+        let lane = matched.create_lanes[0].clone();
+        let (groups, _) = planned_groups(store, &matched.run_id).await.unwrap();
         let group = GroupInput {
             run_id: matched.run_id.clone(),
-            batches: matched.create_groups[0].clone(),
+            batches: groups[0].clone(),
         };
         let writes_before = pair.connectwise.control().writes();
 
-        let output = handler(&env, LambdaEvent::new(group.clone(), Context::default()))
+        // No time left (the default context's deadline has passed): one group, then the
+        // lane goes on at its next group.
+        let output = handler(&env, LambdaEvent::new(lane.clone(), Context::default()))
             .await
             .unwrap();
 
         assert_eq!(output.run_id, "create-run");
+        assert_eq!(output.groups, 1);
+        assert_eq!(output.next, lane.next + lane.lanes);
+        assert_eq!(output.done, output.next >= matched.create_groups);
         assert_eq!(output.batches, group.batches.len());
         assert_eq!(output.failed, 0);
         assert_eq!(output.written, matched.to_create.min(500));

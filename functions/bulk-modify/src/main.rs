@@ -1,23 +1,27 @@
-//! `bulk-modify`: one Map iteration: writes the changed fields of a group of batches.
+//! `bulk-modify`: one invocation of a write lane: writes the changed fields of its
+//! groups of batches (`next`, `next + lanes`, …) within its time, and answers where the
+//! lane goes on.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::environment::Environment;
 use shared::lambda::{self, StepError};
-use shared::pipeline::{GroupInput, GroupOutput, WriteKind, write_group};
+use shared::pipeline::{LaneInput, LaneOutput, WriteKind, write_lane};
 use shared::store::Store;
 
 /// One invocation of the state machine's `bulk-modify` state.
 pub async fn handler<S: Store>(
     env: &Environment<S>,
-    event: LambdaEvent<GroupInput>,
-) -> Result<GroupOutput, StepError> {
+    event: LambdaEvent<LaneInput>,
+) -> Result<LaneOutput, StepError> {
     let input = &event.payload;
-    let work = write_group(
+    let deadline = lambda::deadline(&event.context);
+    let work = write_lane(
         &env.connectwise,
         &env.store,
         &env.settings,
         input,
         WriteKind::Modify,
+        Some(deadline),
     );
     lambda::step("bulk-modify", &event, work).await
 }

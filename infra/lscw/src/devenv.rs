@@ -139,9 +139,21 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> anyh
         write("fetch-assets", &serde_json::json!({ "runId": RUN_ID }))?;
         write("ensure-references", &serde_json::to_value(&fetched)?)?;
         write("match", &serde_json::to_value(&ensured)?)?;
-        let group = |groups: &[Vec<String>]| serde_json::json!({"runId": RUN_ID, "batches": groups.first().cloned().unwrap_or_default()});
-        write("bulk-create", &group(&matched.create_groups))?;
-        write("bulk-modify", &group(&matched.modify_groups))?;
+        // A Map's first lane, as the state machine hands it over.
+        let lane = |lanes: &[pipeline::LaneInput]| -> anyhow::Result<serde_json::Value> {
+            Ok(serde_json::to_value(
+                lanes
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| pipeline::LaneInput {
+                        run_id: RUN_ID.into(),
+                        lanes: 1,
+                        ..pipeline::LaneInput::default()
+                    }),
+            )?)
+        };
+        write("bulk-create", &lane(&matched.create_lanes)?)?;
+        write("bulk-modify", &lane(&matched.modify_lanes)?)?;
         write(
             "ticket-agreement-enrich",
             &serde_json::json!({ "runId": RUN_ID }),
@@ -168,8 +180,8 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> anyh
     eprintln!(
         "dev-env ready: run {RUN_ID} staged ({} assets, {} create groups, {} modify groups); environment in {}",
         fetched.assets,
-        matched.create_groups.len(),
-        matched.modify_groups.len(),
+        matched.create_groups,
+        matched.modify_groups,
         env_file.display()
     );
     Ok(tokio::signal::ctrl_c().await?)

@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::environment::Environment;
-use shared::pipeline::{self, GroupInput, ReportInput, WriteKind};
+use shared::pipeline::{self, LaneInput, ReportInput, WriteKind};
 
 use crate::sync::AnyStore;
 
@@ -56,8 +56,11 @@ pub async fn run(
             } else {
                 WriteKind::Modify
             };
-            let group: GroupInput = read(input()?)?;
-            let answer = pipeline::write_group(cw, store, settings, &group, kind).await?;
+            let lane: LaneInput = read(input()?)?;
+            // As in Lambda: the template's 300 s, less the margin the functions keep.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+            let answer =
+                pipeline::write_lane(cw, store, settings, &lane, kind, Some(deadline)).await?;
             write(output, &answer)
         }
         StepName::RunReport => {

@@ -31,12 +31,16 @@ pub const GROUP_SIZE: usize = 10;
 #[serde(rename_all = "camelCase")]
 pub struct MatchOutput {
     pub run_id: String,
-    /// Batch keys in groups of [`GROUP_SIZE`]: one state-machine Map iteration each.
-    pub create_groups: Vec<Vec<String>>,
-    pub modify_groups: Vec<Vec<String>>,
+    /// Groups of up to [`GROUP_SIZE`] batches to create and to modify; their keys stay
+    /// in the store ([`planned_groups`]), so the state is the same size at any estate.
+    pub create_groups: usize,
+    pub modify_groups: usize,
+    /// The Maps' items: at most [`LANES`] each.
+    pub create_lanes: Vec<LaneInput>,
+    pub modify_lanes: Vec<LaneInput>,
     pub to_create: u64,
     pub to_modify: u64,
-    /// Configurations to retire (their batches are in `modify_groups`).
+    /// Configurations to retire (their batches are among the modify groups).
     #[serde(default)]
     pub to_retire: u64,
     pub unchanged: u64,
@@ -570,21 +574,73 @@ pub async fn match_assets<S: Store>(
         api_calls: totals.api_calls,
     };
     store.put(&record_key(run_id), &record, ttl).await?;
-    let all = |pick: fn(&SectionRecord) -> &Vec<String>| -> Vec<String> {
-        record
-            .sections
-            .iter()
-            .flat_map(|s| pick(s).iter().cloned())
-            .collect()
-    };
-    let groups =
-        |batches: Vec<String>| batches.chunks(GROUP_SIZE).map(<[String]>::to_vec).collect();
-    totals.create_groups = groups(all(|s| &s.create_batches));
-    // Retirements are modifies: the same step writes them.
-    let mut modify_batches = all(|s| &s.modify_batches);
-    modify_batches.extend(all(|s| &s.retire_batches));
-    totals.modify_groups = groups(modify_batches);
+    let (create, modify) = record.groups();
+    totals.create_groups = create.len();
+    totals.modify_groups = modify.len();
+    totals.create_lanes = LaneInput::lanes(run_id, create.len());
+    totals.modify_lanes = LaneInput::lanes(run_id, modify.len());
     Ok(totals)
+}
+
+impl MatchRecord {
+    /// The run's create and modify batches in groups of [`GROUP_SIZE`], in the order the
+    /// write lanes take them; retirements are modifies, written by the same step.
+    fn groups(&self) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+        let all = |pick: fn(&SectionRecord) -> &Vec<String>| -> Vec<String> {
+            self.sections
+                .iter()
+                .flat_map(|s| pick(s).iter().cloned())
+                .collect()
+        };
+        let groups =
+            |batches: Vec<String>| batches.chunks(GROUP_SIZE).map(<[String]>::to_vec).collect();
+        let mut modify_batches = all(|s| &s.modify_batches);
+        modify_batches.extend(all(|s| &s.retire_batches));
+        (groups(all(|s| &s.create_batches)), groups(modify_batches))
+    }
+}
+
+/// The groups of batches a run's match planned: (create, modify), as the write lanes
+/// read them from the store.
+pub async fn planned_groups<S: Store>(
+    store: &S,
+    run_id: &str,
+) -> Result<(Vec<Vec<String>>, Vec<Vec<String>>), PipelineError> {
+    let record: MatchRecord = store.require(&record_key(run_id)).await?;
+    Ok(record.groups())
+}
+
+/// Write lanes a run's Map runs side by side (its `MaxConcurrency`): each lane writes
+/// the groups `lane`, `lane + lanes`, … one invocation after the other, so the state
+/// names at most this many lanes whatever the size of the estate.
+pub const LANES: usize = 4;
+
+/// One write lane: what a bulk function is invoked with, first by the Map (`next` =
+/// `lane`), then again with the `next` its last invocation answered, until `done`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LaneInput {
+    pub run_id: String,
+    pub lane: usize,
+    pub lanes: usize,
+    /// The group to write next.
+    pub next: usize,
+}
+
+impl LaneInput {
+    /// The lanes that write `groups` groups: as many as [`LANES`], fewer for fewer groups.
+    pub fn lanes(run_id: &str, groups: usize) -> Vec<Self> {
+        let lanes = groups.min(LANES);
+        (0..lanes)
+            .map(|lane| Self {
+                run_id: run_id.to_string(),
+                lane,
+                lanes,
+                next: lane,
+            })
+            .collect()
+    }
 }
 
 /// Of `configurations`, how many are linked, and the retirements of those whose asset

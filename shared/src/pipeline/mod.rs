@@ -17,7 +17,10 @@ mod write;
 pub use approve::{Approval, approve_retirement};
 pub use create::bulk_create;
 pub use fetch::{FetchInput, FetchOutput, fetch_assets, staged_parts};
-pub use r#match::{ConflictReport, CreateItem, GROUP_SIZE, MatchOutput, ModifyItem, match_assets};
+pub use r#match::{
+    ConflictReport, CreateItem, GROUP_SIZE, LANES, LaneInput, MatchOutput, ModifyItem,
+    match_assets, planned_groups,
+};
 pub use modify::bulk_modify;
 pub use references::{EnsureOutput, ensure_references};
 pub use report::{Plan, RunReport, RunStatus, SectionReport, plan, report};
@@ -26,4 +29,7 @@ pub use summary::{
     METRIC_NAMESPACE, RECENT_RUNS_KEY, ReportInput, RunSummary, recent_runs, record_report,
     summary_key,
 };
-pub use write::{BatchInput, BatchOutput, GroupInput, GroupOutput, WriteKind, write_group};
+pub use write::{
+    BatchInput, BatchOutput, GroupInput, GroupOutput, LaneOutput, WriteKind, write_group,
+    write_lane,
+};

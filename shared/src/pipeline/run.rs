@@ -5,7 +5,7 @@ use super::fetch::{FetchInput, fetch_assets};
 use super::r#match::match_assets;
 use super::references::ensure_references;
 use super::report::{RunReport, report};
-use super::write::{GroupInput, WriteKind, write_group};
+use super::write::{WriteKind, write_lane};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::LansweeperClient;
@@ -74,18 +74,24 @@ async fn steps<S: Store>(
         let total = matched.to_create + matched.to_modify;
         let mut written = 0;
         progress(Progress::Writing { written, total });
-        for (groups, kind) in [
-            (&matched.create_groups, WriteKind::Create),
-            (&matched.modify_groups, WriteKind::Modify),
+        for (lanes, kind) in [
+            (&matched.create_lanes, WriteKind::Create),
+            (&matched.modify_lanes, WriteKind::Modify),
         ] {
-            for group in groups {
-                let input = GroupInput {
-                    run_id: matched.run_id.clone(),
-                    batches: group.clone(),
-                };
-                let done = write_group(connectwise, store, settings, &input, kind).await?;
-                written += done.written + done.failed;
-                progress(Progress::Writing { written, total });
+            // The Maps' lanes one after the other, each invoked until done; a deadline
+            // already passed writes one group an invocation, so progress moves per group.
+            for lane in lanes {
+                let mut input = lane.clone();
+                loop {
+                    let now = Some(std::time::Instant::now());
+                    let done = write_lane(connectwise, store, settings, &input, kind, now).await?;
+                    written += done.written + done.failed;
+                    progress(Progress::Writing { written, total });
+                    if done.done {
+                        break;
+                    }
+                    input.next = done.next;
+                }
             }
         }
     }

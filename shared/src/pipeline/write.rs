@@ -1,11 +1,13 @@
-//! `bulk-create` and `bulk-modify`: one Map iteration writes a group of batches of
-//! configurations through ConnectWise's bulk endpoint ([`super::create`],
-//! [`super::modify`]) and records each batch's result.
+//! `bulk-create` and `bulk-modify`: a Map iteration is a write lane, invoked until done;
+//! each invocation writes groups of batches of configurations through ConnectWise's bulk
+//! endpoint ([`super::create`], [`super::modify`]) and records each batch's result.
+
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::create::bulk_create;
-use super::r#match::{CreateItem, ModifyItem};
+use super::r#match::{CreateItem, LaneInput, ModifyItem, planned_groups};
 use super::modify::bulk_modify;
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::{BulkItemResult, ConnectWiseClient};
@@ -70,6 +72,73 @@ pub struct GroupOutput {
     pub written: u64,
     pub failed: u64,
     pub api_calls: ApiCalls,
+}
+
+/// What one invocation of a write lane did, and where the lane goes on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneOutput {
+    pub run_id: String,
+    pub lane: usize,
+    pub lanes: usize,
+    /// The group the next invocation starts at.
+    pub next: usize,
+    /// Every group of the lane is written: the Map iteration ends.
+    pub done: bool,
+    pub groups: usize,
+    pub batches: usize,
+    pub written: u64,
+    pub failed: u64,
+    pub api_calls: ApiCalls,
+}
+
+/// Writes the lane's groups (`next`, `next + lanes`, …) one after the other until all are
+/// written or `deadline` has passed (a group is always written, so every invocation
+/// moves the lane on); answers where the lane goes on.
+pub async fn write_lane<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    settings: &SyncSettings,
+    input: &LaneInput,
+    kind: WriteKind,
+    deadline: Option<Instant>,
+) -> Result<LaneOutput, PipelineError> {
+    if input.lanes == 0 || input.lane >= input.lanes || input.next % input.lanes != input.lane {
+        return Err(PipelineError::Config(format!(
+            "lane {} of {} cannot start at group {}",
+            input.lane, input.lanes, input.next
+        )));
+    }
+    let (create, modify) = planned_groups(store, &input.run_id).await?;
+    let groups = match kind {
+        WriteKind::Create => create,
+        WriteKind::Modify => modify,
+    };
+    let mut output = LaneOutput {
+        run_id: input.run_id.clone(),
+        lane: input.lane,
+        lanes: input.lanes,
+        next: input.next,
+        ..LaneOutput::default()
+    };
+    while let Some(group) = groups.get(output.next) {
+        if output.groups > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let one = GroupInput {
+            run_id: input.run_id.clone(),
+            batches: group.clone(),
+        };
+        let done = write_group(connectwise, store, settings, &one, kind).await?;
+        output.groups += 1;
+        output.batches += done.batches;
+        output.written += done.written;
+        output.failed += done.failed;
+        output.api_calls += done.api_calls;
+        output.next += input.lanes;
+    }
+    output.done = output.next >= groups.len();
+    Ok(output)
 }
 
 /// What the report reads of a written batch.
