@@ -212,6 +212,11 @@ impl SizedGroups {
                 })
             })
             .collect::<Result<Vec<String>, _>>()?;
+        Ok(Self::of_texts(texts, max_items, max_bytes))
+    }
+
+    /// The same grouping of items serialised already (each one JSON value).
+    pub fn of_texts(texts: Vec<String>, max_items: usize, max_bytes: usize) -> Self {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut too_large = Vec::new();
         let mut current: Vec<usize> = Vec::new();
@@ -233,11 +238,11 @@ impl SizedGroups {
         if !current.is_empty() {
             groups.push(current);
         }
-        Ok(Self {
+        Self {
             groups,
             too_large,
             texts,
-        })
+        }
     }
 }
 

@@ -259,10 +259,21 @@ impl ConnectWiseClient {
         path: &str,
         query: &ListQuery,
     ) -> Result<Vec<Value>, ConnectWiseError> {
+        self.list_complete_as(path, query, |record| record).await
+    }
+
+    /// [`Self::list_complete`], each record made into what the caller keeps as its page
+    /// arrives, so a large listing is never held whole in its full form.
+    pub async fn list_complete_as<T>(
+        &self,
+        path: &str,
+        query: &ListQuery,
+        mut keep: impl FnMut(Value) -> T,
+    ) -> Result<Vec<T>, ConnectWiseError> {
         let mut all = Vec::new();
         let read = self
             .for_each_page(path, query, |page| {
-                all.extend(page);
+                all.extend(page.into_iter().map(&mut keep));
                 Ok(())
             })
             .await?;

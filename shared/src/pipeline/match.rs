@@ -20,7 +20,7 @@ use crate::references::{self, ReferenceIds, ReferenceKind};
 use crate::run::run_key;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
-use crate::store::{PART_BYTES, SizedGroups, Store, StoreExt};
+use crate::store::{PART_BYTES, SizedGroups, Store, StoreError, StoreExt};
 
 /// Batches per Map iteration. 10 batches of 50 keep a 100,000-asset run at 200
 /// iterations per Map, far under Step Functions' 25,000-event history, and one
@@ -131,8 +131,8 @@ struct SectionPlan {
     assets: u64,
     unchanged: u64,
     ignored: u64,
-    creates: Vec<CreateItem>,
-    modifies: Vec<ModifyItem>,
+    creates: Vec<Planned>,
+    modifies: Vec<Planned>,
     conflicts: Vec<ConflictReport>,
     failed: Vec<Rejected>,
     retires: Vec<ModifyItem>,
@@ -188,8 +188,22 @@ pub async fn match_assets<S: Store>(
         )),
         ..ListQuery::default()
     };
+    // Of each configuration's custom fields, only the ones the sync reads, as caption and
+    // value: a tenant's other custom fields would otherwise dominate the memory.
+    let mut captions: HashSet<String> = spec
+        .targets()
+        .into_iter()
+        .filter_map(|(_, target)| match target {
+            Target::Custom(caption) => Some(caption),
+            Target::Field(_) => None,
+        })
+        .collect();
+    captions.insert(spec.link_caption.clone());
     let configurations = connectwise
-        .list_complete(actions::CONFIGURATIONS, &query)
+        .list_complete_as(actions::CONFIGURATIONS, &query, |mut configuration| {
+            keep_custom_fields(&mut configuration, &captions);
+            configuration
+        })
         .await?;
     let custom_field_ids = checked_custom_fields(store, run_id).await?;
 
@@ -362,11 +376,11 @@ pub async fn match_assets<S: Store>(
                 continue;
             }
             match payload::create_body(&create_spec, asset, &context) {
-                Ok(body) => plan.creates.push(CreateItem {
+                Ok(body) => plan.creates.push(Planned::of(&CreateItem {
                     asset_key: text(asset, "key"),
                     name: text(asset, "name"),
                     body,
-                }),
+                })?),
                 Err(error) => plan.failed.push(Rejected {
                     asset_key: text(asset, "key"),
                     reason: why_missing(error, asset),
@@ -417,13 +431,13 @@ pub async fn match_assets<S: Store>(
                 });
                 continue;
             }
-            plan.modifies.push(ModifyItem {
+            plan.modifies.push(Planned::of(&ModifyItem {
                 asset_key: text(asset, "key"),
                 name: text(asset, "name"),
                 configuration_id: matched.configuration_id,
                 unmatched_fields: changes,
                 asset_gone: false,
-            });
+            })?);
         }
         // Configurations linked to an asset no site listed any more.
         let (linked, gone) = gone_assets(&configurations, &listed, &overrides, retire, &link);
@@ -508,21 +522,22 @@ pub async fn match_assets<S: Store>(
     };
     for (n, ((site, company), mut plan)) in sections.into_iter().zip(plans).enumerate() {
         let part = |what: &str| format!("{what}/{n:03}");
-        let create_batches = put_batches(
+        let (creates, modifies) = (plan.creates.len(), plan.modifies.len());
+        let create_batches = put_planned(
             store,
             settings,
             run_id,
             &part("create"),
-            &plan.creates,
+            std::mem::take(&mut plan.creates),
             &mut plan.failed,
         )
         .await?;
-        let modify_batches = put_batches(
+        let modify_batches = put_planned(
             store,
             settings,
             run_id,
             &part("modify"),
-            &plan.modifies,
+            std::mem::take(&mut plan.modifies),
             &mut plan.failed,
         )
         .await?;
@@ -536,12 +551,12 @@ pub async fn match_assets<S: Store>(
         )
         .await?;
         totals.to_retire += plan.retires.len() as u64;
-        totals.to_create += plan.creates.len() as u64;
-        totals.to_modify += plan.modifies.len() as u64;
+        totals.to_create += creates as u64;
+        totals.to_modify += modifies as u64;
         totals.unchanged += plan.unchanged;
         totals.conflicts += plan.conflicts.len() as u64;
         totals.failed += plan.failed.len() as u64;
-        tracing::info!(%run_id, %site, %company, create = plan.creates.len(), modify = plan.modifies.len(), unchanged = plan.unchanged, conflicts = plan.conflicts.len(), failed = plan.failed.len(), "matched");
+        tracing::info!(%run_id, %site, %company, create = creates, modify = modifies, unchanged = plan.unchanged, conflicts = plan.conflicts.len(), failed = plan.failed.len(), "matched");
         records.push(SectionRecord {
             company_id: company_ids
                 .get(&references::name_key(&company))
@@ -643,6 +658,35 @@ impl LaneInput {
     }
 }
 
+/// Keeps of `configuration`'s custom fields those captioned in `captions`, each with its
+/// caption, id and value only.
+fn keep_custom_fields(configuration: &mut Value, captions: &HashSet<String>) {
+    let Some(fields) = configuration
+        .get_mut("customFields")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let kept: Vec<Value> = fields
+        .drain(..)
+        .filter(|f| {
+            f.get("caption")
+                .and_then(Value::as_str)
+                .is_some_and(|c| captions.contains(c))
+        })
+        .map(|mut f| {
+            let mut kept = serde_json::Map::new();
+            for key in ["id", "caption", "value"] {
+                if let Some(value) = f.get_mut(key).map(Value::take) {
+                    kept.insert(key.to_string(), value);
+                }
+            }
+            Value::Object(kept)
+        })
+        .collect();
+    *fields = kept;
+}
+
 /// Of `configurations`, how many are linked, and the retirements of those whose asset
 /// no site listed (neither ignored nor retired already).
 fn gone_assets(
@@ -699,10 +743,47 @@ pub(crate) async fn put_batches<S: Store, T: Serialize + Sync + Keyed>(
     items: &[T],
     failed: &mut Vec<Rejected>,
 ) -> Result<Vec<String>, PipelineError> {
-    let sized = SizedGroups::of(items, settings.batch_size, PART_BYTES)?;
+    let planned = items.iter().map(Planned::of).collect::<Result<_, _>>()?;
+    put_planned(store, settings, run_id, kind, planned, failed).await
+}
+
+/// An item serialised as soon as it is decided: a run's plan is held as compact JSON
+/// text until its batches are stored, not as parsed values (several times larger).
+pub(crate) struct Planned {
+    asset_key: String,
+    text: String,
+}
+
+impl Planned {
+    fn of<T: Serialize + Keyed>(item: &T) -> Result<Self, PipelineError> {
+        let mut text = serde_json::to_string(item).map_err(|e| StoreError::Corrupt {
+            key: "(planned item)".into(),
+            reason: e.to_string(),
+        })?;
+        // Serialising doubles the buffer as it grows; a plan holds many of these.
+        text.shrink_to_fit();
+        Ok(Self {
+            asset_key: item.asset_key().to_string(),
+            text,
+        })
+    }
+}
+
+/// [`put_batches`] of items serialised already.
+async fn put_planned<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    kind: &str,
+    items: Vec<Planned>,
+    failed: &mut Vec<Rejected>,
+) -> Result<Vec<String>, PipelineError> {
+    let (keys, texts): (Vec<String>, Vec<String>) =
+        items.into_iter().map(|p| (p.asset_key, p.text)).unzip();
+    let sized = SizedGroups::of_texts(texts, settings.batch_size, PART_BYTES);
     for &index in &sized.too_large {
         failed.push(Rejected {
-            asset_key: items[index].asset_key().to_string(),
+            asset_key: keys[index].clone(),
             reason: format!(
                 "too large to write: {} bytes serialised, a batch holds at most {PART_BYTES}",
                 sized.texts[index].len()
