@@ -89,3 +89,27 @@ class TemplateTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SizingTest(unittest.TestCase):
+    """Each function's memory comes from `make bench` at 100,000 assets
+    (infra/sizing.json, written by the benchmark), with at least 30% headroom."""
+
+    def test_every_function_has_its_measured_peak_and_headroom(self):
+        sizing = json.loads((ROOT / "infra" / "sizing.json").read_text())
+        self.assertGreaterEqual(sizing["assets"], 100000)
+        functions = {
+            name: resource
+            for name, resource in load()["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::Function"
+        }
+        self.assertTrue(functions)
+        for name, resource in functions.items():
+            binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            with self.subTest(function=name):
+                self.assertIn(binary, sizing["peakMB"], f"{binary} was not measured")
+                memory = resource["Properties"]["MemorySize"]
+                self.assertGreaterEqual(
+                    memory, 1.3 * sizing["peakMB"][binary],
+                    f"{binary}: {memory} MB for a measured peak of {sizing['peakMB'][binary]} MB",
+                )
