@@ -170,7 +170,7 @@ def main():
     verdicts = []
     peaks = {}
     for n in sizes:
-        peak = peaks.setdefault(n, {})
+        measured = peaks.setdefault(n, {})
         store_dir = os.path.join(WORK, f"store-{n}")
         subprocess.run(["rm", "-rf", store_dir], check=True)
         sim = subprocess.Popen(
@@ -193,7 +193,7 @@ def main():
                       f"Lansweeper {ls}, lower bound {ls_floor} ({ls/max(ls_floor,1):.2f}x)")
                 print(f"  store: {stats['items']:,} items, largest {stats['largestBytes']/KIB:.1f} KiB ({stats['largestKey']})")
                 for name, r in rows.items():
-                    peak[name] = max(peak.get(name, 0), math.ceil(r["kb"] / 1024))
+                    measured[name] = max(measured.get(name, 0), math.ceil(r["kb"] / 1024))
                 largest_state = max(r["state"] for r in rows.values())
                 peak = max(r["kb"] for r in rows.values()) / 1024
                 match_peak = rows["match"]["kb"] / 1024
@@ -218,7 +218,7 @@ def main():
             verdicts.append((f"{n} enrichment rerun writes nothing", again["written"] == 0))
             changed = change_tickets(0.01)
             after, wall3, kb3, _ = enrich(env, f"{n}-changed")
-            peak["ticket-agreement-enrich"] = math.ceil(max(kb, kb2, kb3) / 1024)
+            measured["ticket-agreement-enrich"] = math.ceil(max(kb, kb2, kb3) / 1024)
             constant = again["apiCalls"]["connectwise"]
             print(f"  enrichment after {changed} tickets (1%) changed: {after['apiCalls']['connectwise']} ConnectWise requests "
                   f"(constant part {constant} + {changed} changed; {wall3:.1f} s), {after['written']} written")
