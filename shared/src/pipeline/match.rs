@@ -22,9 +22,10 @@ use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{PART_BYTES, SizedGroups, Store, StoreError, StoreExt};
 
-/// Batches per Map iteration. 10 batches of 50 keep a 100,000-asset run at 200
-/// iterations per Map, far under Step Functions' 25,000-event history, and one
-/// iteration's work (10–30 ConnectWise requests) well inside a Lambda's time.
+/// Batches a write lane writes between two looks at its deadline. 10 batches of 50 keep
+/// a 100,000-asset run at 200 groups per Map, so even one group an invocation stays far
+/// under Step Functions' 25,000-event history, and one group's work (10–30 ConnectWise
+/// requests) well inside the margin a lane keeps before Lambda's deadline.
 pub const GROUP_SIZE: usize = 10;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
