@@ -17,7 +17,7 @@ use crate::normalize;
 
 mod spec;
 
-pub use spec::{MatchSpec, Target, asset_value, link_caption};
+pub use spec::{LONG_VALUE, MatchSpec, Target, asset_value, fingerprint, link_caption};
 
 /// Which key matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -356,6 +356,23 @@ mod tests {
             a["macAddress"] = json!(m);
         }
         a
+    }
+
+    #[test]
+    fn a_long_value_held_as_its_fingerprint_compares_as_the_text_would() {
+        let software = (0..200)
+            .map(|i| format!("Program {i} 1.0 (Vendor)"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(software.chars().count() > LONG_VALUE);
+        let held = fingerprint(&software, false);
+        let target = Target::Custom("ls_software".into());
+        assert!(!held.contains("Program"), "the text is not kept");
+        assert!(target.same(Some(&held), &software, false));
+        // Normalisation as for any value: case and outer spaces do not count.
+        assert!(target.same(Some(&held), &format!("  {}  ", software.to_uppercase()), false));
+        assert!(!target.same(Some(&held), &software.replace("Program 7 ", "Program 8 "), false));
+        assert!(!target.same(Some(&held), "short", false));
     }
 
     #[test]

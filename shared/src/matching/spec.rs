@@ -209,6 +209,9 @@ impl Target {
             return false;
         };
         match self {
+            _ if current.starts_with(FINGERPRINT) => {
+                current == fingerprint(desired, case_sensitive)
+            }
             Target::Field(path) if path == "macAddress" => {
                 normalize::mac_address(current) == normalize::mac_address(desired)
             }
@@ -225,6 +228,28 @@ impl Target {
             }
         }
     }
+}
+
+/// Text values longer than this (in characters) are held of a configuration as their
+/// [`fingerprint`]: a software list is kilobytes, and matching only asks whether it changed.
+pub const LONG_VALUE: usize = 256;
+
+/// Starts every fingerprint: normalisation strips control characters from every real
+/// value, so a fingerprint is never mistaken for one.
+const FINGERPRINT: char = '\u{1}';
+
+/// A stand-in for a long text: the length and a hash of its normal form, equal for two
+/// texts exactly when their normal forms are (within one process).
+pub fn fingerprint(text: &str, case_sensitive: bool) -> String {
+    use std::hash::{Hash, Hasher};
+    let normal = normalize::comparable(text, case_sensitive);
+    let mut hasher = std::hash::DefaultHasher::new();
+    normal.hash(&mut hasher);
+    format!(
+        "{FINGERPRINT}{} characters, fingerprint {:016x}",
+        normal.chars().count(),
+        hasher.finish()
+    )
 }
 
 fn as_text(value: &Value) -> Option<String> {

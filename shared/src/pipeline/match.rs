@@ -190,7 +190,8 @@ pub async fn match_assets<S: Store>(
         ..ListQuery::default()
     };
     // Of each configuration's custom fields, only the ones the sync reads, as caption and
-    // value: a tenant's other custom fields would otherwise dominate the memory.
+    // value (a long one as its fingerprint): a tenant's other custom fields and the
+    // software lists would otherwise dominate the memory.
     let mut captions: HashSet<String> = spec
         .targets()
         .into_iter()
@@ -202,7 +203,7 @@ pub async fn match_assets<S: Store>(
     captions.insert(spec.link_caption.clone());
     let configurations = connectwise
         .list_complete_as(actions::CONFIGURATIONS, &query, |mut configuration| {
-            keep_custom_fields(&mut configuration, &captions);
+            keep_custom_fields(&mut configuration, &captions, spec.case_sensitive_match);
             configuration
         })
         .await?;
@@ -660,8 +661,9 @@ impl LaneInput {
 }
 
 /// Keeps of `configuration`'s custom fields those captioned in `captions`, each with its
-/// caption, id and value only.
-fn keep_custom_fields(configuration: &mut Value, captions: &HashSet<String>) {
+/// caption, id and value only; a value longer than [`matching::LONG_VALUE`] as its
+/// fingerprint, which matching compares with the asset's value.
+fn keep_custom_fields(configuration: &mut Value, captions: &HashSet<String>, case_sensitive: bool) {
     let Some(fields) = configuration
         .get_mut("customFields")
         .and_then(Value::as_array_mut)
@@ -681,6 +683,11 @@ fn keep_custom_fields(configuration: &mut Value, captions: &HashSet<String>) {
                 if let Some(value) = f.get_mut(key).map(Value::take) {
                     kept.insert(key.to_string(), value);
                 }
+            }
+            if let Some(Value::String(long)) = kept.get_mut("value")
+                && long.chars().count() > matching::LONG_VALUE
+            {
+                *long = matching::fingerprint(long, case_sensitive);
             }
             Value::Object(kept)
         })
