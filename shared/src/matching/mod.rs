@@ -370,8 +370,16 @@ mod tests {
         assert!(!held.contains("Program"), "the text is not kept");
         assert!(target.same(Some(&held), &software, false));
         // Normalisation as for any value: case and outer spaces do not count.
-        assert!(target.same(Some(&held), &format!("  {}  ", software.to_uppercase()), false));
-        assert!(!target.same(Some(&held), &software.replace("Program 7 ", "Program 8 "), false));
+        assert!(target.same(
+            Some(&held),
+            &format!("  {}  ", software.to_uppercase()),
+            false
+        ));
+        assert!(!target.same(
+            Some(&held),
+            &software.replace("Program 7 ", "Program 8 "),
+            false
+        ));
         assert!(!target.same(Some(&held), "short", false));
     }
 
