@@ -60,14 +60,11 @@ async fn run_functions_after(
     let run_id = matched["runId"].as_str().unwrap().to_string();
     // Each Map's lanes, each invoked again with where it goes on until done.
     let (create, modify) = pipeline::planned_groups(store, &run_id).await.unwrap();
-    for (function, lanes, groups) in [
-        ("bulk-create", "createLanes", create),
-        ("bulk-modify", "modifyLanes", modify),
+    for (function, lanes, count, groups) in [
+        ("bulk-create", "createLanes", "createGroups", create),
+        ("bulk-modify", "modifyLanes", "modifyGroups", modify),
     ] {
-        assert_eq!(
-            matched[function.replace("bulk-", "") + "Groups"],
-            groups.len()
-        );
+        assert_eq!(matched[count], groups.len());
         let mut batches = 0;
         for lane in matched[lanes].as_array().unwrap() {
             let mut input = lane.clone();

@@ -320,19 +320,7 @@ async fn the_states_between_steps_do_not_grow_with_the_estate() {
     let mut sizes = Vec::new();
     for assets in [200, 5_000] {
         let world = lscw_tests::world::world(assets).await;
-        let (cw, store, settings) = (&world.cw_client, &world.store, &settings());
-        let input = pipeline::FetchInput {
-            run_id: Some("size-run".into()),
-        };
-        let fetched = pipeline::fetch_assets(&world.ls_client, store, settings, &input, |_, _| {})
-            .await
-            .unwrap();
-        let ensured = pipeline::ensure_references(cw, store, settings, &fetched)
-            .await
-            .unwrap();
-        let matched = pipeline::match_assets(cw, store, settings, &ensured)
-            .await
-            .unwrap();
+        let (fetched, ensured, matched) = lscw_tests::world::stages(&world, "size-run").await;
         assert!(matched.create_lanes.len() <= pipeline::LANES);
         assert!(matched.modify_lanes.len() <= pipeline::LANES);
         // A state's size as Step Functions counts it: its JSON.

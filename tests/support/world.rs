@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use shared::connectwise::{ClientOptions, ConnectWiseClient};
 use shared::error::PipelineError;
 use shared::lansweeper::LansweeperClient;
-use shared::pipeline::{self, FetchInput, MatchOutput, Progress, RunReport};
+use shared::pipeline::{
+    self, EnsureOutput, FetchInput, FetchOutput, MatchOutput, Progress, RunReport,
+};
 use shared::settings::SyncSettings;
 use shared::store::{MemoryStore, Store};
 use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator};
@@ -134,8 +136,8 @@ pub async fn sync(world: &World) -> RunReport {
     report
 }
 
-/// The stages up to match, under a run of the test's own.
-pub async fn matched(world: &World, run_id: &str) -> MatchOutput {
+/// The stages up to match, under a run of the test's own: what each of them answered.
+pub async fn stages(world: &World, run_id: &str) -> (FetchOutput, EnsureOutput, MatchOutput) {
     let (cw, store, settings) = (&world.cw_client, &world.store, &settings());
     let input = FetchInput {
         run_id: Some(run_id.into()),
@@ -146,9 +148,15 @@ pub async fn matched(world: &World, run_id: &str) -> MatchOutput {
     let ensured = pipeline::ensure_references(cw, store, settings, &fetched)
         .await
         .unwrap();
-    pipeline::match_assets(cw, store, settings, &ensured)
+    let matched = pipeline::match_assets(cw, store, settings, &ensured)
         .await
-        .unwrap()
+        .unwrap();
+    (fetched, ensured, matched)
+}
+
+/// The stages up to match, under a run of the test's own.
+pub async fn matched(world: &World, run_id: &str) -> MatchOutput {
+    stages(world, run_id).await.2
 }
 
 /// The create groups a match planned (their batch keys, as the write lanes read them).
