@@ -4,9 +4,8 @@
 //! retirements when there are too many to be believed. Pure.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::matching::{FieldDiff, Target};
+use crate::matching::{FieldDiff, Fields, Target};
 
 /// `CW_RETIRED_STATES`, `CW_RETIRED_STATUS` and the guard's limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,23 +42,16 @@ impl RetirePolicy {
     }
 
     /// Whether a configuration is retired as the sync retires them.
-    pub fn is_retired(&self, configuration: &Value) -> bool {
-        let inactive = configuration.get("activeFlag").and_then(Value::as_bool) == Some(false);
-        let status = configuration
-            .get("status")
-            .and_then(|s| s.get("name"))
-            .and_then(Value::as_str);
+    pub fn is_retired(&self, configuration: &impl Fields) -> bool {
+        let inactive = configuration.at("activeFlag").as_deref() == Some("false");
+        let status = configuration.at("status.name");
         inactive
             && status.is_some_and(|s| s.trim().eq_ignore_ascii_case(self.retired_status.trim()))
     }
 
     /// The changes that retire a configuration.
-    pub fn retirement(&self, configuration: &Value) -> Vec<FieldDiff> {
-        let status = configuration
-            .get("status")
-            .and_then(|s| s.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+    pub fn retirement(&self, configuration: &impl Fields) -> Vec<FieldDiff> {
+        let status = configuration.at("status.name");
         vec![
             FieldDiff {
                 field: "status.name".into(),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::matching::{FieldDiff, MatchSpec, Target, asset_value};
+use crate::matching::{FieldDiff, Fields, MatchSpec, Target};
 use crate::normalize;
 use crate::references::{ReferenceIds, ReferenceKind};
 
@@ -82,13 +82,13 @@ fn set(
 /// A new configuration for an unmatched asset.
 pub fn create_body(
     spec: &MatchSpec,
-    asset: &Value,
+    asset: &impl Fields,
     context: &WriteContext,
 ) -> Result<Value, String> {
     let mut body = Map::new();
     body.insert("company".into(), json!({ "id": context.company_id }));
     for (path, target) in spec.targets() {
-        if let Some(value) = asset_value(asset, path) {
+        if let Some(value) = asset.at(path) {
             set(&mut body, &target, &value, context)?;
         }
     }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::client::ConnectWiseClient;
@@ -19,13 +20,37 @@ use super::query::ListQuery;
 /// One ticket or agreement, as the enrichment remembers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Known {
-    pub record: Value,
+    pub record: RecordText,
     /// The configurations attached (tickets and agreements; empty for configurations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configurations: Vec<i64>,
     /// Its `lastUpdated` when read: a record read again unchanged costs nothing more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<String>,
+}
+
+/// A record as read, held as its compact JSON text: parsed, a record is several times
+/// the size of its text, and most known records are only compared and stored again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecordText(Box<RawValue>);
+
+impl RecordText {
+    /// `None` only for text that is not JSON, which a [`Value`]'s own never is.
+    pub fn of(record: &Value) -> Option<Self> {
+        RawValue::from_string(record.to_string()).ok().map(Self)
+    }
+
+    /// The record, parsed (its text is JSON: it was made from one or checked when read).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for RecordText {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 /// Every known record of one kind (tickets or agreements), by id.
@@ -41,13 +66,11 @@ pub struct KnownRecords {
 
 impl KnownRecords {
     /// Records by the configurations attached to them, each list by record id.
-    pub fn by_configuration(&self) -> HashMap<i64, Vec<Value>> {
-        let mut by: HashMap<i64, Vec<Value>> = HashMap::new();
+    pub fn by_configuration(&self) -> HashMap<i64, Vec<&RecordText>> {
+        let mut by: HashMap<i64, Vec<&RecordText>> = HashMap::new();
         for known in self.records.values() {
             for configuration in &known.configurations {
-                by.entry(*configuration)
-                    .or_default()
-                    .push(known.record.clone());
+                by.entry(*configuration).or_default().push(&known.record);
             }
         }
         by
@@ -71,7 +94,13 @@ pub struct Scope<'a> {
     pub queries: Vec<ListQuery>,
     /// Whether each record's `/configurations` is read too.
     pub attachments: bool,
+    /// Reduces a record to what is kept of it (e.g. one custom field of many), before it
+    /// is compared with what is known and stored.
+    pub keep: fn(&mut Value),
 }
+
+/// Keeps a record whole: [`Scope::keep`] when the fields asked for are all kept.
+pub fn whole(_: &mut Value) {}
 
 /// Brings `known` up to date: a full read when `full` is asked, when nothing is known
 /// yet or when the scope changed; otherwise the records updated since the newest change
@@ -118,7 +147,7 @@ pub async fn refresh(
         let listed: HashSet<i64> = read(connectwise, scope, &["id"], None)
             .await?
             .iter()
-            .filter_map(|r| r.get("id").and_then(Value::as_i64))
+            .map(|r| r.id)
             .collect();
         let before = known.records.len();
         known.records.retain(|id, _| listed.contains(id));
@@ -140,13 +169,43 @@ pub async fn refresh(
     Ok(Refresh::Changes { changed, deleted })
 }
 
-/// The records of every part of `scope` (narrowed by `extra`, when given).
+/// A record as a refresh reads it.
+struct Fresh {
+    id: i64,
+    /// Its `_info/lastUpdated`.
+    updated: Option<String>,
+    /// Without `_info`, reduced by the scope's [`Scope::keep`].
+    record: RecordText,
+}
+
+impl Fresh {
+    fn of(scope: &Scope<'_>, mut record: Value) -> Option<Self> {
+        let id = record.get("id").and_then(Value::as_i64)?;
+        let updated = record
+            .get("_info")
+            .and_then(|i| i.get("lastUpdated"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(object) = record.as_object_mut() {
+            object.remove("_info");
+        }
+        (scope.keep)(&mut record);
+        Some(Self {
+            id,
+            updated,
+            record: RecordText::of(&record)?,
+        })
+    }
+}
+
+/// The records of every part of `scope` (narrowed by `extra`, when given), each made
+/// compact as its page arrives.
 async fn read(
     connectwise: &ConnectWiseClient,
     scope: &Scope<'_>,
     fields: &[&str],
     extra: Option<&Condition>,
-) -> Result<Vec<Value>, ConnectWiseError> {
+) -> Result<Vec<Fresh>, ConnectWiseError> {
     let mut records = Vec::new();
     for query in &scope.queries {
         let mut query = query.clone().with_fields(fields);
@@ -156,7 +215,10 @@ async fn read(
                 None => extra.to_string(),
             });
         }
-        records.extend(connectwise.list_complete(scope.path, &query).await?);
+        let page = connectwise
+            .list_complete_as(scope.path, &query, |record| Fresh::of(scope, record))
+            .await?;
+        records.extend(page.into_iter().flatten());
     }
     Ok(records)
 }
@@ -166,23 +228,17 @@ async fn read(
 async fn attach(
     connectwise: &ConnectWiseClient,
     scope: &Scope<'_>,
-    records: Vec<Value>,
+    records: Vec<Fresh>,
     known: &mut KnownRecords,
 ) -> Result<usize, ConnectWiseError> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut changed = 0;
-    for mut record in records {
-        let Some(id) = record.get("id").and_then(Value::as_i64) else {
-            continue;
-        };
-        let updated = record
-            .get("_info")
-            .and_then(|i| i.get("lastUpdated"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        if let Some(object) = record.as_object_mut() {
-            object.remove("_info");
-        }
+    for Fresh {
+        id,
+        updated,
+        record,
+    } in records
+    {
         if updated > known.newest {
             known.newest.clone_from(&updated);
         }

@@ -76,10 +76,20 @@ async fn attached(
             .map(|c| ListQuery::with_conditions(c.as_str()))
             .collect(),
         attachments: true,
+        keep: known::whole,
     };
     let mut records = KnownRecords::default();
     known::refresh(connectwise, &scope, &mut records, true).await?;
-    Ok(records.by_configuration())
+    Ok(records
+        .by_configuration()
+        .into_iter()
+        .map(|(id, found)| {
+            (
+                id,
+                found.into_iter().map(known::RecordText::value).collect(),
+            )
+        })
+        .collect())
 }
 
 /// What the enrichment reads of an agreement.
@@ -146,6 +156,24 @@ pub fn linked_asset_key(configuration: &Value) -> Option<String> {
         .get("value")?
         .as_str()
         .map(str::to_string)
+}
+
+/// Keeps of a configuration's custom fields only the link, as caption and value: the
+/// enrichment reads nothing else of them, and a tenant's other custom fields (software
+/// lists) would be most of what it holds and stores.
+pub fn keep_link_only(configuration: &mut Value) {
+    let Some(fields) = configuration
+        .get_mut("customFields")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    fields.retain(|f| f.get("caption").and_then(Value::as_str) == Some(LINK_CAPTION));
+    for field in fields {
+        if let Some(object) = field.as_object_mut() {
+            object.retain(|key, _| key == "caption" || key == "value");
+        }
+    }
 }
 
 /// The companies the configurations belong to.

@@ -2,7 +2,7 @@
 //! and tickets, and the assets' current values, and stores one edit per asset whose
 //! values changed, so a run over unchanged data writes nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::enrich_key;
 use super::values::{FIELDS, desired_values};
-use crate::connectwise::known::{self, Known, KnownRecords, Refresh, Scope};
+use crate::connectwise::known::{self, Known, KnownRecords, RecordText, Refresh, Scope};
 use crate::connectwise::linked::{
     AGREEMENT_FIELDS, AGREEMENTS, LINK_CAPTION, MAX_CONDITION_CHARS, TICKET_FIELDS, TICKETS,
-    companies_of, linked_asset_key,
+    keep_link_only, linked_asset_key,
 };
 use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
 use crate::error::PipelineError;
@@ -145,7 +145,7 @@ async fn linked_records<S: Store>(
     connectwise: &ConnectWiseClient,
     store: &S,
     settings: &SyncSettings,
-) -> Result<(Vec<Value>, ByConfiguration, ByConfiguration, bool), PipelineError> {
+) -> Result<Linked, PipelineError> {
     let head: Option<KnownHead> = store.get(KNOWN_KEY).await?;
     let now = epoch_seconds();
     let full = head
@@ -164,15 +164,15 @@ async fn linked_records<S: Store>(
             ..ListQuery::default()
         }],
         attachments: false,
+        keep: keep_link_only,
     };
     let mut outcomes = vec![known::refresh(connectwise, &linked, &mut configurations, full).await?];
-    let records: Vec<Value> = configurations
+    let companies: BTreeSet<i64> = configurations
         .records
         .values()
-        .map(|k| k.record.clone())
+        .filter_map(|k| k.record.value().get("company")?.get("id")?.as_i64())
         .collect();
-    let mut companies: Vec<i64> = companies_of(&records).into_iter().collect();
-    companies.sort_unstable();
+    let companies: Vec<i64> = companies.into_iter().collect();
     let by_company: Vec<ListQuery> = if companies.is_empty() {
         Vec::new()
     } else {
@@ -191,6 +191,7 @@ async fn linked_records<S: Store>(
             fields,
             queries: by_company.clone(),
             attachments: true,
+            keep: known::whole,
         };
         outcomes.push(known::refresh(connectwise, &scope, known, full).await?);
     }
@@ -210,15 +211,22 @@ async fn linked_records<S: Store>(
         store.put(KNOWN_KEY, &saved, KNOWN_TTL).await?;
     }
     tracing::info!(full, outcomes = ?outcomes, "ConnectWise's side of the enrichment read");
-    Ok((
-        records,
-        agreements.by_configuration(),
-        tickets.by_configuration(),
+    Ok(Linked {
+        configurations,
+        agreements,
+        tickets,
         full,
-    ))
+    })
 }
 
-type ByConfiguration = HashMap<i64, Vec<Value>>;
+/// ConnectWise's side of an enrichment, each record held once.
+struct Linked {
+    configurations: KnownRecords,
+    agreements: KnownRecords,
+    tickets: KnownRecords,
+    /// Everything was read whole.
+    full: bool,
+}
 
 /// The enrichment's fields of one site, name → key; created unless `dry_run` (which
 /// creates nothing: a field that does not exist yet gets its name as key).
@@ -244,6 +252,10 @@ async fn site_field_keys(
         .collect())
 }
 
+/// Edits held before they are stored: a run's plan is stored as it is made, never held
+/// whole, whatever the size of the estate.
+const EDITS_HELD: usize = 5_000;
+
 /// Reads both sides and stores the edits of the run, for every mapped site.
 pub(crate) async fn plan<S: Store>(
     connectwise: &ConnectWiseClient,
@@ -252,17 +264,21 @@ pub(crate) async fn plan<S: Store>(
     settings: &SyncSettings,
     run_id: &str,
 ) -> Result<(), PipelineError> {
-    let (configurations, agreements, tickets, full_read) =
-        linked_records(connectwise, store, settings).await?;
-    let mut by_asset: HashMap<String, Vec<&Value>> = HashMap::new();
-    for configuration in &configurations {
-        if let Some(link) = linked_asset_key(configuration) {
+    let linked = linked_records(connectwise, store, settings).await?;
+    let agreements = linked.agreements.by_configuration();
+    let tickets = linked.tickets.by_configuration();
+    let mut by_asset: HashMap<String, Vec<(i64, &RecordText)>> = HashMap::new();
+    for (&id, known) in &linked.configurations.records {
+        if let Some(link) = linked_asset_key(&known.record.value()) {
             by_asset
                 .entry(link.to_lowercase())
                 .or_default()
-                .push(configuration);
+                .push((id, &known.record));
         }
     }
+    let parsed = |records: Option<&Vec<&RecordText>>| -> Vec<Value> {
+        records.into_iter().flatten().map(|r| r.value()).collect()
+    };
 
     let mapping = crate::mapping::in_force(
         store,
@@ -270,7 +286,10 @@ pub(crate) async fn plan<S: Store>(
         Some(&settings.target_company),
     )
     .await?;
+    let ttl = settings.staging_ttl;
     let mut edits = Vec::new();
+    let mut edit_parts = Vec::new();
+    let mut total = 0;
     let mut failed = Vec::new();
     let mut unchanged = 0u64;
     let mut asset_count = 0u64;
@@ -278,89 +297,90 @@ pub(crate) async fn plan<S: Store>(
     for site in &mapping.sites {
         let lansweeper = lansweeper.for_site(&site.site);
         let field_keys = site_field_keys(&lansweeper, settings.dry_run).await?;
-        let assets = lansweeper
-            .assets(
-                &[
-                    "key",
-                    "assetCustom.fields.fieldKey",
-                    "assetCustom.fields.value",
-                ],
-                None,
-            )
-            .await?;
-        asset_count += assets.len() as u64;
-        for asset in &assets {
-            let Some(asset_key) = asset.key() else {
-                continue;
-            };
-            let linked = by_asset
-                .get(&asset_key.to_lowercase())
-                .cloned()
-                .unwrap_or_default();
-            if linked.len() > 1 {
-                let ids: Vec<String> = linked
-                    .iter()
-                    .filter_map(|c| c.get("id"))
-                    .map(ToString::to_string)
+        let mut pages = lansweeper.asset_pager(
+            &[
+                "key",
+                "assetCustom.fields.fieldKey",
+                "assetCustom.fields.value",
+            ],
+            None,
+        )?;
+        while let Some(assets) = pages.next_page().await? {
+            asset_count += assets.len() as u64;
+            for asset in &assets {
+                let Some(asset_key) = asset.key() else {
+                    continue;
+                };
+                let linked = by_asset
+                    .get(&asset_key.to_lowercase())
+                    .map_or(&[][..], Vec::as_slice);
+                if linked.len() > 1 {
+                    let ids: Vec<String> = linked.iter().map(|(id, _)| id.to_string()).collect();
+                    failed.push(Rejected {
+                        asset_key,
+                        reason: format!(
+                            "linked from several configurations ({}); resolve in ConnectWise",
+                            ids.join(", ")
+                        ),
+                    });
+                    continue;
+                }
+                let configuration = linked.first().map(|(id, c)| (*id, c.value()));
+                let id = configuration.as_ref().map_or(-1, |(id, _)| *id);
+                let desired = desired_values(
+                    configuration.as_ref().map(|(_, c)| c),
+                    &parsed(agreements.get(&id)),
+                    &parsed(tickets.get(&id)),
+                    |id| connectwise.configuration_url(id),
+                );
+                let current: HashMap<String, String> = asset
+                    .values_at("assetCustom.fields")
+                    .into_iter()
+                    .filter_map(|f| {
+                        Some((
+                            f.get("fieldKey")?.as_str()?.to_string(),
+                            f.get("value")?.as_str()?.to_string(),
+                        ))
+                    })
                     .collect();
-                failed.push(Rejected {
-                    asset_key,
-                    reason: format!(
-                        "linked from several configurations ({}); resolve in ConnectWise",
-                        ids.join(", ")
-                    ),
-                });
-                continue;
+                let changes: Vec<(String, String)> = desired
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        let field_key = field_keys.get(*name)?;
+                        let now = current.get(field_key).map_or("", String::as_str);
+                        (now.trim() != value.trim()).then(|| (field_key.clone(), value.clone()))
+                    })
+                    .collect();
+                if changes.is_empty() {
+                    unchanged += 1;
+                } else {
+                    edits.push(AssetEdit {
+                        site: site.site.clone(),
+                        asset_key,
+                        values: changes,
+                    });
+                }
             }
-            let configuration = linked.first().copied();
-            let id = configuration
-                .and_then(|c| c.get("id"))
-                .and_then(Value::as_i64)
-                .unwrap_or(-1);
-            let desired = desired_values(
-                configuration,
-                agreements.get(&id).map_or(&[], Vec::as_slice),
-                tickets.get(&id).map_or(&[], Vec::as_slice),
-                |id| connectwise.configuration_url(id),
-            );
-            let current: HashMap<String, String> = asset
-                .values_at("assetCustom.fields")
-                .into_iter()
-                .filter_map(|f| {
-                    Some((
-                        f.get("fieldKey")?.as_str()?.to_string(),
-                        f.get("value")?.as_str()?.to_string(),
-                    ))
-                })
-                .collect();
-            let changes: Vec<(String, String)> = desired
-                .iter()
-                .filter_map(|(name, value)| {
-                    let field_key = field_keys.get(*name)?;
-                    let now = current.get(field_key).map_or("", String::as_str);
-                    (now.trim() != value.trim()).then(|| (field_key.clone(), value.clone()))
-                })
-                .collect();
-            if changes.is_empty() {
-                unchanged += 1;
-            } else {
-                edits.push(AssetEdit {
-                    site: site.site.clone(),
-                    asset_key,
-                    values: changes,
-                });
+            if edits.len() >= EDITS_HELD {
+                total += edits.len();
+                let key = enrich_key(run_id, &format!("edits/{:04}", edit_parts.len()));
+                edit_parts.extend(
+                    store
+                        .put_parts(&key, &std::mem::take(&mut edits), ttl)
+                        .await?,
+                );
             }
         }
     }
-    let ttl = settings.staging_ttl;
+    total += edits.len();
+    let key = enrich_key(run_id, &format!("edits/{:04}", edit_parts.len()));
+    edit_parts.extend(store.put_parts(&key, &edits, ttl).await?);
     let plan = EnrichPlan {
-        full_read,
+        full_read: linked.full,
         assets: asset_count,
         unchanged,
-        total: edits.len(),
-        edits: store
-            .put_parts(&enrich_key(run_id, "edits"), &edits, ttl)
-            .await?,
+        total,
+        edits: edit_parts,
         failed: store
             .put_parts(&enrich_key(run_id, "plan-failed"), &failed, ttl)
             .await?,

@@ -11,13 +11,14 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::normalize;
 
 mod spec;
 
-pub use spec::{LONG_VALUE, MatchSpec, Target, asset_value, fingerprint, link_caption};
+pub use spec::{
+    Compact, Fields, LONG_VALUE, MatchSpec, Target, asset_value, fingerprint, link_caption,
+};
 
 /// Which key matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -45,6 +46,9 @@ pub struct FieldDiff {
 pub struct Matched {
     pub asset_index: usize,
     pub configuration_id: i64,
+    /// Where the configuration is in the list matched against.
+    #[serde(skip)]
+    pub configuration_index: usize,
     pub matched_by: MatchKey,
     pub unmatched_fields: Vec<FieldDiff>,
 }
@@ -83,10 +87,10 @@ fn serial_key(raw: &str) -> Option<String> {
 }
 
 /// The asset's value for each matching key, in key order.
-fn asset_keys(spec: &MatchSpec, asset: &Value) -> Vec<(MatchKey, String)> {
+fn asset_keys(spec: &MatchSpec, asset: &impl Fields) -> Vec<(MatchKey, String)> {
     let mut keys = Vec::new();
-    let read = |path: &Option<String>| path.as_deref().and_then(|p| asset_value(asset, p));
-    if let Some(link) = spec.link_path().and_then(|p| asset_value(asset, p)) {
+    let read = |path: &Option<String>| path.as_deref().and_then(|p| asset.at(p));
+    if let Some(link) = spec.link_path().and_then(|p| asset.at(p)) {
         keys.push((MatchKey::Link, link.to_lowercase()));
     }
     if let Some(serial) = read(&spec.serial_number_path).and_then(|s| serial_key(&s)) {
@@ -104,7 +108,7 @@ fn asset_keys(spec: &MatchSpec, asset: &Value) -> Vec<(MatchKey, String)> {
     keys
 }
 
-fn build_index(spec: &MatchSpec, configurations: &[Value]) -> Index {
+fn build_index(spec: &MatchSpec, configurations: &[impl Fields]) -> Index {
     let mut by_key: HashMap<MatchKey, HashMap<String, Vec<usize>>> = HashMap::new();
     let link = Target::Custom(spec.link_caption.clone());
     for (index, configuration) in configurations.iter().enumerate() {
@@ -120,28 +124,25 @@ fn build_index(spec: &MatchSpec, configurations: &[Value]) -> Index {
         };
         add(
             MatchKey::Link,
-            link.current(configuration).map(|v| v.to_lowercase()),
+            configuration.text(&link).map(|v| v.to_lowercase()),
         );
         add(
             MatchKey::SerialNumber,
             configuration
-                .get("serialNumber")
-                .and_then(Value::as_str)
-                .and_then(serial_key),
+                .at("serialNumber")
+                .and_then(|s| serial_key(&s)),
         );
         add(
             MatchKey::MacAddress,
             configuration
-                .get("macAddress")
-                .and_then(Value::as_str)
-                .and_then(normalize::mac_address),
+                .at("macAddress")
+                .and_then(|m| normalize::mac_address(&m)),
         );
         add(
             MatchKey::Name,
             configuration
-                .get("name")
-                .and_then(Value::as_str)
-                .map(|n| normalize::comparable(n, spec.case_sensitive_match)),
+                .at("name")
+                .map(|n| normalize::comparable(&n, spec.case_sensitive_match)),
         );
     }
     Index { by_key }
@@ -149,12 +150,16 @@ fn build_index(spec: &MatchSpec, configurations: &[Value]) -> Index {
 
 /// What differs between what the asset says and what the configuration holds. A value
 /// the asset lacks is left alone, never cleared.
-pub fn differences(spec: &MatchSpec, asset: &Value, configuration: &Value) -> Vec<FieldDiff> {
+pub fn differences(
+    spec: &MatchSpec,
+    asset: &impl Fields,
+    configuration: &impl Fields,
+) -> Vec<FieldDiff> {
     spec.targets()
         .into_iter()
         .filter_map(|(path, target)| {
-            let desired = asset_value(asset, path)?;
-            let current = target.current(configuration);
+            let desired = asset.at(path)?;
+            let current = configuration.text(&target);
             if target.same(current.as_deref(), &desired, spec.case_sensitive_match) {
                 return None;
             }
@@ -173,15 +178,32 @@ pub fn differences(spec: &MatchSpec, asset: &Value, configuration: &Value) -> Ve
 /// several, is a conflict. A configuration taken or contested at a stronger level is
 /// out of reach of weaker keys, so a run and the next one (when the winners carry their
 /// link) decide alike.
-pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]) -> MatchOutcome {
+pub fn match_assets(
+    spec: &MatchSpec,
+    assets: &[impl Fields],
+    configurations: &[impl Fields],
+) -> MatchOutcome {
+    let mut outcome = pair(spec, assets, configurations);
+    for matched in &mut outcome.matched {
+        matched.unmatched_fields = differences(
+            spec,
+            &assets[matched.asset_index],
+            &configurations[matched.configuration_index],
+        );
+    }
+    outcome
+}
+
+/// [`match_assets`] without the differences of each match (`unmatched_fields` empty):
+/// for a caller that takes them one match at a time, never all at once.
+pub fn pair(
+    spec: &MatchSpec,
+    assets: &[impl Fields],
+    configurations: &[impl Fields],
+) -> MatchOutcome {
     let index = build_index(spec, configurations);
     let link = Target::Custom(spec.link_caption.clone());
-    let id_of = |c: usize| {
-        configurations[c]
-            .get("id")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-    };
+    let id_of = |c: usize| configuration_id(&configurations[c]);
     let keys: Vec<Vec<(MatchKey, String)>> = assets.iter().map(|a| asset_keys(spec, a)).collect();
     let own_links: Vec<Option<String>> = keys
         .iter()
@@ -218,8 +240,8 @@ pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]
                 .filter(|&c| {
                     // Linked to another asset: not ours to take by a weaker key.
                     level == MatchKey::Link
-                        || link
-                            .current(&configurations[c])
+                        || configurations[c]
+                            .text(&link)
                             .is_none_or(|l| Some(l.to_lowercase()) == own_links[asset_index])
                 })
                 .collect();
@@ -260,12 +282,9 @@ pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]
                 outcome.matched.push(Matched {
                     asset_index,
                     configuration_id: id_of(configuration),
+                    configuration_index: configuration,
                     matched_by: level,
-                    unmatched_fields: differences(
-                        spec,
-                        &assets[asset_index],
-                        &configurations[configuration],
-                    ),
+                    unmatched_fields: Vec::new(),
                 });
                 continue;
             }
@@ -324,6 +343,14 @@ pub fn match_assets(spec: &MatchSpec, assets: &[Value], configurations: &[Value]
     outcome
 }
 
+/// A configuration's id (0 when it has none, which ConnectWise never answers).
+pub fn configuration_id(configuration: &impl Fields) -> i64 {
+    configuration
+        .at("id")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(0)
+}
+
 fn describe(key: MatchKey) -> &'static str {
     match key {
         MatchKey::Link => "ls_asset_id",
@@ -336,7 +363,7 @@ fn describe(key: MatchKey) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn config(id: i64, name: &str, serial: &str, mac: &str, link: Option<&str>) -> Value {
         let mut custom = json!([{"id": 5, "caption": "ls_asset_id", "type": "Text"}]);
@@ -381,6 +408,74 @@ mod tests {
             false
         ));
         assert!(!target.same(Some(&held), "short", false));
+    }
+
+    #[test]
+    fn compact_records_match_as_their_json_does() {
+        let spec = MatchSpec::for_staged_assets();
+        let software = (0..100)
+            .map(|i| format!("Program {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut linked = config(1, "PC-A", "SER1", "", Some("key-a"));
+        linked["customFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": 6, "caption": "ls_software", "value": software}));
+        let configurations = vec![
+            linked,
+            config(2, "PC-B", "SER2", "aa-bb-cc-dd-ee-02", None),
+            config(3, "pc-d", "", "", None),
+        ];
+        let mut changed = asset("key-a", "renamed", Some("SER1"), None);
+        changed["software"] = json!(software.to_uppercase());
+        let assets = vec![
+            changed,
+            asset("key-b", "x", Some("ser2"), None),
+            asset("key-d", "PC-D", None, None),
+            asset("key-new", "NEW", Some("SERX"), None),
+        ];
+        let configuration_targets = Compact::targets(
+            ["id", "name", "serialNumber", "macAddress"]
+                .into_iter()
+                .map(|f| Target::Field(f.into()))
+                .chain(spec.targets().into_iter().map(|(_, t)| t)),
+        );
+        let asset_targets = Compact::targets(
+            spec.targets()
+                .into_iter()
+                .map(|(path, _)| Target::Field(path.into())),
+        );
+        let compact_configurations: Vec<Compact> = configurations
+            .iter()
+            .map(|c| Compact::of(c, &configuration_targets, Some(false)))
+            .collect();
+        let compact_assets: Vec<Compact> = assets
+            .iter()
+            .map(|a| Compact::of(a, &asset_targets, None))
+            .collect();
+        let held = compact_configurations[0].text(&Target::Custom("ls_software".into()));
+        assert!(
+            held.is_some_and(|h| !h.contains("Program")),
+            "held as a fingerprint"
+        );
+        let from_json = match_assets(&spec, &assets, &configurations);
+        let from_compact = match_assets(&spec, &compact_assets, &compact_configurations);
+        assert_eq!(from_compact.unmatched, from_json.unmatched);
+        assert_eq!(from_compact.conflicts, from_json.conflicts);
+        let fields = |o: &MatchOutcome| -> Vec<(usize, i64, Vec<String>)> {
+            o.matched
+                .iter()
+                .map(|m| {
+                    let fields = m.unmatched_fields.iter().map(|d| d.field.clone()).collect();
+                    (m.asset_index, m.configuration_id, fields)
+                })
+                .collect()
+        };
+        assert_eq!(fields(&from_compact), fields(&from_json));
+        // Only the name changed: the software differs in case alone.
+        assert_eq!(fields(&from_compact)[0], (0, 1, vec!["name".to_string()]));
+        assert_eq!(from_compact.matched.len(), 3);
     }
 
     #[test]
@@ -447,7 +542,7 @@ mod tests {
             asset("k4", "pc-4", None, Some("aa-bb-cc-dd-ee-01")),
             asset("k5", "pc-5", Some("SER-5"), None),
         ];
-        let outcome = match_assets(&spec, &assets, &[]);
+        let outcome = match_assets(&spec, &assets, &[] as &[Value]);
         assert_eq!(outcome.unmatched, [4], "only the asset with its own serial");
         let conflicted: Vec<usize> = outcome.conflicts.iter().map(|c| c.asset_index).collect();
         assert_eq!(conflicted, [0, 1, 2, 3]);

@@ -1,6 +1,8 @@
 //! What matching reads and compares: the match action's inputs (which asset paths hold
 //! the keys, which fields are compared), and how a value is read off an asset.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -266,4 +268,82 @@ pub fn asset_value(asset: &Value, path: &str) -> Option<String> {
     path.split('.')
         .try_fold(asset, |v, key| v.get(key))
         .and_then(as_text)
+}
+
+/// What matching reads of an asset or a configuration: its values as text, by target.
+pub trait Fields {
+    /// The value of `target`, as text.
+    fn text(&self, target: &Target) -> Option<String>;
+
+    /// The value at a dotted path (`type.name`), as text.
+    fn at(&self, path: &str) -> Option<String> {
+        self.text(&Target::Field(path.to_string()))
+    }
+}
+
+impl Fields for Value {
+    fn text(&self, target: &Target) -> Option<String> {
+        target.current(self)
+    }
+
+    fn at(&self, path: &str) -> Option<String> {
+        asset_value(self, path)
+    }
+}
+
+/// A record reduced to the texts matching reads, each under its target. Parsed JSON is
+/// several times the size of its values, and a run holds every asset and configuration
+/// of the estate at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compact {
+    texts: Box<[(Arc<Target>, Box<str>)]>,
+}
+
+impl Compact {
+    /// The texts of `record` at `kept`; with `long_as_fingerprint`, a custom field's value
+    /// longer than [`LONG_VALUE`] as its [`fingerprint`] (compared as the text would be;
+    /// the flag says whether case counts).
+    pub fn of(record: &Value, kept: &[Arc<Target>], long_as_fingerprint: Option<bool>) -> Self {
+        let texts = kept
+            .iter()
+            .filter_map(|target| {
+                let mut text = target.current(record)?;
+                if let (Some(case_sensitive), Target::Custom(_)) =
+                    (long_as_fingerprint, target.as_ref())
+                    && text.chars().count() > LONG_VALUE
+                {
+                    text = fingerprint(&text, case_sensitive);
+                }
+                Some((Arc::clone(target), text.into_boxed_str()))
+            })
+            .collect();
+        Self { texts }
+    }
+
+    /// The targets to keep, each once: shared by every record made with them.
+    pub fn targets(targets: impl IntoIterator<Item = Target>) -> Vec<Arc<Target>> {
+        let mut kept: Vec<Arc<Target>> = Vec::new();
+        for target in targets {
+            if !kept.iter().any(|k| **k == target) {
+                kept.push(Arc::new(target));
+            }
+        }
+        kept
+    }
+}
+
+impl Fields for Compact {
+    fn text(&self, target: &Target) -> Option<String> {
+        self.texts
+            .iter()
+            .find(|(t, _)| **t == *target)
+            .map(|(_, text)| text.to_string())
+    }
+
+    fn at(&self, path: &str) -> Option<String> {
+        self.texts
+            .iter()
+            .find(|(t, _)| matches!(t.as_ref(), Target::Field(p) if p == path))
+            .map(|(_, text)| text.to_string())
+    }
 }

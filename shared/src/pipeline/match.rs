@@ -13,7 +13,7 @@ use crate::connectwise::{ConnectWiseClient, ListQuery, actions};
 use crate::error::PipelineError;
 use crate::lease;
 use crate::lifecycle::{self, RetireGuard};
-use crate::matching::{self, FieldDiff, MatchSpec, Target};
+use crate::matching::{self, Compact, FieldDiff, Fields, MatchSpec, Target};
 use crate::overrides;
 use crate::payload::{self, WriteContext};
 use crate::references::{self, ReferenceIds, ReferenceKind};
@@ -132,12 +132,109 @@ struct SectionPlan {
     assets: u64,
     unchanged: u64,
     ignored: u64,
-    creates: Vec<Planned>,
-    modifies: Vec<Planned>,
+    creates: Pending,
+    modifies: Pending,
     conflicts: Vec<ConflictReport>,
     failed: Vec<Rejected>,
     retires: Vec<ModifyItem>,
     reactivated: u64,
+}
+
+/// What match reads of a staged asset besides the spec's paths (its section, the
+/// references a failure names).
+const ASSET_FIELDS: &[&str] = &[
+    "key",
+    "name",
+    "site",
+    "company",
+    "retired",
+    "type",
+    "state",
+    "manufacturer",
+    "location",
+];
+
+/// What match reads of a configuration besides the spec's targets (its keys, company,
+/// and whether it is retired).
+const CONFIGURATION_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "serialNumber",
+    "macAddress",
+    "company.id",
+    "activeFlag",
+    "status.name",
+];
+
+impl SectionPlan {
+    /// The plan of the `n`th section: its batches are named for it.
+    fn numbered(n: usize) -> Self {
+        Self {
+            creates: Pending::of_kind(format!("create/{n:03}")),
+            modifies: Pending::of_kind(format!("modify/{n:03}")),
+            ..Self::default()
+        }
+    }
+}
+
+/// Planned items held at most before they are stored: a run's plan is stored as it is
+/// made, never held whole, whatever the size of the estate.
+const HELD_ITEMS: usize = 2_000;
+
+/// The items of one kind of one section, stored in batches as they are planned.
+#[derive(Default)]
+struct Pending {
+    kind: String,
+    items: Vec<Planned>,
+    /// Items planned, stored or not.
+    planned: usize,
+    /// How many times items were stored: each time's batches are numbered apart.
+    stored: usize,
+    batches: Vec<String>,
+}
+
+impl Pending {
+    fn of_kind(kind: String) -> Self {
+        Self {
+            kind,
+            ..Self::default()
+        }
+    }
+
+    async fn add<S: Store>(
+        &mut self,
+        item: Planned,
+        store: &S,
+        settings: &SyncSettings,
+        run_id: &str,
+        failed: &mut Vec<Rejected>,
+    ) -> Result<(), PipelineError> {
+        self.items.push(item);
+        self.planned += 1;
+        if self.items.len() >= HELD_ITEMS {
+            self.store(store, settings, run_id, failed).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the items held; one too large for a batch fails alone, into `failed`.
+    async fn store<S: Store>(
+        &mut self,
+        store: &S,
+        settings: &SyncSettings,
+        run_id: &str,
+        failed: &mut Vec<Rejected>,
+    ) -> Result<(), PipelineError> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        let kind = format!("{}/{:02}", self.kind, self.stored);
+        let items = std::mem::take(&mut self.items);
+        self.batches
+            .extend(put_planned(store, settings, run_id, &kind, items, failed).await?);
+        self.stored += 1;
+        Ok(())
+    }
 }
 
 pub(crate) fn record_key(run_id: &str) -> String {
@@ -168,17 +265,28 @@ pub async fn match_assets<S: Store>(
             }
         }
     }
-    // Staged assets stay JSON: matching reads them by path, and one copy is enough.
+    let create_spec = settings.field_policies.create_spec(&spec);
+    // Staged assets held compact, chunk by chunk as they are read: only the values
+    // matching, the writes and the report read.
+    let asset_targets = Compact::targets(
+        ASSET_FIELDS
+            .iter()
+            .map(|f| Target::Field((*f).to_string()))
+            .chain(
+                spec.targets()
+                    .into_iter()
+                    .chain(create_spec.targets())
+                    .map(|(path, _)| Target::Field(path.to_string())),
+            ),
+    );
     let fetched: FetchRecord = store.require(&fetch::record_key(run_id)).await?;
     let chunks: Vec<String> = store.get_parts(&fetched.chunks).await?;
-    let values: Vec<Value> = store.get_parts(&chunks).await?;
-    let text = |asset: &Value, field: &str| -> String {
-        asset
-            .get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let mut values: Vec<Compact> = Vec::new();
+    for chunk in &chunks {
+        let part: Vec<Value> = store.require(chunk).await?;
+        values.extend(part.iter().map(|a| Compact::of(a, &asset_targets, None)));
+    }
+    let text = |asset: &Compact, field: &str| -> String { asset.at(field).unwrap_or_default() };
     let companies = distinct(values.iter().map(|v| text(v, "company")));
     let company_ids = resolved_companies(store, run_id).await?;
     let query = ListQuery {
@@ -189,22 +297,23 @@ pub async fn match_assets<S: Store>(
         )),
         ..ListQuery::default()
     };
-    // Of each configuration's custom fields, only the ones the sync reads, as caption and
-    // value (a long one as its fingerprint): a tenant's other custom fields and the
+    // Of each configuration, only what matching, the retirements and the report read (a
+    // long custom field value as its fingerprint): a tenant's other fields and the
     // software lists would otherwise dominate the memory.
-    let mut captions: HashSet<String> = spec
-        .targets()
-        .into_iter()
-        .filter_map(|(_, target)| match target {
-            Target::Custom(caption) => Some(caption),
-            Target::Field(_) => None,
-        })
-        .collect();
-    captions.insert(spec.link_caption.clone());
+    let configuration_targets = Compact::targets(
+        CONFIGURATION_FIELDS
+            .iter()
+            .map(|f| Target::Field((*f).to_string()))
+            .chain(spec.targets().into_iter().map(|(_, target)| target))
+            .chain([Target::Custom(spec.link_caption.clone())]),
+    );
     let configurations = connectwise
-        .list_complete_as(actions::CONFIGURATIONS, &query, |mut configuration| {
-            keep_custom_fields(&mut configuration, &captions, spec.case_sensitive_match);
-            configuration
+        .list_complete_as(actions::CONFIGURATIONS, &query, |configuration| {
+            Compact::of(
+                &configuration,
+                &configuration_targets,
+                Some(spec.case_sensitive_match),
+            )
         })
         .await?;
     let custom_field_ids = checked_custom_fields(store, run_id).await?;
@@ -214,21 +323,22 @@ pub async fn match_assets<S: Store>(
         .iter()
         .map(|f| ((f.kind, references::name_key(&f.name)), f.reason.clone()))
         .collect();
-    let why_missing = |error: String, asset: &Value| -> String {
+    let why_missing = |error: String, asset: &Compact| -> String {
         for (kind, field) in [
             (ReferenceKind::Type, "type"),
             (ReferenceKind::Status, "state"),
             (ReferenceKind::Manufacturer, "manufacturer"),
             (ReferenceKind::Location, "location"),
         ] {
-            let name = asset.get(field).and_then(Value::as_str);
-            if let Some(reason) =
-                name.and_then(|n| reference_failures.get(&(kind, references::name_key(n))))
+            let name = asset.at(field);
+            if let Some(reason) = name
+                .as_deref()
+                .and_then(|n| reference_failures.get(&(kind, references::name_key(n))))
             {
                 return format!(
                     "{} `{}` could not be created: {reason}",
                     kind.configuration_field(),
-                    name.unwrap_or("")
+                    name.as_deref().unwrap_or("")
                 );
             }
         }
@@ -238,22 +348,18 @@ pub async fn match_assets<S: Store>(
     // Which company holds each linked configuration: an asset linked in another company
     // than its mapping's is a conflict, never a second configuration.
     let link = Target::Custom(spec.link_caption.clone());
-    let company_of = |c: &Value| {
-        c.get("company")
-            .and_then(|c| c.get("id"))
-            .and_then(Value::as_i64)
-    };
+    let company_of = |c: &Compact| c.at("company.id").and_then(|id| id.parse::<i64>().ok());
     let mut linked_in: HashMap<String, Vec<(i64, Option<i64>)>> = HashMap::new();
     for configuration in &configurations {
-        if let Some(key) = link.current(configuration) {
-            let id = configuration.get("id").and_then(Value::as_i64).unwrap_or(0);
+        if let Some(key) = configuration.text(&link) {
+            let id = matching::configuration_id(configuration);
             linked_in
                 .entry(key.to_lowercase())
                 .or_default()
                 .push((id, company_of(configuration)));
         }
     }
-    let mut by_company: HashMap<i64, Vec<Value>> = HashMap::new();
+    let mut by_company: HashMap<i64, Vec<Compact>> = HashMap::new();
     for configuration in configurations {
         if let Some(company) = company_of(&configuration)
             && company_ids.values().any(|&id| id == company)
@@ -297,12 +403,12 @@ pub async fn match_assets<S: Store>(
     let mut sections: Vec<(String, String)> = Vec::new();
     let mut section_of: HashMap<(String, String), usize> = HashMap::new();
     let mut plans: Vec<SectionPlan> = Vec::new();
-    let mut grouped: HashMap<i64, Vec<(usize, Value)>> = HashMap::new();
+    let mut grouped: HashMap<i64, Vec<(usize, Compact)>> = HashMap::new();
     for asset in values {
         let section = (text(&asset, "site"), text(&asset, "company"));
         let index = *section_of.entry(section.clone()).or_insert_with(|| {
             sections.push(section.clone());
-            plans.push(SectionPlan::default());
+            plans.push(SectionPlan::numbered(sections.len() - 1));
             sections.len() - 1
         });
         plans[index].assets += 1;
@@ -349,23 +455,17 @@ pub async fn match_assets<S: Store>(
         grouped.entry(company_id).or_default().push((index, asset));
     }
 
-    let create_spec = settings.field_policies.create_spec(&spec);
     for (company_id, members) in grouped {
         let configurations = by_company.remove(&company_id).unwrap_or_default();
-        let (owners, assets): (Vec<usize>, Vec<Value>) = members.into_iter().unzip();
-        let outcome = matching::match_assets(&spec, &assets, &configurations);
+        let (owners, assets): (Vec<usize>, Vec<Compact>) = members.into_iter().unzip();
+        let outcome = matching::pair(&spec, &assets, &configurations);
         let context = WriteContext {
             company_id,
             references: ids.clone(),
             custom_field_ids: custom_field_ids.clone(),
         };
-        let ignored_asset = |asset: &Value| overrides.ignores_asset(&text(asset, "key"));
-        let retired_state =
-            |asset: &Value| asset.get("retired").and_then(Value::as_bool) == Some(true);
-        let by_id: HashMap<i64, &Value> = configurations
-            .iter()
-            .filter_map(|c| Some((c.get("id")?.as_i64()?, c)))
-            .collect();
+        let ignored_asset = |asset: &Compact| overrides.ignores_asset(&text(asset, "key"));
+        let retired_state = |asset: &Compact| asset.at("retired").as_deref() == Some("true");
         for &index in &outcome.unmatched {
             let asset = &assets[index];
             if ignored_asset(asset) {
@@ -378,17 +478,23 @@ pub async fn match_assets<S: Store>(
                 continue;
             }
             match payload::create_body(&create_spec, asset, &context) {
-                Ok(body) => plan.creates.push(Planned::of(&CreateItem {
-                    asset_key: text(asset, "key"),
-                    name: text(asset, "name"),
-                    body,
-                })?),
+                Ok(body) => {
+                    let item = Planned::of(&CreateItem {
+                        asset_key: text(asset, "key"),
+                        name: text(asset, "name"),
+                        body,
+                    })?;
+                    plan.creates
+                        .add(item, store, settings, run_id, &mut plan.failed)
+                        .await?;
+                }
                 Err(error) => plan.failed.push(Rejected {
                     asset_key: text(asset, "key"),
                     reason: why_missing(error, asset),
                 }),
             }
         }
+        // Differences taken one match at a time: held once, as the planned item's text.
         for matched in &outcome.matched {
             let asset = &assets[matched.asset_index];
             let plan = &mut plans[owners[matched.asset_index]];
@@ -399,7 +505,7 @@ pub async fn match_assets<S: Store>(
                 plan.ignored += 1;
                 continue;
             }
-            let configuration = by_id.get(&matched.configuration_id).copied();
+            let configuration = configurations.get(matched.configuration_index);
             if retired_state(asset) {
                 match configuration {
                     Some(c) if !retire.is_retired(c) => plan.retires.push(ModifyItem {
@@ -414,7 +520,10 @@ pub async fn match_assets<S: Store>(
                 continue;
             }
             // What ConnectWise owns (or fills) is left as the service desk keeps it.
-            let mut changes = settings.field_policies.allowed(&matched.unmatched_fields);
+            let differences = configuration
+                .map(|c| matching::differences(&spec, asset, c))
+                .unwrap_or_default();
+            let mut changes = settings.field_policies.allowed(&differences);
             if configuration.is_some_and(|c| retire.is_retired(c)) {
                 // The asset came back: active again, its status from the asset.
                 changes.push(lifecycle::active_flag(true));
@@ -433,13 +542,16 @@ pub async fn match_assets<S: Store>(
                 });
                 continue;
             }
-            plan.modifies.push(Planned::of(&ModifyItem {
+            let item = Planned::of(&ModifyItem {
                 asset_key: text(asset, "key"),
                 name: text(asset, "name"),
                 configuration_id: matched.configuration_id,
                 unmatched_fields: changes,
                 asset_gone: false,
-            })?);
+            })?;
+            plan.modifies
+                .add(item, store, settings, run_id, &mut plan.failed)
+                .await?;
         }
         // Configurations linked to an asset no site listed any more.
         let (linked, gone) = gone_assets(&configurations, &listed, &overrides, retire, &link);
@@ -524,25 +636,15 @@ pub async fn match_assets<S: Store>(
     };
     for (n, ((site, company), mut plan)) in sections.into_iter().zip(plans).enumerate() {
         let part = |what: &str| format!("{what}/{n:03}");
-        let (creates, modifies) = (plan.creates.len(), plan.modifies.len());
-        let create_batches = put_planned(
-            store,
-            settings,
-            run_id,
-            &part("create"),
-            std::mem::take(&mut plan.creates),
-            &mut plan.failed,
-        )
-        .await?;
-        let modify_batches = put_planned(
-            store,
-            settings,
-            run_id,
-            &part("modify"),
-            std::mem::take(&mut plan.modifies),
-            &mut plan.failed,
-        )
-        .await?;
+        let (creates, modifies) = (plan.creates.planned, plan.modifies.planned);
+        plan.creates
+            .store(store, settings, run_id, &mut plan.failed)
+            .await?;
+        plan.modifies
+            .store(store, settings, run_id, &mut plan.failed)
+            .await?;
+        let create_batches = std::mem::take(&mut plan.creates.batches);
+        let modify_batches = std::mem::take(&mut plan.modifies.batches);
         let retire_batches = put_batches(
             store,
             settings,
@@ -660,45 +762,10 @@ impl LaneInput {
     }
 }
 
-/// Keeps of `configuration`'s custom fields those captioned in `captions`, each with its
-/// caption, id and value only; a value longer than [`matching::LONG_VALUE`] as its
-/// fingerprint, which matching compares with the asset's value.
-fn keep_custom_fields(configuration: &mut Value, captions: &HashSet<String>, case_sensitive: bool) {
-    let Some(fields) = configuration
-        .get_mut("customFields")
-        .and_then(Value::as_array_mut)
-    else {
-        return;
-    };
-    let kept: Vec<Value> = fields
-        .drain(..)
-        .filter(|f| {
-            f.get("caption")
-                .and_then(Value::as_str)
-                .is_some_and(|c| captions.contains(c))
-        })
-        .map(|mut f| {
-            let mut kept = serde_json::Map::new();
-            for key in ["id", "caption", "value"] {
-                if let Some(value) = f.get_mut(key).map(Value::take) {
-                    kept.insert(key.to_string(), value);
-                }
-            }
-            if let Some(Value::String(long)) = kept.get_mut("value")
-                && long.chars().count() > matching::LONG_VALUE
-            {
-                *long = matching::fingerprint(long, case_sensitive);
-            }
-            Value::Object(kept)
-        })
-        .collect();
-    *fields = kept;
-}
-
 /// Of `configurations`, how many are linked, and the retirements of those whose asset
 /// no site listed (neither ignored nor retired already).
 fn gone_assets(
-    configurations: &[Value],
+    configurations: &[Compact],
     listed: &HashSet<String>,
     overrides: &overrides::Overrides,
     retire: &lifecycle::RetirePolicy,
@@ -707,11 +774,11 @@ fn gone_assets(
     let mut linked = 0;
     let mut gone = Vec::new();
     for configuration in configurations {
-        let Some(key) = link.current(configuration) else {
+        let Some(key) = configuration.text(link) else {
             continue;
         };
         linked += 1;
-        let id = configuration.get("id").and_then(Value::as_i64).unwrap_or(0);
+        let id = matching::configuration_id(configuration);
         if listed.contains(&key.to_lowercase())
             || overrides.ignores_configuration(id)
             || retire.is_retired(configuration)
@@ -720,11 +787,7 @@ fn gone_assets(
         }
         gone.push(ModifyItem {
             asset_key: key,
-            name: configuration
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            name: configuration.at("name").unwrap_or_default(),
             configuration_id: id,
             unmatched_fields: retire.retirement(configuration),
             asset_gone: true,
