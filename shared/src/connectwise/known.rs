@@ -300,3 +300,45 @@ async fn attach(
     }
     Ok(changed)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::connectwise::linked::{keep_link_only, linked_asset_key};
+
+    #[test]
+    fn a_known_record_is_stored_as_the_json_it_was_and_read_back_equal() {
+        let record = json!({"id": 7, "closedFlag": false, "status": {"id": 1, "name": "New"}});
+        let known = Known {
+            record: RecordText::of(&record).unwrap(),
+            configurations: vec![3, 4],
+            updated: Some("2026-11-01T00:00:00Z".into()),
+        };
+        let stored = serde_json::to_value(&known).unwrap();
+        assert_eq!(stored["record"], record, "stored as an object, as before");
+        let read: Known = serde_json::from_str(&stored.to_string()).unwrap();
+        assert_eq!(read, known);
+        assert_eq!(read.record.value(), record);
+        let other = json!({"id": 7, "closedFlag": true, "status": {"id": 1, "name": "New"}});
+        assert_ne!(read.record, RecordText::of(&other).unwrap());
+    }
+
+    #[test]
+    fn a_configuration_keeps_only_its_link_of_its_custom_fields() {
+        let mut configuration = json!({"id": 1, "company": {"id": 2}, "customFields": [
+            {"id": 5, "caption": "ls_asset_id", "type": "Text", "value": "key-1"},
+            {"id": 6, "caption": "ls_software", "type": "Text", "value": "a\nb\nc"},
+            {"id": 9, "caption": "Warranty notes", "type": "Text", "value": "typed by hand"},
+        ]});
+        keep_link_only(&mut configuration);
+        assert_eq!(
+            configuration,
+            json!({"id": 1, "company": {"id": 2}, "customFields": [
+                {"caption": "ls_asset_id", "value": "key-1"},
+            ]})
+        );
+        assert_eq!(linked_asset_key(&configuration).as_deref(), Some("key-1"));
+    }
+}
