@@ -291,59 +291,78 @@ impl Fields for Value {
     }
 }
 
-/// A record reduced to the texts matching reads, each under its target. Parsed JSON is
-/// several times the size of its values, and a run holds every asset and configuration
-/// of the estate at once.
+/// A record reduced to the texts matching reads, each under its target: all of them in
+/// one string, and where each ends. Parsed JSON is several times the size of its values,
+/// and a run holds every asset and configuration of the estate at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compact {
-    texts: Box<[(Arc<Target>, Box<str>)]>,
+    /// What the texts are of, shared by every record made alike.
+    targets: Arc<[Target]>,
+    texts: Box<str>,
+    /// Where the text of each of `targets` ends in `texts`; an empty one is a missing
+    /// value (a value read as text is never empty).
+    ends: Box<[u32]>,
 }
 
 impl Compact {
-    /// The texts of `record` at `kept`; with `long_as_fingerprint`, a custom field's value
-    /// longer than [`LONG_VALUE`] as its [`fingerprint`] (compared as the text would be;
-    /// the flag says whether case counts).
-    pub fn of(record: &Value, kept: &[Arc<Target>], long_as_fingerprint: Option<bool>) -> Self {
-        let texts = kept
-            .iter()
-            .filter_map(|target| {
-                let mut text = target.current(record)?;
-                if let (Some(case_sensitive), Target::Custom(_)) =
-                    (long_as_fingerprint, target.as_ref())
+    /// The texts of `record` at `targets`; with `long_as_fingerprint`, a custom field's
+    /// value longer than [`LONG_VALUE`] as its [`fingerprint`] (compared as the text would
+    /// be; the flag says whether case counts).
+    pub fn of(record: &Value, targets: &Arc<[Target]>, long_as_fingerprint: Option<bool>) -> Self {
+        let mut texts = String::new();
+        let mut ends = Vec::with_capacity(targets.len());
+        for target in targets.iter() {
+            if let Some(mut text) = target.current(record) {
+                if let (Some(case_sensitive), Target::Custom(_)) = (long_as_fingerprint, target)
                     && text.chars().count() > LONG_VALUE
                 {
                     text = fingerprint(&text, case_sensitive);
                 }
-                Some((Arc::clone(target), text.into_boxed_str()))
-            })
-            .collect();
-        Self { texts }
+                texts.push_str(&text);
+            }
+            // A staged or ConnectWise value is far below 4 GiB; the saturation never bites.
+            ends.push(u32::try_from(texts.len()).unwrap_or(u32::MAX));
+        }
+        Self {
+            targets: Arc::clone(targets),
+            texts: texts.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
     }
 
     /// The targets to keep, each once: shared by every record made with them.
-    pub fn targets(targets: impl IntoIterator<Item = Target>) -> Vec<Arc<Target>> {
-        let mut kept: Vec<Arc<Target>> = Vec::new();
+    pub fn targets(targets: impl IntoIterator<Item = Target>) -> Arc<[Target]> {
+        let mut kept: Vec<Target> = Vec::new();
         for target in targets {
-            if !kept.iter().any(|k| **k == target) {
-                kept.push(Arc::new(target));
+            if !kept.contains(&target) {
+                kept.push(target);
             }
         }
-        kept
+        kept.into()
+    }
+
+    /// The text of the `index`th target, if it has one.
+    fn nth(&self, index: usize) -> Option<String> {
+        let start = match index {
+            0 => 0,
+            n => *self.ends.get(n - 1)? as usize,
+        };
+        let end = *self.ends.get(index)? as usize;
+        let text = self.texts.get(start..end)?;
+        (!text.is_empty()).then(|| text.to_string())
     }
 }
 
 impl Fields for Compact {
     fn text(&self, target: &Target) -> Option<String> {
-        self.texts
-            .iter()
-            .find(|(t, _)| **t == *target)
-            .map(|(_, text)| text.to_string())
+        self.nth(self.targets.iter().position(|t| t == target)?)
     }
 
     fn at(&self, path: &str) -> Option<String> {
-        self.texts
+        let index = self
+            .targets
             .iter()
-            .find(|(t, _)| matches!(t.as_ref(), Target::Field(p) if p == path))
-            .map(|(_, text)| text.to_string())
+            .position(|t| matches!(t, Target::Field(p) if p == path))?;
+        self.nth(index)
     }
 }
