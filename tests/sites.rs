@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use serde_json::json;
 use shared::enrichment;
-use shared::mapping::{self, MAPPING_KEY};
+use shared::layout;
+use shared::mapping;
 use shared::pipeline::RunReport;
 use shared::store::StoreExt;
 use simulators::connectwise::CONFIGURATIONS;
@@ -298,7 +299,7 @@ async fn an_invalid_mapping_is_refused_before_any_request() {
     ]});
     world
         .store
-        .put(MAPPING_KEY, &invalid, std::time::Duration::from_secs(60))
+        .put(layout::MAPPING, &invalid, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     let connectwise_before = world.cw.control().total();
@@ -316,7 +317,7 @@ async fn an_invalid_mapping_is_refused_before_any_request() {
     let unknown = json!({"sites": [{"site": SITE_ID, "company": "NoSuchClient"}]});
     world
         .store
-        .put(MAPPING_KEY, &unknown, std::time::Duration::from_secs(60))
+        .put(layout::MAPPING, &unknown, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     let error = sync_on(&world, &world.store).await.unwrap_err().to_string();
@@ -331,7 +332,7 @@ async fn an_invalid_mapping_is_refused_before_any_request() {
     one_gone.sites[1].company = Some("NoSuchClient".into());
     world
         .store
-        .put(MAPPING_KEY, &one_gone, std::time::Duration::from_secs(60))
+        .put(layout::MAPPING, &one_gone, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     let report = sync(&world).await;
@@ -358,7 +359,7 @@ async fn a_site_the_token_lost_fails_alone_and_the_other_clients_are_synced() {
     );
     world
         .store
-        .put(MAPPING_KEY, &mapping, std::time::Duration::from_secs(60))
+        .put(layout::MAPPING, &mapping, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     let report = sync(&world).await;

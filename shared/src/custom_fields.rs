@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::connectwise::{ConnectWiseClient, ListQuery, actions};
+use crate::connectwise::{ConnectWiseClient, ListQuery, endpoint};
 use crate::error::PipelineError;
 
 /// Caption → the ConnectWise types the field may have.
@@ -28,7 +28,7 @@ pub async fn resolve(
 ) -> Result<HashMap<String, i64>, PipelineError> {
     let sample = connectwise
         .list(
-            actions::CONFIGURATIONS,
+            endpoint::CONFIGURATIONS,
             &ListQuery {
                 page_size: Some(1),
                 fields: Some("customFields".into()),

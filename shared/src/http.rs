@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::clock::epoch_millis as epoch_ms;
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::sync::{Mutex, Semaphore};
@@ -122,13 +123,6 @@ struct PacerState {
 /// When an answer arrived: on this process's clock, and as epoch milliseconds, which is
 /// how spent quota is shared with other processes.
 type Answered = (tokio::time::Instant, u64);
-
-/// Now, as milliseconds since the epoch.
-fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// A booked request; hand it back with [`RatePacer::complete`].
 #[derive(Debug)]

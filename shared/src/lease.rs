@@ -4,37 +4,12 @@
 //! writing nothing. Every step renews the lease; a run that died without releasing it
 //! leaves it to expire, and the next run after the expiry takes it over.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::future::Future;
 
-use serde::{Deserialize, Serialize};
-
+use crate::clock::epoch_seconds as now;
 use crate::error::PipelineError;
+use crate::layout::{LEASE, LEASE_TTL, LeaseHolder};
 use crate::store::{Claim, Store, StoreError, StoreExt};
-
-/// The lease's item in the store.
-pub const LEASE_KEY: &str = "lease/sync";
-
-/// How long a lease lasts unless renewed: far longer than any step between two renewals
-/// (a Lambda invocation lasts at most 15 minutes), short enough that a run that died
-/// unreleased blocks the schedule for two hours at most.
-pub const LEASE_TTL: Duration = Duration::from_secs(2 * 3600);
-
-/// Who holds the lease, as a skipped run records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LeaseHolder {
-    pub run_id: String,
-    /// When the holder's run took the lease (epoch seconds).
-    pub started_at: u64,
-    /// When the lease lapses unless renewed (epoch seconds).
-    pub expires_at: u64,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// Takes the lease for `run_id` (or renews it, if the run holds it already); answers the
 /// holder when another run holds it.
@@ -49,14 +24,14 @@ pub async fn acquire<S: Store>(store: &S, run_id: &str) -> Result<Option<LeaseHo
         expires_at: now() + LEASE_TTL.as_secs(),
     };
     let text = serde_json::to_string(&mine).map_err(|e| StoreError::Corrupt {
-        key: LEASE_KEY.into(),
+        key: LEASE.into(),
         reason: e.to_string(),
     })?;
-    match store.claim(LEASE_KEY, run_id, text, LEASE_TTL).await? {
+    match store.claim(LEASE, run_id, text, LEASE_TTL).await? {
         Claim::Taken => Ok(None),
         Claim::HeldBy(value) => Ok(Some(serde_json::from_str(&value).map_err(|e| {
             StoreError::Corrupt {
-                key: LEASE_KEY.into(),
+                key: LEASE.into(),
                 reason: e.to_string(),
             }
         })?)),
@@ -75,26 +50,48 @@ pub async fn renew<S: Store>(store: &S, run_id: &str) -> Result<(), PipelineErro
     }
 }
 
+/// Runs `work` for `run_id`, then gives the lease up whatever the work came to (failed
+/// or not), unless `held` says the run never held it (a dry run, or a run skipped for
+/// another's lease).
+pub async fn release_after<S, T, E>(
+    store: &S,
+    run_id: &str,
+    work: impl Future<Output = Result<T, E>>,
+    held: impl FnOnce(&Result<T, E>) -> bool,
+) -> Result<T, E>
+where
+    S: Store,
+    E: From<StoreError>,
+{
+    let outcome = work.await;
+    if held(&outcome) {
+        release(store, run_id).await?;
+    }
+    outcome
+}
+
 /// Gives the lease up, if `run_id` holds it.
 pub async fn release<S: Store>(store: &S, run_id: &str) -> Result<bool, StoreError> {
-    store.release(LEASE_KEY, Some(run_id)).await
+    store.release(LEASE, Some(run_id)).await
 }
 
 /// Gives up whoever's lease it is (an operator's `lscw lease release`); answers whose it was.
 pub async fn force_release<S: Store>(store: &S) -> Result<Option<LeaseHolder>, StoreError> {
     let held = holder(store).await?;
-    store.release(LEASE_KEY, None).await?;
+    store.release(LEASE, None).await?;
     Ok(held)
 }
 
 /// The run that holds the lease, unless it is free.
 pub async fn holder<S: Store>(store: &S) -> Result<Option<LeaseHolder>, StoreError> {
-    store.get(LEASE_KEY).await
+    store.get(LEASE).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::store::MemoryStore;
 
     #[tokio::test]
@@ -130,7 +127,7 @@ mod tests {
         };
         let text = serde_json::to_string(&stale).unwrap();
         store
-            .claim(LEASE_KEY, "run-dead", text, Duration::ZERO)
+            .claim(LEASE, "run-dead", text, Duration::ZERO)
             .await
             .unwrap();
         assert_eq!(acquire(&store, "run-new").await.unwrap(), None);

@@ -4,6 +4,7 @@
 //! on top, for the functions and the CLI.
 
 pub mod calls;
+pub mod clock;
 pub mod connectwise;
 pub mod custom_fields;
 pub mod enrichment;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod lambda;
 pub mod lansweeper;
+pub mod layout;
 pub mod lease;
 pub mod lifecycle;
 pub mod mapping;
@@ -23,7 +25,6 @@ pub mod pipeline;
 pub mod policy;
 pub mod quota;
 pub mod references;
-pub mod run;
 pub mod settings;
 pub mod staging;
 pub mod store;

@@ -3,21 +3,16 @@
 //! its link (`lscw link`, `lscw unlink`), which ConnectWise then keeps for every run.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::connectwise::linked::configurations_linked_to;
-use crate::connectwise::{ConnectWiseClient, actions};
+use crate::connectwise::{ConnectWiseClient, endpoint};
 use crate::error::PipelineError;
+use crate::layout;
 use crate::matching::link_caption;
 use crate::store::{Store, StoreExt};
-
-/// Where the overrides are kept.
-pub const OVERRIDES_KEY: &str = "overrides";
-/// Configuration, not run state: they never expire.
-const OVERRIDES_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// What the sync keeps its hands off.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,13 +38,15 @@ impl Overrides {
 /// # Errors
 /// The store cannot be read or holds something else.
 pub async fn load<S: Store>(store: &S) -> Result<Overrides, PipelineError> {
-    Ok(store.get(OVERRIDES_KEY).await?.unwrap_or_default())
+    Ok(store.get(layout::OVERRIDES).await?.unwrap_or_default())
 }
 
 /// # Errors
 /// The store cannot be written.
 pub async fn save<S: Store>(store: &S, overrides: &Overrides) -> Result<(), PipelineError> {
-    Ok(store.put(OVERRIDES_KEY, overrides, OVERRIDES_TTL).await?)
+    Ok(store
+        .put(layout::OVERRIDES, overrides, layout::KEPT)
+        .await?)
 }
 
 /// Makes `configuration_id` the configuration of `asset_key`: writes the asset's key in its
@@ -112,7 +109,7 @@ async fn set_link(
     configuration_id: i64,
     asset_key: Option<&str>,
 ) -> Result<Option<String>, PipelineError> {
-    let path = format!("{}/{configuration_id}", actions::CONFIGURATIONS);
+    let path = format!("{}/{configuration_id}", endpoint::CONFIGURATIONS);
     let current = connectwise.get(&path).await?;
     let mut previous = None;
     let mut fields: Vec<Value> = Vec::new();

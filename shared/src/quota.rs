@@ -4,11 +4,13 @@
 //! them spent is kept in the store; each loads it before its first request and saves it
 //! back as it goes, and paces itself against the whole.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::epoch_millis;
 use crate::lansweeper::LansweeperClient;
+use crate::layout;
 use crate::store::{Store, StoreError, StoreExt};
 
 /// When each request still counting against the quotas finished (epoch ms).
@@ -20,7 +22,10 @@ struct Ledger {
 
 /// Counts what others spent with this token against the client's quotas.
 pub async fn load<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<(), StoreError> {
-    if let Some(ledger) = store.get::<Ledger>(&lansweeper.quota_key()).await? {
+    if let Some(ledger) = store
+        .get::<Ledger>(&layout::lansweeper_quota(lansweeper.token_hash()))
+        .await?
+    {
         lansweeper.adopt_spent(&ledger.spent).await;
     }
     Ok(())
@@ -28,11 +33,9 @@ pub async fn load<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<
 
 /// Adds what the client spent to what the store holds.
 pub async fn save<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<(), StoreError> {
-    let key = lansweeper.quota_key();
+    let key = layout::lansweeper_quota(lansweeper.token_hash());
     let horizon = lansweeper.quota_horizon();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = epoch_millis();
     let oldest = now.saturating_sub(horizon.as_millis() as u64);
     let mut spent = store.get::<Ledger>(&key).await?.unwrap_or_default().spent;
     spent.extend(lansweeper.spent().await);

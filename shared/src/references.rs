@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::connectwise::{ConnectWiseClient, ConnectWiseError, Field, ListQuery, actions};
+use crate::connectwise::{ConnectWiseClient, ConnectWiseError, Field, ListQuery, endpoint};
 use crate::normalize;
 use crate::store::{Store, StoreError, StoreExt};
 
@@ -27,10 +27,10 @@ impl ReferenceKind {
 
     pub fn path(self) -> &'static str {
         match self {
-            Self::Location => actions::LOCATIONS,
-            Self::Manufacturer => actions::MANUFACTURERS,
-            Self::Status => actions::CONFIGURATION_STATUSES,
-            Self::Type => actions::CONFIGURATION_TYPES,
+            Self::Location => endpoint::LOCATIONS,
+            Self::Manufacturer => endpoint::MANUFACTURERS,
+            Self::Status => endpoint::CONFIGURATION_STATUSES,
+            Self::Type => endpoint::CONFIGURATION_TYPES,
         }
     }
 
@@ -65,10 +65,6 @@ impl ReferenceKind {
             Self::Status => "statuses",
             Self::Type => "types",
         }
-    }
-
-    fn cache_key(self) -> String {
-        format!("cache/references/{}", self.label())
     }
 }
 
@@ -130,6 +126,8 @@ pub struct EnsureOutcome {
 pub struct EnsureOptions {
     /// Corporate structure level of new locations; the lowest ConnectWise has if unset.
     pub structure_level: Option<i64>,
+    /// Where the cache of each kind lives in the store (the run layout says).
+    pub cache_key: fn(ReferenceKind) -> String,
     pub cache_ttl: Duration,
     pub dry_run: bool,
 }
@@ -157,8 +155,10 @@ pub async fn ensure<S: Store>(
         let Some(names) = needed.0.get(&kind).filter(|n| !n.is_empty()) else {
             continue;
         };
-        let mut known: HashMap<String, i64> =
-            store.get(&kind.cache_key()).await?.unwrap_or_default();
+        let mut known: HashMap<String, i64> = store
+            .get(&(options.cache_key)(kind))
+            .await?
+            .unwrap_or_default();
         let missing = |known: &HashMap<String, i64>| -> Vec<String> {
             names
                 .iter()
@@ -205,7 +205,7 @@ pub async fn ensure<S: Store>(
         }
         if !options.dry_run {
             store
-                .put(&kind.cache_key(), &known, options.cache_ttl)
+                .put(&(options.cache_key)(kind), &known, options.cache_ttl)
                 .await?;
         }
         for (name, id) in known {
@@ -241,7 +241,7 @@ async fn list_names(
 async fn lowest_structure_level(client: &ConnectWiseClient) -> Result<i64, ReferenceError> {
     let levels = client
         .list(
-            actions::CORPORATE_STRUCTURE_LEVELS,
+            endpoint::CORPORATE_STRUCTURE_LEVELS,
             &ListQuery::default().with_fields(&["id"]),
         )
         .await?;

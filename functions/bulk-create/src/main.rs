@@ -37,11 +37,11 @@ async fn main() -> Result<(), Error> {
 mod tests {
     use lambda_runtime::{Context, LambdaEvent};
     use shared::connectwise::linked::linked_asset_key;
-    use shared::connectwise::{ListQuery, actions};
+    use shared::connectwise::{ListQuery, endpoint};
     use shared::environment::{Environment, Lookup};
+    use shared::layout::CreateItem;
     use shared::pipeline::{
-        CreateItem, FetchInput, GroupInput, ensure_references, fetch_assets, match_assets,
-        planned_groups,
+        FetchInput, GroupInput, ensure_references, fetch_assets, match_assets, planned_groups,
     };
     use shared::store::{MemoryStore, StoreExt};
     use simulators::lansweeper::{LansweeperOptions, SiteSpec};
@@ -109,7 +109,7 @@ mod tests {
         );
         let linked: Vec<String> = cw
             .list(
-                actions::CONFIGURATIONS,
+                endpoint::CONFIGURATIONS,
                 &ListQuery {
                     custom_field_conditions: Some(
                         "caption=\"ls_asset_id\" AND value != null".into(),

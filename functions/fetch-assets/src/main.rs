@@ -63,7 +63,7 @@ mod tests {
         assert_eq!(output.assets, 120);
         assert!(output.api_calls.lansweeper >= 1);
         assert_eq!(output.api_calls.connectwise, 0);
-        let chunks = shared::pipeline::staged_parts(&env.store, "handler-run")
+        let chunks = shared::layout::staged_parts(&env.store, "handler-run")
             .await
             .unwrap();
         assert!(!chunks.is_empty());

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig, ListQuery, actions};
+use shared::connectwise::{
+    ClientOptions, ConnectWiseClient, ConnectionConfig, ListQuery, endpoint,
+};
 use shared::environment::Lookup;
 use shared::lansweeper::{LansweeperClient, LansweeperConfig, LansweeperOptions};
 use shared::mapping::{self, Mapping};
@@ -182,7 +184,7 @@ async fn connectwise(
         }
     };
     match client
-        .count(actions::CONFIGURATIONS, &ListQuery::default())
+        .count(endpoint::CONFIGURATIONS, &ListQuery::default())
         .await
     {
         Ok(count) => {
@@ -266,7 +268,7 @@ async fn check_mapping(
     };
     let companies = connectwise
         .list_complete(
-            actions::COMPANIES,
+            endpoint::COMPANIES,
             &ListQuery::default().with_fields(&["id", "identifier"]),
         )
         .await;

@@ -24,7 +24,7 @@ pub async fn write<S: Store>(
         .get("CW_BASE_URL")
         .zip(lookup.get("CW_COMPANY_ID"))
         .map(|(base, company)| {
-            move |id: i64| shared::connectwise::linked::configuration_url(&base, &company, id)
+            move |id: i64| shared::connectwise::configuration_url(&base, &company, id)
         });
     let text = page(
         report,
@@ -290,7 +290,7 @@ fn chart(recent: &[RunSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::pipeline::ConflictReport;
+    use shared::layout::ConflictReport;
     use shared::staging::Rejected;
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
-use shared::connectwise::{ListQuery, actions};
+use shared::connectwise::{ListQuery, endpoint};
 use shared::environment::Environment;
 use shared::mapping::{self, Condition, Mapping, Rule, SiteMapping};
 
@@ -171,7 +171,7 @@ async fn companies(env: &Environment<AnyStore>) -> anyhow::Result<Vec<(i64, Stri
     let found = env
         .connectwise
         .list_complete(
-            actions::COMPANIES,
+            endpoint::COMPANIES,
             &ListQuery::default().with_fields(&["id", "identifier", "name"]),
         )
         .await?;

@@ -9,15 +9,10 @@ use serde_json::{Value, json};
 use super::client::{BulkItemResult, ConnectWiseClient};
 use super::error::ConnectWiseError;
 use super::query::ListQuery;
-
-pub const LOCATIONS: &str = "system/locations";
-pub const CORPORATE_STRUCTURE_LEVELS: &str = "system/myCompany/corporateStructureLevels";
-pub const CONFIGURATION_TYPES: &str = "company/configurations/types";
-pub const CONFIGURATION_STATUSES: &str = "company/configurations/statuses";
-pub const MANUFACTURERS: &str = "procurement/manufacturers";
-pub const COMPANIES: &str = "company/companies";
-pub const CONFIGURATIONS: &str = "company/configurations";
-pub const CONFIGURATIONS_BULK: &str = "company/configurations/bulk";
+use super::query::endpoint::{
+    COMPANIES, CONFIGURATION_STATUSES, CONFIGURATION_TYPES, CONFIGURATIONS, CONFIGURATIONS_BULK,
+    CORPORATE_STRUCTURE_LEVELS, LOCATIONS, MANUFACTURERS,
+};
 
 /// Longest reference names ConnectWise stores.
 pub const REFERENCE_NAME_MAX: usize = 50;

@@ -14,8 +14,7 @@ use tracing::Instrument;
 use super::client::ConnectWiseClient;
 use super::condition::{Condition, Field};
 use super::error::ConnectWiseError;
-use super::linked::MAX_CONDITION_CHARS;
-use super::query::ListQuery;
+use super::query::{ListQuery, MAX_CONDITION_CHARS};
 
 /// One ticket or agreement, as the enrichment remembers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

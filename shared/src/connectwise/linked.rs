@@ -8,23 +8,16 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
-use super::actions::CONFIGURATIONS;
 use super::client::ConnectWiseClient;
 use super::condition::Field;
 use super::error::ConnectWiseError;
 use super::known::{self, KnownRecords, Scope};
-use super::query::ListQuery;
+use super::query::endpoint::{AGREEMENTS, CONFIGURATIONS, TICKETS};
+use super::query::{ListQuery, MAX_CONDITION_CHARS};
 use crate::normalize;
-
-pub const AGREEMENTS: &str = "finance/agreements";
-pub const TICKETS: &str = "service/tickets";
 
 /// The custom field that links a configuration to its Lansweeper asset.
 pub const LINK_CAPTION: &str = "ls_asset_id";
-
-/// Longest `in (…)` condition one request carries, percent-encoded: ConnectWise refuses
-/// URLs much over 2,000 characters, and the rest of the URL needs room.
-pub const MAX_CONDITION_CHARS: usize = 1_400;
 
 /// The configurations whose `ls_asset_id` holds one of `keys`, by lower-cased key (a
 /// key compares as ConnectWise's database compares it: without case). As many requests
@@ -120,30 +113,6 @@ pub async fn tickets_by_configuration(
     companies: &HashSet<i64>,
 ) -> Result<HashMap<i64, Vec<Value>>, ConnectWiseError> {
     attached(connectwise, TICKETS, TICKET_FIELDS, companies).await
-}
-
-/// The link to a configuration in ConnectWise's web UI, from the API base and the
-/// company a user signs in to: `https://api-na.myconnectwise.net/v4_6_release/apis/3.0`
-/// and `myco` → `https://na.myconnectwise.net/v4_6_release/services/system_io/router/openrecord.rails?companyName=myco&recordType=ConfigFv&recid=ID`.
-/// The router asks a signed-out user for the company unless the link names it.
-pub fn configuration_url(api_base: &str, company: &str, id: i64) -> String {
-    let ui = api_base
-        .trim_end_matches('/')
-        .trim_end_matches("/apis/3.0")
-        .replacen("://api-", "://", 1);
-    let company: String = company
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    format!(
-        "{ui}/services/system_io/router/openrecord.rails?companyName={company}&recordType=ConfigFv&recid={id}"
-    )
 }
 
 /// The Lansweeper asset key a configuration's `ls_asset_id` holds.

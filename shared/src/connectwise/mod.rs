@@ -11,11 +11,11 @@ pub mod linked;
 mod query;
 
 pub use actions::{ACTION_KEYS, run_action};
-pub use client::{BulkItemResult, ClientOptions, ConnectWiseClient};
+pub use client::{BulkItemResult, ClientOptions, ConnectWiseClient, configuration_url};
 pub use condition::{Condition, Field, Literal, encoded_len};
 pub use config::ConnectionConfig;
 pub use error::{ApiErrorDetail, ConnectWiseError};
-pub use query::{ListQuery, MAX_PAGE_SIZE, PagePlan};
+pub use query::{ListQuery, MAX_CONDITION_CHARS, MAX_PAGE_SIZE, PagePlan, endpoint};
 
 /// The model version pinned on every call, so a ConnectWise upgrade cannot change shapes.
 pub const API_VERSION: &str = "2025.8";

@@ -19,6 +19,24 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ConnectWiseError;
 
+/// The REST paths the connector reads and writes, under the API base.
+pub mod endpoint {
+    pub const LOCATIONS: &str = "system/locations";
+    pub const CORPORATE_STRUCTURE_LEVELS: &str = "system/myCompany/corporateStructureLevels";
+    pub const CONFIGURATION_TYPES: &str = "company/configurations/types";
+    pub const CONFIGURATION_STATUSES: &str = "company/configurations/statuses";
+    pub const MANUFACTURERS: &str = "procurement/manufacturers";
+    pub const COMPANIES: &str = "company/companies";
+    pub const CONFIGURATIONS: &str = "company/configurations";
+    pub const CONFIGURATIONS_BULK: &str = "company/configurations/bulk";
+    pub const AGREEMENTS: &str = "finance/agreements";
+    pub const TICKETS: &str = "service/tickets";
+}
+
+/// Longest `in (…)` condition one request carries, percent-encoded: ConnectWise refuses
+/// URLs much over 2,000 characters, and the rest of the URL needs room.
+pub const MAX_CONDITION_CHARS: usize = 1_400;
+
 pub const MAX_PAGE_SIZE: u32 = 1000;
 pub const DEFAULT_PAGE_SIZE: u32 = 25;
 

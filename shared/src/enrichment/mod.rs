@@ -19,10 +19,3 @@ pub use plan::{AssetEdit, ensure_fields};
 pub use report::{EnrichReport, recorded, report, run_enrich, run_enrich_watched};
 pub use values::{FIELDS, chosen_agreement, desired_values};
 pub use write::{EnrichInput, EnrichOutput, enrich};
-
-use crate::run::run_key;
-
-/// The store key of `rest` within the run's enrichment.
-fn enrich_key(run_id: &str, rest: &str) -> String {
-    run_key(run_id, &format!("enrich/{rest}"))
-}

@@ -3,21 +3,21 @@
 //! values changed, so a run over unchanged data writes nothing.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::enrich_key;
 use super::values::{FIELDS, desired_values};
+use crate::clock::epoch_seconds;
+use crate::connectwise::endpoint::{AGREEMENTS, CONFIGURATIONS, TICKETS};
 use crate::connectwise::known::{self, Known, KnownRecords, RecordText, Refresh, Scope};
 use crate::connectwise::linked::{
-    AGREEMENT_FIELDS, AGREEMENTS, LINK_CAPTION, MAX_CONDITION_CHARS, TICKET_FIELDS, TICKETS,
-    keep_link_only, linked_asset_key,
+    AGREEMENT_FIELDS, LINK_CAPTION, TICKET_FIELDS, keep_link_only, linked_asset_key,
 };
-use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
+use crate::connectwise::{ConnectWiseClient, Field, ListQuery, MAX_CONDITION_CHARS};
 use crate::error::PipelineError;
 use crate::lansweeper::{LansweeperClient, LansweeperError};
+use crate::layout::{self, KNOWN_TTL};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -50,10 +50,6 @@ pub(crate) struct EnrichPlan {
     pub failed: Vec<String>,
 }
 
-pub(crate) fn plan_key(run_id: &str) -> String {
-    enrich_key(run_id, "plan")
-}
-
 /// Makes sure every field exists; answers name → field key.
 pub async fn ensure_fields(
     lansweeper: &LansweeperClient,
@@ -82,11 +78,6 @@ async fn existing_fields(
         .map(|f| (f.name.to_lowercase(), f.key))
         .collect())
 }
-
-/// Where the enrichment keeps what it learned of ConnectWise between runs.
-const KNOWN_KEY: &str = "enrich/known";
-/// Longer than any full-refresh period: what expires is read again whole.
-const KNOWN_TTL: Duration = Duration::from_secs(60 * 24 * 3600);
 
 /// What the last enrichment learned: configurations, agreements and tickets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -125,17 +116,11 @@ async fn save_part<S: Store>(
     let records: Vec<(&i64, &Known)> = known.records.iter().collect();
     Ok(KnownPart {
         parts: store
-            .put_parts(&format!("{KNOWN_KEY}/{kind}"), &records, KNOWN_TTL)
+            .put_parts(&layout::known_records(kind), &records, KNOWN_TTL)
             .await?,
         scope: known.scope.clone(),
         newest: known.newest.clone(),
     })
-}
-
-fn epoch_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The linked configurations, and the agreements and tickets by configuration: what
@@ -146,7 +131,7 @@ async fn linked_records<S: Store>(
     store: &S,
     settings: &SyncSettings,
 ) -> Result<Linked, PipelineError> {
-    let head: Option<KnownHead> = store.get(KNOWN_KEY).await?;
+    let head: Option<KnownHead> = store.get(layout::KNOWN).await?;
     let now = epoch_seconds();
     let full = head
         .as_ref()
@@ -157,7 +142,7 @@ async fn linked_records<S: Store>(
     let mut tickets = load_part(store, &head.tickets).await?;
 
     let linked = Scope {
-        path: actions::CONFIGURATIONS,
+        path: CONFIGURATIONS,
         fields: &["id", "name", "company/id", "sla", "customFields"],
         queries: vec![ListQuery {
             custom_field_conditions: Some(format!("caption=\"{LINK_CAPTION}\" AND value != null")),
@@ -208,7 +193,7 @@ async fn linked_records<S: Store>(
             agreements: save_part(store, "agreements", &agreements).await?,
             tickets: save_part(store, "tickets", &tickets).await?,
         };
-        store.put(KNOWN_KEY, &saved, KNOWN_TTL).await?;
+        store.put(layout::KNOWN, &saved, KNOWN_TTL).await?;
     }
     tracing::info!(full, outcomes = ?outcomes, "ConnectWise's side of the enrichment read");
     Ok(Linked {
@@ -363,7 +348,7 @@ pub(crate) async fn plan<S: Store>(
             }
             if edits.len() >= EDITS_HELD {
                 total += edits.len();
-                let key = enrich_key(run_id, &format!("edits/{:04}", edit_parts.len()));
+                let key = layout::enrich_edits(run_id, edit_parts.len());
                 edit_parts.extend(
                     store
                         .put_parts(&key, &std::mem::take(&mut edits), ttl)
@@ -373,7 +358,7 @@ pub(crate) async fn plan<S: Store>(
         }
     }
     total += edits.len();
-    let key = enrich_key(run_id, &format!("edits/{:04}", edit_parts.len()));
+    let key = layout::enrich_edits(run_id, edit_parts.len());
     edit_parts.extend(store.put_parts(&key, &edits, ttl).await?);
     let plan = EnrichPlan {
         full_read: linked.full,
@@ -382,10 +367,10 @@ pub(crate) async fn plan<S: Store>(
         total,
         edits: edit_parts,
         failed: store
-            .put_parts(&enrich_key(run_id, "plan-failed"), &failed, ttl)
+            .put_parts(&layout::enrich_plan_failed(run_id), &failed, ttl)
             .await?,
     };
-    store.put(&plan_key(run_id), &plan, ttl).await?;
+    store.put(&layout::enrich_plan(run_id), &plan, ttl).await?;
     tracing::info!(%run_id, assets = plan.assets, edits = plan.total, unchanged, "enrichment planned");
     Ok(())
 }

@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{EnrichPlan, plan_key};
-use super::write::{EnrichInput, EnrichOutput, EnrichProgress, enrich, progress_key};
+use super::plan::EnrichPlan;
+use super::write::{EnrichInput, EnrichOutput, EnrichProgress, enrich};
 use crate::calls::ApiCalls;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::LansweeperClient;
-use crate::lease::{self, LeaseHolder};
+use crate::layout::{self, LeaseHolder};
+use crate::lease;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -43,7 +44,7 @@ pub async fn report<S: Store>(
     invocations: &[usize],
     dry_run: bool,
 ) -> Result<EnrichReport, PipelineError> {
-    let plan: EnrichPlan = store.require(&plan_key(run_id)).await?;
+    let plan: EnrichPlan = store.require(&layout::enrich_plan(run_id)).await?;
     let mut report = EnrichReport {
         run_id: run_id.to_string(),
         dry_run,
@@ -54,7 +55,9 @@ pub async fn report<S: Store>(
         ..EnrichReport::default()
     };
     for start in invocations {
-        let progress: EnrichProgress = store.require(&progress_key(run_id, *start)).await?;
+        let progress: EnrichProgress = store
+            .require(&layout::enrich_progress(run_id, *start))
+            .await?;
         report.written += progress.written;
         report
             .failed
@@ -76,13 +79,16 @@ pub async fn recorded<S: Store>(
     store: &S,
     run_id: &str,
 ) -> Result<Option<EnrichReport>, PipelineError> {
-    let Some(plan) = store.get::<EnrichPlan>(&plan_key(run_id)).await? else {
+    let Some(plan) = store
+        .get::<EnrichPlan>(&layout::enrich_plan(run_id))
+        .await?
+    else {
         return Ok(None);
     };
     let mut starts = Vec::new();
     let mut start = 0;
     while let Some(progress) = store
-        .get::<EnrichProgress>(&progress_key(run_id, start))
+        .get::<EnrichProgress>(&layout::enrich_progress(run_id, start))
         .await?
     {
         starts.push(start);
@@ -136,7 +142,7 @@ pub async fn run_enrich_watched<S: Store>(
     }
     let run_id = first.run_id.clone();
     watch(&first);
-    let outcome = invocations(
+    let work = invocations(
         connectwise,
         lansweeper,
         store,
@@ -144,12 +150,8 @@ pub async fn run_enrich_watched<S: Store>(
         budget,
         first,
         watch,
-    )
-    .await;
-    if !settings.dry_run {
-        lease::release(store, &run_id).await?;
-    }
-    outcome
+    );
+    lease::release_after(store, &run_id, work, |_| !settings.dry_run).await
 }
 
 /// The invocations after `first`, until done, then the report.

@@ -106,7 +106,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::connectwise::linked::configuration_url;
+    use crate::connectwise::configuration_url;
 
     fn link(id: i64) -> String {
         configuration_url("https://x/v4_6_release/apis/3.0", "myco", id)

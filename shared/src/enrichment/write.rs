@@ -5,15 +5,14 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::enrich_key;
-use super::plan::{AssetEdit, EnrichPlan, plan, plan_key};
+use super::plan::{AssetEdit, EnrichPlan, plan};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::{LansweeperClient, LansweeperError};
-use crate::lease::{self, LeaseHolder};
+use crate::layout::{self, LeaseHolder};
+use crate::lease;
 use crate::quota;
-use crate::run::new_run_id;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -71,10 +70,6 @@ fn is_zero(value: &u64) -> bool {
 /// most this many edits (which set values, so repeating one changes nothing).
 const CHECKPOINT_EVERY: usize = 50;
 
-pub(crate) fn progress_key(run_id: &str, start: usize) -> String {
-    enrich_key(run_id, &format!("progress/{start:07}"))
-}
-
 /// One invocation: on the first, plan every edit; then write edits until `deadline`.
 pub async fn enrich<S: Store>(
     connectwise: &ConnectWiseClient,
@@ -85,7 +80,7 @@ pub async fn enrich<S: Store>(
     deadline: Option<Instant>,
 ) -> Result<EnrichOutput, PipelineError> {
     let meter = CallMeter::both(connectwise, lansweeper);
-    let run_id = input.run_id.clone().unwrap_or_else(new_run_id);
+    let run_id = input.run_id.clone().unwrap_or_else(layout::new_run_id);
     if !settings.dry_run {
         if input.run_id.is_some() {
             lease::renew(store, &run_id).await?;
@@ -105,14 +100,14 @@ pub async fn enrich<S: Store>(
         plan(connectwise, lansweeper, store, settings, &run_id).await?;
         0
     };
-    let plan: EnrichPlan = store.require(&plan_key(&run_id)).await?;
+    let plan: EnrichPlan = store.require(&layout::enrich_plan(&run_id)).await?;
     let edits: Vec<AssetEdit> = store.get_parts(&plan.edits).await?;
     quota::load(store, lansweeper).await?;
     let mut wait_seconds = 0;
     // An invocation entered again (Step Functions retried it after it died) goes on from
     // its last checkpoint instead of from its start.
     let mut progress: EnrichProgress = store
-        .get(&progress_key(&run_id, start))
+        .get(&layout::enrich_progress(&run_id, start))
         .await?
         .unwrap_or_default();
     let mut failed: Vec<Rejected> = store.get_parts(&progress.failed).await?;
@@ -130,14 +125,14 @@ pub async fn enrich<S: Store>(
             let mut progress = progress;
             progress.failed = store
                 .put_parts(
-                    &enrich_key(&run_id, &format!("failed/{start:07}")),
+                    &layout::enrich_failed(&run_id, start),
                     &failed,
                     settings.staging_ttl,
                 )
                 .await?;
             store
                 .put(
-                    &progress_key(&run_id, start),
+                    &layout::enrich_progress(&run_id, start),
                     &progress,
                     settings.staging_ttl,
                 )

@@ -6,10 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::PAGE_SIZE;
-use super::asset::Asset;
 use super::config::LansweeperConfig;
 use super::error::{GraphQlError, LansweeperError};
-use super::pager::{AssetPageStats, AssetPager};
 use crate::http::{HttpExecutor, Idempotence, RatePacer, RetryPolicy};
 
 const CUSTOM_FIELDS_QUERY: &str = "query CustomFields($siteId: ID!) {
@@ -150,13 +148,10 @@ impl LansweeperClient {
         })
     }
 
-    /// Where every user of this token keeps the requests it spent: Lansweeper counts its
-    /// minute and hour per token. Named by a hash, never by the token.
-    pub fn quota_key(&self) -> String {
-        format!(
-            "quota/lansweeper/{:016x}",
-            crate::normalize::fnv1a(&self.config.token)
-        )
+    /// The token's hash: Lansweeper counts its minute and hour per token, so every user
+    /// of one token shares one quota; the hash names it, never the token.
+    pub fn token_hash(&self) -> u64 {
+        crate::normalize::fnv1a(&self.config.token)
     }
 
     /// How far back a spent request still counts against a quota.
@@ -262,23 +257,6 @@ impl LansweeperClient {
         }
     }
 
-    /// Every asset of the site with the given field paths, page by page (500 a request),
-    /// handing each page to `on_page` as soon as it is complete. More than 30 paths are
-    /// split over several requests per page and put back together by `key`.
-    pub async fn for_each_asset_page(
-        &self,
-        paths: &[&str],
-        filters: Option<&Value>,
-        mut on_page: impl FnMut(Vec<Asset>) -> Result<(), LansweeperError>,
-    ) -> Result<AssetPageStats, LansweeperError> {
-        let mut pager = self.asset_pager(paths, filters)?;
-        while let Some(page) = pager.next_page().await? {
-            on_page(page)?;
-        }
-        Ok(pager.stats)
-    }
-
-    /// The site's assets as a pager, for callers that do async work between pages.
     /// The site every request names; an error when none is configured.
     pub(super) fn required_site(&self) -> Result<&str, LansweeperError> {
         self.config.require_site()
@@ -287,29 +265,6 @@ impl LansweeperClient {
     /// Assets a page holds.
     pub(super) fn page_size(&self) -> u32 {
         self.page_size
-    }
-
-    pub fn asset_pager(
-        &self,
-        paths: &[&str],
-        filters: Option<&Value>,
-    ) -> Result<AssetPager<'_>, LansweeperError> {
-        AssetPager::new(self, paths, filters)
-    }
-
-    /// Every asset of the site, held in memory.
-    pub async fn assets(
-        &self,
-        paths: &[&str],
-        filters: Option<&Value>,
-    ) -> Result<Vec<Asset>, LansweeperError> {
-        let mut all = Vec::new();
-        self.for_each_asset_page(paths, filters, |page| {
-            all.extend(page);
-            Ok(())
-        })
-        .await?;
-        Ok(all)
     }
 
     pub async fn custom_fields(&self) -> Result<Vec<CustomField>, LansweeperError> {

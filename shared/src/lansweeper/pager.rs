@@ -192,6 +192,49 @@ impl AssetPager<'_> {
     }
 }
 
+/// Reading the site's assets, on the client: the pager is the one paging loop.
+impl LansweeperClient {
+    /// Every asset of the site with the given field paths, page by page (500 a request),
+    /// handing each page to `on_page` as soon as it is complete. More than 30 paths are
+    /// split over several requests per page and put back together by `key`.
+    pub async fn for_each_asset_page(
+        &self,
+        paths: &[&str],
+        filters: Option<&Value>,
+        mut on_page: impl FnMut(Vec<Asset>) -> Result<(), LansweeperError>,
+    ) -> Result<AssetPageStats, LansweeperError> {
+        let mut pager = self.asset_pager(paths, filters)?;
+        while let Some(page) = pager.next_page().await? {
+            on_page(page)?;
+        }
+        Ok(pager.stats)
+    }
+
+    /// The site's assets as a pager, for callers that do async work between pages.
+    pub fn asset_pager(
+        &self,
+        paths: &[&str],
+        filters: Option<&Value>,
+    ) -> Result<AssetPager<'_>, LansweeperError> {
+        AssetPager::new(self, paths, filters)
+    }
+
+    /// Every asset of the site, held in memory.
+    pub async fn assets(
+        &self,
+        paths: &[&str],
+        filters: Option<&Value>,
+    ) -> Result<Vec<Asset>, LansweeperError> {
+        let mut all = Vec::new();
+        self.for_each_asset_page(paths, filters, |page| {
+            all.extend(page);
+            Ok(())
+        })
+        .await?;
+        Ok(all)
+    }
+}
+
 impl<'a> AssetPager<'a> {
     pub(super) fn new(
         client: &'a LansweeperClient,

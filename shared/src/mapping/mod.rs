@@ -5,23 +5,18 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::PipelineError;
 use crate::lansweeper::Asset;
+use crate::layout;
 use crate::references::name_key;
 use crate::store::{Store, StoreExt};
 
 mod suggest;
 
 pub use suggest::{Suggestion, company_name_key, suggest};
-
-/// Where the mapping is kept.
-pub const MAPPING_KEY: &str = "mapping";
-/// The mapping is configuration: it never expires.
-const MAPPING_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Sites to companies. `version` counts the saved edits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,7 +384,7 @@ pub async fn in_force<S: Store>(
 /// # Errors
 /// The store cannot be read or holds something else.
 pub async fn stored<S: Store>(store: &S) -> Result<Option<Mapping>, PipelineError> {
-    Ok(store.get(MAPPING_KEY).await?)
+    Ok(store.get(layout::MAPPING).await?)
 }
 
 /// Saves `mapping` as the next version after `based_on` (the version it was edited
@@ -410,7 +405,7 @@ pub async fn save<S: Store>(
         )));
     }
     mapping.version = current + 1;
-    store.put(MAPPING_KEY, &mapping, MAPPING_TTL).await?;
+    store.put(layout::MAPPING, &mapping, layout::KEPT).await?;
     Ok(mapping)
 }
 

@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 
-use super::r#match::{MatchRecord, ModifyItem, put_batches, record_key};
+use super::batch::{BatchInput, put_batches};
 use super::modify::bulk_modify;
-use super::write::{BatchInput, BatchRecord, result_key};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
+use crate::layout::{self, BatchRecord, MatchRecord, ModifyItem};
 use crate::lease;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
@@ -32,12 +32,16 @@ pub async fn approve_retirement<S: Store>(
     settings: &SyncSettings,
     run_id: &str,
 ) -> Result<Approval, PipelineError> {
-    let mut record: MatchRecord = store.get(&record_key(run_id)).await?.ok_or_else(|| {
-        PipelineError::Config(format!(
-            "no run {run_id} in the store (its records last {} hours)",
-            settings.staging_ttl.as_secs() / 3600
-        ))
-    })?;
+    let mut record: MatchRecord =
+        store
+            .get(&layout::match_record(run_id))
+            .await?
+            .ok_or_else(|| {
+                PipelineError::Config(format!(
+                    "no run {run_id} in the store (its records last {} hours)",
+                    settings.staging_ttl.as_secs() / 3600
+                ))
+            })?;
     if !record.approved.is_empty() {
         return Err(PipelineError::Config(format!(
             "the retirements of run {run_id} were approved and written already"
@@ -55,9 +59,8 @@ pub async fn approve_retirement<S: Store>(
             holder.run_id
         )));
     }
-    let outcome = write_held(connectwise, store, settings, run_id, &mut record).await;
-    lease::release(store, &approver).await?;
-    outcome
+    let work = write_held(connectwise, store, settings, run_id, &mut record);
+    lease::release_after(store, &approver, work, |_| true).await
 }
 
 async fn write_held<S: Store>(
@@ -84,13 +87,17 @@ async fn write_held<S: Store>(
             batch: batch.clone(),
         };
         bulk_modify(connectwise, store, settings, &input).await?;
-        let result: BatchRecord = store.require(&result_key(batch)).await?;
+        let result: BatchRecord = store.require(&layout::batch_result(batch)).await?;
         approval.retired += result.written.len() as u64;
         approval.failed.extend(result.failed);
     }
     record.approved = batches;
     store
-        .put(&record_key(run_id), &*record, settings.staging_ttl)
+        .put(
+            &layout::match_record(run_id),
+            &*record,
+            settings.staging_ttl,
+        )
         .await?;
     tracing::info!(%run_id, retired = approval.retired, failed = approval.failed.len(), "held retirements approved");
     Ok(approval)

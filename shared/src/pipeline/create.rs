@@ -11,37 +11,21 @@
 //! done: entering the step again sends nothing.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 
-use super::r#match::CreateItem;
-use super::write::{BatchInput, BatchOutput, BatchRecord, finish_batch, reason, result_key};
+use super::batch::{BatchInput, BatchOutput, finish_batch, reason};
 use crate::calls::{ApiCalls, CallMeter};
+use crate::clock;
 use crate::connectwise::linked::configurations_linked_to;
 use crate::connectwise::{ConnectWiseClient, ConnectWiseError, actions};
 use crate::error::PipelineError;
+use crate::layout::{self, BatchRecord, CreateIntent, CreateItem};
 use crate::settings::SyncSettings;
 use crate::store::{Store, StoreExt};
 
 /// Sends of one item at most: the first, and one after reading it was not saved.
 const MAX_SENDS: u32 = 2;
-
-/// Written before a batch is sent: the batch (and so its assets) may be in ConnectWise
-/// from then on.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateIntent {
-    /// Times a step started sending this batch.
-    entries: u32,
-    /// When the last of them started (epoch seconds).
-    since: u64,
-}
-
-fn intent_key(batch: &str) -> String {
-    format!("{batch}/intent")
-}
 
 /// Creates one batch through the bulk endpoint, at most once per asset.
 pub async fn bulk_create<S: Store>(
@@ -50,7 +34,10 @@ pub async fn bulk_create<S: Store>(
     settings: &SyncSettings,
     input: &BatchInput,
 ) -> Result<BatchOutput, PipelineError> {
-    if let Some(done) = store.get::<BatchRecord>(&result_key(&input.batch)).await? {
+    if let Some(done) = store
+        .get::<BatchRecord>(&layout::batch_result(&input.batch))
+        .await?
+    {
         tracing::info!(batch = %input.batch, "batch already written; nothing sent");
         return Ok(BatchOutput {
             run_id: input.run_id.clone(),
@@ -64,19 +51,21 @@ pub async fn bulk_create<S: Store>(
     let items: Vec<CreateItem> = store.require(&input.batch).await?;
     let mut outcomes: HashMap<usize, Result<(), String>> = HashMap::new();
     let mut pending: Vec<usize> = (0..items.len()).collect();
-    let intent: Option<CreateIntent> = store.get(&intent_key(&input.batch)).await?;
+    let intent: Option<CreateIntent> = store.get(&layout::batch_intent(&input.batch)).await?;
     if intent.is_some() {
         // Entered before: the batch may be in ConnectWise already.
         adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
     }
     let intent = CreateIntent {
         entries: intent.map_or(0, |i| i.entries) + 1,
-        since: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        since: clock::epoch_seconds(),
     };
     store
-        .put(&intent_key(&input.batch), &intent, settings.staging_ttl)
+        .put(
+            &layout::batch_intent(&input.batch),
+            &intent,
+            settings.staging_ttl,
+        )
         .await?;
 
     let mut sends = 0;

@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::error::PipelineError;
 use crate::lansweeper::{ASSET_PATHS, LansweeperClient, LansweeperError};
-use crate::lease::{self, LeaseHolder};
+use crate::layout::{self, FetchRecord, LeaseHolder, SiteFetch};
+use crate::lease;
 use crate::mapping::{self, Destination, RuleValues};
 use crate::quota;
 use crate::references::{ReferenceKind, ReferenceNames};
-use crate::run::{new_run_id, run_key};
 use crate::settings::SyncSettings;
 use crate::staging::{Rejected, StagedAsset};
 use crate::store::{Store, StoreExt};
@@ -48,48 +48,6 @@ pub struct FetchOutput {
     pub skipped_for: Option<LeaseHolder>,
 }
 
-/// What the report reads of the fetch.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct FetchRecord {
-    pub assets: u64,
-    pub rejected: Vec<String>,
-    /// What each mapped site held.
-    #[serde(default)]
-    pub sites: Vec<SiteFetch>,
-    /// Parts of the list of the staged assets' parts.
-    #[serde(default)]
-    pub chunks: Vec<String>,
-    /// Parts of the distinct reference names, `(kind, name)`.
-    #[serde(default)]
-    pub references: Vec<String>,
-    /// Every company the mapping names (identifier or id).
-    #[serde(default)]
-    pub companies: Vec<String>,
-    pub api_calls: ApiCalls,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped_for: Option<LeaseHolder>,
-}
-
-/// One site's part of the fetch.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SiteFetch {
-    pub site: String,
-    /// Why the site could not be read (whole or in part).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub assets: u64,
-    /// Assets rejected before mapping (no key, no name): their keys' parts.
-    pub rejected: Vec<String>,
-    /// Assets no rule maps.
-    pub unmapped: Vec<String>,
-}
-
-pub(crate) fn record_key(run_id: &str) -> String {
-    run_key(run_id, "fetch")
-}
-
 /// Takes the run's lease, pages every asset out of Lansweeper, normalises it and stages
 /// it in chunks; `progress` hears (assets seen, total when known) after each page. When
 /// another run holds the lease, ends at once as skipped.
@@ -100,7 +58,7 @@ pub async fn fetch_assets<S: Store>(
     input: &FetchInput,
     mut progress: impl FnMut(u64, Option<u64>),
 ) -> Result<FetchOutput, PipelineError> {
-    let run_id = input.run_id.clone().unwrap_or_else(new_run_id);
+    let run_id = input.run_id.clone().unwrap_or_else(layout::new_run_id);
     if !settings.dry_run
         && let Some(holder) = lease::acquire(store, &run_id).await?
     {
@@ -110,7 +68,11 @@ pub async fn fetch_assets<S: Store>(
             ..FetchRecord::default()
         };
         store
-            .put(&record_key(&run_id), &record, settings.staging_ttl)
+            .put(
+                &layout::fetch_record(&run_id),
+                &record,
+                settings.staging_ttl,
+            )
             .await?;
         return Ok(FetchOutput {
             run_id,
@@ -188,10 +150,7 @@ pub async fn fetch_assets<S: Store>(
             }
             staged_count += staged.len() as u64;
             if !staged.is_empty() {
-                let prefix = run_key(
-                    &run_id,
-                    &format!("assets/{site_index:03}/{:05}", pager.stats.requests),
-                );
+                let prefix = layout::staged_page(&run_id, site_index, pager.stats.requests);
                 chunks.extend(
                     store
                         .put_parts(&prefix, &staged, settings.staging_ttl)
@@ -207,22 +166,33 @@ pub async fn fetch_assets<S: Store>(
         if !unmapped.is_empty() {
             tracing::info!(%run_id, site = %site.site, unmapped = unmapped.len(), "assets no mapping rule sends to a company");
         }
-        let part = |what: &str| run_key(&run_id, &format!("{what}/{site_index:03}"));
         sites.push(SiteFetch {
             site: site.site.clone(),
             error: site_error,
             assets: site_assets,
             rejected: store
-                .put_parts(&part("rejected"), &rejected, settings.staging_ttl)
+                .put_parts(
+                    &layout::site_rejected(&run_id, site_index),
+                    &rejected,
+                    settings.staging_ttl,
+                )
                 .await?,
             unmapped: store
-                .put_parts(&part("unmapped"), &unmapped, settings.staging_ttl)
+                .put_parts(
+                    &layout::site_unmapped(&run_id, site_index),
+                    &unmapped,
+                    settings.staging_ttl,
+                )
                 .await?,
         });
     }
     progress(seen, Some(seen));
     let staged_chunks = store
-        .put_parts(&run_key(&run_id, "staged"), &chunks, settings.staging_ttl)
+        .put_parts(
+            &layout::staged_index(&run_id),
+            &chunks,
+            settings.staging_ttl,
+        )
         .await?;
     let name_list: Vec<(ReferenceKind, &String)> = names
         .0
@@ -231,7 +201,7 @@ pub async fn fetch_assets<S: Store>(
         .collect();
     let reference_parts = store
         .put_parts(
-            &run_key(&run_id, "reference-names"),
+            &layout::reference_names(&run_id),
             &name_list,
             settings.staging_ttl,
         )
@@ -240,7 +210,7 @@ pub async fn fetch_assets<S: Store>(
     quota::save(store, lansweeper).await?;
     store
         .put(
-            &record_key(&run_id),
+            &layout::fetch_record(&run_id),
             &FetchRecord {
                 assets: seen,
                 rejected: Vec::new(),
@@ -265,28 +235,6 @@ pub async fn fetch_assets<S: Store>(
         api_calls,
         skipped_for: None,
     })
-}
-
-/// The keys of the parts holding a run's staged assets.
-///
-/// # Errors
-/// The run's fetch record is missing or cannot be read.
-pub async fn staged_parts<S: Store>(store: &S, run_id: &str) -> Result<Vec<String>, PipelineError> {
-    let record: FetchRecord = store.require(&record_key(run_id)).await?;
-    Ok(store.get_parts(&record.chunks).await?)
-}
-
-/// The distinct reference names a run's assets use.
-pub(crate) async fn reference_names<S: Store>(
-    store: &S,
-    record: &FetchRecord,
-) -> Result<ReferenceNames, PipelineError> {
-    let list: Vec<(ReferenceKind, String)> = store.get_parts(&record.references).await?;
-    let mut names = ReferenceNames::default();
-    for (kind, name) in &list {
-        names.add(*kind, Some(name));
-    }
-    Ok(names)
 }
 
 /// The asset with its type and state named as ConnectWise names them

@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::r#match::{MatchRecord, ModifyItem, record_key as match_key};
-use super::references::ensured;
-use super::write::{BatchInput, BatchOutput, finish_batch, reason};
+use super::batch::{BatchInput, BatchOutput, finish_batch, reason};
 use crate::calls::CallMeter;
-use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions};
+use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions, endpoint};
 use crate::error::PipelineError;
+use crate::layout::{self, ModifyItem};
 use crate::matching::FieldDiff;
 use crate::payload::{self, WriteContext};
 use crate::settings::SyncSettings;
@@ -28,8 +27,8 @@ pub async fn bulk_modify<S: Store>(
 ) -> Result<BatchOutput, PipelineError> {
     let meter = CallMeter::connectwise(connectwise);
     let items: Vec<ModifyItem> = store.require(&input.batch).await?;
-    let record: MatchRecord = store.require(&match_key(&input.run_id)).await?;
-    let (ensured, _) = ensured(store, &input.run_id).await?;
+    let record = layout::read_match(store, &input.run_id).await?;
+    let (ensured, _) = layout::read_ensured(store, &input.run_id).await?;
     let company_id = record
         .sections
         .iter()
@@ -46,7 +45,7 @@ pub async fn bulk_modify<S: Store>(
     let condition = Field::new("id")?.is_in(ids);
     let current = connectwise
         .list(
-            actions::CONFIGURATIONS,
+            endpoint::CONFIGURATIONS,
             &ListQuery {
                 conditions: Some(condition.to_string()),
                 page_size: Some(items.len().clamp(1, 1000) as u32),

@@ -5,13 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::fetch::{self, FetchRecord};
-use super::r#match::{self, ConflictReport, CreateItem, MatchRecord, ModifyItem};
-use super::references::ensured;
-use super::write::{BatchRecord, WriteKind, batch_assets, result_key};
+use super::batch::{WriteKind, batch_assets};
 use crate::calls::ApiCalls;
 use crate::error::PipelineError;
-use crate::lease::LeaseHolder;
+use crate::layout::{self, BatchRecord, ConflictReport, CreateItem, LeaseHolder, ModifyItem};
 use crate::lifecycle::RetireGuard;
 use crate::references::ReferenceKind;
 use crate::staging::Rejected;
@@ -148,7 +145,7 @@ pub async fn report<S: Store>(
     run_id: &str,
     dry_run: bool,
 ) -> Result<RunReport, PipelineError> {
-    let fetched: FetchRecord = store.require(&fetch::record_key(run_id)).await?;
+    let fetched = layout::read_fetch(store, run_id).await?;
     if let Some(holder) = fetched.skipped_for {
         return Ok(RunReport {
             run_id: run_id.to_string(),
@@ -158,8 +155,8 @@ pub async fn report<S: Store>(
             ..RunReport::default()
         });
     }
-    let (ensured, reference_calls) = ensured(store, run_id).await?;
-    let matched: MatchRecord = store.require(&r#match::record_key(run_id)).await?;
+    let (ensured, reference_calls) = layout::read_ensured(store, run_id).await?;
+    let matched = layout::read_match(store, run_id).await?;
     let mut report = RunReport {
         run_id: run_id.to_string(),
         dry_run,
@@ -206,7 +203,9 @@ pub async fn report<S: Store>(
             let result = if dry_run {
                 None
             } else {
-                store.get::<BatchRecord>(&result_key(batch)).await?
+                store
+                    .get::<BatchRecord>(&layout::batch_result(batch))
+                    .await?
             };
             if let Some(result) = &result {
                 report.api_calls += result.api_calls;
@@ -254,7 +253,10 @@ pub async fn report<S: Store>(
                     *section.written(kind) += batch_assets(store, batch, kind).await?.len() as u64;
                     continue;
                 }
-                if let Some(result) = store.get::<BatchRecord>(&result_key(batch)).await? {
+                if let Some(result) = store
+                    .get::<BatchRecord>(&layout::batch_result(batch))
+                    .await?
+                {
                     *section.written(kind) += result.written.len() as u64;
                     failed.extend(result.failed);
                     report.api_calls += result.api_calls;
@@ -314,8 +316,8 @@ pub struct Plan {
 }
 
 pub async fn plan<S: Store>(store: &S, run_id: &str) -> Result<Plan, PipelineError> {
-    let matched: MatchRecord = store.require(&r#match::record_key(run_id)).await?;
-    let (ensured, _) = ensured(store, run_id).await?;
+    let matched = layout::read_match(store, run_id).await?;
+    let (ensured, _) = layout::read_ensured(store, run_id).await?;
     let mut plan = Plan {
         references: ensured.created,
         guard: matched.guard.clone(),

@@ -2,30 +2,24 @@
 //! function) at `report/{run_id}`, added to the list of recent runs, and published as
 //! CloudWatch metrics (embedded metric format) for the dashboard and the alarms.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::report::{RunReport, RunStatus, SectionReport, report};
 use crate::calls::ApiCalls;
+use crate::clock::epoch_seconds;
 use crate::enrichment::{self, EnrichReport};
 use crate::error::PipelineError;
-use crate::lease::{self, LeaseHolder};
+use crate::layout::{self, LeaseHolder};
+use crate::lease;
 use crate::store::{Store, StoreExt};
 
-/// The list of recent runs' summaries (newest last), as `lscw runs` shows it.
-pub const RECENT_RUNS_KEY: &str = "runs/recent";
 /// Summaries the list keeps.
 pub const RECENT_RUNS: usize = 100;
 /// The metrics' CloudWatch namespace.
 pub const METRIC_NAMESPACE: &str = "LansweeperConnectWiseSync";
-
-fn epoch_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// The run whose report to record: what the state machine's `RecordReport` hands over.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -131,11 +125,6 @@ impl EnrichSummary {
     }
 }
 
-/// Where a run's summary is recorded.
-pub fn summary_key(run_id: &str) -> String {
-    format!("report/{run_id}")
-}
-
 /// Puts the run's report together and records its summary for `ttl`.
 pub async fn record_report<S: Store>(
     store: &S,
@@ -156,21 +145,21 @@ pub async fn record_report<S: Store>(
         summary.duration_seconds = Some(summary.recorded_at.saturating_sub(held.started_at));
     }
     store
-        .put(&summary_key(&input.run_id), &summary, ttl)
+        .put(&layout::run_summary(&input.run_id), &summary, ttl)
         .await?;
     let mut recent = recent_runs(store).await?;
     recent.retain(|other| other.run_id != summary.run_id);
     recent.push(summary.clone());
     let excess = recent.len().saturating_sub(RECENT_RUNS);
     recent.drain(..excess);
-    store.put(RECENT_RUNS_KEY, &recent, ttl).await?;
+    store.put(layout::RECENT_RUNS, &recent, ttl).await?;
     tracing::info!(run_id = %input.run_id, status = ?summary.status, assets = summary.assets, created = summary.created, modified = summary.modified, failed = summary.failed, conflicts = summary.conflicts, "run recorded");
     Ok(summary)
 }
 
 /// The recent runs' summaries, oldest first.
 pub async fn recent_runs<S: Store>(store: &S) -> Result<Vec<RunSummary>, PipelineError> {
-    Ok(store.get(RECENT_RUNS_KEY).await?.unwrap_or_default())
+    Ok(store.get(layout::RECENT_RUNS).await?.unwrap_or_default())
 }
 
 impl RunSummary {

@@ -6,54 +6,16 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::batch::{BatchInput, WriteKind, batch_assets, finish_batch};
 use super::create::bulk_create;
-use super::r#match::{CreateItem, LaneInput, ModifyItem, planned_groups};
+use super::lanes::{LaneInput, planned_groups};
 use super::modify::bulk_modify;
 use crate::calls::{ApiCalls, CallMeter};
-use crate::connectwise::{BulkItemResult, ConnectWiseClient};
+use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lease;
 use crate::settings::SyncSettings;
-use crate::staging::Rejected;
-use crate::store::{Store, StoreExt};
-
-/// What a write step does to the configurations of its batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum WriteKind {
-    /// New configurations (bulk POST): `bulk-create`.
-    Create,
-    /// Changed fields of matched configurations (bulk PUT): `bulk-modify`.
-    Modify,
-}
-
-impl WriteKind {
-    /// The state machine's name for the step.
-    pub fn step(self) -> &'static str {
-        match self {
-            Self::Create => "bulk-create",
-            Self::Modify => "bulk-modify",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-// A misspelt key (`runID`) must be refused, never read as a new run.
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BatchInput {
-    pub run_id: String,
-    pub batch: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchOutput {
-    pub run_id: String,
-    pub batch: String,
-    pub written: u64,
-    pub failed: u64,
-    pub api_calls: ApiCalls,
-}
+use crate::store::Store;
 
 /// A group of batches, what one Map iteration hands a bulk function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -141,41 +103,6 @@ pub async fn write_lane<S: Store>(
     Ok(output)
 }
 
-/// What the report reads of a written batch.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct BatchRecord {
-    pub written: Vec<String>,
-    pub failed: Vec<Rejected>,
-    pub api_calls: ApiCalls,
-}
-
-pub(crate) fn result_key(batch: &str) -> String {
-    format!("{batch}/result")
-}
-
-/// The assets (key, name) a batch holds, whatever its kind.
-pub(crate) async fn batch_assets<S: Store>(
-    store: &S,
-    batch: &str,
-    kind: WriteKind,
-) -> Result<Vec<(String, String)>, PipelineError> {
-    Ok(match kind {
-        WriteKind::Create => store
-            .require::<Vec<CreateItem>>(batch)
-            .await?
-            .into_iter()
-            .map(|i| (i.asset_key, i.name))
-            .collect(),
-        WriteKind::Modify => store
-            .require::<Vec<ModifyItem>>(batch)
-            .await?
-            .into_iter()
-            .map(|i| (i.asset_key, i.name))
-            .collect(),
-    })
-}
-
 /// Creates or updates every batch of a group, one after the other.
 pub async fn write_group<S: Store>(
     connectwise: &ConnectWiseClient,
@@ -223,64 +150,3 @@ pub async fn write_group<S: Store>(
     }
     Ok(output)
 }
-
-/// Records the batch's outcome per asset; the report reads it.
-pub(super) async fn finish_batch<S: Store>(
-    store: &S,
-    settings: &SyncSettings,
-    input: &BatchInput,
-    meter: &CallMeter<'_>,
-    outcomes: Vec<(String, Result<(), String>)>,
-) -> Result<BatchOutput, PipelineError> {
-    let mut record = BatchRecord::default();
-    for (asset_key, outcome) in outcomes {
-        match outcome {
-            Ok(()) => record.written.push(asset_key),
-            Err(reason) => record.failed.push(Rejected { asset_key, reason }),
-        }
-    }
-    record.api_calls = meter.read();
-    store
-        .put(&result_key(&input.batch), &record, settings.staging_ttl)
-        .await?;
-    Ok(BatchOutput {
-        run_id: input.run_id.clone(),
-        batch: input.batch.clone(),
-        written: record.written.len() as u64,
-        failed: record.failed.len() as u64,
-        api_calls: record.api_calls,
-    })
-}
-/// ConnectWise's reason for a failed item, as the report shows it.
-pub(super) fn reason(result: &BulkItemResult) -> String {
-    match &result.error {
-        Some(error) => {
-            let details: Vec<String> = error
-                .errors
-                .iter()
-                .map(|e| match (&e.field, &e.message) {
-                    (Some(field), Some(message)) => format!("{field}: {message}"),
-                    (_, Some(message)) => message.clone(),
-                    _ => String::new(),
-                })
-                .filter(|d| !d.is_empty())
-                .collect();
-            let mut text = format!(
-                "ConnectWise {} {}: {}",
-                result.status_code, error.code, error.message
-            );
-            if !details.is_empty() {
-                text.push_str(&format!(" ({})", details.join("; ")));
-            }
-            text
-        }
-        None => format!("ConnectWise answered {}", result.status_code),
-    }
-    .chars()
-    .take(REASON_MAX)
-    .collect()
-}
-
-/// The longest reason kept for a failed item: enough to act on, never enough to fill a
-/// batch's record.
-const REASON_MAX: usize = 1_000;

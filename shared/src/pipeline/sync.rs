@@ -1,16 +1,17 @@
 //! The five steps in the state machine's order on one machine: what `lscw sync` runs,
 //! with the same functions and the same store layout as the Lambda functions.
 
+use super::batch::WriteKind;
+use super::ensure::ensure_references;
 use super::fetch::{FetchInput, fetch_assets};
-use super::r#match::match_assets;
-use super::references::ensure_references;
+use super::match_assets::match_assets;
 use super::report::{RunReport, report};
-use super::write::{WriteKind, write_lane};
+use super::write::write_lane;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::LansweeperClient;
+use crate::layout::new_run_id;
 use crate::lease;
-use crate::run::new_run_id;
 use crate::settings::SyncSettings;
 use crate::store::Store;
 
@@ -32,19 +33,11 @@ pub async fn run_sync<S: Store>(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RunReport, PipelineError> {
     let run_id = new_run_id();
-    let outcome = steps(connectwise, lansweeper, store, settings, &run_id, progress).await;
-    if !settings.dry_run
-        && !matches!(
-            outcome,
-            Ok(RunReport {
-                skipped_for: Some(_),
-                ..
-            })
-        )
-    {
-        lease::release(store, &run_id).await?;
-    }
-    outcome
+    let work = steps(connectwise, lansweeper, store, settings, &run_id, progress);
+    let held = |outcome: &Result<RunReport, PipelineError>| {
+        !settings.dry_run && !outcome.as_ref().is_ok_and(|r| r.skipped_for.is_some())
+    };
+    lease::release_after(store, &run_id, work, held).await
 }
 
 async fn steps<S: Store>(

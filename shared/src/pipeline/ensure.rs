@@ -7,15 +7,16 @@ use serde_json::Value;
 
 use serde::{Deserialize, Serialize};
 
-use super::fetch::{self, FetchOutput, FetchRecord};
+use super::fetch::FetchOutput;
 use crate::calls::{ApiCalls, CallMeter};
-use crate::connectwise::linked::MAX_CONDITION_CHARS;
-use crate::connectwise::{ConnectWiseClient, Field, ListQuery, MAX_PAGE_SIZE, actions};
+use crate::connectwise::{
+    ConnectWiseClient, Field, ListQuery, MAX_CONDITION_CHARS, MAX_PAGE_SIZE, endpoint,
+};
 use crate::custom_fields;
 use crate::error::PipelineError;
+use crate::layout;
 use crate::lease;
-use crate::references::{self, EnsureOptions, EnsureOutcome, ReferenceKind};
-use crate::run::run_key;
+use crate::references::{self, EnsureOptions, ReferenceKind};
 use crate::settings::SyncSettings;
 use crate::store::{Store, StoreExt};
 
@@ -27,43 +28,6 @@ pub struct EnsureOutput {
     pub references_created: BTreeMap<ReferenceKind, usize>,
     pub reference_failures: usize,
     pub api_calls: ApiCalls,
-}
-
-fn record_key(run_id: &str) -> String {
-    run_key(run_id, "references")
-}
-
-fn companies_key(run_id: &str) -> String {
-    run_key(run_id, "companies")
-}
-
-/// The mapping's companies the step found, name key → id; a company ConnectWise does
-/// not have is absent (its assets fail alone).
-pub(crate) async fn resolved_companies<S: Store>(
-    store: &S,
-    run_id: &str,
-) -> Result<HashMap<String, i64>, PipelineError> {
-    Ok(store.require(&companies_key(run_id)).await?)
-}
-
-fn custom_fields_key(run_id: &str) -> String {
-    run_key(run_id, "custom-fields")
-}
-
-/// The custom field ids the step checked, as the writers use them.
-pub(crate) async fn checked_custom_fields<S: Store>(
-    store: &S,
-    run_id: &str,
-) -> Result<HashMap<String, i64>, PipelineError> {
-    Ok(store.require(&custom_fields_key(run_id)).await?)
-}
-
-/// The references the step ensured, with what it cost, as later steps read them.
-pub(crate) async fn ensured<S: Store>(
-    store: &S,
-    run_id: &str,
-) -> Result<(EnsureOutcome, ApiCalls), PipelineError> {
-    Ok(store.require(&record_key(run_id)).await?)
 }
 
 /// Finds or creates every reference the staged assets name.
@@ -81,14 +45,14 @@ pub async fn ensure_references<S: Store>(
     let custom_field_ids = custom_fields::resolve(connectwise, &settings.custom_field_ids).await?;
     store
         .put(
-            &custom_fields_key(&input.run_id),
+            &layout::checked_custom_fields(&input.run_id),
             &custom_field_ids,
             settings.staging_ttl,
         )
         .await?;
     // Before anything is written: a mapping whose companies ConnectWise has none of
     // stops the run here; a company that alone is missing fails its own assets (match).
-    let fetched: FetchRecord = store.require(&fetch::record_key(&input.run_id)).await?;
+    let fetched = layout::read_fetch(store, &input.run_id).await?;
     let company_ids = resolve_companies(connectwise, &fetched.companies).await?;
     let unknown: Vec<&str> = fetched
         .companies
@@ -107,18 +71,19 @@ pub async fn ensure_references<S: Store>(
     }
     store
         .put(
-            &companies_key(&input.run_id),
+            &layout::resolved_companies(&input.run_id),
             &company_ids,
             settings.staging_ttl,
         )
         .await?;
-    let names = fetch::reference_names(store, &fetched).await?;
+    let names = layout::read_reference_names(store, &fetched).await?;
     let outcome = references::ensure(
         connectwise,
         store,
         &names,
         &EnsureOptions {
             structure_level: settings.structure_level,
+            cache_key: layout::reference_cache,
             cache_ttl: settings.reference_ttl,
             dry_run: settings.dry_run,
         },
@@ -127,7 +92,7 @@ pub async fn ensure_references<S: Store>(
     let api_calls = meter.read();
     store
         .put(
-            &record_key(&input.run_id),
+            &layout::ensured_references(&input.run_id),
             &(&outcome, api_calls),
             settings.staging_ttl,
         )
@@ -165,7 +130,7 @@ async fn resolve_companies(
             page_size: Some(MAX_PAGE_SIZE),
             ..ListQuery::with_conditions(condition.as_str()).with_fields(&["id", "identifier"])
         };
-        let found = connectwise.list(actions::COMPANIES, &query).await?;
+        let found = connectwise.list(endpoint::COMPANIES, &query).await?;
         for company in found {
             if let (Some(id), Some(identifier)) = (
                 company.get("id").and_then(Value::as_i64),

@@ -1,0 +1,486 @@
+//! The store's layout: every key the product writes, what it holds and how long it
+//! lives, and the records one step leaves for another. Steps read and write each other's
+//! records through this module, never through each other.
+//!
+//! A run's items sit under `run/{run_id}/`, so one run's never mix with another's; what
+//! outlives a run (the deployment's items) sits beside them.
+//!
+//! | key | holds | written by | lives |
+//! |---|---|---|---|
+//! | `run/{id}/fetch` | [`FetchRecord`] | fetch-assets | run TTL (`SYNC_STAGING_TTL_HOURS`, 48 h) |
+//! | `run/{id}/assets/{site}/{request}/{part}` | staged assets ([`crate::staging::StagedAsset`]) | fetch-assets | run TTL |
+//! | `run/{id}/staged/{part}` | the keys of the staged parts | fetch-assets | run TTL |
+//! | `run/{id}/rejected/{site}/{part}`, `run/{id}/unmapped/{site}/{part}` | assets refused or unmapped at fetch ([`Rejected`]) | fetch-assets | run TTL |
+//! | `run/{id}/reference-names/{part}` | the distinct reference names, `(kind, name)` | fetch-assets | run TTL |
+//! | `run/{id}/references` | the ensured references ([`EnsuredReferences`]) | ensure-references | run TTL |
+//! | `run/{id}/companies` | the mapping's companies, name key → id | ensure-references | run TTL |
+//! | `run/{id}/custom-fields` | the checked custom field ids, caption → id | ensure-references | run TTL |
+//! | `run/{id}/match` | [`MatchRecord`] | match (and `lscw retire --approve`) | run TTL |
+//! | `run/{id}/{create,modify}/{section}/{round}/{n}` | a batch: [`CreateItem`]s or [`ModifyItem`]s | match | run TTL |
+//! | `run/{id}/retire/{section}/{n}`, `run/{id}/retire-approved/{n}` | a batch of retirements ([`ModifyItem`]s) | match, `lscw retire --approve` | run TTL |
+//! | `{batch}/intent` | [`CreateIntent`] | bulk-create | run TTL |
+//! | `{batch}/result` | [`BatchRecord`] | bulk-create, bulk-modify | run TTL |
+//! | `run/{id}/retire-held/{part}` | retirements the guard held ([`ModifyItem`]s) | match | run TTL |
+//! | `run/{id}/conflicts/{section}/{part}` | [`ConflictReport`]s | match | run TTL |
+//! | `run/{id}/match-failed/{section}/{part}` | assets match failed ([`Rejected`]) | match | run TTL |
+//! | `run/{id}/enrich/plan` | the enrichment's plan | ticket-agreement-enrich | run TTL |
+//! | `run/{id}/enrich/edits/{n}/{part}` | the planned asset edits | ticket-agreement-enrich | run TTL |
+//! | `run/{id}/enrich/plan-failed/{part}` | assets the plan could not edit ([`Rejected`]) | ticket-agreement-enrich | run TTL |
+//! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
+//! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
+//! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (`SYNC_REPORT_TTL_DAYS`, 90 days) |
+//! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
+//! | `cache/references/{kind}` | reference name → id, per kind | ensure-references | reference TTL (`SYNC_REFERENCE_TTL_HOURS`, 24 h) |
+//! | `lease/sync` | the run holding the lease ([`LeaseHolder`]) | fetch-assets, every step renews | [`LEASE_TTL`] |
+//! | `quota/lansweeper/{token hash}` | when each request of the token's hour was sent | every Lansweeper user | the quota's hour and 5 minutes |
+//! | `mapping` | sites to companies ([`crate::mapping`]) | `lscw mapping` | [`KEPT`] |
+//! | `overrides` | assets and configurations the sync leaves alone ([`crate::overrides`]) | `lscw ignore` | [`KEPT`] |
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::calls::ApiCalls;
+use crate::clock;
+use crate::lifecycle::RetireGuard;
+use crate::matching::FieldDiff;
+use crate::references::{EnsureOutcome, ReferenceKind, ReferenceNames};
+use crate::staging::Rejected;
+use crate::store::{Store, StoreError, StoreExt};
+
+/// Items an operator sets (mapping, overrides): kept until changed.
+pub const KEPT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// What the enrichment knows of tickets and agreements: longer than the full-read period
+/// (`ENRICH_FULL_REFRESH_DAYS`), so an incremental read always has its base.
+pub const KNOWN_TTL: Duration = Duration::from_secs(60 * 24 * 3600);
+
+/// How long a lease lasts unless renewed: far longer than any step between two renewals
+/// (a Lambda invocation lasts at most 15 minutes), short enough that a run that died
+/// unreleased blocks the schedule for two hours at most.
+pub const LEASE_TTL: Duration = Duration::from_secs(2 * 3600);
+
+/// A run id: sortable by time, unique enough to share a table.
+pub fn new_run_id() -> String {
+    format!("run-{}-{:04x}", clock::epoch_seconds(), fastrand::u16(..))
+}
+
+/// The key of `rest` within the run.
+fn in_run(run_id: &str, rest: &str) -> String {
+    format!("run/{run_id}/{rest}")
+}
+
+pub fn fetch_record(run_id: &str) -> String {
+    in_run(run_id, "fetch")
+}
+
+/// The prefix of the parts staging one page of a site's assets.
+pub fn staged_page(run_id: &str, site: usize, request: u64) -> String {
+    in_run(run_id, &format!("assets/{site:03}/{request:05}"))
+}
+
+/// The prefix of the parts listing the staged parts' keys.
+pub fn staged_index(run_id: &str) -> String {
+    in_run(run_id, "staged")
+}
+
+/// The prefix of the parts of a site's assets refused at fetch.
+pub fn site_rejected(run_id: &str, site: usize) -> String {
+    in_run(run_id, &format!("rejected/{site:03}"))
+}
+
+/// The prefix of the parts of a site's assets no mapping rule sends anywhere.
+pub fn site_unmapped(run_id: &str, site: usize) -> String {
+    in_run(run_id, &format!("unmapped/{site:03}"))
+}
+
+pub fn reference_names(run_id: &str) -> String {
+    in_run(run_id, "reference-names")
+}
+
+pub fn ensured_references(run_id: &str) -> String {
+    in_run(run_id, "references")
+}
+
+pub fn resolved_companies(run_id: &str) -> String {
+    in_run(run_id, "companies")
+}
+
+pub fn checked_custom_fields(run_id: &str) -> String {
+    in_run(run_id, "custom-fields")
+}
+
+pub fn match_record(run_id: &str) -> String {
+    in_run(run_id, "match")
+}
+
+/// The key of the `n`th batch of a kind (`create/000/00`, `retire/001`, `approved`).
+pub fn batch(run_id: &str, kind: &str, n: usize) -> String {
+    in_run(run_id, &format!("{kind}/{n:04}"))
+}
+
+pub fn batch_intent(batch: &str) -> String {
+    format!("{batch}/intent")
+}
+
+pub fn batch_result(batch: &str) -> String {
+    format!("{batch}/result")
+}
+
+pub fn held_retirements(run_id: &str) -> String {
+    in_run(run_id, "retire-held")
+}
+
+pub fn section_conflicts(run_id: &str, section: usize) -> String {
+    in_run(run_id, &format!("conflicts/{section:03}"))
+}
+
+pub fn section_failed(run_id: &str, section: usize) -> String {
+    in_run(run_id, &format!("match-failed/{section:03}"))
+}
+
+pub fn enrich_plan(run_id: &str) -> String {
+    in_run(run_id, "enrich/plan")
+}
+
+pub fn enrich_edits(run_id: &str, n: usize) -> String {
+    in_run(run_id, &format!("enrich/edits/{n:04}"))
+}
+
+/// The prefix of the parts of the assets the enrichment's plan could not edit.
+pub fn enrich_plan_failed(run_id: &str) -> String {
+    in_run(run_id, "enrich/plan-failed")
+}
+
+pub fn enrich_progress(run_id: &str, start: usize) -> String {
+    in_run(run_id, &format!("enrich/progress/{start:07}"))
+}
+
+pub fn enrich_failed(run_id: &str, start: usize) -> String {
+    in_run(run_id, &format!("enrich/failed/{start:07}"))
+}
+
+/// What the enrichment knows of tickets and agreements (their parts under it, per kind).
+pub const KNOWN: &str = "enrich/known";
+
+pub fn known_records(kind: &str) -> String {
+    format!("{KNOWN}/{kind}")
+}
+
+pub fn run_summary(run_id: &str) -> String {
+    format!("report/{run_id}")
+}
+
+/// The recent runs' summaries (newest last), as `lscw runs` shows them.
+pub const RECENT_RUNS: &str = "runs/recent";
+
+/// The reference cache of one kind (its [`ReferenceKind::label`]).
+pub fn reference_cache(kind: ReferenceKind) -> String {
+    format!("cache/references/{}", kind.label())
+}
+
+/// The lease's item.
+pub const LEASE: &str = "lease/sync";
+
+/// Where every user of one Lansweeper token keeps the requests it spent: named by a
+/// hash of the token, never by the token.
+pub fn lansweeper_quota(token_hash: u64) -> String {
+    format!("quota/lansweeper/{token_hash:016x}")
+}
+
+pub const MAPPING: &str = "mapping";
+
+pub const OVERRIDES: &str = "overrides";
+
+/// Who holds the lease, as a skipped run records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseHolder {
+    pub run_id: String,
+    /// When the holder's run took the lease (epoch seconds).
+    pub started_at: u64,
+    /// When the lease lapses unless renewed (epoch seconds).
+    pub expires_at: u64,
+}
+
+/// What fetch-assets staged, as the later steps and the report read it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchRecord {
+    pub assets: u64,
+    pub rejected: Vec<String>,
+    /// What each mapped site held.
+    #[serde(default)]
+    pub sites: Vec<SiteFetch>,
+    /// Parts of the list of the staged assets' parts.
+    #[serde(default)]
+    pub chunks: Vec<String>,
+    /// Parts of the distinct reference names, `(kind, name)`.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// Every company the mapping names (identifier or id).
+    #[serde(default)]
+    pub companies: Vec<String>,
+    pub api_calls: ApiCalls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
+}
+
+/// One site's part of the fetch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteFetch {
+    pub site: String,
+    /// Why the site could not be read (whole or in part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub assets: u64,
+    /// Assets rejected before mapping (no key, no name): their keys' parts.
+    pub rejected: Vec<String>,
+    /// Assets no rule maps.
+    pub unmapped: Vec<String>,
+}
+
+/// The references ensure-references found or created, with what it cost.
+pub type EnsuredReferences = (EnsureOutcome, ApiCalls);
+
+/// A configuration to create, as the create batches hold it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateItem {
+    pub asset_key: String,
+    pub name: String,
+    pub body: Value,
+}
+
+/// A configuration to change, as the modify batches hold it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyItem {
+    pub asset_key: String,
+    pub name: String,
+    pub configuration_id: i64,
+    pub unmatched_fields: Vec<FieldDiff>,
+    /// A retirement of a configuration whose asset left its site: not one of the run's
+    /// assets, so outside its accounting of assets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asset_gone: bool,
+}
+
+/// Items that belong to an asset.
+pub trait Keyed {
+    fn asset_key(&self) -> &str;
+}
+
+impl Keyed for CreateItem {
+    fn asset_key(&self) -> &str {
+        &self.asset_key
+    }
+}
+
+impl Keyed for ModifyItem {
+    fn asset_key(&self) -> &str {
+        &self.asset_key
+    }
+}
+
+/// An asset match could not pair with exactly one configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictReport {
+    pub asset_key: String,
+    pub name: String,
+    pub reason: String,
+    pub candidates: Vec<i64>,
+}
+
+/// What the writers and the report read of the match.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchRecord {
+    /// One per site and company, in the mapping's order.
+    pub sections: Vec<SectionRecord>,
+    /// Why the run retires nothing, when the guard held or the listing was incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<RetireGuard>,
+    /// The retirements the guard held (parts of [`ModifyItem`]s): what `lscw retire
+    /// --approve` writes.
+    #[serde(default)]
+    pub held: Vec<String>,
+    /// `lscw retire --approve` wrote the held retirements (their batches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved: Vec<String>,
+    pub custom_field_ids: HashMap<String, i64>,
+    pub api_calls: ApiCalls,
+}
+
+/// The assets of one site that go to one company, and what became of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SectionRecord {
+    pub site: String,
+    pub company: String,
+    pub company_id: i64,
+    pub assets: u64,
+    pub unchanged: u64,
+    /// Assets the operator's overrides keep out of every write.
+    #[serde(default)]
+    pub ignored: u64,
+    pub conflicts: Vec<String>,
+    pub failed: Vec<String>,
+    pub create_batches: Vec<String>,
+    pub modify_batches: Vec<String>,
+    /// Retirements ([`ModifyItem`]s changing status and active flag).
+    #[serde(default)]
+    pub retire_batches: Vec<String>,
+    /// Modifies that reactivate a retired configuration (planned).
+    #[serde(default)]
+    pub reactivated: u64,
+}
+
+/// Written before a create batch is sent: the batch (and so its assets) may be in
+/// ConnectWise from then on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateIntent {
+    /// Times a step started sending this batch.
+    pub entries: u32,
+    /// When the last of them started (epoch seconds).
+    pub since: u64,
+}
+
+/// A written batch's outcome per asset, as the report reads it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRecord {
+    pub written: Vec<String>,
+    pub failed: Vec<Rejected>,
+    pub api_calls: ApiCalls,
+}
+
+/// The run's fetch record.
+pub async fn read_fetch<S: Store>(store: &S, run_id: &str) -> Result<FetchRecord, StoreError> {
+    store.require(&fetch_record(run_id)).await
+}
+
+/// The run's match record.
+pub async fn read_match<S: Store>(store: &S, run_id: &str) -> Result<MatchRecord, StoreError> {
+    store.require(&match_record(run_id)).await
+}
+
+/// The references the run ensured, with what it cost.
+pub async fn read_ensured<S: Store>(
+    store: &S,
+    run_id: &str,
+) -> Result<EnsuredReferences, StoreError> {
+    store.require(&ensured_references(run_id)).await
+}
+
+/// The mapping's companies the run found, name key → id; a company ConnectWise does not
+/// have is absent (its assets fail alone).
+pub async fn read_companies<S: Store>(
+    store: &S,
+    run_id: &str,
+) -> Result<HashMap<String, i64>, StoreError> {
+    store.require(&resolved_companies(run_id)).await
+}
+
+/// The custom field ids the run checked, as the writers use them.
+pub async fn read_custom_fields<S: Store>(
+    store: &S,
+    run_id: &str,
+) -> Result<HashMap<String, i64>, StoreError> {
+    store.require(&checked_custom_fields(run_id)).await
+}
+
+/// The keys of the parts holding a run's staged assets.
+pub async fn staged_parts<S: Store>(store: &S, run_id: &str) -> Result<Vec<String>, StoreError> {
+    let record = read_fetch(store, run_id).await?;
+    store.get_parts(&record.chunks).await
+}
+
+/// The distinct reference names a run's assets use.
+pub async fn read_reference_names<S: Store>(
+    store: &S,
+    record: &FetchRecord,
+) -> Result<ReferenceNames, StoreError> {
+    let list: Vec<(ReferenceKind, String)> = store.get_parts(&record.references).await?;
+    let mut names = ReferenceNames::default();
+    for (kind, name) in &list {
+        names.add(*kind, Some(name));
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_keys_sit_under_its_id_and_batch_keys_carry_their_batch() {
+        let run = "run-1-abcd";
+        for key in [
+            fetch_record(run),
+            staged_page(run, 2, 7),
+            staged_index(run),
+            site_rejected(run, 1),
+            site_unmapped(run, 1),
+            reference_names(run),
+            ensured_references(run),
+            resolved_companies(run),
+            checked_custom_fields(run),
+            match_record(run),
+            batch(run, "create/000/00", 3),
+            held_retirements(run),
+            section_conflicts(run, 0),
+            section_failed(run, 0),
+            enrich_plan(run),
+            enrich_edits(run, 0),
+            enrich_plan_failed(run),
+            enrich_progress(run, 0),
+            enrich_failed(run, 0),
+        ] {
+            assert!(key.starts_with("run/run-1-abcd/"), "{key}");
+        }
+        let one = batch(run, "create/000/00", 3);
+        assert_eq!(one, "run/run-1-abcd/create/000/00/0003");
+        assert_eq!(batch_intent(&one), format!("{one}/intent"));
+        assert_eq!(batch_result(&one), format!("{one}/result"));
+        assert_ne!(batch_intent(&one), batch_result(&one));
+        assert_eq!(staged_page(run, 2, 7), "run/run-1-abcd/assets/002/00007");
+    }
+
+    #[test]
+    fn deployment_keys_never_collide_with_a_run() {
+        let keys = [
+            run_summary("run-1"),
+            RECENT_RUNS.to_string(),
+            reference_cache(ReferenceKind::Type),
+            LEASE.to_string(),
+            lansweeper_quota(0xfeed),
+            MAPPING.to_string(),
+            OVERRIDES.to_string(),
+            KNOWN.to_string(),
+            known_records("tickets"),
+        ];
+        for key in &keys {
+            assert!(!key.starts_with("run/"), "{key}");
+        }
+        let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        assert_eq!(
+            lansweeper_quota(0xfeed),
+            "quota/lansweeper/000000000000feed"
+        );
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_differ() {
+        let (a, b) = (new_run_id(), new_run_id());
+        assert!(a.starts_with("run-") && b.starts_with("run-"));
+        let seconds = |id: &str| -> u64 { id.split('-').nth(1).unwrap().parse().unwrap() };
+        assert!(seconds(&a) <= seconds(&b));
+    }
+}

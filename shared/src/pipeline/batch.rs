@@ -1,0 +1,206 @@
+//! A batch: the configurations one bulk request writes. How a plan is stored as batches,
+//! what a bulk function is invoked with for one, and how its outcome is recorded.
+
+use serde::{Deserialize, Serialize};
+
+use crate::calls::{ApiCalls, CallMeter};
+use crate::connectwise::BulkItemResult;
+use crate::error::PipelineError;
+use crate::layout::{self, BatchRecord, CreateItem, Keyed, ModifyItem};
+use crate::settings::SyncSettings;
+use crate::staging::Rejected;
+use crate::store::{PART_BYTES, SizedGroups, Store, StoreError, StoreExt};
+
+/// What a write step does to the configurations of its batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WriteKind {
+    /// New configurations (bulk POST): `bulk-create`.
+    Create,
+    /// Changed fields of matched configurations (bulk PUT): `bulk-modify`.
+    Modify,
+}
+
+impl WriteKind {
+    /// The state machine's name for the step.
+    pub fn step(self) -> &'static str {
+        match self {
+            Self::Create => "bulk-create",
+            Self::Modify => "bulk-modify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchInput {
+    pub run_id: String,
+    pub batch: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchOutput {
+    pub run_id: String,
+    pub batch: String,
+    pub written: u64,
+    pub failed: u64,
+    pub api_calls: ApiCalls,
+}
+
+/// The assets (key, name) a batch holds, whatever its kind.
+pub(crate) async fn batch_assets<S: Store>(
+    store: &S,
+    batch: &str,
+    kind: WriteKind,
+) -> Result<Vec<(String, String)>, PipelineError> {
+    Ok(match kind {
+        WriteKind::Create => store
+            .require::<Vec<CreateItem>>(batch)
+            .await?
+            .into_iter()
+            .map(|i| (i.asset_key, i.name))
+            .collect(),
+        WriteKind::Modify => store
+            .require::<Vec<ModifyItem>>(batch)
+            .await?
+            .into_iter()
+            .map(|i| (i.asset_key, i.name))
+            .collect(),
+    })
+}
+
+/// Records the batch's outcome per asset; the report reads it.
+pub(super) async fn finish_batch<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    input: &BatchInput,
+    meter: &CallMeter<'_>,
+    outcomes: Vec<(String, Result<(), String>)>,
+) -> Result<BatchOutput, PipelineError> {
+    let mut record = BatchRecord::default();
+    for (asset_key, outcome) in outcomes {
+        match outcome {
+            Ok(()) => record.written.push(asset_key),
+            Err(reason) => record.failed.push(Rejected { asset_key, reason }),
+        }
+    }
+    record.api_calls = meter.read();
+    store
+        .put(
+            &layout::batch_result(&input.batch),
+            &record,
+            settings.staging_ttl,
+        )
+        .await?;
+    Ok(BatchOutput {
+        run_id: input.run_id.clone(),
+        batch: input.batch.clone(),
+        written: record.written.len() as u64,
+        failed: record.failed.len() as u64,
+        api_calls: record.api_calls,
+    })
+}
+/// ConnectWise's reason for a failed item, as the report shows it.
+pub(super) fn reason(result: &BulkItemResult) -> String {
+    match &result.error {
+        Some(error) => {
+            let details: Vec<String> = error
+                .errors
+                .iter()
+                .map(|e| match (&e.field, &e.message) {
+                    (Some(field), Some(message)) => format!("{field}: {message}"),
+                    (_, Some(message)) => message.clone(),
+                    _ => String::new(),
+                })
+                .filter(|d| !d.is_empty())
+                .collect();
+            let mut text = format!(
+                "ConnectWise {} {}: {}",
+                result.status_code, error.code, error.message
+            );
+            if !details.is_empty() {
+                text.push_str(&format!(" ({})", details.join("; ")));
+            }
+            text
+        }
+        None => format!("ConnectWise answered {}", result.status_code),
+    }
+    .chars()
+    .take(REASON_MAX)
+    .collect()
+}
+
+/// The longest reason kept for a failed item: enough to act on, never enough to fill a
+/// batch's record.
+const REASON_MAX: usize = 1_000;
+
+/// Stores `items` in batches of at most `batch_size` items and [`PART_BYTES`] bytes
+/// each, and answers their keys; an item too large for a batch of its own fails alone.
+pub(crate) async fn put_batches<S: Store, T: Serialize + Sync + Keyed>(
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    kind: &str,
+    items: &[T],
+    failed: &mut Vec<Rejected>,
+) -> Result<Vec<String>, PipelineError> {
+    let planned = items.iter().map(Planned::of).collect::<Result<_, _>>()?;
+    put_planned(store, settings, run_id, kind, planned, failed).await
+}
+
+/// An item serialised as soon as it is decided: a run's plan is held as compact JSON
+/// text until its batches are stored, not as parsed values (several times larger).
+pub(crate) struct Planned {
+    asset_key: String,
+    text: String,
+}
+
+impl Planned {
+    pub(super) fn of<T: Serialize + Keyed>(item: &T) -> Result<Self, PipelineError> {
+        let mut text = serde_json::to_string(item).map_err(|e| StoreError::Corrupt {
+            key: "(planned item)".into(),
+            reason: e.to_string(),
+        })?;
+        // Serialising doubles the buffer as it grows; a plan holds many of these.
+        text.shrink_to_fit();
+        Ok(Self {
+            asset_key: item.asset_key().to_string(),
+            text,
+        })
+    }
+}
+
+/// [`put_batches`] of items serialised already.
+pub(super) async fn put_planned<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    kind: &str,
+    items: Vec<Planned>,
+    failed: &mut Vec<Rejected>,
+) -> Result<Vec<String>, PipelineError> {
+    let (keys, texts): (Vec<String>, Vec<String>) =
+        items.into_iter().map(|p| (p.asset_key, p.text)).unzip();
+    let sized = SizedGroups::of_texts(texts, settings.batch_size, PART_BYTES);
+    for &index in &sized.too_large {
+        failed.push(Rejected {
+            asset_key: keys[index].clone(),
+            reason: format!(
+                "too large to write: {} bytes serialised, a batch holds at most {PART_BYTES}",
+                sized.texts[index].len()
+            ),
+        });
+    }
+    let mut keys = Vec::with_capacity(sized.groups.len());
+    for (n, group) in sized.groups.iter().enumerate() {
+        let key = layout::batch(run_id, kind, n);
+        let texts: Vec<&str> = group.iter().map(|&i| sized.texts[i].as_str()).collect();
+        store
+            .put_raw(&key, format!("[{}]", texts.join(",")), settings.staging_ttl)
+            .await?;
+        keys.push(key);
+    }
+    Ok(keys)
+}

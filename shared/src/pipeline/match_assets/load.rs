@@ -1,0 +1,213 @@
+//! What match reads before it decides anything: the staged assets and the configurations
+//! in scope, each held compact (only the texts matching, the writes, the retirements
+//! and the report read), and which asset keys the sites listed.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::connectwise::{ConnectWiseClient, ListQuery, endpoint};
+use crate::error::PipelineError;
+use crate::layout::FetchRecord;
+use crate::matching::{self, Compact, Fields, MatchSpec, Target};
+use crate::settings::SyncSettings;
+use crate::staging::Rejected;
+use crate::store::{Store, StoreExt};
+
+/// What match reads of a staged asset besides the spec's paths (its section, the
+/// references a failure names).
+const ASSET_FIELDS: &[&str] = &[
+    "key",
+    "name",
+    "site",
+    "company",
+    "retired",
+    "type",
+    "state",
+    "manufacturer",
+    "location",
+];
+
+/// What match reads of a configuration besides the spec's targets (its keys, company,
+/// and whether it is retired).
+const CONFIGURATION_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "serialNumber",
+    "macAddress",
+    "company.id",
+    "activeFlag",
+    "status.name",
+];
+
+/// A text of a compact record, empty when absent.
+pub(super) fn text(record: &Compact, field: &str) -> String {
+    record.at(field).unwrap_or_default()
+}
+
+/// The company a configuration belongs to.
+pub(super) fn company_of(configuration: &Compact) -> Option<i64> {
+    configuration
+        .at("company.id")
+        .and_then(|id| id.parse::<i64>().ok())
+}
+
+/// The run's staged assets, compact, read one chunk at a time.
+pub(super) async fn staged_assets<S: Store>(
+    store: &S,
+    fetched: &FetchRecord,
+    spec: &MatchSpec,
+    create_spec: &MatchSpec,
+) -> Result<Vec<Compact>, PipelineError> {
+    let targets = Compact::targets(
+        ASSET_FIELDS
+            .iter()
+            .map(|f| Target::Field((*f).to_string()))
+            .chain(
+                spec.targets()
+                    .into_iter()
+                    .chain(create_spec.targets())
+                    .map(|(path, _)| Target::Field(path.to_string())),
+            ),
+    );
+    let chunks: Vec<String> = store.get_parts(&fetched.chunks).await?;
+    let mut assets = Vec::new();
+    for chunk in &chunks {
+        let part: Vec<serde_json::Value> = store.require(chunk).await?;
+        assets.extend(part.iter().map(|a| Compact::of(a, &targets, None)));
+    }
+    Ok(assets)
+}
+
+/// Every configuration in scope, read once (forward-only, only the compared fields): of
+/// each, only what matching, the retirements and the report read, a long custom field
+/// value as its fingerprint (a tenant's other fields and the software lists would
+/// otherwise dominate the memory).
+pub(super) async fn configurations(
+    connectwise: &ConnectWiseClient,
+    settings: &SyncSettings,
+    spec: &MatchSpec,
+) -> Result<Vec<Compact>, PipelineError> {
+    let query = ListQuery {
+        conditions: settings.match_conditions.clone(),
+        fields: Some(format!(
+            "{},company/id,activeFlag",
+            spec.configuration_fields()
+        )),
+        ..ListQuery::default()
+    };
+    let targets = Compact::targets(
+        CONFIGURATION_FIELDS
+            .iter()
+            .map(|f| Target::Field((*f).to_string()))
+            .chain(spec.targets().into_iter().map(|(_, target)| target))
+            .chain([Target::Custom(spec.link_caption.clone())]),
+    );
+    Ok(connectwise
+        .list_complete_as(endpoint::CONFIGURATIONS, &query, |configuration| {
+            Compact::of(&configuration, &targets, Some(spec.case_sensitive_match))
+        })
+        .await?)
+}
+
+/// Which companies hold each linked configuration, by lower-cased asset key: an asset
+/// linked in another company than its mapping's is a conflict, never a second
+/// configuration.
+pub(super) fn links(
+    configurations: &[Compact],
+    link: &Target,
+) -> HashMap<String, Vec<(i64, Option<i64>)>> {
+    let mut linked_in: HashMap<String, Vec<(i64, Option<i64>)>> = HashMap::new();
+    for configuration in configurations {
+        if let Some(key) = configuration.text(link) {
+            linked_in.entry(key.to_lowercase()).or_default().push((
+                matching::configuration_id(configuration),
+                company_of(configuration),
+            ));
+        }
+    }
+    linked_in
+}
+
+/// The configurations of the mapped companies, by company id; the others are out of
+/// the run's reach.
+pub(super) fn by_company(
+    configurations: Vec<Compact>,
+    company_ids: &HashMap<String, i64>,
+) -> HashMap<i64, Vec<Compact>> {
+    let mut by_company: HashMap<i64, Vec<Compact>> = HashMap::new();
+    for configuration in configurations {
+        if let Some(company) = company_of(&configuration)
+            && company_ids.values().any(|&id| id == company)
+        {
+            by_company.entry(company).or_default().push(configuration);
+        }
+    }
+    by_company
+}
+
+/// Every key the sites listed (unmapped and rejected ones too), lower-cased: a
+/// configuration linked to any of them is not retired.
+pub(super) async fn listed_keys<S: Store>(
+    store: &S,
+    fetched: &FetchRecord,
+    assets: &[Compact],
+) -> Result<HashSet<String>, PipelineError> {
+    let mut listed: HashSet<String> = assets
+        .iter()
+        .map(|a| text(a, "key").to_lowercase())
+        .collect();
+    for site in &fetched.sites {
+        for part in [&site.unmapped, &site.rejected] {
+            let entries: Vec<Rejected> = store.get_parts(part).await?;
+            listed.extend(entries.into_iter().map(|e| e.asset_key.to_lowercase()));
+        }
+    }
+    Ok(listed)
+}
+
+/// Why the listing is incomplete, if it is: a site not read whole, or one that listed
+/// no asset. Such a run retires nothing.
+pub(super) fn incomplete_listing(fetched: &FetchRecord) -> Option<String> {
+    fetched
+        .sites
+        .iter()
+        .find(|s| s.error.is_some() || s.assets == 0)
+        .map(|s| match &s.error {
+            Some(error) => format!("site {} was not read whole ({error})", s.site),
+            None => format!("site {} listed no asset", s.site),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::SiteFetch;
+
+    fn site(name: &str, assets: u64, error: Option<&str>) -> SiteFetch {
+        SiteFetch {
+            site: name.into(),
+            error: error.map(str::to_string),
+            assets,
+            ..SiteFetch::default()
+        }
+    }
+
+    #[test]
+    fn a_listing_is_incomplete_when_a_site_failed_or_listed_nothing() {
+        let mut fetched = FetchRecord {
+            sites: vec![site("a", 3, None), site("b", 2, None)],
+            ..FetchRecord::default()
+        };
+        assert_eq!(incomplete_listing(&fetched), None);
+        fetched.sites.push(site("c", 0, None));
+        assert_eq!(
+            incomplete_listing(&fetched).as_deref(),
+            Some("site c listed no asset")
+        );
+        fetched.sites.insert(0, site("d", 10, Some("refused")));
+        assert!(
+            incomplete_listing(&fetched)
+                .unwrap()
+                .contains("d was not read whole (refused)")
+        );
+    }
+}

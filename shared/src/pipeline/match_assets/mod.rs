@@ -1,0 +1,260 @@
+//! `match`: reads the configurations in scope once and the staged assets, matches them
+//! company by company, level by level, guards the retirements and stores the create and
+//! modify batches the write lanes take.
+
+mod company;
+mod guard;
+mod load;
+mod section;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::batch::put_batches;
+use super::ensure::EnsureOutput;
+use super::lanes::{self, LaneInput};
+use crate::calls::{ApiCalls, CallMeter};
+use crate::connectwise::ConnectWiseClient;
+use crate::error::PipelineError;
+use crate::layout::{self, MatchRecord, SectionRecord};
+use crate::lease;
+use crate::matching::{MatchSpec, Target};
+use crate::overrides;
+use crate::references::{self, EnsureOutcome, ReferenceIds};
+use crate::settings::SyncSettings;
+use crate::store::{Store, StoreExt};
+use company::{MissingReferences, Planner};
+use section::Sections;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchOutput {
+    pub run_id: String,
+    /// Groups of up to [`super::lanes::GROUP_SIZE`] batches to create and to modify; their keys stay
+    /// in the store ([`super::lanes::planned_groups`]), so the state is the same size at any estate.
+    pub create_groups: usize,
+    pub modify_groups: usize,
+    /// The Maps' items: at most [`super::lanes::LANES`] each.
+    pub create_lanes: Vec<LaneInput>,
+    pub modify_lanes: Vec<LaneInput>,
+    pub to_create: u64,
+    pub to_modify: u64,
+    /// Configurations to retire (their batches are among the modify groups).
+    #[serde(default)]
+    pub to_retire: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub failed: u64,
+    pub api_calls: ApiCalls,
+}
+
+/// Reads the scoped configurations once and the staged assets, matches them and writes
+/// the create and modify batches.
+pub async fn match_assets<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    settings: &SyncSettings,
+    input: &EnsureOutput,
+) -> Result<MatchOutput, PipelineError> {
+    let run_id = &input.run_id;
+    if !settings.dry_run {
+        lease::renew(store, run_id).await?;
+    }
+    let meter = CallMeter::connectwise(connectwise);
+    let spec = MatchSpec::for_staged_assets();
+    let create_spec = settings.field_policies.create_spec(&spec);
+    let (ensured, _) = layout::read_ensured(store, run_id).await?;
+    let fetched = layout::read_fetch(store, run_id).await?;
+    let assets = load::staged_assets(store, &fetched, &spec, &create_spec).await?;
+    let companies = distinct(assets.iter().map(|a| load::text(a, "company")));
+    let company_ids = layout::read_companies(store, run_id).await?;
+    let configurations = load::configurations(connectwise, settings, &spec).await?;
+    let custom_field_ids = layout::read_custom_fields(store, run_id).await?;
+    let link = Target::Custom(spec.link_caption.clone());
+    let linked_in = load::links(&configurations, &link);
+    let mut by_company = load::by_company(configurations, &company_ids);
+    let overrides = overrides::load(store).await?;
+    let listed = load::listed_keys(store, &fetched, &assets).await?;
+
+    // Sections in the order their assets came (the mapping's), each company matched once
+    // against its own configurations, whichever sites its assets came from.
+    let mut sections = Sections::default();
+    let (grouped, first_section) = company::assign(
+        assets,
+        &companies,
+        &company_ids,
+        &linked_in,
+        &overrides,
+        &mut sections,
+    );
+    let references = reference_ids(&ensured, settings.dry_run);
+    let missing = MissingReferences::of(&ensured.failures);
+    let planner = Planner {
+        store,
+        settings,
+        run_id,
+        spec: &spec,
+        create_spec: &create_spec,
+        references: &references,
+        custom_field_ids: &custom_field_ids,
+        overrides: &overrides,
+        missing: &missing,
+        listed: &listed,
+        link: &link,
+    };
+    let mut linked = 0u64;
+    for (company_id, members) in grouped {
+        let configurations = by_company.remove(&company_id).unwrap_or_default();
+        let section = first_section.get(&company_id).copied().unwrap_or(0);
+        linked += planner
+            .plan_company(
+                company_id,
+                members,
+                &configurations,
+                &mut sections.plans,
+                section,
+            )
+            .await?;
+    }
+    // The mapped companies no asset went to this run: their linked configurations too.
+    for (company_id, configurations) in by_company {
+        let (company_linked, gone) = guard::gone_assets(
+            &configurations,
+            &listed,
+            &overrides,
+            &settings.retire,
+            &link,
+        );
+        linked += company_linked;
+        if !gone.is_empty() {
+            let company = fetched
+                .companies
+                .iter()
+                .find(|c| company_ids.get(&references::name_key(c)) == Some(&company_id))
+                .cloned()
+                .unwrap_or_else(|| company_id.to_string());
+            sections.add_retirements(company, gone);
+        }
+    }
+
+    let would_retire: u64 = sections.plans.iter().map(|p| p.retires.len() as u64).sum();
+    let incomplete = load::incomplete_listing(&fetched);
+    let (guard, held) = match guard::verdict(&settings.retire, incomplete, would_retire, linked) {
+        Some(reason) => {
+            let ttl = settings.staging_ttl;
+            let (held, guard) =
+                guard::hold(store, run_id, ttl, &mut sections.plans, reason, linked).await?;
+            (Some(guard), held)
+        }
+        None => (None, Vec::new()),
+    };
+    let (records, mut totals) =
+        store_sections(store, settings, run_id, sections, &company_ids).await?;
+    totals.api_calls = meter.read();
+    let record = MatchRecord {
+        sections: records,
+        guard,
+        held,
+        approved: Vec::new(),
+        custom_field_ids,
+        api_calls: totals.api_calls,
+    };
+    store
+        .put(&layout::match_record(run_id), &record, settings.staging_ttl)
+        .await?;
+    let (create, modify) = lanes::groups_of(&record);
+    totals.create_groups = create.len();
+    totals.modify_groups = modify.len();
+    totals.create_lanes = LaneInput::lanes(run_id, create.len());
+    totals.modify_lanes = LaneInput::lanes(run_id, modify.len());
+    Ok(totals)
+}
+
+/// The ensured references' ids; in a dry run, those a real run would create too, with
+/// placeholder ids, so the plan is complete.
+fn reference_ids(ensured: &EnsureOutcome, dry_run: bool) -> ReferenceIds {
+    let mut ids = ensured.ids.clone();
+    if dry_run {
+        for (kind, names) in &ensured.created {
+            for name in names {
+                ids.insert(*kind, name, 0);
+            }
+        }
+    }
+    ids
+}
+
+/// Stores each section's last planned items, its retirements, conflicts and failures,
+/// and answers the sections' records with the run's totals.
+async fn store_sections<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    sections: Sections,
+    company_ids: &HashMap<String, i64>,
+) -> Result<(Vec<SectionRecord>, MatchOutput), PipelineError> {
+    let ttl = settings.staging_ttl;
+    let mut records = Vec::with_capacity(sections.names.len());
+    let mut totals = MatchOutput {
+        run_id: run_id.to_string(),
+        ..MatchOutput::default()
+    };
+    for (n, ((site, company), mut plan)) in
+        sections.names.into_iter().zip(sections.plans).enumerate()
+    {
+        let (creates, modifies) = (plan.creates.planned, plan.modifies.planned);
+        plan.creates
+            .store(store, settings, run_id, &mut plan.failed)
+            .await?;
+        plan.modifies
+            .store(store, settings, run_id, &mut plan.failed)
+            .await?;
+        let retire_batches = put_batches(
+            store,
+            settings,
+            run_id,
+            &format!("retire/{n:03}"),
+            &plan.retires,
+            &mut plan.failed,
+        )
+        .await?;
+        totals.to_retire += plan.retires.len() as u64;
+        totals.to_create += creates as u64;
+        totals.to_modify += modifies as u64;
+        totals.unchanged += plan.unchanged;
+        totals.conflicts += plan.conflicts.len() as u64;
+        totals.failed += plan.failed.len() as u64;
+        tracing::info!(%run_id, %site, %company, create = creates, modify = modifies, unchanged = plan.unchanged, conflicts = plan.conflicts.len(), failed = plan.failed.len(), "matched");
+        records.push(SectionRecord {
+            company_id: company_ids
+                .get(&references::name_key(&company))
+                .copied()
+                .unwrap_or(0),
+            site,
+            company,
+            assets: plan.assets,
+            unchanged: plan.unchanged,
+            ignored: plan.ignored,
+            conflicts: store
+                .put_parts(&layout::section_conflicts(run_id, n), &plan.conflicts, ttl)
+                .await?,
+            failed: store
+                .put_parts(&layout::section_failed(run_id, n), &plan.failed, ttl)
+                .await?,
+            create_batches: plan.creates.batches,
+            modify_batches: plan.modifies.batches,
+            retire_batches,
+            reactivated: plan.reactivated,
+        });
+    }
+    Ok((records, totals))
+}
+
+/// Each value once, in first-seen order.
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    values
+        .filter(|v| seen.insert(references::name_key(v)))
+        .collect()
+}
