@@ -299,7 +299,11 @@ async fn an_invalid_mapping_is_refused_before_any_request() {
     ]});
     world
         .store
-        .put(layout::MAPPING, &invalid, std::time::Duration::from_secs(60))
+        .put(
+            layout::MAPPING,
+            &invalid,
+            std::time::Duration::from_secs(60),
+        )
         .await
         .unwrap();
     let connectwise_before = world.cw.control().total();
@@ -317,7 +321,11 @@ async fn an_invalid_mapping_is_refused_before_any_request() {
     let unknown = json!({"sites": [{"site": SITE_ID, "company": "NoSuchClient"}]});
     world
         .store
-        .put(layout::MAPPING, &unknown, std::time::Duration::from_secs(60))
+        .put(
+            layout::MAPPING,
+            &unknown,
+            std::time::Duration::from_secs(60),
+        )
         .await
         .unwrap();
     let error = sync_on(&world, &world.store).await.unwrap_err().to_string();
@@ -332,7 +340,11 @@ async fn an_invalid_mapping_is_refused_before_any_request() {
     one_gone.sites[1].company = Some("NoSuchClient".into());
     world
         .store
-        .put(layout::MAPPING, &one_gone, std::time::Duration::from_secs(60))
+        .put(
+            layout::MAPPING,
+            &one_gone,
+            std::time::Duration::from_secs(60),
+        )
         .await
         .unwrap();
     let report = sync(&world).await;
@@ -359,7 +371,11 @@ async fn a_site_the_token_lost_fails_alone_and_the_other_clients_are_synced() {
     );
     world
         .store
-        .put(layout::MAPPING, &mapping, std::time::Duration::from_secs(60))
+        .put(
+            layout::MAPPING,
+            &mapping,
+            std::time::Duration::from_secs(60),
+        )
         .await
         .unwrap();
     let report = sync(&world).await;

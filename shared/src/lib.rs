@@ -11,6 +11,7 @@ pub mod enrichment;
 pub mod environment;
 pub mod error;
 pub mod http;
+#[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod lansweeper;
 pub mod layout;
@@ -25,6 +26,8 @@ pub mod pipeline;
 pub mod policy;
 pub mod quota;
 pub mod references;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod settings;
 pub mod staging;
 pub mod store;

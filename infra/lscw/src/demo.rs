@@ -10,7 +10,8 @@ use simulators::lansweeper::{self as ls_sim, SiteSpec};
 use simulators::scenario::{self, LinkedPair};
 
 use crate::mapping::{self, MappingAction};
-use crate::sync::{self, AnyStore};
+use crate::store::AnyStore;
+use crate::sync;
 
 /// The demo runs the Lansweeper quota this much faster than real time.
 const SPEED: f64 = 60.0;

@@ -14,7 +14,7 @@ use shared::mapping::{self, Mapping};
 use shared::settings::SyncSettings;
 use shared::store::Store;
 
-use crate::sync::AnyStore;
+use crate::store::AnyStore;
 
 /// What the checks found.
 #[derive(Default)]

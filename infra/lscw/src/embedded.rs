@@ -5,10 +5,11 @@
 //! share it one operation at a time.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redb::{Database, DatabaseError, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use shared::clock::epoch_seconds as now;
 use shared::store::{Claim, Store, StoreError};
 
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
@@ -37,12 +38,6 @@ struct Item {
     expires: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     owner: Option<String>,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn backend(path: &Path, error: impl std::fmt::Display) -> StoreError {
@@ -214,6 +209,14 @@ mod tests {
     use shared::store::StoreExt;
 
     use super::*;
+
+    #[tokio::test]
+    async fn the_embedded_store_keeps_the_contract() {
+        let dir = std::env::temp_dir().join(format!("lscw-contract-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        shared::store::contract::check(&EmbeddedStore::new(dir.join("store.redb"))).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[tokio::test]
     async fn values_and_leases_outlive_the_store_that_wrote_them() {

@@ -8,6 +8,7 @@ mod embedded;
 mod html;
 mod mapping;
 mod step;
+mod store;
 mod sync;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ use shared::environment::{Environment, Lookup};
 use shared::lansweeper::{ASSET_PATHS, LansweeperClient, LansweeperConfig, LansweeperOptions};
 use simulators::connectwise::{ConnectWiseSimulator, TenantData, TenantSpec};
 use simulators::lansweeper::{LansweeperSimulator, SiteData, SiteSpec};
+
+use crate::store::AnyStore;
 
 #[derive(Parser)]
 #[command(
@@ -332,7 +335,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report { run_id, json, html } => {
             let lookup = Lookup::load().await?;
-            let store = sync::AnyStore::from_lookup(&lookup).await;
+            let store = AnyStore::from_lookup(&lookup).await;
             let run_report = sync::report(&store, &run_id).await?;
             sync::print_report(&run_report);
             // The state machine's enrichment runs under the sync's run id.
@@ -401,11 +404,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ignore { what } => set_ignored(what, true).await,
         Command::Unignore { what } => set_ignored(what, false).await,
         Command::Runs => {
-            let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
+            let store = AnyStore::from_lookup(&Lookup::load().await?).await;
             sync::print_runs(&store).await
         }
         Command::Lease { action } => {
-            let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
+            let store = AnyStore::from_lookup(&Lookup::load().await?).await;
             let held = match action {
                 LeaseAction::Show => shared::lease::holder(&store).await?,
                 LeaseAction::Release => shared::lease::force_release(&store).await?,
@@ -448,7 +451,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Adds (or takes back) an asset or a configuration to what the sync never writes.
 async fn set_ignored(what: Ignored, ignore: bool) -> anyhow::Result<()> {
-    let store = sync::AnyStore::from_lookup(&Lookup::load().await?).await;
+    let store = AnyStore::from_lookup(&Lookup::load().await?).await;
     let mut overrides = shared::overrides::load(&store).await?;
     let (changed, shown) = match &what {
         Ignored::Asset { key } => {
@@ -586,9 +589,9 @@ async fn simulate(api: SimulatedApi) -> anyhow::Result<()> {
 /// The environment of a sync or enrichment on this machine: the same settings as the
 /// Lambda functions read (environment, and the secret `SECRET_ARN` names), the table
 /// when one is configured.
-async fn environment(dry_run: bool) -> anyhow::Result<Environment<sync::AnyStore>> {
+async fn environment(dry_run: bool) -> anyhow::Result<Environment<AnyStore>> {
     let lookup = Lookup::load().await?;
-    let store = sync::AnyStore::from_lookup(&lookup).await;
+    let store = AnyStore::from_lookup(&lookup).await;
     eprintln!("store: {}", store.describe());
     let mut env = Environment::connect(&lookup, store).await?;
     env.settings.dry_run = dry_run;

@@ -11,7 +11,7 @@ use shared::connectwise::{ListQuery, endpoint};
 use shared::environment::Environment;
 use shared::mapping::{self, Condition, Mapping, Rule, SiteMapping};
 
-use crate::sync::AnyStore;
+use crate::store::AnyStore;
 
 #[derive(Subcommand)]
 pub enum MappingAction {

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use shared::environment::Environment;
 use shared::pipeline::{self, LaneInput, ReportInput, WriteKind};
 
-use crate::sync::AnyStore;
+use crate::store::AnyStore;
 
 /// The states `lscw step` runs.
 #[derive(Clone, Copy, ValueEnum)]

@@ -185,7 +185,11 @@ mod tests {
         ]);
         let retired_status = policy().retired_status;
         let configuration = |id: i64, key: Option<&str>, active: bool| {
-            let status = if active { "Active" } else { retired_status.as_str() };
+            let status = if active {
+                "Active"
+            } else {
+                retired_status.as_str()
+            };
             let fields = key.map_or_else(Vec::new, |k| {
                 vec![json!({"id": 1, "caption": "ls_asset_id", "value": k})]
             });
