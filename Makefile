@@ -4,7 +4,7 @@ VENV ?= .venv
 TOOLING := infra/tooling
 FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich run-report
 
-.PHONY: demo test setup browser validate fmt lint unit build build-cli invoke bench clean
+.PHONY: demo test setup browser validate structure fmt lint unit build build-cli invoke bench clean
 
 ## The whole sync on this machine, against in-process simulators; no AWS account needed.
 demo:
@@ -32,11 +32,17 @@ $(TOOLING)/node_modules/.installed: $(TOOLING)/package.json
 	cd $(TOOLING) && npm install --no-audit --no-fund --silent
 	touch $@
 
-## The state machine definition and the SAM template, checked offline.
+## The state machine definition and the SAM template, checked offline; no import circle
+## among the domain crate's modules.
 validate: setup
+	python3 infra/local/structure.py check shared/src
 	$(TOOLING)/node_modules/.bin/asl-validator --json-path infra/statemachine/sync.asl.json
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint -t template.yaml
 	$(VENV)/bin/python -m unittest discover -s infra/tests -p 'test_*.py' 
+
+## The domain crate's modules and their imports, as the README's Mermaid picture.
+structure:
+	@python3 infra/local/structure.py mermaid shared/src
 
 fmt:
 	$(CARGO) fmt --all -- --check

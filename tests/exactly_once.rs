@@ -31,7 +31,7 @@ async fn lost_answers_create_nothing_twice(rules: &[(LostAnswer, u64)]) {
     let world = world(240).await;
     world.cw.control().lose_answers(rules);
     let faulty = sync(&world).await;
-    assert!(faulty.created > 0, "{faulty:#?}");
+    assert!(faulty.counts.created > 0, "{faulty:#?}");
     state(&world.cw);
 
     world.cw.control().lose_answers(&[]);
@@ -39,7 +39,11 @@ async fn lost_answers_create_nothing_twice(rules: &[(LostAnswer, u64)]) {
     assert_eq!(rerun.failed.len(), 0, "{:#?}", rerun.failed);
     assert_eq!(state(&world.cw), clean_state(240).await, "{rules:?}");
     let again = sync(&world).await;
-    assert_eq!((again.created, again.modified), (0, 0), "settled");
+    assert_eq!(
+        (again.counts.created, again.counts.modified),
+        (0, 0),
+        "settled"
+    );
 }
 
 #[tokio::test]
@@ -289,7 +293,11 @@ async fn two_runs_started_together_write_once() {
     assert!(ran.skipped_for.is_none());
     assert_eq!(skipped.skipped_for.unwrap().run_id, ran.run_id);
     assert_eq!(
-        (skipped.created, skipped.modified, skipped.assets),
+        (
+            skipped.counts.created,
+            skipped.counts.modified,
+            skipped.assets
+        ),
         (0, 0, 0)
     );
     assert_eq!(ran.accounted(), ran.assets);
@@ -341,6 +349,10 @@ async fn a_listing_cut_short_stops_the_run_before_any_write() {
 
     world.cw.control().cut_listings(false);
     let whole = sync(&world).await;
-    assert_eq!((whole.created, whole.modified), (3, 1), "{whole:#?}");
+    assert_eq!(
+        (whole.counts.created, whole.counts.modified),
+        (3, 1),
+        "{whole:#?}"
+    );
     state(&world.cw);
 }

@@ -96,7 +96,7 @@ async fn run_functions_after(
         .await
         .expect("run-report");
     assert_eq!(summary["status"], json!(report.status), "{summary}");
-    assert_eq!(summary["created"], report.created);
+    assert_eq!(summary["created"], report.counts.created);
     assert_eq!(summary["failed"], report.failed.len());
     assert_eq!(summary["conflicts"], report.conflicts.len());
     // What run-report printed for CloudWatch: the run's numbers in embedded metric format.
@@ -118,8 +118,8 @@ async fn run_functions_after(
         );
     }
     assert_eq!(metrics["Assets"], report.assets);
-    assert_eq!(metrics["Created"], report.created);
-    assert_eq!(metrics["Modified"], report.modified);
+    assert_eq!(metrics["Created"], report.counts.created);
+    assert_eq!(metrics["Modified"], report.counts.modified);
     assert_eq!(metrics["Conflicts"], report.conflicts.len());
     assert_eq!(metrics["Failed"], report.failed.len());
     assert_eq!(metrics["Unmapped"], report.unmapped.len());
@@ -277,7 +277,10 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         !first.unmapped.is_empty(),
         "the shared site's assets without a customer"
     );
-    assert!(first.created > 100 && first.modified > 50, "{first:#?}");
+    assert!(
+        first.counts.created > 100 && first.counts.modified > 50,
+        "{first:#?}"
+    );
     assert!(!first.conflicts.is_empty());
     assert!(first.failed.is_empty(), "{:#?}", first.failed);
     assert!(first.api_calls.connectwise > 0 && first.api_calls.lansweeper > 0);
@@ -331,7 +334,11 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
 
     cw.control().reset_counts();
     let (second, _, _) = run_functions(&watch, &store).await;
-    assert_eq!((second.created, second.modified), (0, 1), "{second:#?}");
+    assert_eq!(
+        (second.counts.created, second.counts.modified),
+        (0, 1),
+        "{second:#?}"
+    );
     assert_eq!(cw.control().count("POST "), 0);
     assert_eq!(
         cw.control().count("PUT "),
@@ -367,7 +374,7 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         0,
         "a run over unchanged data writes nothing"
     );
-    assert_eq!((third.created, third.modified), (0, 0));
+    assert_eq!((third.counts.created, third.counts.modified), (0, 0));
 
     // Enrichment through its function, looping on the continuation as the state machine does.
     let enriched = enrich_until_done(&watch, &store, "enrich-1", &mut first_outputs).await;

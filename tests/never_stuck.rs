@@ -49,9 +49,9 @@ async fn software_updates_on_many_linked_assets_never_make_a_batch_too_large() {
         let report = sync(&world).await;
         assert!(report.failed.is_empty(), "{:#?}", report.failed);
         assert!(
-            report.modified as usize >= updated.len(),
+            report.counts.modified as usize >= updated.len(),
             "update {generation}: {} modified for {} updated",
-            report.modified,
+            report.counts.modified,
             updated.len()
         );
         // Every stored value fits the store, and the batches took more than 50's count.
@@ -61,7 +61,11 @@ async fn software_updates_on_many_linked_assets_never_make_a_batch_too_large() {
         }
     }
     let settled = sync(&world).await;
-    assert_eq!((settled.created, settled.modified), (0, 0), "{settled:#?}");
+    assert_eq!(
+        (settled.counts.created, settled.counts.modified),
+        (0, 0),
+        "{settled:#?}"
+    );
     state(&world.cw);
 }
 
@@ -117,7 +121,7 @@ async fn a_huge_value_or_a_huge_software_list_fails_or_is_capped_alone() {
     assert_eq!(busy["name"], "asset with 5000 software entries");
     let named = &linked["asset-with-a-10-mb-name"];
     assert_eq!(named["name"].as_str().unwrap().chars().count(), 100);
-    assert!(report.created > 30, "the others sync: {report:#?}");
+    assert!(report.counts.created > 30, "the others sync: {report:#?}");
 }
 
 #[tokio::test]
@@ -147,7 +151,10 @@ async fn a_batch_refused_whole_and_one_failing_past_its_retries_fail_alone() {
         .count();
     assert_eq!(refused, 50, "{:#?}", report.failed);
     assert!(broken > 0 && broken <= 50, "{:#?}", report.failed);
-    assert!(report.created > 0 && report.modified > 0, "{report:#?}");
+    assert!(
+        report.counts.created > 0 && report.counts.modified > 0,
+        "{report:#?}"
+    );
 
     // The next run writes what failed, and then nothing is left.
     let next = sync(&world).await;
@@ -157,10 +164,10 @@ async fn a_batch_refused_whole_and_one_failing_past_its_retries_fail_alone() {
         "conflicts remain"
     );
     assert!(next.failed.is_empty(), "{:#?}", next.failed);
-    assert_eq!(next.created as usize, refused);
-    assert_eq!(next.modified as usize, broken);
+    assert_eq!(next.counts.created as usize, refused);
+    assert_eq!(next.counts.modified as usize, broken);
     let settled = sync(&world).await;
-    assert_eq!((settled.created, settled.modified), (0, 0));
+    assert_eq!((settled.counts.created, settled.counts.modified), (0, 0));
 }
 
 #[tokio::test]

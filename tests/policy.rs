@@ -98,7 +98,7 @@ async fn each_field_policy_keeps_or_overwrites_a_hand_edit() {
     });
 
     let report = sync_with(&world, &settings).await;
-    assert_eq!(report.modified, 2, "{report:#?}");
+    assert_eq!(report.counts.modified, 2, "{report:#?}");
     let after = linked(&world, &keys[0]);
     assert_eq!(
         after["ipAddress"], "10.99.99.99",
@@ -148,7 +148,7 @@ async fn type_and_status_maps_name_what_is_written() {
     )
     .unwrap();
     let report = sync_with(&world, &settings).await;
-    assert!(report.created > 0 && report.modified > 0);
+    assert!(report.counts.created > 0 && report.counts.modified > 0);
     let assets = world.ls.with_site(|s| s.data.assets.clone());
     let by_link: std::collections::HashMap<String, Value> = configurations(&world)
         .into_iter()
@@ -180,7 +180,7 @@ async fn type_and_status_maps_name_what_is_written() {
         .filter(|f| f.reason.contains("is not in CW_TYPE_MAP"))
         .count();
     assert!(others > 10, "{:#?}", report.failed);
-    assert!(report.created + report.modified > 0);
+    assert!(report.counts.created + report.counts.modified > 0);
     for configuration in configurations(&strict.0) {
         if link_of(&configuration).is_some() {
             assert!(
@@ -234,7 +234,7 @@ async fn link_resolves_a_conflict_and_ignore_keeps_hands_off() {
             .any(|c| c.asset_key == conflict.asset_key),
         "the link resolved the conflict for good"
     );
-    assert!(second.modified >= 1);
+    assert!(second.counts.modified >= 1);
     let pinned = linked(&world, &conflict.asset_key);
     assert_eq!(pinned["id"], chosen);
     let url = pinned["customFields"]
@@ -272,7 +272,7 @@ async fn link_resolves_a_conflict_and_ignore_keeps_hands_off() {
     let writes = world.cw.control().writes();
     let third = sync_with(&world, &settings()).await;
     assert_eq!(world.cw.control().writes(), writes, "{third:#?}");
-    assert_eq!(third.ignored, 2);
+    assert_eq!(third.counts.ignored, 2);
     for key in [config_key, asset_key] {
         assert_ne!(linked(&world, key)["ipAddress"], "10.55.55.55");
     }
@@ -282,7 +282,7 @@ async fn link_resolves_a_conflict_and_ignore_keeps_hands_off() {
         .await
         .unwrap();
     let fourth = sync_with(&world, &settings()).await;
-    assert_eq!((fourth.modified, fourth.ignored), (2, 0));
+    assert_eq!((fourth.counts.modified, fourth.counts.ignored), (2, 0));
     let previous = shared::overrides::unlink(&world.cw_client, &ids, chosen)
         .await
         .unwrap();
@@ -333,7 +333,7 @@ fn is_retired(configuration: &Value) -> bool {
 async fn an_asset_that_left_is_retired_once_and_reactivated_when_it_comes_back() {
     let world = world(120).await;
     let first = sync_with(&world, &settings()).await;
-    assert_eq!(first.retired, 0);
+    assert_eq!(first.counts.retired, 0);
     let linked_keys: Vec<String> = configurations(&world).iter().filter_map(link_of).collect();
     let gone_key = linked_keys[3].clone();
     let gone_asset = world.ls.with_site(|site| {
@@ -351,7 +351,7 @@ async fn an_asset_that_left_is_retired_once_and_reactivated_when_it_comes_back()
     assert_eq!(removed[0], gone_key);
 
     let second = sync_with(&world, &settings()).await;
-    assert_eq!(second.retired, 1, "{second:#?}");
+    assert_eq!(second.counts.retired, 1, "{second:#?}");
     assert!(second.guard.is_none());
     let retired = linked(&world, &gone_key);
     assert!(is_retired(&retired), "{retired:#}");
@@ -368,11 +368,11 @@ async fn an_asset_that_left_is_retired_once_and_reactivated_when_it_comes_back()
         writes,
         "retired once: a rerun writes nothing"
     );
-    assert_eq!(third.retired, 0);
+    assert_eq!(third.counts.retired, 0);
 
     restore_assets(&world, vec![gone_asset.clone()]);
     let fourth = sync_with(&world, &settings()).await;
-    assert_eq!(fourth.reactivated, 1, "{fourth:#?}");
+    assert_eq!(fourth.counts.reactivated, 1, "{fourth:#?}");
     let back = linked(&world, &gone_key);
     assert_eq!(back["activeFlag"], true);
     if let Some(state) = gone_asset["assetCustom"]["stateName"].as_str() {
@@ -432,7 +432,7 @@ async fn a_listing_short_by_40_percent_retires_nothing_until_approved() {
         "{}",
         guard.reason
     );
-    assert_eq!(report.retired, 0);
+    assert_eq!(report.counts.retired, 0);
     assert_eq!(report.status, pipeline::RunStatus::SucceededWithFailures);
     assert!(
         !configurations(&world).iter().any(is_retired),
@@ -508,7 +508,11 @@ async fn an_asset_in_a_retired_state_has_its_configuration_retired() {
     let mut sold = settings();
     sold.retire.retired_states = vec!["sold".into()];
     let report = sync_with(&world, &sold).await;
-    assert_eq!((report.retired, report.modified), (1, 1), "{report:#?}");
+    assert_eq!(
+        (report.counts.retired, report.counts.modified),
+        (1, 1),
+        "{report:#?}"
+    );
     assert!(is_retired(&linked(&world, &key)));
     let writes = world.cw.control().writes();
     sync_with(&world, &sold).await;

@@ -134,5 +134,9 @@ async fn a_site_of_hostile_values_syncs_without_a_refused_request_or_a_duplicate
         .count();
     assert_eq!(rotterdam, 1, "{:#?}", report.references_created);
     let again = sync(&world).await;
-    assert_eq!((again.created, again.modified), (0, 0), "{again:#?}");
+    assert_eq!(
+        (again.counts.created, again.counts.modified),
+        (0, 0),
+        "{again:#?}"
+    );
 }

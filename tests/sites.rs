@@ -134,7 +134,7 @@ async fn every_asset_lands_in_its_clients_company_and_nowhere_else() {
             .iter()
             .find(|s| s.company.as_deref() == Some(company))
             .unwrap();
-        assert!(section.created > 0, "{section:#?}");
+        assert!(section.counts.created > 0, "{section:#?}");
     }
     assert!(
         !linked
@@ -151,7 +151,7 @@ async fn every_asset_lands_in_its_clients_company_and_nowhere_else() {
         writes,
         "a rerun writes nothing"
     );
-    assert_eq!(again.created + again.modified, 0);
+    assert_eq!(again.counts.created + again.counts.modified, 0);
     assert_eq!(again.unmapped.len(), unmapped.len());
 
     // The enrichment covers every mapped site: a Contoso asset shows its configuration.
@@ -358,7 +358,7 @@ async fn an_invalid_mapping_is_refused_before_any_request() {
         f.reason
             .contains("company NoSuchClient, which ConnectWise does not have")
     }));
-    assert!(report.created > 0, "the other clients are synced");
+    assert!(report.counts.created > 0, "the other clients are synced");
 }
 
 #[tokio::test]
@@ -400,7 +400,7 @@ async fn a_site_the_token_lost_fails_alone_and_the_other_clients_are_synced() {
             report
                 .sections
                 .iter()
-                .any(|s| s.site == site && s.created > 0),
+                .any(|s| s.site == site && s.counts.created > 0),
             "{site} synced: {:#?}",
             report.sections
         );

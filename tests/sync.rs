@@ -54,8 +54,8 @@ async fn first_run_writes_everything_second_run_writes_nothing() {
     let before = world.cw.control().writes();
     let report = sync(&world, &settings()).await;
     assert_eq!(report.assets, 400);
-    assert!(report.created > 150, "{report:#?}");
-    assert!(report.modified > 50, "{report:#?}");
+    assert!(report.counts.created > 150, "{report:#?}");
+    assert!(report.counts.modified > 50, "{report:#?}");
     assert!(
         !report.conflicts.is_empty(),
         "the scenario has duplicate serials"
@@ -77,7 +77,7 @@ async fn first_run_writes_everything_second_run_writes_nothing() {
         .count("POST /company/configurations/bulk")
         + world.cw.control().count("PUT /company/configurations/bulk");
     assert!(
-        bulk <= report.created.div_ceil(50) + report.modified.div_ceil(50) + 2,
+        bulk <= report.counts.created.div_ceil(50) + report.counts.modified.div_ceil(50) + 2,
         "{bulk}"
     );
 
@@ -127,10 +127,14 @@ async fn first_run_writes_everything_second_run_writes_nothing() {
         "{:#?}",
         world.cw.control().requests()
     );
-    assert_eq!((again.created, again.modified), (0, 0), "{again:#?}");
     assert_eq!(
-        again.unchanged,
-        report.created + report.modified + report.unchanged
+        (again.counts.created, again.counts.modified),
+        (0, 0),
+        "{again:#?}"
+    );
+    assert_eq!(
+        again.counts.unchanged,
+        report.counts.created + report.counts.modified + report.counts.unchanged
     );
     assert_eq!(again.conflicts.len(), report.conflicts.len());
     assert!(again.references_created.is_empty());
@@ -169,7 +173,7 @@ async fn a_hand_edit_the_sync_does_not_own_survives_a_modify() {
     });
     world.cw.control().reset_counts();
     let report = sync(&world, &settings()).await;
-    assert_eq!(report.modified, 1, "{report:#?}");
+    assert_eq!(report.counts.modified, 1, "{report:#?}");
     assert_eq!(
         world.cw.control().count("PUT /company/configurations/bulk"),
         1
@@ -246,17 +250,17 @@ async fn a_dry_run_writes_nothing_and_plans_everything() {
     };
     let report = sync(&world, &dry).await;
     assert_eq!(world.cw.control().writes(), 0);
-    assert!(report.created > 0 && report.modified > 0);
+    assert!(report.counts.created > 0 && report.counts.modified > 0);
     let plan = pipeline::plan(&world.store, &report.run_id).await.unwrap();
-    assert_eq!(plan.create.len() as u64, report.created);
-    assert_eq!(plan.modify.len() as u64, report.modified);
+    assert_eq!(plan.create.len() as u64, report.counts.created);
+    assert_eq!(plan.modify.len() as u64, report.counts.modified);
     assert!(plan.modify.iter().all(|m| !m.unmatched_fields.is_empty()));
     assert!(!plan.references.is_empty());
     // The real run then does what the plan said.
     let real = sync(&world, &settings()).await;
     assert_eq!(
-        (real.created, real.modified),
-        (report.created, report.modified)
+        (real.counts.created, real.counts.modified),
+        (report.counts.created, report.counts.modified)
     );
 }
 

@@ -103,7 +103,7 @@ pub async fn run() -> anyhow::Result<()> {
     sync::print_report(&report);
     let writes = cw.control().writes() - writes_before;
     println!("  ConnectWise write requests: {writes}");
-    if writes != 0 || report.created + report.modified != 0 {
+    if writes != 0 || report.counts.created + report.counts.modified != 0 {
         anyhow::bail!("the repeated run wrote {writes} requests; it should write none");
     }
 

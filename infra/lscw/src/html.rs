@@ -110,15 +110,15 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
     html.push_str(r#"<div class="cards">"#);
     for (label, value) in [
         ("assets", report.assets),
-        ("created", report.created),
-        ("modified", report.modified),
-        ("unchanged", report.unchanged),
-        ("ignored", report.ignored),
+        ("created", report.counts.created),
+        ("modified", report.counts.modified),
+        ("unchanged", report.counts.unchanged),
+        ("ignored", report.counts.ignored),
         ("conflicts", report.conflicts.len() as u64),
         ("failed", report.failed.len() as u64),
         ("unmapped", report.unmapped.len() as u64),
-        ("retired", report.retired),
-        ("reactivated", report.reactivated),
+        ("retired", report.counts.retired),
+        ("reactivated", report.counts.reactivated),
     ] {
         let _ = write!(html, r#"<div class="card"><b>{value}</b>{label}</div>"#);
     }
@@ -145,13 +145,13 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
                 escape(&s.site),
                 escape(s.company.as_deref().unwrap_or("—")),
                 s.assets,
-                s.created,
-                s.modified,
-                s.unchanged,
+                s.counts.created,
+                s.counts.modified,
+                s.counts.unchanged,
                 s.conflicts,
                 s.failed,
                 s.unmapped,
-                s.retired
+                s.counts.retired
             );
             if let Some(error) = &s.error {
                 let _ = write!(
@@ -241,7 +241,12 @@ fn chart(recent: &[RunSummary]) -> String {
     let runs: Vec<&RunSummary> = recent.iter().rev().take(20).rev().collect();
     let most = runs
         .iter()
-        .map(|r| r.created.max(r.modified).max(r.failed + r.conflicts))
+        .map(|r| {
+            r.counts
+                .created
+                .max(r.counts.modified)
+                .max(r.failed + r.conflicts)
+        })
         .max()
         .unwrap_or(0)
         .max(1);
@@ -255,8 +260,8 @@ fn chart(recent: &[RunSummary]) -> String {
     for (i, run) in runs.iter().enumerate() {
         let x = i * step + 8;
         for (j, (value, colour, what)) in [
-            (run.created, "#2f80ed", "created"),
-            (run.modified, "#27ae60", "modified"),
+            (run.counts.created, "#2f80ed", "created"),
+            (run.counts.modified, "#27ae60", "modified"),
             (
                 run.failed + run.conflicts,
                 "#eb5757",
@@ -291,6 +296,7 @@ fn chart(recent: &[RunSummary]) -> String {
 mod tests {
     use super::*;
     use shared::layout::ConflictReport;
+    use shared::pipeline::Counts;
     use shared::staging::Rejected;
 
     #[test]
@@ -299,7 +305,10 @@ mod tests {
             run_id: "run-1".into(),
             status: RunStatus::SucceededWithFailures,
             assets: 3,
-            created: 1,
+            counts: Counts {
+                created: 1,
+                ..Counts::default()
+            },
             conflicts: vec![ConflictReport {
                 asset_key: "k1".into(),
                 name: "<script>alert(1)</script>".into(),
@@ -314,8 +323,11 @@ mod tests {
         };
         let recent = vec![RunSummary {
             run_id: "run-0".into(),
-            created: 10,
-            modified: 4,
+            counts: Counts {
+                created: 10,
+                modified: 4,
+                ..Counts::default()
+            },
             ..RunSummary::default()
         }];
         let link = |id: i64| format!("https://na.example/openrecord?recid={id}&x=1");

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use serde_json::Value;
 use shared::connectwise::{ListQuery, endpoint};
 use shared::environment::Environment;
-use shared::mapping::{self, Condition, Mapping, Rule, SiteMapping};
+use shared::mapping::{self, Mapping, Predicate, Rule, SiteMapping};
 
 use crate::store::AnyStore;
 
@@ -198,11 +198,11 @@ fn parse_rule(text: &str) -> anyhow::Result<Rule> {
         .with_context(|| format!("rule `{text}`: WHEN is KIND=VALUE"))?;
     let value = value.trim().to_string();
     let when = match kind.trim() {
-        "domain" => Condition::Domain { equals: value },
-        "location" => Condition::Location { equals: value },
-        "ip" => Condition::IpRange { cidr: value },
+        "domain" => Predicate::Domain { equals: value },
+        "location" => Predicate::Location { equals: value },
+        "ip" => Predicate::IpRange { cidr: value },
         other => match other.strip_prefix("custom:") {
-            Some(name) => Condition::CustomField {
+            Some(name) => Predicate::CustomField {
                 name: name.trim().to_string(),
                 equals: value,
             },
@@ -223,12 +223,12 @@ fn describe(mapping: &Mapping) -> String {
     for site in &mapping.sites {
         for (n, rule) in site.rules.iter().enumerate() {
             let when = match &rule.when {
-                Condition::CustomField { name, equals } => {
+                Predicate::CustomField { name, equals } => {
                     format!("custom field {name} = {equals}")
                 }
-                Condition::Domain { equals } => format!("domain = {equals}"),
-                Condition::Location { equals } => format!("location = {equals}"),
-                Condition::IpRange { cidr } => format!("IP in {cidr}"),
+                Predicate::Domain { equals } => format!("domain = {equals}"),
+                Predicate::Location { equals } => format!("location = {equals}"),
+                Predicate::IpRange { cidr } => format!("IP in {cidr}"),
             };
             out.push_str(&format!(
                 "{}\trule {}: {when} → {}\n",
@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(
             parse_rule("custom:Customer=Fabrikam->Fabrikam").unwrap(),
             Rule {
-                when: Condition::CustomField {
+                when: Predicate::CustomField {
                     name: "Customer".into(),
                     equals: "Fabrikam".into()
                 },
@@ -263,7 +263,7 @@ mod tests {
         );
         assert_eq!(
             parse_rule("ip=10.1.0.0/16 -> Contoso").unwrap().when,
-            Condition::IpRange {
+            Predicate::IpRange {
                 cidr: "10.1.0.0/16".into()
             }
         );

@@ -112,20 +112,20 @@ pub fn print_report(report: &RunReport) {
         }
     );
     println!("  assets      {:>6}", report.assets);
-    println!("  created     {:>6} {verb}", report.created);
-    println!("  modified    {:>6} {verb}", report.modified);
-    println!("  unchanged   {:>6}", report.unchanged);
-    if report.ignored > 0 {
-        println!("  ignored     {:>6}", report.ignored);
+    println!("  created     {:>6} {verb}", report.counts.created);
+    println!("  modified    {:>6} {verb}", report.counts.modified);
+    println!("  unchanged   {:>6}", report.counts.unchanged);
+    if report.counts.ignored > 0 {
+        println!("  ignored     {:>6}", report.counts.ignored);
     }
     println!("  conflicts   {:>6}", report.conflicts.len());
     println!("  failed      {:>6}", report.failed.len());
     if !report.unmapped.is_empty() {
         println!("  unmapped    {:>6}", report.unmapped.len());
     }
-    if report.retired + report.reactivated > 0 {
-        println!("  retired     {:>6} {verb}", report.retired);
-        println!("  reactivated {:>6} {verb}", report.reactivated);
+    if report.counts.retired + report.counts.reactivated > 0 {
+        println!("  retired     {:>6} {verb}", report.counts.retired);
+        println!("  reactivated {:>6} {verb}", report.counts.reactivated);
     }
     if let Some(guard) = &report.guard {
         println!(
@@ -164,9 +164,9 @@ pub fn print_report(report: &RunReport) {
                 "  {:<34} {:>6} {:>7} {:>8} {:>9} {:>9} {:>6} {:>8}",
                 format!("{} → {company}", section.site),
                 section.assets,
-                section.created,
-                section.modified,
-                section.unchanged,
+                section.counts.created,
+                section.counts.modified,
+                section.counts.unchanged,
                 section.conflicts,
                 section.failed,
                 section.unmapped
@@ -390,9 +390,9 @@ pub async fn print_runs(store: &AnyStore) -> anyhow::Result<()> {
             run.run_id,
             status.as_str().unwrap_or_default(),
             run.assets,
-            run.created,
-            run.modified,
-            run.unchanged,
+            run.counts.created,
+            run.counts.modified,
+            run.counts.unchanged,
             run.conflicts,
             run.failed
         );

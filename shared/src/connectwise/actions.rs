@@ -166,7 +166,8 @@ async fn match_configurations(
         ..ListQuery::default()
     };
     let configurations = client.list(CONFIGURATIONS, &query).await?;
-    let outcome = crate::matching::match_assets(&spec, &input.external_data, &configurations);
+    let outcome =
+        crate::matching::match_with_differences(&spec, &input.external_data, &configurations);
     let asset = |index: usize| input.external_data[index].clone();
     Ok(json!({
         "matched": outcome.matched.iter().map(|m| json!({

@@ -44,14 +44,14 @@ pub struct SiteMapping {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
-    pub when: Condition,
+    pub when: Predicate,
     pub company: String,
 }
 
 /// What a rule looks at. Text comparisons ignore case and surrounding spaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Condition {
+pub enum Predicate {
     /// A Lansweeper custom field (by name) equals the value.
     CustomField { name: String, equals: String },
     /// The asset's domain equals the value.
@@ -93,7 +93,7 @@ fn same_text(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
-impl Condition {
+impl Predicate {
     fn holds(&self, values: &RuleValues) -> bool {
         let equals =
             |value: Option<&str>, wanted: &str| value.is_some_and(|v| same_text(v, wanted));

@@ -178,7 +178,7 @@ pub fn differences(
 /// several, is a conflict. A configuration taken or contested at a stronger level is
 /// out of reach of weaker keys, so a run and the next one (when the winners carry their
 /// link) decide alike.
-pub fn match_assets(
+pub fn match_with_differences(
     spec: &MatchSpec,
     assets: &[impl Fields],
     configurations: &[impl Fields],
@@ -194,7 +194,7 @@ pub fn match_assets(
     outcome
 }
 
-/// [`match_assets`] without the differences of each match (`unmatched_fields` empty):
+/// [`match_with_differences`] without the differences of each match (`unmatched_fields` empty):
 /// for a caller that takes them one match at a time, never all at once.
 pub fn pair(
     spec: &MatchSpec,
@@ -459,8 +459,8 @@ mod tests {
             held.is_some_and(|h| !h.contains("Program")),
             "held as a fingerprint"
         );
-        let from_json = match_assets(&spec, &assets, &configurations);
-        let from_compact = match_assets(&spec, &compact_assets, &compact_configurations);
+        let from_json = match_with_differences(&spec, &assets, &configurations);
+        let from_compact = match_with_differences(&spec, &compact_assets, &compact_configurations);
         assert_eq!(from_compact.unmatched, from_json.unmatched);
         assert_eq!(from_compact.conflicts, from_json.conflicts);
         let fields = |o: &MatchOutcome| -> Vec<(usize, i64, Vec<String>)> {
@@ -495,7 +495,7 @@ mod tests {
             asset("key-d", "PC-D", None, None),
             asset("key-new", "NEW", Some("SERX"), None),
         ];
-        let outcome = match_assets(&spec, &assets, &configurations);
+        let outcome = match_with_differences(&spec, &assets, &configurations);
         let matched: Vec<(usize, i64, MatchKey)> = outcome
             .matched
             .iter()
@@ -522,7 +522,8 @@ mod tests {
             config(1, "dup", "", "", None),
             config(2, "DUP", "", "", None),
         ];
-        let outcome = match_assets(&spec, &[asset("k", "Dup", None, None)], &configurations);
+        let outcome =
+            match_with_differences(&spec, &[asset("k", "Dup", None, None)], &configurations);
         assert!(outcome.matched.is_empty());
         assert_eq!(outcome.conflicts[0].candidates, [1, 2]);
         assert!(
@@ -542,7 +543,7 @@ mod tests {
             asset("k4", "pc-4", None, Some("aa-bb-cc-dd-ee-01")),
             asset("k5", "pc-5", Some("SER-5"), None),
         ];
-        let outcome = match_assets(&spec, &assets, &[] as &[Value]);
+        let outcome = match_with_differences(&spec, &assets, &[] as &[Value]);
         assert_eq!(outcome.unmatched, [4], "only the asset with its own serial");
         let conflicted: Vec<usize> = outcome.conflicts.iter().map(|c| c.asset_index).collect();
         assert_eq!(conflicted, [0, 1, 2, 3]);
@@ -554,7 +555,7 @@ mod tests {
         assert!(outcome.conflicts[2].reason.contains("MAC address"));
         // With a configuration carrying the serial, the assets are matched as before.
         let configurations = vec![config(7, "pc-1", "SER-1", "", None)];
-        let outcome = match_assets(&spec, &assets[..2], &configurations);
+        let outcome = match_with_differences(&spec, &assets[..2], &configurations);
         assert_eq!(
             outcome.conflicts.len(),
             2,
@@ -574,7 +575,8 @@ mod tests {
             config(31, "pc-1", "", "", Some("k")),
             config(32, "pc-1 copy", "", "", Some("K")),
         ];
-        let outcome = match_assets(&spec, &[asset("k", "pc-1", None, None)], &configurations);
+        let outcome =
+            match_with_differences(&spec, &[asset("k", "pc-1", None, None)], &configurations);
         assert!(outcome.matched.is_empty());
         assert!(outcome.unmatched.is_empty(), "never created a third time");
         assert_eq!(outcome.conflicts[0].candidates, [31, 32]);
@@ -589,7 +591,7 @@ mod tests {
     fn two_assets_claiming_one_configuration_equally_are_both_conflicts() {
         let spec = MatchSpec::for_staged_assets();
         let configurations = vec![config(9, "same", "", "", None)];
-        let outcome = match_assets(
+        let outcome = match_with_differences(
             &spec,
             &[
                 asset("k1", "same", None, None),
@@ -610,7 +612,7 @@ mod tests {
     fn a_configuration_linked_to_another_asset_is_not_taken_by_a_weaker_key() {
         let spec = MatchSpec::for_staged_assets();
         let configurations = vec![config(1, "PC", "SER", "", Some("someone-else"))];
-        let outcome = match_assets(
+        let outcome = match_with_differences(
             &spec,
             &[asset("k", "PC", Some("SER"), None)],
             &configurations,

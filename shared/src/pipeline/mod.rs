@@ -25,7 +25,7 @@ pub use fetch::{FetchInput, FetchOutput, fetch_assets};
 pub use lanes::{GROUP_SIZE, LANES, LaneInput, planned_groups};
 pub use match_assets::{MatchOutput, match_assets};
 pub use modify::bulk_modify;
-pub use report::{Plan, RunReport, RunStatus, SectionReport, plan, report};
+pub use report::{Counts, Plan, RunReport, RunStatus, SectionReport, plan, report};
 pub use summary::{METRIC_NAMESPACE, ReportInput, RunSummary, recent_runs, record_report};
 pub use sync::{Progress, run_sync};
 pub use write::{GroupInput, GroupOutput, LaneOutput, write_group, write_lane};

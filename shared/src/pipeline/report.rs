@@ -29,6 +29,45 @@ pub enum RunStatus {
     Skipped,
 }
 
+/// What became of a run's (or a section's) assets and configurations: the counts the
+/// report, its sections and the recorded summary share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub created: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    /// Kept out of every write by the operator (`lscw ignore`).
+    #[serde(default)]
+    pub ignored: u64,
+    /// Configurations retired, whatever the cause; those whose asset is still listed
+    /// (a retired state) count among `modified` too.
+    #[serde(default)]
+    pub retired: u64,
+    /// Retired configurations active again, their asset back.
+    #[serde(default)]
+    pub reactivated: u64,
+}
+
+impl Counts {
+    /// The assets these counts account for (retirements and reactivations are among the
+    /// modified).
+    pub fn assets(&self) -> u64 {
+        self.created + self.modified + self.unchanged + self.ignored
+    }
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Self) {
+        self.created += other.created;
+        self.modified += other.modified;
+        self.unchanged += other.unchanged;
+        self.ignored += other.ignored;
+        self.retired += other.retired;
+        self.reactivated += other.reactivated;
+    }
+}
+
 /// What a run did. created + modified + unchanged + conflicts + failed + unmapped =
 /// assets, overall and in each section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -38,23 +77,13 @@ pub struct RunReport {
     pub status: RunStatus,
     pub dry_run: bool,
     pub assets: u64,
-    pub created: u64,
-    pub modified: u64,
-    pub unchanged: u64,
-    /// Kept out of every write by the operator (`lscw ignore`).
-    #[serde(default)]
-    pub ignored: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub conflicts: Vec<ConflictReport>,
     pub failed: Vec<Rejected>,
     /// Assets no mapping rule sends to a company: never written.
     #[serde(default)]
     pub unmapped: Vec<Rejected>,
-    /// Configurations retired, whatever the cause; those whose asset is still listed
-    /// (a retired state) count among `modified` too.
-    #[serde(default)]
-    pub retired: u64,
-    #[serde(default)]
-    pub reactivated: u64,
     /// Retirements of configurations whose asset left that ConnectWise refused (outside
     /// the accounting of assets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -82,24 +111,14 @@ pub struct SectionReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company: Option<String>,
     pub assets: u64,
-    pub created: u64,
-    pub modified: u64,
-    pub unchanged: u64,
-    /// Kept out of every write by the operator (`lscw ignore`).
-    #[serde(default)]
-    pub ignored: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub conflicts: u64,
     pub failed: u64,
     pub unmapped: u64,
     /// Why the site could not be read (whole or in part): its assets are not all here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Configurations retired (their asset left, or is in a retired state).
-    #[serde(default)]
-    pub retired: u64,
-    /// Retired configurations active again, their asset back.
-    #[serde(default)]
-    pub reactivated: u64,
     /// Retirements of listed assets ConnectWise refused, until they join `failed`.
     #[serde(skip)]
     pub(crate) failed_retirements: Vec<Rejected>,
@@ -108,19 +127,13 @@ pub struct SectionReport {
 impl SectionReport {
     /// Assets the section accounts for; equals `assets` when none was lost.
     pub fn accounted(&self) -> u64 {
-        self.created
-            + self.modified
-            + self.unchanged
-            + self.ignored
-            + self.conflicts
-            + self.failed
-            + self.unmapped
+        self.counts.assets() + self.conflicts + self.failed + self.unmapped
     }
 
     fn written(&mut self, kind: WriteKind) -> &mut u64 {
         match kind {
-            WriteKind::Create => &mut self.created,
-            WriteKind::Modify => &mut self.modified,
+            WriteKind::Create => &mut self.counts.created,
+            WriteKind::Modify => &mut self.counts.modified,
         }
     }
 }
@@ -128,10 +141,7 @@ impl SectionReport {
 impl RunReport {
     /// Assets the report accounts for; equals `assets` when none was lost.
     pub fn accounted(&self) -> u64 {
-        self.created
-            + self.modified
-            + self.unchanged
-            + self.ignored
+        self.counts.assets()
             + self.conflicts.len() as u64
             + self.failed.len() as u64
             + self.unmapped.len() as u64
@@ -193,11 +203,14 @@ pub async fn report<S: Store>(
             site: record.site.clone(),
             company: Some(record.company.clone()),
             assets: record.assets,
-            unchanged: record.unchanged,
-            ignored: record.ignored,
+            counts: Counts {
+                unchanged: record.unchanged,
+                ignored: record.ignored,
+                reactivated: record.reactivated,
+                ..Counts::default()
+            },
             ..SectionReport::default()
         };
-        section.reactivated = record.reactivated;
         for batch in &record.retire_batches {
             let items: Vec<ModifyItem> = store.require(batch).await?;
             let result = if dry_run {
@@ -222,9 +235,9 @@ pub async fn report<S: Store>(
                 };
                 match (refused, item.asset_gone) {
                     (None, gone) => {
-                        section.retired += 1;
+                        section.counts.retired += 1;
                         if !gone {
-                            section.modified += 1;
+                            section.counts.modified += 1;
                         }
                     }
                     (Some(reason), true) => report.retire_failed.push(Rejected {
@@ -272,12 +285,7 @@ pub async fn report<S: Store>(
         }
         section.conflicts = conflicts.len() as u64;
         section.failed = failed.len() as u64;
-        report.created += section.created;
-        report.modified += section.modified;
-        report.unchanged += section.unchanged;
-        report.retired += section.retired;
-        report.reactivated += section.reactivated;
-        report.ignored += section.ignored;
+        report.counts += section.counts;
         report.conflicts.extend(conflicts);
         report.failed.extend(failed);
         report.sections.push(section);

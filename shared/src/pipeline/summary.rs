@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::report::{RunReport, RunStatus, SectionReport, report};
+use super::report::{Counts, RunReport, RunStatus, SectionReport, report};
 use crate::calls::ApiCalls;
 use crate::clock::epoch_seconds;
 use crate::enrichment::{self, EnrichReport};
@@ -37,19 +37,12 @@ pub struct RunSummary {
     pub status: RunStatus,
     pub dry_run: bool,
     pub assets: u64,
-    pub created: u64,
-    pub modified: u64,
-    pub unchanged: u64,
-    #[serde(default)]
-    pub ignored: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub conflicts: u64,
     pub failed: u64,
     #[serde(default)]
     pub unmapped: u64,
-    #[serde(default)]
-    pub retired: u64,
-    #[serde(default)]
-    pub reactivated: u64,
     /// The retirement guard held this run's retirements (`lscw retire --approve`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guard_held: bool,
@@ -76,15 +69,10 @@ impl RunSummary {
             status: report.status,
             dry_run: report.dry_run,
             assets: report.assets,
-            created: report.created,
-            modified: report.modified,
-            unchanged: report.unchanged,
-            ignored: report.ignored,
+            counts: report.counts,
             conflicts: report.conflicts.len() as u64,
             failed: report.failed.len() as u64,
             unmapped: report.unmapped.len() as u64,
-            retired: report.retired,
-            reactivated: report.reactivated,
             guard_held: report.guard.is_some(),
             enrichment: None,
             sections: if report.sections.len() > 1 {
@@ -153,7 +141,7 @@ pub async fn record_report<S: Store>(
     let excess = recent.len().saturating_sub(RECENT_RUNS);
     recent.drain(..excess);
     store.put(layout::RECENT_RUNS, &recent, ttl).await?;
-    tracing::info!(run_id = %input.run_id, status = ?summary.status, assets = summary.assets, created = summary.created, modified = summary.modified, failed = summary.failed, conflicts = summary.conflicts, "run recorded");
+    tracing::info!(run_id = %input.run_id, status = ?summary.status, assets = summary.assets, created = summary.counts.created, modified = summary.counts.modified, failed = summary.failed, conflicts = summary.conflicts, "run recorded");
     Ok(summary)
 }
 
@@ -169,14 +157,14 @@ impl RunSummary {
         let flag = |status: RunStatus| u64::from(self.status == status);
         let values: [(&str, &str, u64); 16] = [
             ("Assets", "Count", self.assets),
-            ("Created", "Count", self.created),
-            ("Modified", "Count", self.modified),
-            ("Unchanged", "Count", self.unchanged),
+            ("Created", "Count", self.counts.created),
+            ("Modified", "Count", self.counts.modified),
+            ("Unchanged", "Count", self.counts.unchanged),
             ("Conflicts", "Count", self.conflicts),
             ("Failed", "Count", self.failed),
             ("Unmapped", "Count", self.unmapped),
-            ("Retired", "Count", self.retired),
-            ("Reactivated", "Count", self.reactivated),
+            ("Retired", "Count", self.counts.retired),
+            ("Reactivated", "Count", self.counts.reactivated),
             ("RetirementGuardHeld", "Count", u64::from(self.guard_held)),
             ("ConnectWiseRequests", "Count", self.api_calls.connectwise),
             ("LansweeperRequests", "Count", self.api_calls.lansweeper),
@@ -227,9 +215,9 @@ impl RunSummary {
             for s in of_site {
                 for (total, value) in totals.iter_mut().zip([
                     s.assets,
-                    s.created,
-                    s.modified,
-                    s.unchanged,
+                    s.counts.created,
+                    s.counts.modified,
+                    s.counts.unchanged,
                     s.conflicts,
                     s.failed,
                     s.unmapped,
@@ -278,9 +266,12 @@ mod tests {
             run_id: "run-1".into(),
             status: RunStatus::SucceededWithFailures,
             assets: 10,
-            created: 4,
-            modified: 3,
-            unchanged: 1,
+            counts: Counts {
+                created: 4,
+                modified: 3,
+                unchanged: 1,
+                ..Counts::default()
+            },
             conflicts: 1,
             failed: 1,
             api_calls: ApiCalls {
@@ -316,8 +307,11 @@ mod tests {
             .map(|site| super::SectionReport {
                 site: (*site).into(),
                 assets: 2,
-                created: 1,
-                unchanged: 1,
+                counts: Counts {
+                    created: 1,
+                    unchanged: 1,
+                    ..Counts::default()
+                },
                 ..super::SectionReport::default()
             })
             .collect();
