@@ -143,6 +143,10 @@ fn linked_configurations(world: &World) -> HashMap<String, i64> {
 }
 
 #[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one synced estate's enrichment, then its rerun: each value checked against the tenant"
+)]
 async fn writes_counts_agreements_and_links_then_nothing_the_second_time() {
     let world = synced_world(240).await;
     let (report, invocations) = enrichment::run_enrich(

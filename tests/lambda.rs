@@ -155,6 +155,10 @@ async fn enrich_until_done(
 }
 
 #[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one deployment's life under cargo lambda watch: its services start once, so its checks run in one test"
+)]
 async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     let moto = start_moto();
     let aws = sdk_config(&moto).await;

@@ -16,6 +16,10 @@ use simulators::connectwise::CONFIGURATIONS;
 use lscw_tests::world::{state, sync, world};
 
 #[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: each hostile value set up beside the check it needs"
+)]
 async fn a_site_of_hostile_values_syncs_without_a_refused_request_or_a_duplicate() {
     let world = world(40).await;
     let rocket_name = format!("{}🚀", "a".repeat(99));

@@ -16,6 +16,10 @@ use crate::sync;
 /// The demo runs the Lansweeper quota this much faster than real time.
 const SPEED: f64 = 60.0;
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the demo's script: each step printed as a user follows it"
+)]
 pub async fn run() -> anyhow::Result<()> {
     let ls_options = ls_sim::LansweeperOptions::sped_up(SPEED);
     let window = ls_options.rate_window;

@@ -20,6 +20,10 @@ use simulators::scenario::{LinkedPair, TARGET_COMPANY};
 pub const RUN_ID: &str = "sample-run";
 const TABLE: &str = "lscw-sync";
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the local deployment resource by resource, in the order the README's deployment creates them"
+)]
 pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> anyhow::Result<()> {
     let spec = SiteSpec {
         seed: 1,

@@ -100,6 +100,20 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
         cw = report.api_calls.connectwise,
         ls = report.api_calls.lansweeper,
     );
+    summary(&mut html, report);
+    sections_table(&mut html, report);
+    conflicts_table(&mut html, report, configuration_link);
+    failures_tables(&mut html, report);
+    if !recent.is_empty() {
+        html.push_str("<h2>Last runs</h2>");
+        html.push_str(&chart(recent));
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// What the run came to at a glance: who held the lease, the counts, the guard.
+fn summary(html: &mut String, report: &RunReport) {
     if let Some(holder) = &report.skipped_for {
         let _ = write!(
             html,
@@ -135,7 +149,10 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
             escape(&report.run_id)
         );
     }
+}
 
+/// One row per site and company.
+fn sections_table(html: &mut String, report: &RunReport) {
     if !report.sections.is_empty() {
         html.push_str("<h2>By site and company</h2><table><tr><th>site</th><th>company</th><th>assets</th><th>created</th><th>modified</th><th>unchanged</th><th>conflicts</th><th>failed</th><th>unmapped</th><th>retired</th></tr>");
         for s in &report.sections {
@@ -163,7 +180,14 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
         }
         html.push_str("</table>");
     }
+}
 
+/// The conflicts, each candidate a link into ConnectWise when there is one.
+fn conflicts_table(
+    html: &mut String,
+    report: &RunReport,
+    configuration_link: Option<&dyn Fn(i64) -> String>,
+) {
     if !report.conflicts.is_empty() {
         let _ = write!(
             html,
@@ -191,7 +215,10 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
         }
         html.push_str("</table>");
     }
+}
 
+/// The failed, unmapped and refused retirements, a table each.
+fn failures_tables(html: &mut String, report: &RunReport) {
     for (title, kind, entries) in [
         ("Failed", "failed", &report.failed),
         ("Unmapped", "unmapped", &report.unmapped),
@@ -227,13 +254,6 @@ th {{ background: #f3f5f8; }} td.n {{ text-align: right; font-variant-numeric: t
         }
         html.push_str("</table>");
     }
-
-    if !recent.is_empty() {
-        html.push_str("<h2>Last runs</h2>");
-        html.push_str(&chart(recent));
-    }
-    html.push_str("</body></html>\n");
-    html
 }
 
 /// Created, modified and failed of the last runs, as bars (inline SVG).

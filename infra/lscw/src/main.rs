@@ -260,15 +260,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Action { key, input } => {
-            let input = read_input(&input)?;
-            let lookup = Lookup::load().await?;
-            let config = ConnectionConfig::from_lookup(|k| lookup.get(k))?;
-            let client = ConnectWiseClient::connect(&config, ClientOptions::default()).await?;
-            let output = run_action(&client, &key, input).await?;
-            println!("{}", serde_json::to_string_pretty(&output)?);
-            Ok(())
-        }
+        Command::Action { key, input } => action(key, input).await,
         Command::Simulate { api } => simulate(api).await,
         Command::Sites => {
             let client = lansweeper_client().await?;
@@ -277,33 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Assets { fields } => {
-            let client = lansweeper_client().await?;
-            let paths: Vec<&str> = if fields.is_empty() {
-                ASSET_PATHS.to_vec()
-            } else {
-                fields.iter().map(String::as_str).collect()
-            };
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let stats = client
-                .for_each_asset_page(&paths, None, |page| {
-                    for asset in page {
-                        serde_json::to_writer(&mut out, asset.raw())
-                            .and_then(|()| {
-                                std::io::Write::write_all(&mut out, b"\n")
-                                    .map_err(serde_json::Error::io)
-                            })
-                            .map_err(|e| {
-                                shared::lansweeper::LansweeperError::Decode(e.to_string())
-                            })?;
-                    }
-                    Ok(())
-                })
-                .await?;
-            std::io::Write::flush(&mut out)?;
-            eprintln!("{} assets in {} requests", stats.items, client.api_calls());
-            Ok(())
-        }
+        Command::Assets { fields } => print_assets(fields).await,
         Command::Sync { dry_run, report } => {
             let env = environment(dry_run).await?;
             let (run_report, plan) = sync::run(&env).await?;
@@ -333,24 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sync::print_enrich_report(&enrich_report);
             Ok(())
         }
-        Command::Report { run_id, json, html } => {
-            let lookup = Lookup::load().await?;
-            let store = AnyStore::from_lookup(&lookup).await;
-            let run_report = sync::report(&store, &run_id).await?;
-            sync::print_report(&run_report);
-            // The state machine's enrichment runs under the sync's run id.
-            if let Some(enriched) = shared::enrichment::recorded(&store, &run_id).await? {
-                sync::print_enrich_report(&enriched);
-            }
-            if let Some(path) = json {
-                sync::write_json(&path, &run_report)?;
-            }
-            if let Some(path) = html {
-                html::write(&store, &lookup, &run_report, &path).await?;
-                eprintln!("wrote {}", path.display());
-            }
-            Ok(())
-        }
+        Command::Report { run_id, json, html } => report(run_id, json, html).await,
         Command::Mapping { action } => {
             let env = environment(false).await?;
             mapping::run(&env, action).await
@@ -358,73 +307,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Link {
             asset_key,
             configuration_id,
-        } => {
-            let env = environment(false).await?;
-            let ids =
-                shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids)
-                    .await?;
-            let cleared =
-                shared::overrides::link(&env.connectwise, &ids, &asset_key, configuration_id)
-                    .await?;
-            println!("configuration {configuration_id} is asset {asset_key}'s");
-            for other in cleared {
-                println!("  cleared the link of configuration {other}");
-            }
-            Ok(())
-        }
-        Command::Retire { approve } => {
-            let env = environment(false).await?;
-            let approval = shared::pipeline::approve_retirement(
-                &env.connectwise,
-                &env.store,
-                &env.settings,
-                &approve,
-            )
-            .await?;
-            println!("run {approve}: {} configurations retired", approval.retired);
-            for failure in &approval.failed {
-                println!("  failed: {}: {}", failure.asset_key, failure.reason);
-            }
-            anyhow::ensure!(approval.failed.is_empty(), "some retirements failed");
-            Ok(())
-        }
-        Command::Unlink { configuration_id } => {
-            let env = environment(false).await?;
-            let ids =
-                shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids)
-                    .await?;
-            match shared::overrides::unlink(&env.connectwise, &ids, configuration_id).await? {
-                Some(key) => {
-                    println!("configuration {configuration_id} no longer carries asset {key}");
-                }
-                None => println!("configuration {configuration_id} carried no link"),
-            }
-            Ok(())
-        }
+        } => link(asset_key, configuration_id).await,
+        Command::Retire { approve } => approve_retirements(approve).await,
+        Command::Unlink { configuration_id } => unlink(configuration_id).await,
         Command::Ignore { what } => set_ignored(what, true).await,
         Command::Unignore { what } => set_ignored(what, false).await,
         Command::Runs => {
             let store = AnyStore::from_lookup(&Lookup::load().await?).await;
             sync::print_runs(&store).await
         }
-        Command::Lease { action } => {
-            let store = AnyStore::from_lookup(&Lookup::load().await?).await;
-            let held = match action {
-                LeaseAction::Show => shared::lease::holder(&store).await?,
-                LeaseAction::Release => shared::lease::force_release(&store).await?,
-            };
-            match (held, action) {
-                (None, _) => println!("the lease is free"),
-                (Some(holder), LeaseAction::Show) => println!(
-                    "held by {} since {} (epoch s), until {} unless renewed",
-                    holder.run_id, holder.started_at, holder.expires_at
-                ),
-                (Some(holder), LeaseAction::Release) => {
-                    println!("released the lease of {}", holder.run_id);
-                }
-            }
-            Ok(())
-        }
+        Command::Lease { action } => lease(action).await,
         Command::Doctor => {
             if doctor::run().await? {
                 Ok(())
@@ -447,6 +339,129 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             write_events,
         } => devenv::run(&moto, &env_file, write_events.as_deref()).await,
     }
+}
+
+/// Runs one connector action of the spec and prints its output.
+async fn action(key: String, input: String) -> anyhow::Result<()> {
+    let input = read_input(&input)?;
+    let lookup = Lookup::load().await?;
+    let config = ConnectionConfig::from_lookup(|k| lookup.get(k))?;
+    let client = ConnectWiseClient::connect(&config, ClientOptions::default()).await?;
+    let output = run_action(&client, &key, input).await?;
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
+
+/// Prints the site's assets as JSON lines, page by page.
+async fn print_assets(fields: Vec<String>) -> anyhow::Result<()> {
+    let client = lansweeper_client().await?;
+    let paths: Vec<&str> = if fields.is_empty() {
+        ASSET_PATHS.to_vec()
+    } else {
+        fields.iter().map(String::as_str).collect()
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let stats = client
+        .for_each_asset_page(&paths, None, |page| {
+            for asset in page {
+                serde_json::to_writer(&mut out, asset.raw())
+                    .and_then(|()| {
+                        std::io::Write::write_all(&mut out, b"\n").map_err(serde_json::Error::io)
+                    })
+                    .map_err(|e| shared::lansweeper::LansweeperError::Decode(e.to_string()))?;
+            }
+            Ok(())
+        })
+        .await?;
+    std::io::Write::flush(&mut out)?;
+    eprintln!("{} assets in {} requests", stats.items, client.api_calls());
+    Ok(())
+}
+
+/// Prints a recorded run's report, and writes it as JSON or HTML when asked.
+async fn report(
+    run_id: String,
+    json: Option<std::path::PathBuf>,
+    html: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let lookup = Lookup::load().await?;
+    let store = AnyStore::from_lookup(&lookup).await;
+    let run_report = sync::report(&store, &run_id).await?;
+    sync::print_report(&run_report);
+    // The state machine's enrichment runs under the sync's run id.
+    if let Some(enriched) = shared::enrichment::recorded(&store, &run_id).await? {
+        sync::print_enrich_report(&enriched);
+    }
+    if let Some(path) = json {
+        sync::write_json(&path, &run_report)?;
+    }
+    if let Some(path) = html {
+        html::write(&store, &lookup, &run_report, &path).await?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Makes a configuration the asset's, clearing the link of any other.
+async fn link(asset_key: String, configuration_id: i64) -> anyhow::Result<()> {
+    let env = environment(false).await?;
+    let ids =
+        shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids).await?;
+    let cleared =
+        shared::overrides::link(&env.connectwise, &ids, &asset_key, configuration_id).await?;
+    println!("configuration {configuration_id} is asset {asset_key}'s");
+    for other in cleared {
+        println!("  cleared the link of configuration {other}");
+    }
+    Ok(())
+}
+
+/// Writes the retirements the guard held in a run.
+async fn approve_retirements(approve: String) -> anyhow::Result<()> {
+    let env = environment(false).await?;
+    let approval =
+        shared::pipeline::approve_retirement(&env.connectwise, &env.store, &env.settings, &approve)
+            .await?;
+    println!("run {approve}: {} configurations retired", approval.retired);
+    for failure in &approval.failed {
+        println!("  failed: {}: {}", failure.asset_key, failure.reason);
+    }
+    anyhow::ensure!(approval.failed.is_empty(), "some retirements failed");
+    Ok(())
+}
+
+/// Clears a configuration's link to its asset.
+async fn unlink(configuration_id: i64) -> anyhow::Result<()> {
+    let env = environment(false).await?;
+    let ids =
+        shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids).await?;
+    match shared::overrides::unlink(&env.connectwise, &ids, configuration_id).await? {
+        Some(key) => {
+            println!("configuration {configuration_id} no longer carries asset {key}");
+        }
+        None => println!("configuration {configuration_id} carried no link"),
+    }
+    Ok(())
+}
+
+/// Shows or releases the run lease.
+async fn lease(action: LeaseAction) -> anyhow::Result<()> {
+    let store = AnyStore::from_lookup(&Lookup::load().await?).await;
+    let held = match action {
+        LeaseAction::Show => shared::lease::holder(&store).await?,
+        LeaseAction::Release => shared::lease::force_release(&store).await?,
+    };
+    match (held, action) {
+        (None, _) => println!("the lease is free"),
+        (Some(holder), LeaseAction::Show) => println!(
+            "held by {} since {} (epoch s), until {} unless renewed",
+            holder.run_id, holder.started_at, holder.expires_at
+        ),
+        (Some(holder), LeaseAction::Release) => {
+            println!("released the lease of {}", holder.run_id);
+        }
+    }
+    Ok(())
 }
 
 /// Adds (or takes back) an asset or a configuration to what the sync never writes.
@@ -483,6 +498,10 @@ async fn set_ignored(what: Ignored, ignore: bool) -> anyhow::Result<()> {
 }
 
 /// Serves one simulator (or the pair) until stopped.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per simulator, with its options"
+)]
 async fn simulate(api: SimulatedApi) -> anyhow::Result<()> {
     match api {
         SimulatedApi::Connectwise {

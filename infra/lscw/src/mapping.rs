@@ -39,6 +39,10 @@ pub enum MappingAction {
     Import { file: PathBuf },
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per `lscw mapping` subcommand"
+)]
 pub async fn run(env: &Environment<AnyStore>, action: MappingAction) -> anyhow::Result<()> {
     let store = &env.store;
     let stored = mapping::stored(store).await?;

@@ -93,6 +93,7 @@ pub async fn report(store: &AnyStore, run_id: &str) -> anyhow::Result<RunReport>
     }
 }
 
+#[allow(clippy::too_many_lines, reason = "the report as printed, part by part")]
 pub fn print_report(report: &RunReport) {
     if let Some(holder) = &report.skipped_for {
         println!(

@@ -2,6 +2,10 @@
 //! `lscw action …` in another.
 
 #![allow(
+    clippy::too_many_lines,
+    reason = "each test is one operator's session of lscw commands, read top to bottom"
+)]
+#![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
 )]

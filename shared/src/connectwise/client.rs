@@ -518,6 +518,30 @@ fn next_page_id(headers: &HeaderMap) -> Option<i64> {
     })
 }
 
+/// The link to a configuration in ConnectWise's web UI, from the API base and the
+/// company a user signs in to: `https://api-na.myconnectwise.net/v4_6_release/apis/3.0`
+/// and `myco` → `https://na.myconnectwise.net/v4_6_release/services/system_io/router/openrecord.rails?companyName=myco&recordType=ConfigFv&recid=ID`.
+/// The router asks a signed-out user for the company unless the link names it.
+pub fn configuration_url(api_base: &str, company: &str, id: i64) -> String {
+    let ui = api_base
+        .trim_end_matches('/')
+        .trim_end_matches("/apis/3.0")
+        .replacen("://api-", "://", 1);
+    let company: String = company
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!(
+        "{ui}/services/system_io/router/openrecord.rails?companyName={company}&recordType=ConfigFv&recid={id}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,28 +578,4 @@ mod tests {
         let err = api_error(502, "<html>bad gateway</html>");
         assert_eq!(err.status(), Some(502));
     }
-}
-
-/// The link to a configuration in ConnectWise's web UI, from the API base and the
-/// company a user signs in to: `https://api-na.myconnectwise.net/v4_6_release/apis/3.0`
-/// and `myco` → `https://na.myconnectwise.net/v4_6_release/services/system_io/router/openrecord.rails?companyName=myco&recordType=ConfigFv&recid=ID`.
-/// The router asks a signed-out user for the company unless the link names it.
-pub fn configuration_url(api_base: &str, company: &str, id: i64) -> String {
-    let ui = api_base
-        .trim_end_matches('/')
-        .trim_end_matches("/apis/3.0")
-        .replacen("://api-", "://", 1);
-    let company: String = company
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    format!(
-        "{ui}/services/system_io/router/openrecord.rails?companyName={company}&recordType=ConfigFv&recid={id}"
-    )
 }

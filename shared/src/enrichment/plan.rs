@@ -16,7 +16,7 @@ use crate::connectwise::linked::{
 };
 use crate::connectwise::{ConnectWiseClient, Field, ListQuery, MAX_CONDITION_CHARS};
 use crate::error::PipelineError;
-use crate::lansweeper::{LansweeperClient, LansweeperError};
+use crate::lansweeper::{Asset, LansweeperClient, LansweeperError};
 use crate::layout::{self, KNOWN_TTL};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
@@ -241,6 +241,59 @@ async fn site_field_keys(
 /// whole, whatever the size of the estate.
 const EDITS_HELD: usize = 5_000;
 
+/// The agreements and tickets of each configuration, by configuration id.
+struct Related<'a> {
+    agreements: HashMap<i64, Vec<&'a RecordText>>,
+    tickets: HashMap<i64, Vec<&'a RecordText>>,
+}
+
+/// The fields of `asset` whose value differs from what its configuration (`linked`, at
+/// most one) says, by field key; or why the asset cannot be enriched.
+fn changes_of(
+    asset: &Asset,
+    linked: &[(i64, &RecordText)],
+    related: &Related<'_>,
+    field_keys: &HashMap<String, String>,
+    configuration_url: impl Fn(i64) -> String,
+) -> Result<Vec<(String, String)>, String> {
+    if linked.len() > 1 {
+        let ids: Vec<String> = linked.iter().map(|(id, _)| id.to_string()).collect();
+        return Err(format!(
+            "linked from several configurations ({}); resolve in ConnectWise",
+            ids.join(", ")
+        ));
+    }
+    let parsed = |records: Option<&Vec<&RecordText>>| -> Vec<Value> {
+        records.into_iter().flatten().map(|r| r.value()).collect()
+    };
+    let configuration = linked.first().map(|(id, c)| (*id, c.value()));
+    let id = configuration.as_ref().map_or(-1, |(id, _)| *id);
+    let desired = desired_values(
+        configuration.as_ref().map(|(_, c)| c),
+        &parsed(related.agreements.get(&id)),
+        &parsed(related.tickets.get(&id)),
+        configuration_url,
+    );
+    let current: HashMap<String, String> = asset
+        .values_at("assetCustom.fields")
+        .into_iter()
+        .filter_map(|f| {
+            Some((
+                f.get("fieldKey")?.as_str()?.to_string(),
+                f.get("value")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    Ok(desired
+        .iter()
+        .filter_map(|(name, value)| {
+            let field_key = field_keys.get(*name)?;
+            let now = current.get(field_key).map_or("", String::as_str);
+            (now.trim() != value.trim()).then(|| (field_key.clone(), value.clone()))
+        })
+        .collect())
+}
+
 /// Reads both sides and stores the edits of the run, for every mapped site.
 pub(crate) async fn plan<S: Store>(
     connectwise: &ConnectWiseClient,
@@ -250,8 +303,10 @@ pub(crate) async fn plan<S: Store>(
     run_id: &str,
 ) -> Result<(), PipelineError> {
     let linked = linked_records(connectwise, store, settings).await?;
-    let agreements = linked.agreements.by_configuration();
-    let tickets = linked.tickets.by_configuration();
+    let related = Related {
+        agreements: linked.agreements.by_configuration(),
+        tickets: linked.tickets.by_configuration(),
+    };
     let mut by_asset: HashMap<String, Vec<(i64, &RecordText)>> = HashMap::new();
     for (&id, known) in &linked.configurations.records {
         if let Some(link) = linked_asset_key(&known.record.value()) {
@@ -261,10 +316,6 @@ pub(crate) async fn plan<S: Store>(
                 .push((id, &known.record));
         }
     }
-    let parsed = |records: Option<&Vec<&RecordText>>| -> Vec<Value> {
-        records.into_iter().flatten().map(|r| r.value()).collect()
-    };
-
     let mapping = crate::mapping::in_force(
         store,
         Some(lansweeper.site_id()),
@@ -299,43 +350,15 @@ pub(crate) async fn plan<S: Store>(
                 let linked = by_asset
                     .get(&asset_key.to_lowercase())
                     .map_or(&[][..], Vec::as_slice);
-                if linked.len() > 1 {
-                    let ids: Vec<String> = linked.iter().map(|(id, _)| id.to_string()).collect();
-                    failed.push(Rejected {
-                        asset_key,
-                        reason: format!(
-                            "linked from several configurations ({}); resolve in ConnectWise",
-                            ids.join(", ")
-                        ),
-                    });
-                    continue;
-                }
-                let configuration = linked.first().map(|(id, c)| (*id, c.value()));
-                let id = configuration.as_ref().map_or(-1, |(id, _)| *id);
-                let desired = desired_values(
-                    configuration.as_ref().map(|(_, c)| c),
-                    &parsed(agreements.get(&id)),
-                    &parsed(tickets.get(&id)),
-                    |id| connectwise.configuration_url(id),
-                );
-                let current: HashMap<String, String> = asset
-                    .values_at("assetCustom.fields")
-                    .into_iter()
-                    .filter_map(|f| {
-                        Some((
-                            f.get("fieldKey")?.as_str()?.to_string(),
-                            f.get("value")?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect();
-                let changes: Vec<(String, String)> = desired
-                    .iter()
-                    .filter_map(|(name, value)| {
-                        let field_key = field_keys.get(*name)?;
-                        let now = current.get(field_key).map_or("", String::as_str);
-                        (now.trim() != value.trim()).then(|| (field_key.clone(), value.clone()))
-                    })
-                    .collect();
+                let changes = match changes_of(asset, linked, &related, &field_keys, |id| {
+                    connectwise.configuration_url(id)
+                }) {
+                    Ok(changes) => changes,
+                    Err(reason) => {
+                        failed.push(Rejected { asset_key, reason });
+                        continue;
+                    }
+                };
                 if changes.is_empty() {
                     unchanged += 1;
                 } else {

@@ -157,24 +157,9 @@ pub async fn enrich<S: Store>(
                     break;
                 }
             }
-            let edit = &edits[next];
-            let site = if edit.site.is_empty() {
-                lansweeper.clone()
-            } else {
-                lansweeper.for_site(&edit.site)
-            };
-            match site
-                .edit_asset_custom_fields(&edit.asset_key, &edit.values)
-                .await
-            {
-                Ok(_) => progress.written += 1,
-                Err(error @ (LansweeperError::GraphQl { .. } | LansweeperError::Http { .. })) => {
-                    failed.push(Rejected {
-                        asset_key: edit.asset_key.clone(),
-                        reason: error.to_string(),
-                    });
-                }
-                Err(other) => return Err(other.into()),
+            match write_edit(lansweeper, &edits[next]).await? {
+                Ok(()) => progress.written += 1,
+                Err(refused) => failed.push(refused),
             }
             next += 1;
             if (next - start) % CHECKPOINT_EVERY == 0 {
@@ -192,4 +177,30 @@ pub async fn enrich<S: Store>(
         wait_seconds,
         skipped_for: None,
     })
+}
+
+/// Writes one asset's edit: a refusal of that asset fails it alone (the outer error
+/// stops the invocation).
+async fn write_edit(
+    lansweeper: &LansweeperClient,
+    edit: &AssetEdit,
+) -> Result<Result<(), Rejected>, PipelineError> {
+    let site = if edit.site.is_empty() {
+        lansweeper.clone()
+    } else {
+        lansweeper.for_site(&edit.site)
+    };
+    match site
+        .edit_asset_custom_fields(&edit.asset_key, &edit.values)
+        .await
+    {
+        Ok(_) => Ok(Ok(())),
+        Err(error @ (LansweeperError::GraphQl { .. } | LansweeperError::Http { .. })) => {
+            Ok(Err(Rejected {
+                asset_key: edit.asset_key.clone(),
+                reason: error.to_string(),
+            }))
+        }
+        Err(other) => Err(other.into()),
+    }
 }

@@ -252,24 +252,9 @@ pub fn pair(
                     decided[asset_index] = true;
                     contested.extend(candidates.iter().copied());
                     let ids: Vec<i64> = candidates.iter().map(|&c| id_of(c)).collect();
-                    let listed = ids
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let reason = if level == MatchKey::Link {
-                        format!(
-                            "{n} configurations ({listed}) carry this asset's ls_asset_id: a duplicate, never written; keep one and clear the others' ls_asset_id"
-                        )
-                    } else {
-                        format!(
-                            "matches {n} configurations ({listed}) by {}",
-                            describe(level)
-                        )
-                    };
                     outcome.conflicts.push(Conflict {
                         asset_index,
-                        reason,
+                        reason: ambiguous(level, n, &ids),
                         candidates: ids,
                     });
                 }
@@ -306,9 +291,40 @@ pub fn pair(
             unavailable[configuration] = true;
         }
     }
-    // Assets left to create that share a real serial number or MAC address are one
-    // device seen twice, or a data error: creating both would put the device in
-    // ConnectWise twice, so neither is created.
+    refuse_shared_keys(&keys, &mut decided, &mut outcome);
+    outcome.unmatched = (0..assets.len()).filter(|&a| !decided[a]).collect();
+    outcome.matched.sort_by_key(|m| m.asset_index);
+    outcome.conflicts.sort_by_key(|c| c.asset_index);
+    outcome
+}
+
+/// Why an asset matching `n` configurations at `level` is a conflict.
+fn ambiguous(level: MatchKey, n: usize, ids: &[i64]) -> String {
+    let listed = ids
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if level == MatchKey::Link {
+        format!(
+            "{n} configurations ({listed}) carry this asset's ls_asset_id: a duplicate, never written; keep one and clear the others' ls_asset_id"
+        )
+    } else {
+        format!(
+            "matches {n} configurations ({listed}) by {}",
+            describe(level)
+        )
+    }
+}
+
+/// Assets left to create that share a real serial number or MAC address are one device
+/// seen twice, or a data error: creating both would put the device in ConnectWise twice,
+/// so neither is created.
+fn refuse_shared_keys(
+    keys: &[Vec<(MatchKey, String)>],
+    decided: &mut [bool],
+    outcome: &mut MatchOutcome,
+) {
     for level in [MatchKey::SerialNumber, MatchKey::MacAddress] {
         let mut sharing: HashMap<&str, Vec<usize>> = HashMap::new();
         for (asset_index, asset_keys) in keys.iter().enumerate() {
@@ -337,10 +353,6 @@ pub fn pair(
             }
         }
     }
-    outcome.unmatched = (0..assets.len()).filter(|&a| !decided[a]).collect();
-    outcome.matched.sort_by_key(|m| m.asset_index);
-    outcome.conflicts.sort_by_key(|c| c.asset_index);
-    outcome
 }
 
 /// A configuration's id (0 when it has none, which ConnectWise never answers).

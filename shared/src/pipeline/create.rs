@@ -34,39 +34,18 @@ pub async fn bulk_create<S: Store>(
     settings: &SyncSettings,
     input: &BatchInput,
 ) -> Result<BatchOutput, PipelineError> {
-    if let Some(done) = store
-        .get::<BatchRecord>(&layout::batch_result(&input.batch))
-        .await?
-    {
+    if let Some(done) = recorded_result(store, input).await? {
         tracing::info!(batch = %input.batch, "batch already written; nothing sent");
-        return Ok(BatchOutput {
-            run_id: input.run_id.clone(),
-            batch: input.batch.clone(),
-            written: done.written.len() as u64,
-            failed: done.failed.len() as u64,
-            api_calls: ApiCalls::default(),
-        });
+        return Ok(done);
     }
     let meter = CallMeter::connectwise(connectwise);
     let items: Vec<CreateItem> = store.require(&input.batch).await?;
     let mut outcomes: HashMap<usize, Result<(), String>> = HashMap::new();
     let mut pending: Vec<usize> = (0..items.len()).collect();
-    let intent: Option<CreateIntent> = store.get(&layout::batch_intent(&input.batch)).await?;
-    if intent.is_some() {
+    if record_intent(store, settings, &input.batch).await? {
         // Entered before: the batch may be in ConnectWise already.
         adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
     }
-    let intent = CreateIntent {
-        entries: intent.map_or(0, |i| i.entries) + 1,
-        since: clock::epoch_seconds(),
-    };
-    store
-        .put(
-            &layout::batch_intent(&input.batch),
-            &intent,
-            settings.staging_ttl,
-        )
-        .await?;
 
     let mut sends = 0;
     while !pending.is_empty() {
@@ -137,6 +116,39 @@ pub async fn bulk_create<S: Store>(
         })
         .collect();
     finish_batch(store, settings, input, &meter, outcomes).await
+}
+
+/// The outcome of a batch whose result is recorded: it is done, nothing is sent again.
+async fn recorded_result<S: Store>(
+    store: &S,
+    input: &BatchInput,
+) -> Result<Option<BatchOutput>, PipelineError> {
+    let done: Option<BatchRecord> = store.get(&layout::batch_result(&input.batch)).await?;
+    Ok(done.map(|done| BatchOutput {
+        run_id: input.run_id.clone(),
+        batch: input.batch.clone(),
+        written: done.written.len() as u64,
+        failed: done.failed.len() as u64,
+        api_calls: ApiCalls::default(),
+    }))
+}
+
+/// Records that the batch is about to be sent; answers whether a step entered it before
+/// (and so may have sent it).
+async fn record_intent<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    batch: &str,
+) -> Result<bool, PipelineError> {
+    let before: Option<CreateIntent> = store.get(&layout::batch_intent(batch)).await?;
+    let intent = CreateIntent {
+        entries: before.as_ref().map_or(0, |i| i.entries) + 1,
+        since: clock::epoch_seconds(),
+    };
+    store
+        .put(&layout::batch_intent(batch), &intent, settings.staging_ttl)
+        .await?;
+    Ok(before.is_some())
 }
 
 /// Reads which of the pending items' assets ConnectWise already holds a configuration

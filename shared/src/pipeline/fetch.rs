@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::calls::{ApiCalls, CallMeter};
 use crate::error::PipelineError;
-use crate::lansweeper::{ASSET_PATHS, LansweeperClient, LansweeperError};
+use crate::lansweeper::{ASSET_PATHS, Asset, LansweeperClient, LansweeperError};
 use crate::layout::{self, FetchRecord, LeaseHolder, SiteFetch};
 use crate::lease;
-use crate::mapping::{self, Destination, RuleValues};
+use crate::mapping::{self, Destination, RuleValues, SiteMapping};
 use crate::quota;
 use crate::references::{ReferenceKind, ReferenceNames};
 use crate::settings::SyncSettings;
@@ -62,23 +62,7 @@ pub async fn fetch_assets<S: Store>(
     if !settings.dry_run
         && let Some(holder) = lease::acquire(store, &run_id).await?
     {
-        tracing::warn!(%run_id, holder = %holder.run_id, "another run holds the lease; skipped");
-        let record = FetchRecord {
-            skipped_for: Some(holder.clone()),
-            ..FetchRecord::default()
-        };
-        store
-            .put(
-                &layout::fetch_record(&run_id),
-                &record,
-                settings.staging_ttl,
-            )
-            .await?;
-        return Ok(FetchOutput {
-            run_id,
-            skipped_for: Some(holder),
-            ..FetchOutput::default()
-        });
+        return skipped(store, settings, run_id, holder).await;
     }
     let mapping = mapping::in_force(
         store,
@@ -89,112 +73,26 @@ pub async fn fetch_assets<S: Store>(
     mapping.check()?;
     quota::load(store, lansweeper).await?;
     let meter = CallMeter::lansweeper(lansweeper);
-    let mut names = ReferenceNames::default();
-    // The status retired configurations get: created with the other references if missing.
-    names.add(ReferenceKind::Status, Some(&settings.retire.retired_status));
-    let mut seen = 0u64;
-    let mut chunks = Vec::new();
-    let mut staged_count = 0u64;
+    let mut staging = Staging::new(&run_id, settings);
     let mut sites = Vec::with_capacity(mapping.sites.len());
-    let (mut rejected_total, mut unmapped_total) = (0u64, 0u64);
+    let single_site = mapping.sites.len() == 1;
     for (site_index, site) in mapping.sites.iter().enumerate() {
         let client = lansweeper.for_site(&site.site);
-        let mut rejected: Vec<Rejected> = Vec::new();
-        let mut unmapped: Vec<Rejected> = Vec::new();
-        let mut site_assets = 0u64;
-        let mut pager = client.asset_pager(ASSET_PATHS, None)?;
-        let mut site_error = None;
-        loop {
-            let page = match pager.next_page().await {
-                Ok(Some(page)) => page,
-                Ok(None) => break,
-                // A site the token lost access to fails alone; the other clients go on.
-                Err(LansweeperError::Forbidden(reason)) => {
-                    tracing::warn!(%run_id, site = %site.site, %reason, "site not readable");
-                    site_error = Some(format!(
-                        "Lansweeper refused access to site {}: {reason}",
-                        site.site
-                    ));
-                    break;
-                }
-                Err(other) => return Err(other.into()),
-            };
-            seen += page.len() as u64;
-            site_assets += page.len() as u64;
-            let mut staged = Vec::with_capacity(page.len());
-            for asset in &page {
-                let company = match site.destination(&RuleValues::of(asset)) {
-                    Destination::Company(company) => company,
-                    Destination::Unmapped(reason) => {
-                        unmapped.push(Rejected {
-                            asset_key: asset.key().unwrap_or_default(),
-                            reason,
-                        });
-                        continue;
-                    }
-                };
-                match StagedAsset::from_lansweeper(asset)
-                    .and_then(|staged| translated(staged, settings))
-                {
-                    Ok(mut asset) => {
-                        names.add(ReferenceKind::Location, asset.location.as_deref());
-                        names.add(ReferenceKind::Manufacturer, asset.manufacturer.as_deref());
-                        names.add(ReferenceKind::Status, asset.state.as_deref());
-                        names.add(ReferenceKind::Type, Some(&asset.asset_type));
-                        asset.site.clone_from(&site.site);
-                        asset.company = company;
-                        staged.push(asset);
-                    }
-                    Err(reason) => rejected.push(reason),
-                }
-            }
-            staged_count += staged.len() as u64;
-            if !staged.is_empty() {
-                let prefix = layout::staged_page(&run_id, site_index, pager.stats.requests);
-                chunks.extend(
-                    store
-                        .put_parts(&prefix, &staged, settings.staging_ttl)
-                        .await?,
-                );
-            }
-            // The total is known per site; across several, only once the last is read.
-            let total = pager.stats.total.filter(|_| mapping.sites.len() == 1);
-            progress(seen, total);
-        }
-        rejected_total += rejected.len() as u64;
-        unmapped_total += unmapped.len() as u64;
-        if !unmapped.is_empty() {
-            tracing::info!(%run_id, site = %site.site, unmapped = unmapped.len(), "assets no mapping rule sends to a company");
-        }
-        sites.push(SiteFetch {
-            site: site.site.clone(),
-            error: site_error,
-            assets: site_assets,
-            rejected: store
-                .put_parts(
-                    &layout::site_rejected(&run_id, site_index),
-                    &rejected,
-                    settings.staging_ttl,
-                )
-                .await?,
-            unmapped: store
-                .put_parts(
-                    &layout::site_unmapped(&run_id, site_index),
-                    &unmapped,
-                    settings.staging_ttl,
-                )
-                .await?,
-        });
+        let fetched = staging
+            .stage_site(store, &client, site_index, site, single_site, &mut progress)
+            .await?;
+        sites.push(fetched);
     }
-    progress(seen, Some(seen));
+    progress(staging.seen, Some(staging.seen));
     let staged_chunks = store
         .put_parts(
             &layout::staged_index(&run_id),
-            &chunks,
+            &staging.chunks,
             settings.staging_ttl,
         )
         .await?;
-    let name_list: Vec<(ReferenceKind, &String)> = names
+    let name_list: Vec<(ReferenceKind, &String)> = staging
+        .names
         .0
         .iter()
         .flat_map(|(kind, set)| set.iter().map(move |name| (*kind, name)))
@@ -208,33 +106,202 @@ pub async fn fetch_assets<S: Store>(
         .await?;
     let api_calls = meter.read();
     quota::save(store, lansweeper).await?;
+    let record = FetchRecord {
+        assets: staging.seen,
+        rejected: Vec::new(),
+        sites,
+        chunks: staged_chunks,
+        references: reference_parts,
+        companies: mapping.companies(),
+        api_calls,
+        skipped_for: None,
+    };
     store
         .put(
             &layout::fetch_record(&run_id),
-            &FetchRecord {
-                assets: seen,
-                rejected: Vec::new(),
-                sites,
-                chunks: staged_chunks,
-                references: reference_parts,
-                companies: mapping.companies(),
-                api_calls,
-                skipped_for: None,
-            },
+            &record,
             settings.staging_ttl,
         )
         .await?;
-    tracing::info!(%run_id, assets = seen, rejected = rejected_total, unmapped = unmapped_total, chunks = chunks.len(), "assets staged");
+    tracing::info!(%run_id, assets = staging.seen, rejected = staging.rejected, unmapped = staging.unmapped, chunks = staging.chunks.len(), "assets staged");
     Ok(FetchOutput {
-        run_id,
-        staged: staged_count,
-        assets: seen,
-        rejected: rejected_total,
-        unmapped: unmapped_total,
+        run_id: run_id.clone(),
+        staged: staging.staged,
+        assets: staging.seen,
+        rejected: staging.rejected,
+        unmapped: staging.unmapped,
         reference_names: name_list.len() as u64,
         api_calls,
         skipped_for: None,
     })
+}
+
+/// A run that found the lease held: recorded as skipped, having read and written nothing.
+async fn skipped<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    run_id: String,
+    holder: LeaseHolder,
+) -> Result<FetchOutput, PipelineError> {
+    tracing::warn!(%run_id, holder = %holder.run_id, "another run holds the lease; skipped");
+    let record = FetchRecord {
+        skipped_for: Some(holder.clone()),
+        ..FetchRecord::default()
+    };
+    store
+        .put(
+            &layout::fetch_record(&run_id),
+            &record,
+            settings.staging_ttl,
+        )
+        .await?;
+    Ok(FetchOutput {
+        run_id,
+        skipped_for: Some(holder),
+        ..FetchOutput::default()
+    })
+}
+
+/// What the fetch has staged so far, over the sites read.
+struct Staging<'a> {
+    run_id: &'a str,
+    settings: &'a SyncSettings,
+    names: ReferenceNames,
+    /// Assets Lansweeper listed.
+    seen: u64,
+    /// The staged parts' keys.
+    chunks: Vec<String>,
+    staged: u64,
+    rejected: u64,
+    unmapped: u64,
+}
+
+/// What one page of a site's assets came to.
+#[derive(Default)]
+struct PageOutcome {
+    staged: Vec<StagedAsset>,
+    rejected: Vec<Rejected>,
+    unmapped: Vec<Rejected>,
+}
+
+impl<'a> Staging<'a> {
+    fn new(run_id: &'a str, settings: &'a SyncSettings) -> Self {
+        let mut names = ReferenceNames::default();
+        // The status retired configurations get: created with the other references if
+        // missing.
+        names.add(ReferenceKind::Status, Some(&settings.retire.retired_status));
+        Self {
+            run_id,
+            settings,
+            names,
+            seen: 0,
+            chunks: Vec::new(),
+            staged: 0,
+            rejected: 0,
+            unmapped: 0,
+        }
+    }
+
+    /// Pages one site's assets into the store; a site the token lost access to fails
+    /// alone, with the reason, and the other clients go on.
+    async fn stage_site<S: Store>(
+        &mut self,
+        store: &S,
+        client: &LansweeperClient,
+        site_index: usize,
+        site: &SiteMapping,
+        single_site: bool,
+        progress: &mut impl FnMut(u64, Option<u64>),
+    ) -> Result<SiteFetch, PipelineError> {
+        let (run_id, ttl) = (self.run_id, self.settings.staging_ttl);
+        let mut outcome = PageOutcome::default();
+        let mut site_assets = 0u64;
+        let mut pager = client.asset_pager(ASSET_PATHS, None)?;
+        let mut site_error = None;
+        loop {
+            let page = match pager.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(LansweeperError::Forbidden(reason)) => {
+                    tracing::warn!(%run_id, site = %site.site, %reason, "site not readable");
+                    site_error = Some(format!(
+                        "Lansweeper refused access to site {}: {reason}",
+                        site.site
+                    ));
+                    break;
+                }
+                Err(other) => return Err(other.into()),
+            };
+            self.seen += page.len() as u64;
+            site_assets += page.len() as u64;
+            self.sort_page(&page, site, &mut outcome);
+            let staged = std::mem::take(&mut outcome.staged);
+            self.staged += staged.len() as u64;
+            if !staged.is_empty() {
+                let prefix = layout::staged_page(run_id, site_index, pager.stats.requests);
+                self.chunks
+                    .extend(store.put_parts(&prefix, &staged, ttl).await?);
+            }
+            // The total is known per site; across several, only once the last is read.
+            progress(self.seen, pager.stats.total.filter(|_| single_site));
+        }
+        self.rejected += outcome.rejected.len() as u64;
+        self.unmapped += outcome.unmapped.len() as u64;
+        if !outcome.unmapped.is_empty() {
+            tracing::info!(%run_id, site = %site.site, unmapped = outcome.unmapped.len(), "assets no mapping rule sends to a company");
+        }
+        Ok(SiteFetch {
+            site: site.site.clone(),
+            error: site_error,
+            assets: site_assets,
+            rejected: store
+                .put_parts(
+                    &layout::site_rejected(run_id, site_index),
+                    &outcome.rejected,
+                    ttl,
+                )
+                .await?,
+            unmapped: store
+                .put_parts(
+                    &layout::site_unmapped(run_id, site_index),
+                    &outcome.unmapped,
+                    ttl,
+                )
+                .await?,
+        })
+    }
+
+    /// Each asset of a page: to its company, staged with its reference names; unmapped;
+    /// or refused with the reason.
+    fn sort_page(&mut self, page: &[Asset], site: &SiteMapping, outcome: &mut PageOutcome) {
+        for asset in page {
+            let company = match site.destination(&RuleValues::of(asset)) {
+                Destination::Company(company) => company,
+                Destination::Unmapped(reason) => {
+                    outcome.unmapped.push(Rejected {
+                        asset_key: asset.key().unwrap_or_default(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            match StagedAsset::from_lansweeper(asset)
+                .and_then(|staged| translated(staged, self.settings))
+            {
+                Ok(mut asset) => {
+                    let names = &mut self.names;
+                    names.add(ReferenceKind::Location, asset.location.as_deref());
+                    names.add(ReferenceKind::Manufacturer, asset.manufacturer.as_deref());
+                    names.add(ReferenceKind::Status, asset.state.as_deref());
+                    names.add(ReferenceKind::Type, Some(&asset.asset_type));
+                    asset.site.clone_from(&site.site);
+                    asset.company = company;
+                    outcome.staged.push(asset);
+                }
+                Err(reason) => outcome.rejected.push(reason),
+            }
+        }
+    }
 }
 
 /// The asset with its type and state named as ConnectWise names them

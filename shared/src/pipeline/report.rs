@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::batch::{WriteKind, batch_assets};
 use crate::calls::ApiCalls;
 use crate::error::PipelineError;
-use crate::layout::{self, BatchRecord, ConflictReport, CreateItem, LeaseHolder, ModifyItem};
+use crate::layout::{
+    self, BatchRecord, ConflictReport, CreateItem, FetchRecord, LeaseHolder, ModifyItem,
+    SectionRecord,
+};
 use crate::lifecycle::RetireGuard;
 use crate::references::ReferenceKind;
 use crate::staging::Rejected;
@@ -180,6 +183,35 @@ pub async fn report<S: Store>(
     report
         .failed
         .extend(store.get_parts::<Rejected>(&fetched.rejected).await?);
+    add_unmatched_sites(store, &fetched, &mut report).await?;
+    report.guard.clone_from(&matched.guard);
+    for record in &matched.sections {
+        add_section(store, record, dry_run, &mut report).await?;
+    }
+    // Sites in the mapping's order, each site's company sections after its unmapped one.
+    let order: Vec<&str> = fetched.sites.iter().map(|s| s.site.as_str()).collect();
+    report
+        .sections
+        .sort_by_key(|s| (order.iter().position(|o| *o == s.site), s.company.is_some()));
+    if !report.failed.is_empty()
+        || !report.conflicts.is_empty()
+        || !report.unmapped.is_empty()
+        || report.sections.iter().any(|s| s.error.is_some())
+        || !report.retire_failed.is_empty()
+        || report.guard.is_some()
+    {
+        report.status = RunStatus::SucceededWithFailures;
+    }
+    Ok(report)
+}
+
+/// Each site's assets that never reached a company (refused or unmapped at fetch), and a
+/// site not read whole: a section without company.
+async fn add_unmatched_sites<S: Store>(
+    store: &S,
+    fetched: &FetchRecord,
+    report: &mut RunReport,
+) -> Result<(), PipelineError> {
     for site in &fetched.sites {
         let rejected: Vec<Rejected> = store.get_parts(&site.rejected).await?;
         let unmapped: Vec<Rejected> = store.get_parts(&site.unmapped).await?;
@@ -197,114 +229,117 @@ pub async fn report<S: Store>(
         report.failed.extend(rejected);
         report.unmapped.extend(unmapped);
     }
-    report.guard.clone_from(&matched.guard);
-    for record in &matched.sections {
-        let mut section = SectionReport {
-            site: record.site.clone(),
-            company: Some(record.company.clone()),
-            assets: record.assets,
-            counts: Counts {
-                unchanged: record.unchanged,
-                ignored: record.ignored,
-                reactivated: record.reactivated,
-                ..Counts::default()
-            },
-            ..SectionReport::default()
-        };
-        for batch in &record.retire_batches {
-            let items: Vec<ModifyItem> = store.require(batch).await?;
-            let result = if dry_run {
-                None
-            } else {
-                store
-                    .get::<BatchRecord>(&layout::batch_result(batch))
-                    .await?
-            };
-            if let Some(result) = &result {
+    Ok(())
+}
+
+/// One section of the match, with what its batches wrote, into the report.
+async fn add_section<S: Store>(
+    store: &S,
+    record: &SectionRecord,
+    dry_run: bool,
+    report: &mut RunReport,
+) -> Result<(), PipelineError> {
+    let mut section = SectionReport {
+        site: record.site.clone(),
+        company: Some(record.company.clone()),
+        assets: record.assets,
+        counts: Counts {
+            unchanged: record.unchanged,
+            ignored: record.ignored,
+            reactivated: record.reactivated,
+            ..Counts::default()
+        },
+        ..SectionReport::default()
+    };
+    for batch in &record.retire_batches {
+        add_retirements(store, batch, dry_run, &mut section, report).await?;
+    }
+    let conflicts: Vec<ConflictReport> = store.get_parts(&record.conflicts).await?;
+    let mut failed: Vec<Rejected> = store.get_parts(&record.failed).await?;
+    failed.append(&mut section.failed_retirements);
+    for (batches, kind) in [
+        (&record.create_batches, WriteKind::Create),
+        (&record.modify_batches, WriteKind::Modify),
+    ] {
+        for batch in batches {
+            if dry_run {
+                *section.written(kind) += batch_assets(store, batch, kind).await?.len() as u64;
+                continue;
+            }
+            if let Some(result) = store
+                .get::<BatchRecord>(&layout::batch_result(batch))
+                .await?
+            {
+                *section.written(kind) += result.written.len() as u64;
+                failed.extend(result.failed);
                 report.api_calls += result.api_calls;
-            }
-            for item in items {
-                let refused = match &result {
-                    None if dry_run => None,
-                    None => Some(format!("batch {batch} was not written (its step failed)")),
-                    Some(result) => result
-                        .failed
-                        .iter()
-                        .find(|f| f.asset_key == item.asset_key)
-                        .map(|f| f.reason.clone()),
-                };
-                match (refused, item.asset_gone) {
-                    (None, gone) => {
-                        section.counts.retired += 1;
-                        if !gone {
-                            section.counts.modified += 1;
-                        }
-                    }
-                    (Some(reason), true) => report.retire_failed.push(Rejected {
-                        asset_key: item.asset_key,
-                        reason: format!(
-                            "retiring configuration {}: {reason}",
-                            item.configuration_id
-                        ),
-                    }),
-                    (Some(reason), false) => section.failed_retirements.push(Rejected {
-                        asset_key: item.asset_key,
-                        reason,
-                    }),
-                }
+            } else {
+                // The batch never ran (its step failed for good): its assets are not lost.
+                let assets = batch_assets(store, batch, kind).await?;
+                failed.extend(assets.into_iter().map(|(asset_key, _)| Rejected {
+                    asset_key,
+                    reason: format!("batch {batch} was not written (its step failed)"),
+                }));
             }
         }
-        let conflicts: Vec<ConflictReport> = store.get_parts(&record.conflicts).await?;
-        let mut failed: Vec<Rejected> = store.get_parts(&record.failed).await?;
-        failed.append(&mut section.failed_retirements);
-        for (batches, kind) in [
-            (&record.create_batches, WriteKind::Create),
-            (&record.modify_batches, WriteKind::Modify),
-        ] {
-            for batch in batches {
-                if dry_run {
-                    *section.written(kind) += batch_assets(store, batch, kind).await?.len() as u64;
-                    continue;
-                }
-                if let Some(result) = store
-                    .get::<BatchRecord>(&layout::batch_result(batch))
-                    .await?
-                {
-                    *section.written(kind) += result.written.len() as u64;
-                    failed.extend(result.failed);
-                    report.api_calls += result.api_calls;
-                } else {
-                    // The batch never ran (its step failed for good): its assets are not lost.
-                    let assets = batch_assets(store, batch, kind).await?;
-                    failed.extend(assets.into_iter().map(|(asset_key, _)| Rejected {
-                        asset_key,
-                        reason: format!("batch {batch} was not written (its step failed)"),
-                    }));
+    }
+    section.conflicts = conflicts.len() as u64;
+    section.failed = failed.len() as u64;
+    report.counts += section.counts;
+    report.conflicts.extend(conflicts);
+    report.failed.extend(failed);
+    report.sections.push(section);
+    Ok(())
+}
+
+/// What one batch of retirements came to: retired, or refused (a listed asset's refusal
+/// is its failure; a gone asset's is outside the accounting of assets).
+async fn add_retirements<S: Store>(
+    store: &S,
+    batch: &str,
+    dry_run: bool,
+    section: &mut SectionReport,
+    report: &mut RunReport,
+) -> Result<(), PipelineError> {
+    let items: Vec<ModifyItem> = store.require(batch).await?;
+    let result = if dry_run {
+        None
+    } else {
+        store
+            .get::<BatchRecord>(&layout::batch_result(batch))
+            .await?
+    };
+    if let Some(result) = &result {
+        report.api_calls += result.api_calls;
+    }
+    for item in items {
+        let refused = match &result {
+            None if dry_run => None,
+            None => Some(format!("batch {batch} was not written (its step failed)")),
+            Some(result) => result
+                .failed
+                .iter()
+                .find(|f| f.asset_key == item.asset_key)
+                .map(|f| f.reason.clone()),
+        };
+        match (refused, item.asset_gone) {
+            (None, gone) => {
+                section.counts.retired += 1;
+                if !gone {
+                    section.counts.modified += 1;
                 }
             }
+            (Some(reason), true) => report.retire_failed.push(Rejected {
+                asset_key: item.asset_key,
+                reason: format!("retiring configuration {}: {reason}", item.configuration_id),
+            }),
+            (Some(reason), false) => section.failed_retirements.push(Rejected {
+                asset_key: item.asset_key,
+                reason,
+            }),
         }
-        section.conflicts = conflicts.len() as u64;
-        section.failed = failed.len() as u64;
-        report.counts += section.counts;
-        report.conflicts.extend(conflicts);
-        report.failed.extend(failed);
-        report.sections.push(section);
     }
-    // Sites in the mapping's order, each site's company sections after its unmapped one.
-    let order: Vec<&str> = fetched.sites.iter().map(|s| s.site.as_str()).collect();
-    report
-        .sections
-        .sort_by_key(|s| (order.iter().position(|o| *o == s.site), s.company.is_some()));
-    if !report.failed.is_empty()
-        || !report.conflicts.is_empty()
-        || !report.unmapped.is_empty()
-        || report.sections.iter().any(|s| s.error.is_some())
-        || !report.retire_failed.is_empty()
-        || report.guard.is_some()
-    {
-        report.status = RunStatus::SucceededWithFailures;
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// The dry run's plan: what would be created, changed field by field, and what conflicts.

@@ -1,3 +1,8 @@
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test suite: a store call that fails is a check that fails"
+)]
+
 //! What every [`Store`] must do, as one suite each store runs against itself: the memory
 //! store in its unit tests, DynamoDB (through moto) in `tests/store.rs`, `lscw`'s
 //! embedded store in its own. A store that passes it keeps a run's records, its lease

@@ -393,6 +393,10 @@ impl Tenant {
 
     /// The record `body` describes, as stored: known fields only, validated, references
     /// resolved, booleans defaulted, custom fields complete.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "ConnectWise's checks of a record, in the order it makes them, each with its own error"
+    )]
     fn build(&self, resource: &Resource, body: &Value) -> Result<Map<String, Value>, ApiError> {
         let input = body.as_object().ok_or_else(|| {
             ApiError::new(

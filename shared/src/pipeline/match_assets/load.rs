@@ -6,8 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use crate::connectwise::{ConnectWiseClient, ListQuery, endpoint};
 use crate::error::PipelineError;
-use crate::layout::FetchRecord;
+use crate::layout::{self, FetchRecord};
 use crate::matching::{self, Compact, Fields, MatchSpec, Target};
+use crate::overrides::{self, Overrides};
+use crate::references::EnsureOutcome;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -37,6 +39,44 @@ const CONFIGURATION_FIELDS: &[&str] = &[
     "activeFlag",
     "status.name",
 ];
+
+/// Everything match reads before it decides anything.
+pub(super) struct Inputs {
+    pub ensured: EnsureOutcome,
+    pub fetched: FetchRecord,
+    pub assets: Vec<Compact>,
+    /// The mapping's companies ConnectWise has, by name key.
+    pub company_ids: HashMap<String, i64>,
+    pub configurations: Vec<Compact>,
+    pub custom_field_ids: HashMap<String, i64>,
+    pub overrides: Overrides,
+}
+
+impl Inputs {
+    pub async fn read<S: Store>(
+        connectwise: &ConnectWiseClient,
+        store: &S,
+        settings: &SyncSettings,
+        run_id: &str,
+        spec: &MatchSpec,
+        create_spec: &MatchSpec,
+    ) -> Result<Self, PipelineError> {
+        let (ensured, _) = layout::read_ensured(store, run_id).await?;
+        let fetched = layout::read_fetch(store, run_id).await?;
+        let assets = staged_assets(store, &fetched, spec, create_spec).await?;
+        let company_ids = layout::read_companies(store, run_id).await?;
+        let configurations = configurations(connectwise, settings, spec).await?;
+        Ok(Self {
+            ensured,
+            fetched,
+            assets,
+            company_ids,
+            configurations,
+            custom_field_ids: layout::read_custom_fields(store, run_id).await?,
+            overrides: overrides::load(store).await?,
+        })
+    }
+}
 
 /// A text of a compact record, empty when absent.
 pub(super) fn text(record: &Compact, field: &str) -> String {

@@ -17,14 +17,15 @@ use super::lanes::{self, LaneInput};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
-use crate::layout::{self, MatchRecord, SectionRecord};
+use crate::layout::{self, FetchRecord, MatchRecord, SectionRecord};
 use crate::lease;
-use crate::matching::{MatchSpec, Target};
-use crate::overrides;
+use crate::lifecycle::RetireGuard;
+use crate::matching::{Compact, MatchSpec, Target};
 use crate::references::{self, EnsureOutcome, ReferenceIds};
 use crate::settings::SyncSettings;
 use crate::store::{Store, StoreExt};
 use company::{MissingReferences, Planner};
+use load::Inputs;
 use section::Sections;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,17 +65,19 @@ pub async fn match_assets<S: Store>(
     let meter = CallMeter::connectwise(connectwise);
     let spec = MatchSpec::for_staged_assets();
     let create_spec = settings.field_policies.create_spec(&spec);
-    let (ensured, _) = layout::read_ensured(store, run_id).await?;
-    let fetched = layout::read_fetch(store, run_id).await?;
-    let assets = load::staged_assets(store, &fetched, &spec, &create_spec).await?;
+    let Inputs {
+        ensured,
+        fetched,
+        assets,
+        company_ids,
+        configurations,
+        custom_field_ids,
+        overrides,
+    } = Inputs::read(connectwise, store, settings, run_id, &spec, &create_spec).await?;
     let companies = distinct(assets.iter().map(|a| load::text(a, "company")));
-    let company_ids = layout::read_companies(store, run_id).await?;
-    let configurations = load::configurations(connectwise, settings, &spec).await?;
-    let custom_field_ids = layout::read_custom_fields(store, run_id).await?;
     let link = Target::Custom(spec.link_caption.clone());
     let linked_in = load::links(&configurations, &link);
     let mut by_company = load::by_company(configurations, &company_ids);
-    let overrides = overrides::load(store).await?;
     let listed = load::listed_keys(store, &fetched, &assets).await?;
 
     // Sections in the order their assets came (the mapping's), each company matched once
@@ -117,38 +120,16 @@ pub async fn match_assets<S: Store>(
             )
             .await?;
     }
-    // The mapped companies no asset went to this run: their linked configurations too.
-    for (company_id, configurations) in by_company {
-        let (company_linked, gone) = guard::gone_assets(
-            &configurations,
-            &listed,
-            &overrides,
-            &settings.retire,
-            &link,
-        );
-        linked += company_linked;
-        if !gone.is_empty() {
-            let company = fetched
-                .companies
-                .iter()
-                .find(|c| company_ids.get(&references::name_key(c)) == Some(&company_id))
-                .cloned()
-                .unwrap_or_else(|| company_id.to_string());
-            sections.add_retirements(company, gone);
-        }
-    }
-
-    let would_retire: u64 = sections.plans.iter().map(|p| p.retires.len() as u64).sum();
+    linked += retire_in_companies_without_assets(
+        &planner,
+        by_company,
+        &fetched,
+        &company_ids,
+        &mut sections,
+    );
     let incomplete = load::incomplete_listing(&fetched);
-    let (guard, held) = match guard::verdict(&settings.retire, incomplete, would_retire, linked) {
-        Some(reason) => {
-            let ttl = settings.staging_ttl;
-            let (held, guard) =
-                guard::hold(store, run_id, ttl, &mut sections.plans, reason, linked).await?;
-            (Some(guard), held)
-        }
-        None => (None, Vec::new()),
-    };
+    let (guard, held) =
+        guard_retirements(store, settings, run_id, incomplete, linked, &mut sections).await?;
     let (records, mut totals) =
         store_sections(store, settings, run_id, sections, &company_ids).await?;
     totals.api_calls = meter.read();
@@ -169,6 +150,60 @@ pub async fn match_assets<S: Store>(
     totals.create_lanes = LaneInput::lanes(run_id, create.len());
     totals.modify_lanes = LaneInput::lanes(run_id, modify.len());
     Ok(totals)
+}
+
+/// The mapped companies no asset went to this run: the retirements of their linked
+/// configurations, each company a section of its own. Answers how many are linked.
+fn retire_in_companies_without_assets<S: Store>(
+    planner: &Planner<'_, S>,
+    by_company: HashMap<i64, Vec<Compact>>,
+    fetched: &FetchRecord,
+    company_ids: &HashMap<String, i64>,
+    sections: &mut Sections,
+) -> u64 {
+    let mut linked = 0;
+    for (company_id, configurations) in by_company {
+        let (company_linked, gone) = guard::gone_assets(
+            &configurations,
+            planner.listed,
+            planner.overrides,
+            &planner.settings.retire,
+            planner.link,
+        );
+        linked += company_linked;
+        if !gone.is_empty() {
+            let company = fetched
+                .companies
+                .iter()
+                .find(|c| company_ids.get(&references::name_key(c)) == Some(&company_id))
+                .cloned()
+                .unwrap_or_else(|| company_id.to_string());
+            sections.add_retirements(company, gone);
+        }
+    }
+    linked
+}
+
+/// Holds every planned retirement when the guard says so: answers its record and the
+/// held parts' keys, or nothing when the retirements go through.
+async fn guard_retirements<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    incomplete: Option<String>,
+    linked: u64,
+    sections: &mut Sections,
+) -> Result<(Option<RetireGuard>, Vec<String>), PipelineError> {
+    let would_retire: u64 = sections.plans.iter().map(|p| p.retires.len() as u64).sum();
+    match guard::verdict(&settings.retire, incomplete, would_retire, linked) {
+        Some(reason) => {
+            let ttl = settings.staging_ttl;
+            let (held, guard) =
+                guard::hold(store, run_id, ttl, &mut sections.plans, reason, linked).await?;
+            Ok((Some(guard), held))
+        }
+        None => Ok((None, Vec::new())),
+    }
 }
 
 /// The ensured references' ids; in a dry run, those a real run would create too, with
