@@ -36,13 +36,15 @@ $(TOOLING)/node_modules/.installed: $(TOOLING)/package.json
 ## among the domain crate's modules.
 validate: setup
 	python3 infra/local/structure.py check shared/src
+	python3 infra/local/structure.py mermaid shared/src | python3 infra/local/structure_page.py --check docs/structure.md
 	$(TOOLING)/node_modules/.bin/asl-validator --json-path infra/statemachine/sync.asl.json
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint -t template.yaml
 	$(VENV)/bin/python -m unittest discover -s infra/tests -p 'test_*.py' 
 
-## The domain crate's modules and their imports, as the README's Mermaid picture.
+## The domain crate's modules and their imports, drawn anew into docs/structure.md (a
+## Mermaid picture); make validate fails when the page is behind the code.
 structure:
-	@python3 infra/local/structure.py mermaid shared/src
+	python3 infra/local/structure.py mermaid shared/src | python3 infra/local/structure_page.py docs/structure.md
 
 fmt:
 	$(CARGO) fmt --all -- --check

@@ -7,7 +7,7 @@
 //!
 //! | key | holds | written by | lives |
 //! |---|---|---|---|
-//! | `run/{id}/fetch` | [`FetchRecord`] | fetch-assets | run TTL (`SYNC_STAGING_TTL_HOURS`, 48 h) |
+//! | `run/{id}/fetch` | [`FetchRecord`] | fetch-assets | run TTL (48 h, `SyncSettings::staging_ttl`) |
 //! | `run/{id}/assets/{site}/{request}/{part}` | staged assets ([`crate::staging::StagedAsset`]) | fetch-assets | run TTL |
 //! | `run/{id}/staged/{part}` | the keys of the staged parts | fetch-assets | run TTL |
 //! | `run/{id}/rejected/{site}/{part}`, `run/{id}/unmapped/{site}/{part}` | assets refused or unmapped at fetch ([`Rejected`]) | fetch-assets | run TTL |
@@ -28,9 +28,9 @@
 //! | `run/{id}/enrich/plan-failed/{part}` | assets the plan could not edit ([`Rejected`]) | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
 //! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
-//! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (`SYNC_REPORT_TTL_DAYS`, 90 days) |
+//! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (90 days, `SyncSettings::report_ttl`) |
 //! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
-//! | `cache/references/{kind}` | reference name → id, per kind | ensure-references | reference TTL (`SYNC_REFERENCE_TTL_HOURS`, 24 h) |
+//! | `cache/references/{kind}` | reference name → id, per kind | ensure-references | reference TTL (24 h, `SyncSettings::reference_ttl`) |
 //! | `lease/sync` | the run holding the lease ([`LeaseHolder`]) | fetch-assets, every step renews | [`LEASE_TTL`] |
 //! | `quota/lansweeper/{token hash}` | when each request of the token's hour was sent | every Lansweeper user | the quota's hour and 5 minutes |
 //! | `mapping` | sites to companies ([`crate::mapping`]) | `lscw mapping` | [`KEPT`] |

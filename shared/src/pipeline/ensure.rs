@@ -1,14 +1,12 @@
 //! `ensure-references`: the spec's four subflows (location, manufacturer, status, type)
 //! over the names the fetch found; the ids go to the store for match and the writers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde_json::Value;
 
-use serde::{Deserialize, Serialize};
-
-use super::fetch::FetchOutput;
-use crate::calls::{ApiCalls, CallMeter};
+use super::states::{EnsureOutput, FetchOutput};
+use crate::calls::CallMeter;
 use crate::connectwise::{
     ConnectWiseClient, Field, ListQuery, MAX_CONDITION_CHARS, MAX_PAGE_SIZE, endpoint,
 };
@@ -16,19 +14,9 @@ use crate::custom_fields;
 use crate::error::PipelineError;
 use crate::layout;
 use crate::lease;
-use crate::references::{self, EnsureOptions, ReferenceKind};
+use crate::references::{self, EnsureOptions};
 use crate::settings::SyncSettings;
 use crate::store::{Store, StoreExt};
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-// A misspelt key (`runID`) must be refused, never read as a new run.
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnsureOutput {
-    pub run_id: String,
-    pub references_created: BTreeMap<ReferenceKind, usize>,
-    pub reference_failures: usize,
-    pub api_calls: ApiCalls,
-}
 
 /// Finds or creates every reference the staged assets name.
 pub async fn ensure_references<S: Store>(

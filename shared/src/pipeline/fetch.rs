@@ -1,9 +1,8 @@
 //! `fetch-assets`: pages every asset out of Lansweeper, normalises it and stages it in
 //! the store, page by page, so memory holds one page and not the site.
 
-use serde::{Deserialize, Serialize};
-
-use crate::calls::{ApiCalls, CallMeter};
+use super::states::{FetchInput, FetchOutput};
+use crate::calls::CallMeter;
 use crate::error::PipelineError;
 use crate::lansweeper::{ASSET_PATHS, Asset, LansweeperClient, LansweeperError};
 use crate::layout::{self, FetchRecord, LeaseHolder, SiteFetch};
@@ -14,39 +13,6 @@ use crate::references::{ReferenceKind, ReferenceNames};
 use crate::settings::SyncSettings;
 use crate::staging::{Rejected, StagedAsset};
 use crate::store::{Store, StoreExt};
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-// A misspelt key (`runID`) must be refused, never read as a new run.
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FetchInput {
-    /// Continue this run id (the state machine's execution name), or make one.
-    #[serde(default)]
-    pub run_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-// A misspelt key (`runID`) must be refused, never read as a new run.
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FetchOutput {
-    pub run_id: String,
-    /// Assets staged in the store (the fetch record lists their parts): the state
-    /// carries counts, never lists that grow with the estate.
-    #[serde(default)]
-    pub staged: u64,
-    /// Assets Lansweeper returned, rejected ones included.
-    pub assets: u64,
-    pub rejected: u64,
-    /// Assets no mapping rule sends to a company: reported, never written.
-    #[serde(default)]
-    pub unmapped: u64,
-    /// Distinct reference names found (the fetch record lists them).
-    #[serde(default)]
-    pub reference_names: u64,
-    pub api_calls: ApiCalls,
-    /// Another run holds the lease: this one ended at once and wrote nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped_for: Option<LeaseHolder>,
-}
 
 /// Takes the run's lease, pages every asset out of Lansweeper, normalises it and stages
 /// it in chunks; `progress` hears (assets seen, total when known) after each page. When

@@ -388,3 +388,212 @@ pub async fn plan<S: Store>(store: &S, run_id: &str) -> Result<Plan, PipelineErr
     }
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::layout::{MatchRecord, SiteFetch};
+    use crate::references::EnsureOutcome;
+    use crate::store::MemoryStore;
+
+    const RUN: &str = "run-1";
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn rejected(key: &str, reason: &str) -> Rejected {
+        Rejected {
+            asset_key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn create(key: &str) -> CreateItem {
+        CreateItem {
+            asset_key: key.into(),
+            name: format!("pc-{key}"),
+            body: json!({"name": format!("pc-{key}")}),
+        }
+    }
+
+    fn retirement(key: &str, gone: bool) -> ModifyItem {
+        ModifyItem {
+            asset_key: key.into(),
+            name: format!("pc-{key}"),
+            configuration_id: 9,
+            unmatched_fields: Vec::new(),
+            asset_gone: gone,
+        }
+    }
+
+    /// A run of 11 assets on one site and company, as its steps would have stored it: 1
+    /// unmapped at fetch, 2 unchanged, 1 conflict, 1 failed at match, a create batch of 3
+    /// written with 1 refused, a create batch of 1 that never ran, a modify batch of 1
+    /// written, a retirement of a listed asset written and one of a gone asset refused.
+    async fn stored_run() -> MemoryStore {
+        let store = MemoryStore::new();
+        let unmapped = store
+            .put_parts("u", &[rejected("u1", "no rule")], TTL)
+            .await
+            .unwrap();
+        let fetched = FetchRecord {
+            assets: 11,
+            sites: vec![SiteFetch {
+                site: "s1".into(),
+                assets: 11,
+                unmapped,
+                ..SiteFetch::default()
+            }],
+            ..FetchRecord::default()
+        };
+        store
+            .put(&layout::fetch_record(RUN), &fetched, TTL)
+            .await
+            .unwrap();
+        let ensured = (EnsureOutcome::default(), ApiCalls::default());
+        store
+            .put(&layout::ensured_references(RUN), &ensured, TTL)
+            .await
+            .unwrap();
+        let batch = |name: &str| layout::batch(RUN, name, 0);
+        let (written, never, modified, retired) = (
+            batch("create/a"),
+            batch("create/b"),
+            batch("modify"),
+            batch("retire"),
+        );
+        let creates = [create("c1"), create("c2"), create("c3")];
+        store.put(&written, &creates, TTL).await.unwrap();
+        store.put(&never, &[create("c4")], TTL).await.unwrap();
+        let change = ModifyItem {
+            asset_gone: false,
+            ..retirement("m1", false)
+        };
+        store.put(&modified, &[change], TTL).await.unwrap();
+        let retirements = [retirement("r1", false), retirement("gone", true)];
+        store.put(&retired, &retirements, TTL).await.unwrap();
+        let result = |written: &[&str], failed: Vec<Rejected>| BatchRecord {
+            written: written.iter().map(ToString::to_string).collect(),
+            failed,
+            api_calls: ApiCalls {
+                connectwise: 2,
+                lansweeper: 0,
+            },
+        };
+        for (key, record) in [
+            (
+                &written,
+                result(&["c1", "c2"], vec![rejected("c3", "refused")]),
+            ),
+            (&modified, result(&["m1"], Vec::new())),
+            (&retired, result(&["r1"], vec![rejected("gone", "locked")])),
+        ] {
+            store
+                .put(&layout::batch_result(key), &record, TTL)
+                .await
+                .unwrap();
+        }
+        let conflict = ConflictReport {
+            asset_key: "x1".into(),
+            name: "pc-x1".into(),
+            reason: "matches 2".into(),
+            candidates: vec![1, 2],
+        };
+        let section = SectionRecord {
+            site: "s1".into(),
+            company: "acme".into(),
+            assets: 10,
+            unchanged: 2,
+            conflicts: store.put_parts("c", &[conflict], TTL).await.unwrap(),
+            failed: store
+                .put_parts("f", &[rejected("f1", "no type")], TTL)
+                .await
+                .unwrap(),
+            create_batches: vec![written, never],
+            modify_batches: vec![modified],
+            retire_batches: vec![retired],
+            ..SectionRecord::default()
+        };
+        let matched = MatchRecord {
+            sections: vec![section],
+            ..MatchRecord::default()
+        };
+        store
+            .put(&layout::match_record(RUN), &matched, TTL)
+            .await
+            .unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn the_report_accounts_for_every_asset_from_the_stored_records() {
+        let store = stored_run().await;
+        let report = report(&store, RUN, false).await.unwrap();
+        assert_eq!(report.status, RunStatus::SucceededWithFailures);
+        assert_eq!(report.counts.created, 2);
+        // The written change and the written retirement of a listed asset.
+        assert_eq!((report.counts.modified, report.counts.retired), (2, 1));
+        assert_eq!(report.counts.unchanged, 2);
+        assert_eq!(report.conflicts.len(), 1);
+        let failed: Vec<&str> = report.failed.iter().map(|f| f.asset_key.as_str()).collect();
+        assert_eq!(
+            failed,
+            ["f1", "c3", "c4"],
+            "refused, and the batch that never ran"
+        );
+        assert!(report.failed[2].reason.contains("was not written"));
+        assert_eq!(report.unmapped.len(), 1);
+        assert_eq!(report.retire_failed.len(), 1, "a gone asset's refusal");
+        assert!(report.retire_failed[0].reason.contains("configuration 9"));
+        assert_eq!(report.accounted(), report.assets, "{report:#?}");
+        let sections: Vec<Option<&str>> = report
+            .sections
+            .iter()
+            .map(|s| s.company.as_deref())
+            .collect();
+        assert_eq!(sections, [None, Some("acme")], "the unmapped section first");
+        assert_eq!(report.sections[1].accounted(), report.sections[1].assets);
+        assert_eq!(
+            report.api_calls.connectwise, 6,
+            "each written batch's calls"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_counts_what_would_be_written_and_the_plan_lists_it() {
+        let store = stored_run().await;
+        let report = report(&store, RUN, true).await.unwrap();
+        assert_eq!(report.counts.created, 4, "every planned creation");
+        assert_eq!(report.counts.retired, 2);
+        assert!(report.retire_failed.is_empty());
+        let plan = plan(&store, RUN).await.unwrap();
+        assert_eq!(plan.create.len(), 4);
+        assert_eq!(plan.modify.len(), 1);
+        assert_eq!(plan.retire.len(), 2);
+        assert_eq!(plan.conflicts.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_skipped_run_reports_its_holder_and_nothing_else() {
+        let store = MemoryStore::new();
+        let holder = LeaseHolder {
+            run_id: "run-0".into(),
+            started_at: 1,
+            expires_at: 2,
+        };
+        let fetched = FetchRecord {
+            skipped_for: Some(holder.clone()),
+            ..FetchRecord::default()
+        };
+        store
+            .put(&layout::fetch_record(RUN), &fetched, TTL)
+            .await
+            .unwrap();
+        let report = report(&store, RUN, false).await.unwrap();
+        assert_eq!(report.status, RunStatus::Skipped);
+        assert_eq!(report.skipped_for, Some(holder));
+        assert_eq!(report.accounted(), 0);
+    }
+}

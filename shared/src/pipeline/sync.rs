@@ -3,9 +3,10 @@
 
 use super::batch::WriteKind;
 use super::ensure::ensure_references;
-use super::fetch::{FetchInput, fetch_assets};
+use super::fetch::fetch_assets;
 use super::match_assets::match_assets;
 use super::report::{RunReport, report};
+use super::states::FetchInput;
 use super::write::write_lane;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;

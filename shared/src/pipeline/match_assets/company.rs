@@ -321,3 +321,97 @@ impl<S: Store> Planner<'_, S> {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn asset(key: &str, site: &str, company: &str) -> Compact {
+        let targets = Compact::targets(
+            ["key", "name", "site", "company"]
+                .iter()
+                .map(|f| Target::Field((*f).to_string())),
+        );
+        Compact::of(
+            &json!({"key": key, "name": format!("pc-{key}"), "site": site, "company": company}),
+            &targets,
+            None,
+        )
+    }
+
+    #[test]
+    fn assets_go_to_their_company_and_the_mapping_s_mistakes_fail_alone() {
+        let company_ids: HashMap<String, i64> =
+            [("acme".to_string(), 1), ("beta".to_string(), 2)].into();
+        let companies = vec!["Acme".to_string(), "Beta".to_string(), "Gone".to_string()];
+        // K2's configuration 77 lives in Beta; the mapping sends it to Acme.
+        let linked_in: HashMap<String, Vec<(i64, Option<i64>)>> =
+            [("k2".to_string(), vec![(77, Some(2))])].into();
+        let mut sections = Sections::default();
+        let assets = vec![
+            asset("k1", "s1", "Acme"),
+            asset("K2", "s1", "Acme"),
+            asset("k3", "s2", "Beta"),
+            asset("k4", "s2", "Gone"),
+            asset("k5", "s1", "Acme"),
+        ];
+        let (grouped, first) = assign(
+            assets,
+            &companies,
+            &company_ids,
+            &linked_in,
+            &Overrides::default(),
+            &mut sections,
+        );
+        let names: Vec<(&str, &str)> = sections
+            .names
+            .iter()
+            .map(|(s, c)| (s.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(names, [("s1", "Acme"), ("s2", "Beta"), ("s2", "Gone")]);
+        let keys = |company: i64| -> Vec<String> {
+            grouped[&company]
+                .iter()
+                .map(|(_, a)| text(a, "key"))
+                .collect()
+        };
+        assert_eq!(keys(1), ["k1", "k5"]);
+        assert_eq!(keys(2), ["k3"]);
+        assert_eq!((first[&1], first[&2]), (0, 1));
+        let conflict = &sections.plans[0].conflicts[0];
+        assert_eq!(conflict.asset_key, "K2");
+        assert_eq!(conflict.candidates, [77]);
+        assert_eq!(
+            conflict.reason,
+            "linked configuration 77 is in company Beta, the mapping says company Acme"
+        );
+        let failed = &sections.plans[2].failed[0];
+        assert_eq!(failed.asset_key, "k4");
+        assert!(
+            failed
+                .reason
+                .contains("company Gone, which ConnectWise does not have")
+        );
+        let counted: Vec<u64> = sections.plans.iter().map(|p| p.assets).collect();
+        assert_eq!(counted, [3, 1, 1], "every asset counted in its section");
+    }
+
+    #[test]
+    fn a_missing_reference_is_named_as_the_reason() {
+        let missing = MissingReferences::of(&[ReferenceFailure {
+            kind: ReferenceKind::Manufacturer,
+            name: "ACME Corp".into(),
+            reason: "name too long".into(),
+        }]);
+        let targets = Compact::targets([Target::Field("manufacturer".into())]);
+        let with = Compact::of(&json!({"manufacturer": "acme corp"}), &targets, None);
+        let without = Compact::of(&json!({"manufacturer": "Other"}), &targets, None);
+        assert_eq!(
+            missing.explain("no id".into(), &with),
+            "manufacturer `acme corp` could not be created: name too long"
+        );
+        assert_eq!(missing.explain("no id".into(), &without), "no id");
+    }
+}

@@ -9,12 +9,10 @@ mod section;
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
 use super::batch::put_batches;
-use super::ensure::EnsureOutput;
 use super::lanes::{self, LaneInput};
-use crate::calls::{ApiCalls, CallMeter};
+use super::states::{EnsureOutput, MatchOutput};
+use crate::calls::CallMeter;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::layout::{self, FetchRecord, MatchRecord, SectionRecord};
@@ -27,28 +25,6 @@ use crate::store::{Store, StoreExt};
 use company::{MissingReferences, Planner};
 use load::Inputs;
 use section::Sections;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MatchOutput {
-    pub run_id: String,
-    /// Groups of up to [`super::lanes::GROUP_SIZE`] batches to create and to modify; their keys stay
-    /// in the store ([`super::lanes::planned_groups`]), so the state is the same size at any estate.
-    pub create_groups: usize,
-    pub modify_groups: usize,
-    /// The Maps' items: at most [`super::lanes::LANES`] each.
-    pub create_lanes: Vec<LaneInput>,
-    pub modify_lanes: Vec<LaneInput>,
-    pub to_create: u64,
-    pub to_modify: u64,
-    /// Configurations to retire (their batches are among the modify groups).
-    #[serde(default)]
-    pub to_retire: u64,
-    pub unchanged: u64,
-    pub conflicts: u64,
-    pub failed: u64,
-    pub api_calls: ApiCalls,
-}
 
 /// Reads the scoped configurations once and the staged assets, matches them and writes
 /// the create and modify batches.
