@@ -12,7 +12,7 @@
 //! | `run/{id}/staged/{part}` | the keys of the staged parts | fetch-assets | run TTL |
 //! | `run/{id}/rejected/{site}/{part}`, `run/{id}/unmapped/{site}/{part}` | assets refused or unmapped at fetch ([`Rejected`]) | fetch-assets | run TTL |
 //! | `run/{id}/reference-names/{part}` | the distinct reference names, `(kind, name)` | fetch-assets | run TTL |
-//! | `run/{id}/references` | the ensured references ([`EnsuredReferences`]) | ensure-references | run TTL |
+//! | `run/{id}/references`, `run/{id}/references/{ids,created,failures}/{part}` | the ensured references ([`EnsuredReferences`]), their lists in parts | ensure-references | run TTL |
 //! | `run/{id}/companies` | the mapping's companies, name key → id | ensure-references | run TTL |
 //! | `run/{id}/custom-fields` | the checked custom field ids, caption → id | ensure-references | run TTL |
 //! | `run/{id}/match` | [`MatchRecord`] | match (and `lscw retire --approve`) | run TTL |
@@ -30,7 +30,7 @@
 //! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
 //! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (90 days, `SyncSettings::report_ttl`) |
 //! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
-//! | `cache/references/{kind}` | reference name → id, per kind | ensure-references | reference TTL (24 h, `SyncSettings::reference_ttl`) |
+//! | `cache/references/{kind}`, `cache/references/{kind}/part/{part}` | reference name → id, per kind, in parts | ensure-references | reference TTL (24 h, `SyncSettings::reference_ttl`) |
 //! | `lease/sync` | the run holding the lease ([`LeaseHolder`]) | fetch-assets, every step renews | [`LEASE_TTL`] |
 //! | `quota/lansweeper/{token hash}` | when each request of the token's hour was sent | every Lansweeper user | the quota's hour and 5 minutes |
 //! | `mapping` | sites to companies ([`crate::mapping`]) | `lscw mapping` | [`KEPT`] |
@@ -246,6 +246,20 @@ pub struct SiteFetch {
 /// The references ensure-references found or created, with what it cost.
 pub type EnsuredReferences = (EnsureOutcome, ApiCalls);
 
+/// [`EnsuredReferences`] as stored: its lists in parts, since a tenant's names (every
+/// id of four kinds, the names created) can be many more than one item holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnsuredRecord {
+    /// Parts of `(kind, name key, id)`.
+    ids: Vec<String>,
+    /// Parts of `(kind, name)`.
+    created: Vec<String>,
+    /// Parts of [`crate::references::ReferenceFailure`]s.
+    failures: Vec<String>,
+    api_calls: ApiCalls,
+}
+
 /// A configuration to create, as the create batches hold it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -370,12 +384,56 @@ pub async fn read_match<S: Store>(store: &S, run_id: &str) -> Result<MatchRecord
     store.require(&match_record(run_id)).await
 }
 
+/// Stores the references the run ensured, with what it cost.
+pub async fn write_ensured<S: Store>(
+    store: &S,
+    run_id: &str,
+    outcome: &EnsureOutcome,
+    api_calls: ApiCalls,
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    let key = ensured_references(run_id);
+    let ids: Vec<(ReferenceKind, &String, i64)> = outcome
+        .ids
+        .0
+        .iter()
+        .flat_map(|(kind, ids)| ids.iter().map(move |(name, id)| (*kind, name, *id)))
+        .collect();
+    let created: Vec<(ReferenceKind, &String)> = outcome
+        .created
+        .iter()
+        .flat_map(|(kind, names)| names.iter().map(move |name| (*kind, name)))
+        .collect();
+    let record = EnsuredRecord {
+        ids: store.put_parts(&format!("{key}/ids"), &ids, ttl).await?,
+        created: store
+            .put_parts(&format!("{key}/created"), &created, ttl)
+            .await?,
+        failures: store
+            .put_parts(&format!("{key}/failures"), &outcome.failures, ttl)
+            .await?,
+        api_calls,
+    };
+    store.put(&key, &record, ttl).await
+}
+
 /// The references the run ensured, with what it cost.
 pub async fn read_ensured<S: Store>(
     store: &S,
     run_id: &str,
 ) -> Result<EnsuredReferences, StoreError> {
-    store.require(&ensured_references(run_id)).await
+    let record: EnsuredRecord = store.require(&ensured_references(run_id)).await?;
+    let mut outcome = EnsureOutcome::default();
+    let ids: Vec<(ReferenceKind, String, i64)> = store.get_parts(&record.ids).await?;
+    for (kind, name, id) in ids {
+        outcome.ids.0.entry(kind).or_default().insert(name, id);
+    }
+    let created: Vec<(ReferenceKind, String)> = store.get_parts(&record.created).await?;
+    for (kind, name) in created {
+        outcome.created.entry(kind).or_default().push(name);
+    }
+    outcome.failures = store.get_parts(&record.failures).await?;
+    Ok((outcome, record.api_calls))
 }
 
 /// The mapping's companies the run found, name key → id; a company ConnectWise does not
@@ -474,6 +532,46 @@ mod tests {
             lansweeper_quota(0xfeed),
             "quota/lansweeper/000000000000feed"
         );
+    }
+
+    /// Breaking it looks like: a tenant with thousands of locations fails
+    /// ensure-references on every run, its record over the store's item limit.
+    #[tokio::test]
+    async fn the_ensured_references_of_20_000_names_are_stored_within_item_limits() {
+        let store = crate::store::MemoryStore::new();
+        let ttl = Duration::from_secs(60);
+        let mut outcome = EnsureOutcome::default();
+        for i in 0..20_000 {
+            let name = format!("Head office, building {i:05}, floor 3");
+            outcome.ids.insert(ReferenceKind::Location, &name, i);
+            outcome
+                .created
+                .entry(ReferenceKind::Location)
+                .or_default()
+                .push(name);
+        }
+        outcome.failures.push(crate::references::ReferenceFailure {
+            kind: ReferenceKind::Type,
+            name: "x".repeat(60),
+            reason: "longer than 50 characters".into(),
+        });
+        let calls = ApiCalls {
+            connectwise: 3,
+            lansweeper: 0,
+        };
+        write_ensured(&store, "run-1", &outcome, calls, ttl)
+            .await
+            .unwrap();
+        for key in store.keys() {
+            let bytes = store.raw_len(&key).unwrap();
+            assert!(
+                bytes <= crate::store::MAX_VALUE_BYTES,
+                "{key}: {bytes} bytes"
+            );
+        }
+        let (back, back_calls) = read_ensured(&store, "run-1").await.unwrap();
+        assert_eq!(back, outcome);
+        assert_eq!(back_calls, calls);
     }
 
     #[test]

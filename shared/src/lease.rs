@@ -27,16 +27,28 @@ pub async fn acquire<S: Store>(store: &S, run_id: &str) -> Result<Option<LeaseHo
         key: LEASE.into(),
         reason: e.to_string(),
     })?;
-    match store.claim(LEASE, run_id, text, LEASE_TTL).await? {
-        Claim::Taken => Ok(None),
-        Claim::HeldBy(value) => Ok(Some(serde_json::from_str(&value).map_err(|e| {
-            StoreError::Corrupt {
-                key: LEASE.into(),
-                reason: e.to_string(),
+    for _ in 0..CLAIMS {
+        match store.claim(LEASE, run_id, text.clone(), LEASE_TTL).await? {
+            Claim::Taken => return Ok(None),
+            // Released between the refused claim and the read of its holder: free again.
+            Claim::HeldBy(value) if value.is_empty() => {}
+            Claim::HeldBy(value) => {
+                return serde_json::from_str(&value)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: LEASE.into(),
+                        reason: e.to_string(),
+                    });
             }
-        })?)),
+        }
     }
+    Err(StoreError::Backend(format!(
+        "the lease changed hands {CLAIMS} times while run {run_id} claimed it"
+    )))
 }
+
+/// Claims of one acquisition: a lease released while it is claimed is claimed again.
+const CLAIMS: usize = 3;
 
 /// Renews the lease of a run that holds it; an error when another run has taken it over
 /// (this run's lease lapsed), so that the step stops before writing.
@@ -115,6 +127,53 @@ mod tests {
             "run-b"
         );
         assert_eq!(holder(&store).await.unwrap(), None);
+    }
+
+    /// A store whose first claim finds the lease held, but released before its holder
+    /// could be read: what DynamoDB answers when a run releases the lease between a
+    /// refused conditional put and the read that follows it.
+    struct ReleasedWhileClaimed {
+        store: MemoryStore,
+        raced: std::sync::atomic::AtomicBool,
+    }
+
+    impl Store for ReleasedWhileClaimed {
+        async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+            self.store.put_raw(key, value, ttl).await
+        }
+
+        async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+            self.store.get_raw(key).await
+        }
+
+        async fn claim(
+            &self,
+            key: &str,
+            owner: &str,
+            value: String,
+            ttl: Duration,
+        ) -> Result<Claim, StoreError> {
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Ok(Claim::HeldBy(String::new()));
+            }
+            self.store.claim(key, owner, value, ttl).await
+        }
+
+        async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+            self.store.release(key, owner).await
+        }
+    }
+
+    /// Breaking it looks like: a run that starts as the last one releases the lease
+    /// fails, its holder read as corrupt.
+    #[tokio::test]
+    async fn a_lease_released_while_it_is_claimed_is_taken() {
+        let store = ReleasedWhileClaimed {
+            store: MemoryStore::new(),
+            raced: std::sync::atomic::AtomicBool::new(false),
+        };
+        assert_eq!(acquire(&store, "run-next").await.unwrap(), None);
+        assert_eq!(holder(&store).await.unwrap().unwrap().run_id, "run-next");
     }
 
     #[tokio::test]

@@ -68,6 +68,17 @@ impl ReferenceKind {
     }
 }
 
+/// The cached name → id of one kind: in parts, so a tenant's thousands of names fit. A
+/// cache that cannot be read whole (an earlier version's, a part expired first) is no
+/// cache: ConnectWise is read.
+async fn cached<S: Store>(store: &S, key: &str) -> Result<HashMap<String, i64>, StoreError> {
+    match store.get_list::<(String, i64)>(key).await {
+        Ok(entries) => Ok(entries.unwrap_or_default().into_iter().collect()),
+        Err(StoreError::Corrupt { .. } | StoreError::Missing(_)) => Ok(HashMap::new()),
+        Err(other) => Err(other),
+    }
+}
+
 /// How names are compared: trimmed, whitespace collapsed, case folded.
 pub fn name_key(name: &str) -> String {
     normalize::comparable(name, false)
@@ -155,10 +166,7 @@ pub async fn ensure<S: Store>(
         let Some(names) = needed.0.get(&kind).filter(|n| !n.is_empty()) else {
             continue;
         };
-        let mut known: HashMap<String, i64> = store
-            .get(&(options.cache_key)(kind))
-            .await?
-            .unwrap_or_default();
+        let mut known = cached(store, &(options.cache_key)(kind)).await?;
         let missing = |known: &HashMap<String, i64>| -> Vec<String> {
             names
                 .iter()
@@ -204,8 +212,9 @@ pub async fn ensure<S: Store>(
             }
         }
         if !options.dry_run {
+            let entries: Vec<(&String, &i64)> = known.iter().collect();
             store
-                .put(&(options.cache_key)(kind), &known, options.cache_ttl)
+                .put_list(&(options.cache_key)(kind), &entries, options.cache_ttl)
                 .await?;
         }
         for (name, id) in known {

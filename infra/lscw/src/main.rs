@@ -453,10 +453,17 @@ async fn lease(action: LeaseAction) -> anyhow::Result<()> {
     };
     match (held, action) {
         (None, _) => println!("the lease is free"),
-        (Some(holder), LeaseAction::Show) => println!(
-            "held by {} since {} (epoch s), until {} unless renewed",
-            holder.run_id, holder.started_at, holder.expires_at
-        ),
+        (Some(holder), LeaseAction::Show) => {
+            let now = shared::clock::epoch_seconds();
+            let minutes = |seconds: u64| seconds.div_ceil(60);
+            println!(
+                "held by {} for {} min (since {}, epoch s); lapses in {} min unless renewed",
+                holder.run_id,
+                minutes(now.saturating_sub(holder.started_at)),
+                holder.started_at,
+                minutes(holder.expires_at.saturating_sub(now)),
+            );
+        }
         (Some(holder), LeaseAction::Release) => {
             println!("released the lease of {}", holder.run_id);
         }

@@ -78,13 +78,14 @@ pub async fn ensure_references<S: Store>(
     )
     .await?;
     let api_calls = meter.read();
-    store
-        .put(
-            &layout::ensured_references(&input.run_id),
-            &(&outcome, api_calls),
-            settings.staging_ttl,
-        )
-        .await?;
+    layout::write_ensured(
+        store,
+        &input.run_id,
+        &outcome,
+        api_calls,
+        settings.staging_ttl,
+    )
+    .await?;
     Ok(EnsureOutput {
         run_id: input.run_id.clone(),
         references_created: outcome.created.iter().map(|(k, v)| (*k, v.len())).collect(),

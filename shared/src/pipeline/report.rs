@@ -452,11 +452,15 @@ mod tests {
             .put(&layout::fetch_record(RUN), &fetched, TTL)
             .await
             .unwrap();
-        let ensured = (EnsureOutcome::default(), ApiCalls::default());
-        store
-            .put(&layout::ensured_references(RUN), &ensured, TTL)
-            .await
-            .unwrap();
+        layout::write_ensured(
+            &store,
+            RUN,
+            &EnsureOutcome::default(),
+            ApiCalls::default(),
+            TTL,
+        )
+        .await
+        .unwrap();
         let batch = |name: &str| layout::batch(RUN, name, 0);
         let (written, never, modified, retired) = (
             batch("create/a"),

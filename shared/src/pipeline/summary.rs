@@ -137,7 +137,12 @@ pub async fn record_report<S: Store>(
         .await?;
     let mut recent = recent_runs(store).await?;
     recent.retain(|other| other.run_id != summary.run_id);
-    recent.push(summary.clone());
+    // The index keeps each run's numbers, not its sections (they stay in the run's own
+    // summary): its size is bounded by the runs it keeps, whatever the clients.
+    recent.push(RunSummary {
+        sections: Vec::new(),
+        ..summary.clone()
+    });
     let excess = recent.len().saturating_sub(RECENT_RUNS);
     recent.drain(..excess);
     store.put(layout::RECENT_RUNS, &recent, ttl).await?;
@@ -145,7 +150,8 @@ pub async fn record_report<S: Store>(
     Ok(summary)
 }
 
-/// The recent runs' summaries, oldest first.
+/// The recent runs' summaries, oldest first, without their sections (the run's own
+/// summary at [`layout::run_summary`] has them).
 pub async fn recent_runs<S: Store>(store: &S) -> Result<Vec<RunSummary>, PipelineError> {
     Ok(store.get(layout::RECENT_RUNS).await?.unwrap_or_default())
 }
@@ -327,6 +333,90 @@ mod tests {
         assert_eq!(
             site_a["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][1],
             "Site"
+        );
+    }
+
+    /// An MSP of `clients` clients, one site and company each, whose run `run_id` the
+    /// steps recorded (nothing written, nothing failed).
+    async fn stored_run(store: &crate::store::MemoryStore, run_id: &str, clients: usize) {
+        use crate::layout::{FetchRecord, MatchRecord, SectionRecord, SiteFetch};
+        let ttl = Duration::from_secs(600);
+        let site = |n: usize| format!("site-{n:03}-with-a-long-enough-id");
+        let fetched = FetchRecord {
+            assets: 3 * clients as u64,
+            sites: (0..clients)
+                .map(|n| SiteFetch {
+                    site: site(n),
+                    assets: 3,
+                    ..SiteFetch::default()
+                })
+                .collect(),
+            ..FetchRecord::default()
+        };
+        let matched = MatchRecord {
+            sections: (0..clients)
+                .map(|n| SectionRecord {
+                    site: site(n),
+                    company: format!("Client Company Number {n:03}"),
+                    assets: 3,
+                    unchanged: 3,
+                    ..SectionRecord::default()
+                })
+                .collect(),
+            ..MatchRecord::default()
+        };
+        let ensured = crate::references::EnsureOutcome::default();
+        store
+            .put(&layout::fetch_record(run_id), &fetched, ttl)
+            .await
+            .unwrap();
+        store
+            .put(&layout::match_record(run_id), &matched, ttl)
+            .await
+            .unwrap();
+        layout::write_ensured(store, run_id, &ensured, ApiCalls::default(), ttl)
+            .await
+            .unwrap();
+    }
+
+    /// Breaking it looks like: the index of recent runs grows with the clients until it
+    /// is over the store's limit, and every run's report fails from then on (run 38 of
+    /// an MSP of 40 clients did).
+    #[tokio::test]
+    async fn run_history_stays_bounded_at_50_clients_over_120_runs() {
+        let store = crate::store::MemoryStore::new();
+        let clients = 50;
+        for n in 0..120 {
+            let run_id = format!("run-{n:04}");
+            stored_run(&store, &run_id, clients).await;
+            let input = ReportInput {
+                run_id: run_id.clone(),
+            };
+            let summary = record_report(&store, &input, Duration::from_secs(600))
+                .await
+                .unwrap();
+            assert_eq!(
+                summary.sections.len(),
+                clients,
+                "the metrics see every client"
+            );
+            let own = store.raw_len(&layout::run_summary(&run_id)).unwrap();
+            assert!(own < crate::store::MAX_VALUE_BYTES / 4, "{own} bytes");
+        }
+        let recent = recent_runs(&store).await.unwrap();
+        assert_eq!(recent.len(), RECENT_RUNS);
+        assert_eq!(recent.last().unwrap().run_id, "run-0119");
+        assert!(recent.iter().all(|r| r.sections.is_empty()));
+        let index = store.raw_len(layout::RECENT_RUNS).unwrap();
+        assert!(index < crate::store::MAX_VALUE_BYTES / 2, "{index} bytes");
+        let last: RunSummary = store
+            .require(&layout::run_summary("run-0119"))
+            .await
+            .unwrap();
+        assert_eq!(
+            last.sections.len(),
+            clients,
+            "the run's own summary keeps them"
         );
     }
 }

@@ -25,6 +25,7 @@ pub async fn check<S: Store>(store: &S) {
     expired_values_are_gone(store, &key("expired")).await;
     a_value_over_the_limit_is_refused_and_nothing_is_stored(store, &key("large")).await;
     parts_split_by_size_and_come_back_in_order(store, &key("parts")).await;
+    a_list_of_any_length_is_kept_whole(store, &key("list")).await;
     a_claim_is_held_by_one_owner_until_it_lapses_or_is_released(store, &key("claim")).await;
 }
 
@@ -90,6 +91,30 @@ async fn parts_split_by_size_and_come_back_in_order<S: Store>(store: &S, key: &s
         .unwrap();
     assert_eq!(empty.len(), 1, "an empty list is one empty part");
     assert!(store.get_parts::<String>(&empty).await.unwrap().is_empty());
+}
+
+async fn a_list_of_any_length_is_kept_whole<S: Store>(store: &S, key: &str) {
+    assert_eq!(store.get_list::<u32>(key).await.unwrap(), None);
+    // 20,000 names of one kind with their ids: several times what one item holds.
+    let names: Vec<(String, i64)> = (0..20_000)
+        .map(|i| (format!("a reference name of forty characters {i:05}"), i))
+        .collect();
+    store.put_list(key, &names, MINUTE).await.unwrap();
+    let index = store.get_raw(key).await.unwrap().unwrap();
+    assert!(
+        index.len() < 1_000,
+        "the index lists parts: {} bytes",
+        index.len()
+    );
+    assert_eq!(store.get_list(key).await.unwrap(), Some(names));
+    store
+        .put_list::<(String, i64)>(key, &[], MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_list::<(String, i64)>(key).await.unwrap(),
+        Some(Vec::new())
+    );
 }
 
 async fn a_claim_is_held_by_one_owner_until_it_lapses_or_is_released<S: Store>(

@@ -150,6 +150,34 @@ pub trait StoreExt: Store {
         }
     }
 
+    /// Stores a list of any length at `key`: its items in parts under `{key}/`, and at
+    /// `key` the parts' keys, so no item grows with the list beyond what the store holds.
+    fn put_list<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        items: &[T],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let parts = self.put_parts(&format!("{key}/part"), items, ttl).await?;
+            self.put(key, &parts, ttl).await
+        }
+    }
+
+    /// The list [`StoreExt::put_list`] stored at `key`, unless absent or expired (a part
+    /// gone before its list is an error: the list would not be whole).
+    fn get_list<T: DeserializeOwned + Send>(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<T>>, StoreError>> + Send {
+        async move {
+            match self.get::<Vec<String>>(key).await? {
+                None => Ok(None),
+                Some(parts) => self.get_parts(&parts).await.map(Some),
+            }
+        }
+    }
+
     /// Every item of the parts at `keys`, in order.
     fn get_parts<T: DeserializeOwned + Send>(
         &self,
