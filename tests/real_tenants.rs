@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use shared::pipeline::RunStatus;
 use simulators::connectwise::CONFIGURATIONS;
 
-use lscw_tests::world::{state, sync, world};
+use lscw_tests::world::{state, sync, world, world_of};
 
 #[tokio::test]
 #[allow(
@@ -143,4 +143,39 @@ async fn a_site_of_hostile_values_syncs_without_a_refused_request_or_a_duplicate
         (0, 0),
         "{again:#?}"
     );
+}
+
+/// Breaking it looks like: a tenant whose custom fields are captioned in capitals shows
+/// the sync no link, so an answer lost after a saved creation makes a second
+/// configuration (40 of 80 assets had two), and every rerun writes again.
+#[tokio::test]
+async fn captions_in_capitals_are_the_sync_s_fields_and_nothing_is_created_twice() {
+    let world = world_of(9, 80, |tenant| {
+        let mut data = tenant.to_data();
+        for field in &mut data.configuration_custom_fields {
+            field.caption = field.caption.to_uppercase();
+        }
+        *tenant = simulators::connectwise::Tenant::from_data(data).unwrap();
+    })
+    .await;
+    world
+        .cw
+        .control()
+        .lose_answers(&[(simulators::control::LostAnswer::BadGateway, 2)]);
+    let first = sync(&world).await;
+    assert!(first.counts.created > 0, "{first:#?}");
+    // Panics on an asset with two configurations.
+    let (linked, _) = state(&world.cw);
+    world.cw.control().lose_answers(&[]);
+    let again = sync(&world).await;
+    assert!(again.failed.is_empty(), "{:#?}", again.failed);
+    let settled = sync(&world).await;
+    assert_eq!(
+        (settled.counts.created, settled.counts.modified),
+        (0, 0),
+        "the links are seen: nothing left to write"
+    );
+    let (after, _) = state(&world.cw);
+    assert!(after.len() >= linked.len());
+    assert_eq!(after.len(), 80 - settled.conflicts.len(), "{settled:#?}");
 }

@@ -346,3 +346,57 @@ async fn the_states_between_steps_do_not_grow_with_the_estate() {
     assert!(match_large.abs_diff(match_small) <= 2 * 3 * 64, "{sizes:?}");
     assert!(match_large < 1024, "{sizes:?}");
 }
+
+/// Breaking it looks like: an asset the listing repeats across two pages (the estate
+/// changed while it was paged) gets two configurations, having neither serial nor MAC to
+/// tell the two listings apart.
+#[tokio::test]
+async fn an_asset_listed_twice_while_the_estate_changes_gets_one_configuration() {
+    let world = world(1_200).await;
+    // The last asset of the first page (500 a page): only its key names it.
+    let (repeated, newcomer) = world.ls.with_site(|site| {
+        let asset = &mut site.data.assets[499];
+        asset["assetCustom"]["serialNumber"] = Value::Null;
+        asset["assetBasicInfo"]["mac"] = Value::Null;
+        let mut newcomer = asset.clone();
+        newcomer["key"] = json!("added-while-paged");
+        newcomer["assetBasicInfo"]["name"] = json!("added-while-paged");
+        (asset["key"].as_str().unwrap().to_string(), newcomer)
+    });
+    let added = std::sync::atomic::AtomicBool::new(false);
+    let report = pipeline::run_sync(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings(),
+        &|progress: Progress| {
+            // After the first page: an asset appears ahead of the others.
+            if let Progress::Fetching { seen: 500, .. } = progress
+                && !added.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                world
+                    .ls
+                    .with_site(|site| site.add_asset_first(newcomer.clone()))
+                    .unwrap();
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(added.into_inner(), "the estate changed while it was paged");
+    assert_eq!(
+        report.assets, 1_200,
+        "the repeated asset counted once: {report:#?}"
+    );
+    assert_eq!(report.accounted(), report.assets);
+    let links: Vec<String> = world.cw.with_tenant(|tenant| {
+        tenant
+            .records("configurations")
+            .filter_map(|c| lscw_tests::world::link_of(&tenant.render(&CONFIGURATIONS, c, "")))
+            .filter(|link| *link == repeated.to_lowercase())
+            .collect()
+    });
+    assert_eq!(links.len(), 1, "one configuration for {repeated}");
+    // The whole tenant: no asset with two configurations.
+    lscw_tests::world::state(&world.cw);
+}

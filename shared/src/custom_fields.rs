@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::connectwise::{ConnectWiseClient, ListQuery, endpoint};
+use crate::connectwise::{ConnectWiseClient, ListQuery, endpoint, same_caption};
 use crate::error::PipelineError;
 
 /// Caption → the ConnectWise types the field may have.
@@ -72,7 +72,7 @@ pub async fn resolve(
             })?,
             None if configured.is_empty() => defined
                 .iter()
-                .find(|(_, defined_caption, _)| defined_caption.eq_ignore_ascii_case(caption))
+                .find(|(_, defined_caption, _)| same_caption(defined_caption, caption))
                 .ok_or_else(|| {
                     PipelineError::Config(format!(
                         "custom field {caption} not found on ConnectWise configurations; create it or set CW_CUSTOM_FIELD_IDS"
@@ -85,7 +85,7 @@ pub async fn resolve(
             }
         };
         let (id, defined_caption, field_type) = found;
-        if !defined_caption.eq_ignore_ascii_case(caption) {
+        if !same_caption(defined_caption, caption) {
             return Err(PipelineError::Config(format!(
                 "CW_CUSTOM_FIELD_IDS: {caption}={id}, but ConnectWise's custom field {id} is `{defined_caption}`; nothing was written"
             )));

@@ -167,11 +167,10 @@ pub async fn create_groups(world: &World, matched: &MatchOutput) -> Vec<Vec<Stri
         .0
 }
 
+/// The asset key a configuration links to (its `ls_asset_id`, whatever the caption's
+/// case), lower-cased.
 pub fn link_of(configuration: &Value) -> Option<String> {
-    configuration["customFields"]
-        .as_array()?
-        .iter()
-        .find(|f| f["caption"] == "ls_asset_id")?["value"]
+    shared::connectwise::custom_field(configuration, "ls_asset_id")?["value"]
         .as_str()
         .map(str::to_lowercase)
 }

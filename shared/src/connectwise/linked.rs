@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::client::ConnectWiseClient;
 use super::condition::Field;
 use super::error::ConnectWiseError;
+use super::fields::{custom_field, same_caption};
 use super::known::{self, KnownRecords, Scope};
 use super::query::endpoint::{AGREEMENTS, CONFIGURATIONS, TICKETS};
 use super::query::{ListQuery, MAX_CONDITION_CHARS};
@@ -117,11 +118,7 @@ pub async fn tickets_by_configuration(
 
 /// The Lansweeper asset key a configuration's `ls_asset_id` holds.
 pub fn linked_asset_key(configuration: &Value) -> Option<String> {
-    configuration
-        .get("customFields")?
-        .as_array()?
-        .iter()
-        .find(|f| f.get("caption").and_then(Value::as_str) == Some(LINK_CAPTION))?
+    custom_field(configuration, LINK_CAPTION)?
         .get("value")?
         .as_str()
         .map(str::to_string)
@@ -137,7 +134,11 @@ pub fn keep_link_only(configuration: &mut Value) {
     else {
         return;
     };
-    fields.retain(|f| f.get("caption").and_then(Value::as_str) == Some(LINK_CAPTION));
+    fields.retain(|f| {
+        f.get("caption")
+            .and_then(Value::as_str)
+            .is_some_and(|c| same_caption(c, LINK_CAPTION))
+    });
     for field in fields {
         if let Some(object) = field.as_object_mut() {
             object.retain(|key, _| key == "caption" || key == "value");

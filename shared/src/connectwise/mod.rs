@@ -6,6 +6,7 @@ mod client;
 mod condition;
 mod config;
 mod error;
+mod fields;
 pub mod known;
 pub mod linked;
 mod query;
@@ -15,6 +16,7 @@ pub use client::{BulkItemResult, ClientOptions, ConnectWiseClient, configuration
 pub use condition::{Condition, Field, Literal, encoded_len};
 pub use config::ConnectionConfig;
 pub use error::{ApiErrorDetail, ConnectWiseError};
+pub use fields::{custom_field, same_caption};
 pub use query::{ListQuery, MAX_CONDITION_CHARS, MAX_PAGE_SIZE, PagePlan, endpoint};
 
 /// The model version pinned on every call, so a ConnectWise upgrade cannot change shapes.

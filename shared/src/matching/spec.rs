@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::connectwise::custom_field;
 use crate::normalize;
 
 /// The match action's inputs that say how to read assets and what to compare.
@@ -195,12 +196,7 @@ impl Target {
             Target::Field(path) => path
                 .split('.')
                 .try_fold(configuration, |v, key| v.get(key))?,
-            Target::Custom(caption) => configuration
-                .get("customFields")?
-                .as_array()?
-                .iter()
-                .find(|f| f.get("caption").and_then(Value::as_str) == Some(caption))?
-                .get("value")?,
+            Target::Custom(caption) => custom_field(configuration, caption)?.get("value")?,
         };
         as_text(value)
     }

@@ -1,6 +1,8 @@
 //! `fetch-assets`: pages every asset out of Lansweeper, normalises it and stages it in
 //! the store, page by page, so memory holds one page and not the site.
 
+use std::collections::HashSet;
+
 use super::states::{FetchInput, FetchOutput};
 use crate::calls::CallMeter;
 use crate::error::PipelineError;
@@ -184,6 +186,7 @@ impl<'a> Staging<'a> {
         let mut site_assets = 0u64;
         let mut pager = client.asset_pager(ASSET_PATHS, None)?;
         let mut site_error = None;
+        let mut listed: HashSet<String> = HashSet::new();
         loop {
             let page = match pager.next_page().await {
                 Ok(Some(page)) => page,
@@ -198,6 +201,16 @@ impl<'a> Staging<'a> {
                 }
                 Err(other) => return Err(other.into()),
             };
+            // A listing repeats an asset across pages when the estate changes while it
+            // is paged: the asset is the one listed first, never a second asset.
+            let listed_before = page.len();
+            let page: Vec<Asset> = page
+                .into_iter()
+                .filter(|a| a.key().is_none_or(|k| listed.insert(k.to_lowercase())))
+                .collect();
+            if page.len() < listed_before {
+                tracing::info!(%run_id, site = %site.site, repeated = listed_before - page.len(), "assets listed again across pages; taken once");
+            }
             self.seen += page.len() as u64;
             site_assets += page.len() as u64;
             self.sort_page(&page, site, &mut outcome);

@@ -120,6 +120,24 @@ impl Site {
         self.data.assets.push(asset);
         Ok(())
     }
+
+    /// Adds an asset ahead of the others, as an estate changes while a client pages it:
+    /// every later asset moves one place on, so a cursor handed out before names one
+    /// asset earlier than it did (Lansweeper's pages then repeat an item across them).
+    pub fn add_asset_first(&mut self, asset: Value) -> Result<(), String> {
+        self.add_asset(asset)?;
+        let added = self.data.assets.pop().ok_or("no asset added")?;
+        self.data.assets.insert(0, added);
+        for index in self.by_key.values_mut() {
+            *index += 1;
+        }
+        let key = self.data.assets[0]["key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.by_key.insert(key, 0);
+        Ok(())
+    }
 }
 
 pub fn check_paths(paths: &[String]) -> Result<(), String> {
