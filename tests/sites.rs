@@ -406,3 +406,70 @@ async fn a_site_the_token_lost_fails_alone_and_the_other_clients_are_synced() {
         );
     }
 }
+
+/// Whether a configuration is retired as the sync retires them (inactive).
+fn inactive(world: &World) -> Vec<String> {
+    world.cw.with_tenant(|tenant| {
+        tenant
+            .records("configurations")
+            .map(|c| tenant.render(&CONFIGURATIONS, c, ""))
+            .filter(|c| c["activeFlag"] == false)
+            .filter_map(|c| link_of(&c))
+            .collect()
+    })
+}
+
+/// Breaking it looks like: a client's site the token can no longer read holds every
+/// other client's retirements run after run, or `lscw retire --approve` retires the
+/// devices of the site nobody could read.
+#[tokio::test]
+async fn a_site_nobody_can_read_retires_nothing_and_the_other_clients_retire_theirs() {
+    let world = estate(25, 40).await;
+    sync(&world).await;
+    assert!(inactive(&world).is_empty());
+    // The token loses Contoso's site; an asset of the first client's site leaves.
+    world
+        .ls
+        .with_site_id(CONTOSO_SITE, |site| {
+            site.data.id = "contoso-site-moved".into()
+        })
+        .unwrap();
+    let left = world
+        .ls
+        .with_site_id(SITE_ID, |site| {
+            let asset = site.data.assets.pop().unwrap();
+            let data = site.data.clone();
+            *site = simulators::lansweeper::Site::new(data).unwrap();
+            asset["key"].as_str().unwrap().to_lowercase()
+        })
+        .unwrap();
+    let report = sync(&world).await;
+    assert_eq!(
+        inactive(&world),
+        [left.clone()],
+        "only the asset that left: {report:#?}"
+    );
+    assert_eq!(report.counts.retired, 1);
+    let guard = report
+        .guard
+        .expect("the report says why Contoso retired nothing");
+    assert!(
+        guard
+            .reason
+            .contains("site contoso-site was not read whole"),
+        "{}",
+        guard.reason
+    );
+    let approval = shared::pipeline::approve_retirement(
+        &world.cw_client,
+        &world.store,
+        &settings(),
+        &report.run_id,
+    )
+    .await;
+    assert!(
+        approval.is_err_and(|e| e.to_string().contains("held no retirement")),
+        "nothing of the unread site is approvable"
+    );
+    assert_eq!(inactive(&world), [left]);
+}

@@ -241,6 +241,10 @@ pub struct SiteFetch {
     pub rejected: Vec<String>,
     /// Assets no rule maps.
     pub unmapped: Vec<String>,
+    /// The companies the mapping sends this site's assets to: those whose listing is
+    /// incomplete when the site is.
+    #[serde(default)]
+    pub companies: Vec<String>,
 }
 
 /// The references ensure-references found or created, with what it cost.

@@ -231,6 +231,7 @@ impl<'a> Staging<'a> {
         }
         Ok(SiteFetch {
             site: site.site.clone(),
+            companies: site.companies().map(str::to_string).collect(),
             error: site_error,
             assets: site_assets,
             rejected: store

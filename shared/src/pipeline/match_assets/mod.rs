@@ -82,11 +82,11 @@ pub async fn match_assets<S: Store>(
         listed: &listed,
         link: &link,
     };
-    let mut linked = 0u64;
+    let mut linked: HashMap<i64, u64> = HashMap::new();
     for (company_id, members) in grouped {
         let configurations = by_company.remove(&company_id).unwrap_or_default();
         let section = first_section.get(&company_id).copied().unwrap_or(0);
-        linked += planner
+        let company_linked = planner
             .plan_company(
                 company_id,
                 members,
@@ -95,17 +95,25 @@ pub async fn match_assets<S: Store>(
                 section,
             )
             .await?;
+        linked.insert(company_id, company_linked);
     }
-    linked += retire_in_companies_without_assets(
+    linked.extend(retire_in_companies_without_assets(
         &planner,
         by_company,
         &fetched,
         &company_ids,
         &mut sections,
-    );
-    let incomplete = load::incomplete_listing(&fetched);
-    let (guard, held) =
-        guard_retirements(store, settings, run_id, incomplete, linked, &mut sections).await?;
+    ));
+    let (guard, held) = guard_retirements(
+        store,
+        settings,
+        run_id,
+        &fetched,
+        &company_ids,
+        &linked,
+        &mut sections,
+    )
+    .await?;
     let (records, mut totals) =
         store_sections(store, settings, run_id, sections, &company_ids).await?;
     totals.api_calls = meter.read();
@@ -129,15 +137,15 @@ pub async fn match_assets<S: Store>(
 }
 
 /// The mapped companies no asset went to this run: the retirements of their linked
-/// configurations, each company a section of its own. Answers how many are linked.
+/// configurations, each company a section of its own. Answers how many each has linked.
 fn retire_in_companies_without_assets<S: Store>(
     planner: &Planner<'_, S>,
     by_company: HashMap<i64, Vec<Compact>>,
     fetched: &FetchRecord,
     company_ids: &HashMap<String, i64>,
     sections: &mut Sections,
-) -> u64 {
-    let mut linked = 0;
+) -> HashMap<i64, u64> {
+    let mut linked = HashMap::new();
     for (company_id, configurations) in by_company {
         let (company_linked, gone) = guard::gone_assets(
             &configurations,
@@ -146,7 +154,7 @@ fn retire_in_companies_without_assets<S: Store>(
             &planner.settings.retire,
             planner.link,
         );
-        linked += company_linked;
+        linked.insert(company_id, company_linked);
         if !gone.is_empty() {
             let company = fetched
                 .companies
@@ -160,26 +168,53 @@ fn retire_in_companies_without_assets<S: Store>(
     linked
 }
 
-/// Holds every planned retirement when the guard says so: answers its record and the
-/// held parts' keys, or nothing when the retirements go through.
+/// The guard over the planned retirements ([`guard::judge`]): answers its verdict and the
+/// parts of the retirements it held, for `lscw retire --approve`.
 async fn guard_retirements<S: Store>(
     store: &S,
     settings: &SyncSettings,
     run_id: &str,
-    incomplete: Option<String>,
-    linked: u64,
+    fetched: &FetchRecord,
+    company_ids: &HashMap<String, i64>,
+    linked: &HashMap<i64, u64>,
     sections: &mut Sections,
 ) -> Result<(Option<RetireGuard>, Vec<String>), PipelineError> {
-    let would_retire: u64 = sections.plans.iter().map(|p| p.retires.len() as u64).sum();
-    match guard::verdict(&settings.retire, incomplete, would_retire, linked) {
-        Some(reason) => {
-            let ttl = settings.staging_ttl;
-            let (held, guard) =
-                guard::hold(store, run_id, ttl, &mut sections.plans, reason, linked).await?;
-            Ok((Some(guard), held))
-        }
-        None => Ok((None, Vec::new())),
-    }
+    let id_of = |company: &str| {
+        company_ids
+            .get(&references::name_key(company))
+            .copied()
+            .or_else(|| company.parse().ok())
+    };
+    let unread: HashMap<Option<i64>, String> = guard::unread_companies(fetched)
+        .into_iter()
+        .map(|(company, why)| (company_ids.get(&company).copied(), why))
+        .collect();
+    let companies: Vec<(Option<i64>, String)> = sections
+        .names
+        .iter()
+        .map(|(_, company)| (id_of(company), company.clone()))
+        .collect();
+    let (guard, held) = guard::judge(
+        &settings.retire,
+        &mut sections.plans,
+        &companies,
+        &unread,
+        linked,
+    );
+    let parts = if held.is_empty() {
+        Vec::new()
+    } else {
+        let linked_total: u64 = linked.values().sum();
+        tracing::warn!(%run_id, held = held.len(), linked = linked_total, "retirement guard held");
+        store
+            .put_parts(
+                &layout::held_retirements(run_id),
+                &held,
+                settings.staging_ttl,
+            )
+            .await?
+    };
+    Ok((guard, parts))
 }
 
 /// The ensured references' ids; in a dry run, those a real run would create too, with
