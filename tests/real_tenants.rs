@@ -179,3 +179,79 @@ async fn captions_in_capitals_are_the_sync_s_fields_and_nothing_is_created_twice
     assert!(after.len() >= linked.len());
     assert_eq!(after.len(), 80 - settled.conflicts.len(), "{settled:#?}");
 }
+
+/// Breaking it looks like: a client whose company identifier is made of digits has its
+/// assets written into whichever company has that number as its id.
+#[tokio::test]
+async fn a_company_identifier_made_of_digits_is_that_company_not_an_id() {
+    let decoy_id = 1042;
+    let world = world_of(9, 40, |tenant| {
+        let mut data = tenant.to_data();
+        let companies = data.collections.get_mut("companies").unwrap();
+        let target = companies
+            .iter_mut()
+            .find(|c| c["identifier"] == simulators::scenario::TARGET_COMPANY)
+            .unwrap();
+        target["identifier"] = json!(decoy_id.to_string());
+        assert_ne!(target["id"], decoy_id);
+        companies.push(json!({"id": decoy_id, "identifier": "Decoy", "name": "Decoy Ltd"}));
+        *tenant = simulators::connectwise::Tenant::from_data(data).unwrap();
+    })
+    .await;
+    let target_id = world.cw.with_tenant(|tenant| {
+        tenant
+            .records("companies")
+            .find(|c| c["identifier"].as_str() == Some("1042"))
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    });
+    let settings = shared::settings::SyncSettings {
+        target_company: decoy_id.to_string(),
+        ..lscw_tests::world::settings()
+    };
+    let report = shared::pipeline::run_sync(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.counts.created > 0, "{report:#?}");
+    assert!(
+        report
+            .conflicts
+            .iter()
+            .all(|c| !c.reason.contains("the mapping says")),
+        "{:#?}",
+        report.conflicts
+    );
+    let companies: Vec<i64> = world.cw.with_tenant(|tenant| {
+        tenant
+            .records("configurations")
+            .filter_map(|c| c["company"]["id"].as_i64())
+            .collect()
+    });
+    assert!(
+        companies.iter().all(|&c| c != decoy_id),
+        "nothing in the decoy"
+    );
+    assert!(companies.contains(&target_id));
+    let mapping = shared::mapping::Mapping {
+        version: 0,
+        sites: vec![
+            serde_json::from_value(json!({"site": "s", "company": decoy_id.to_string()})).unwrap(),
+        ],
+    };
+    let known = [
+        (target_id, decoy_id.to_string()),
+        (decoy_id, "Decoy".into()),
+    ];
+    let refused = mapping
+        .check_known(&["s".to_string()], &known)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("the identifier of company"), "{refused}");
+}

@@ -431,7 +431,7 @@ async fn a_site_nobody_can_read_retires_nothing_and_the_other_clients_retire_the
     world
         .ls
         .with_site_id(CONTOSO_SITE, |site| {
-            site.data.id = "contoso-site-moved".into()
+            site.data.id = "contoso-site-moved".into();
         })
         .unwrap();
     let left = world
@@ -446,7 +446,7 @@ async fn a_site_nobody_can_read_retires_nothing_and_the_other_clients_retire_the
     let report = sync(&world).await;
     assert_eq!(
         inactive(&world),
-        [left.clone()],
+        std::slice::from_ref(&left),
         "only the asset that left: {report:#?}"
     );
     assert_eq!(report.counts.retired, 1);

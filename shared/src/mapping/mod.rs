@@ -336,16 +336,22 @@ impl Mapping {
             }
         }
         for company in self.companies() {
-            let known = match company.parse::<i64>() {
-                Ok(id) => companies.iter().any(|(known, _)| *known == id),
-                Err(_) => companies
-                    .iter()
-                    .any(|(_, identifier)| name_key(identifier) == name_key(&company)),
-            };
-            if !known {
-                problems.push(format!(
+            let by_identifier = companies
+                .iter()
+                .find(|(_, identifier)| name_key(identifier) == name_key(&company));
+            let by_id = company
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|id| companies.iter().find(|(known, _)| *known == id));
+            match (by_identifier, by_id) {
+                (None, None) => problems.push(format!(
                     "company {company}: ConnectWise has no company with this identifier or id"
-                ));
+                )),
+                (Some((a, _)), Some((b, other))) if a != b => problems.push(format!(
+                    "company {company}: the identifier of company {a} and the id of company `{other}`; the sync takes the identifier — name `{other}` by its identifier if it is the one meant"
+                )),
+                _ => {}
             }
         }
         if problems.is_empty() {

@@ -95,39 +95,59 @@ pub async fn ensure_references<S: Store>(
 }
 
 /// The mapping's companies as ids (by [`references::name_key`] of how the mapping
-/// names them): a number is taken as is, anything else is looked up as the company's
-/// identifier, all in one request while the URL allows.
+/// names them): each looked up as a company's identifier first, all in one request while
+/// the URL allows, so an identifier made of digits (`1042`) is that company and never
+/// the company whose id is 1042; a number no identifier matches is taken as a company id
+/// once ConnectWise shows it exists.
 async fn resolve_companies(
     connectwise: &ConnectWiseClient,
     companies: &[String],
 ) -> Result<HashMap<String, i64>, PipelineError> {
     let mut ids = HashMap::new();
-    let mut identifiers = Vec::new();
-    for company in companies {
-        match company.parse::<i64>() {
-            Ok(id) => {
-                ids.insert(references::name_key(company), id);
-            }
-            Err(_) => identifiers.push(company.as_str()),
+    let found = companies_where(
+        connectwise,
+        "identifier",
+        companies.iter().map(String::as_str),
+    )
+    .await?;
+    for company in found {
+        if let (Some(id), Some(identifier)) = (
+            company.get("id").and_then(Value::as_i64),
+            company.get("identifier").and_then(Value::as_str),
+        ) {
+            ids.insert(references::name_key(identifier), id);
         }
     }
-    for condition in
-        Field::new("identifier")?.is_in_chunks(identifiers.iter().copied(), MAX_CONDITION_CHARS)
-    {
+    let numbers: Vec<i64> = companies
+        .iter()
+        .filter(|c| !ids.contains_key(&references::name_key(c)))
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    if !numbers.is_empty() {
+        let texts: Vec<String> = numbers.iter().map(ToString::to_string).collect();
+        for company in companies_where(connectwise, "id", texts.iter().map(String::as_str)).await? {
+            if let Some(id) = company.get("id").and_then(Value::as_i64) {
+                ids.insert(references::name_key(&id.to_string()), id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The companies whose `field` is one of `values`, in as few requests as the URL allows.
+async fn companies_where<'a>(
+    connectwise: &ConnectWiseClient,
+    field: &str,
+    values: impl Iterator<Item = &'a str>,
+) -> Result<Vec<Value>, PipelineError> {
+    let mut found = Vec::new();
+    for condition in Field::new(field)?.is_in_chunks(values, MAX_CONDITION_CHARS) {
         // One page holds every company a condition names (far fewer than 1,000).
         let query = ListQuery {
             page_size: Some(MAX_PAGE_SIZE),
             ..ListQuery::with_conditions(condition.as_str()).with_fields(&["id", "identifier"])
         };
-        let found = connectwise.list(endpoint::COMPANIES, &query).await?;
-        for company in found {
-            if let (Some(id), Some(identifier)) = (
-                company.get("id").and_then(Value::as_i64),
-                company.get("identifier").and_then(Value::as_str),
-            ) {
-                ids.insert(references::name_key(identifier), id);
-            }
-        }
+        found.extend(connectwise.list(endpoint::COMPANIES, &query).await?);
     }
-    Ok(ids)
+    Ok(found)
 }

@@ -2,7 +2,7 @@
 //! each invocation writes groups of batches of configurations through ConnectWise's bulk
 //! endpoint ([`super::create`], [`super::modify`]) and records each batch's result.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,8 +55,9 @@ pub struct LaneOutput {
 }
 
 /// Writes the lane's groups (`next`, `next + lanes`, …) one after the other until all are
-/// written or `deadline` has passed (a group is always written, so every invocation
-/// moves the lane on); answers where the lane goes on.
+/// written or the next could not end before `deadline`, judged by the longest group so
+/// far (a group is always written, so every invocation moves the lane on); answers where
+/// the lane goes on.
 pub async fn write_lane<S: Store>(
     connectwise: &ConnectWiseClient,
     store: &S,
@@ -83,15 +84,22 @@ pub async fn write_lane<S: Store>(
         next: input.next,
         ..LaneOutput::default()
     };
+    // The longest a group has taken in this invocation: no group starts that could not
+    // end before the deadline, as far as this invocation has seen.
+    let mut longest = Duration::ZERO;
     while let Some(group) = groups.get(output.next) {
-        if output.groups > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+        if output.groups > 0
+            && deadline.is_some_and(|d| !room_for_another(Instant::now(), d, longest))
+        {
             break;
         }
+        let started = Instant::now();
         let one = GroupInput {
             run_id: input.run_id.clone(),
             batches: group.clone(),
         };
         let done = write_group(connectwise, store, settings, &one, kind).await?;
+        longest = longest.max(started.elapsed());
         output.groups += 1;
         output.batches += done.batches;
         output.written += done.written;
@@ -101,6 +109,11 @@ pub async fn write_lane<S: Store>(
     }
     output.done = output.next >= groups.len();
     Ok(output)
+}
+
+/// Whether a group that may take as long as the longest so far ends before `deadline`.
+fn room_for_another(now: Instant, deadline: Instant, longest: Duration) -> bool {
+    now + longest < deadline
 }
 
 /// Creates or updates every batch of a group, one after the other.
@@ -149,4 +162,32 @@ pub async fn write_group<S: Store>(
         output.api_calls += done.api_calls;
     }
     Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Breaking it looks like: a lane starts a group it cannot finish (a minute left,
+    /// groups taking two), the invocation dies mid-group and its batches are reported
+    /// failed.
+    #[test]
+    fn a_group_starts_only_when_the_longest_so_far_still_fits() {
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        assert!(room_for_another(now, now + minute, Duration::from_secs(20)));
+        assert!(!room_for_another(
+            now,
+            now + minute,
+            Duration::from_secs(120)
+        ));
+        assert!(
+            !room_for_another(now, now + minute, minute),
+            "no room to spare"
+        );
+        assert!(
+            !room_for_another(now + minute, now, Duration::ZERO),
+            "past the deadline"
+        );
+    }
 }
