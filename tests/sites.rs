@@ -473,3 +473,32 @@ async fn a_site_nobody_can_read_retires_nothing_and_the_other_clients_retire_the
     );
     assert_eq!(inactive(&world), [left]);
 }
+
+/// Breaking it looks like: the token loses one client's site and the whole enrichment
+/// ends `Lansweeper refused access`, no client enriched.
+#[tokio::test]
+async fn the_enrichment_of_the_other_sites_goes_on_when_one_cannot_be_read() {
+    let world = estate(25, 40).await;
+    sync(&world).await;
+    world
+        .ls
+        .with_site_id(CONTOSO_SITE, |site| {
+            site.data.id = "contoso-site-moved".into();
+        })
+        .unwrap();
+    let (enriched, _) = enrichment::run_enrich(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(enriched.sites_unread.len(), 1, "{enriched:#?}");
+    assert!(enriched.sites_unread[0].contains("refused access to site contoso-site"));
+    assert!(
+        enriched.written > 0,
+        "the other sites were enriched: {enriched:#?}"
+    );
+}

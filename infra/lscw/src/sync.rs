@@ -358,6 +358,9 @@ pub fn print_enrich_report(report: &EnrichReport) {
     println!("  written     {:>6} {verb}", report.written);
     println!("  unchanged   {:>6}", report.unchanged);
     println!("  failed      {:>6}", report.failed.len());
+    for site in &report.sites_unread {
+        println!("  not enriched: {site}");
+    }
     println!(
         "  API calls   ConnectWise {}, Lansweeper {} ({})",
         report.api_calls.connectwise,

@@ -48,6 +48,9 @@ pub(crate) struct EnrichPlan {
     pub total: usize,
     /// Keys of the parts holding the assets that cannot be enriched, with why.
     pub failed: Vec<String>,
+    /// The mapped sites that could not be read, with why: not enriched this run.
+    #[serde(default)]
+    pub sites_unread: Vec<String>,
 }
 
 /// Makes sure every field exists; answers name → field key.
@@ -330,9 +333,22 @@ pub(crate) async fn plan<S: Store>(
     let mut unchanged = 0u64;
     let mut asset_count = 0u64;
     // Custom fields are site-wide: each site has its own, with its own keys.
-    for site in &mapping.sites {
+    let mut sites_unread = Vec::new();
+    // A site the token lost is reported alone; the other sites are enriched.
+    let unread = |site: &str, reason: &str| {
+        tracing::warn!(%run_id, %site, %reason, "site not readable; not enriched");
+        format!("Lansweeper refused access to site {site}: {reason}")
+    };
+    'sites: for site in &mapping.sites {
         let lansweeper = lansweeper.for_site(&site.site);
-        let field_keys = site_field_keys(&lansweeper, settings.dry_run).await?;
+        let field_keys = match site_field_keys(&lansweeper, settings.dry_run).await {
+            Ok(keys) => keys,
+            Err(LansweeperError::Forbidden(reason)) => {
+                sites_unread.push(unread(&site.site, &reason));
+                continue;
+            }
+            Err(other) => return Err(other.into()),
+        };
         let mut pages = lansweeper.asset_pager(
             &[
                 "key",
@@ -341,7 +357,16 @@ pub(crate) async fn plan<S: Store>(
             ],
             None,
         )?;
-        while let Some(assets) = pages.next_page().await? {
+        loop {
+            let assets = match pages.next_page().await {
+                Ok(Some(assets)) => assets,
+                Ok(None) => break,
+                Err(LansweeperError::Forbidden(reason)) => {
+                    sites_unread.push(unread(&site.site, &reason));
+                    continue 'sites;
+                }
+                Err(other) => return Err(other.into()),
+            };
             asset_count += assets.len() as u64;
             for asset in &assets {
                 let Some(asset_key) = asset.key() else {
@@ -392,6 +417,7 @@ pub(crate) async fn plan<S: Store>(
         failed: store
             .put_parts(&layout::enrich_plan_failed(run_id), &failed, ttl)
             .await?,
+        sites_unread,
     };
     store.put(&layout::enrich_plan(run_id), &plan, ttl).await?;
     tracing::info!(%run_id, assets = plan.assets, edits = plan.total, unchanged, "enrichment planned");

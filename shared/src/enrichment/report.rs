@@ -31,6 +31,9 @@ pub struct EnrichReport {
     pub written: u64,
     pub unchanged: u64,
     pub failed: Vec<Rejected>,
+    /// The mapped sites that could not be read, with why: the others were enriched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites_unread: Vec<String>,
     pub api_calls: ApiCalls,
     /// Another run held the lease: this enrichment wrote nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +55,7 @@ pub async fn report<S: Store>(
         assets: plan.assets,
         unchanged: plan.unchanged,
         failed: store.get_parts(&plan.failed).await?,
+        sites_unread: plan.sites_unread.clone(),
         ..EnrichReport::default()
     };
     for start in invocations {
