@@ -297,6 +297,66 @@ fn changes_of(
         .collect())
 }
 
+/// What a page's assets are checked against: the linked configurations by asset, their
+/// agreements and tickets, the site's field keys, the link into ConnectWise.
+type PageContext<'a, 'r> = (
+    &'a HashMap<String, Vec<(i64, &'r RecordText)>>,
+    &'a Related<'r>,
+    &'a HashMap<String, String>,
+    &'a dyn Fn(i64) -> String,
+);
+
+/// The run's edits as they are planned, stored every [`EDITS_HELD`].
+#[derive(Default)]
+struct Edits {
+    held: Vec<AssetEdit>,
+    /// The stored parts' keys.
+    parts: Vec<String>,
+    total: usize,
+    failed: Vec<Rejected>,
+    unchanged: u64,
+    assets: u64,
+}
+
+impl Edits {
+    /// Each asset of a page: an edit of its fields that differ, unchanged, or failed.
+    fn plan_page(&mut self, site: &str, assets: &[Asset], context: PageContext<'_, '_>) {
+        let (by_asset, related, field_keys, configuration_url) = context;
+        self.assets += assets.len() as u64;
+        for asset in assets {
+            let Some(asset_key) = asset.key() else {
+                continue;
+            };
+            let linked = by_asset
+                .get(&asset_key.to_lowercase())
+                .map_or(&[][..], Vec::as_slice);
+            match changes_of(asset, linked, related, field_keys, configuration_url) {
+                Ok(changes) if changes.is_empty() => self.unchanged += 1,
+                Ok(changes) => self.held.push(AssetEdit {
+                    site: site.to_string(),
+                    asset_key,
+                    values: changes,
+                }),
+                Err(reason) => self.failed.push(Rejected { asset_key, reason }),
+            }
+        }
+    }
+
+    /// Stores the edits held.
+    async fn store<S: Store>(
+        &mut self,
+        store: &S,
+        run_id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), PipelineError> {
+        self.total += self.held.len();
+        let key = layout::enrich_edits(run_id, self.parts.len());
+        let held = std::mem::take(&mut self.held);
+        self.parts.extend(store.put_parts(&key, &held, ttl).await?);
+        Ok(())
+    }
+}
+
 /// Reads both sides and stores the edits of the run, for every mapped site.
 pub(crate) async fn plan<S: Store>(
     connectwise: &ConnectWiseClient,
@@ -326,19 +386,16 @@ pub(crate) async fn plan<S: Store>(
     )
     .await?;
     let ttl = settings.staging_ttl;
-    let mut edits = Vec::new();
-    let mut edit_parts = Vec::new();
-    let mut total = 0;
-    let mut failed = Vec::new();
-    let mut unchanged = 0u64;
-    let mut asset_count = 0u64;
-    // Custom fields are site-wide: each site has its own, with its own keys.
+    let mut edits = Edits::default();
+    let configuration_url = |id| connectwise.configuration_url(id);
+    let configuration_url: &dyn Fn(i64) -> String = &configuration_url;
     let mut sites_unread = Vec::new();
     // A site the token lost is reported alone; the other sites are enriched.
     let unread = |site: &str, reason: &str| {
         tracing::warn!(%run_id, %site, %reason, "site not readable; not enriched");
         format!("Lansweeper refused access to site {site}: {reason}")
     };
+    // Custom fields are site-wide: each site has its own, with its own keys.
     'sites: for site in &mapping.sites {
         let lansweeper = lansweeper.for_site(&site.site);
         let field_keys = match site_field_keys(&lansweeper, settings.dry_run).await {
@@ -367,59 +424,27 @@ pub(crate) async fn plan<S: Store>(
                 }
                 Err(other) => return Err(other.into()),
             };
-            asset_count += assets.len() as u64;
-            for asset in &assets {
-                let Some(asset_key) = asset.key() else {
-                    continue;
-                };
-                let linked = by_asset
-                    .get(&asset_key.to_lowercase())
-                    .map_or(&[][..], Vec::as_slice);
-                let changes = match changes_of(asset, linked, &related, &field_keys, |id| {
-                    connectwise.configuration_url(id)
-                }) {
-                    Ok(changes) => changes,
-                    Err(reason) => {
-                        failed.push(Rejected { asset_key, reason });
-                        continue;
-                    }
-                };
-                if changes.is_empty() {
-                    unchanged += 1;
-                } else {
-                    edits.push(AssetEdit {
-                        site: site.site.clone(),
-                        asset_key,
-                        values: changes,
-                    });
-                }
-            }
-            if edits.len() >= EDITS_HELD {
-                total += edits.len();
-                let key = layout::enrich_edits(run_id, edit_parts.len());
-                edit_parts.extend(
-                    store
-                        .put_parts(&key, &std::mem::take(&mut edits), ttl)
-                        .await?,
-                );
+            let context = (&by_asset, &related, &field_keys, configuration_url);
+            edits.plan_page(&site.site, &assets, context);
+            if edits.held.len() >= EDITS_HELD {
+                edits.store(store, run_id, ttl).await?;
             }
         }
     }
-    total += edits.len();
-    let key = layout::enrich_edits(run_id, edit_parts.len());
-    edit_parts.extend(store.put_parts(&key, &edits, ttl).await?);
+    edits.store(store, run_id, ttl).await?;
     let plan = EnrichPlan {
         full_read: linked.full,
-        assets: asset_count,
-        unchanged,
-        total,
-        edits: edit_parts,
+        assets: edits.assets,
+        unchanged: edits.unchanged,
+        total: edits.total,
+        edits: edits.parts,
         failed: store
-            .put_parts(&layout::enrich_plan_failed(run_id), &failed, ttl)
+            .put_parts(&layout::enrich_plan_failed(run_id), &edits.failed, ttl)
             .await?,
         sites_unread,
     };
     store.put(&layout::enrich_plan(run_id), &plan, ttl).await?;
+    let unchanged = plan.unchanged;
     tracing::info!(%run_id, assets = plan.assets, edits = plan.total, unchanged, "enrichment planned");
     Ok(())
 }
