@@ -400,3 +400,89 @@ async fn an_asset_listed_twice_while_the_estate_changes_gets_one_configuration()
     // The whole tenant: no asset with two configurations.
     lscw_tests::world::state(&world.cw);
 }
+
+/// A store where the two invocations read the batch's intent at the same moment, as two
+/// Lambda invocations against DynamoDB can (each waits up to 2 s for the other there).
+struct IntentReadTogether {
+    store: shared::store::MemoryStore,
+    meet: tokio::sync::Barrier,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl shared::store::Store for IntentReadTogether {
+    async fn put_raw(
+        &self,
+        key: &str,
+        value: String,
+        ttl: std::time::Duration,
+    ) -> Result<(), shared::store::StoreError> {
+        self.store.put_raw(key, value, ttl).await
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, shared::store::StoreError> {
+        let value = self.store.get_raw(key).await;
+        if key.ends_with("/intent")
+            && self
+                .waiting
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                < 2
+        {
+            // Neither goes on before the other has read it too.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.meet.wait()).await;
+        }
+        value
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: std::time::Duration,
+    ) -> Result<shared::store::Claim, shared::store::StoreError> {
+        self.store.claim(key, owner, value, ttl).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: Option<&str>,
+    ) -> Result<bool, shared::store::StoreError> {
+        self.store.release(key, owner).await
+    }
+}
+
+/// Breaking it looks like: Step Functions retries a bulk-create invocation that is still
+/// running, both read no intent, and both send the batch: every asset of it twice.
+#[tokio::test]
+async fn a_batch_invoked_twice_at_once_is_sent_once() {
+    let world = world(120).await;
+    let (_, _, matched) = lscw_tests::world::stages(&world, "run-twice").await;
+    let batch = lscw_tests::world::create_groups(&world, &matched).await[0][0].clone();
+    let input = pipeline::BatchInput {
+        run_id: "run-twice".into(),
+        batch,
+    };
+    let store = IntentReadTogether {
+        store: world.store.clone(),
+        meet: tokio::sync::Barrier::new(2),
+        waiting: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let settings = settings();
+    let (first, second) = tokio::join!(
+        pipeline::bulk_create(&world.cw_client, &store, &settings, &input),
+        pipeline::bulk_create(&world.cw_client, &store, &settings, &input),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.written, second.written, "both answer the one result");
+    assert!(first.written > 0);
+    assert_eq!(
+        world
+            .cw
+            .control()
+            .count("POST /company/configurations/bulk"),
+        1,
+        "the batch was sent once"
+    );
+    lscw_tests::world::state(&world.cw);
+}

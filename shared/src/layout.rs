@@ -19,6 +19,7 @@
 //! | `run/{id}/{create,modify}/{section}/{round}/{n}` | a batch: [`CreateItem`]s or [`ModifyItem`]s | match | run TTL |
 //! | `run/{id}/retire/{section}/{n}`, `run/{id}/retire-approved/{n}` | a batch of retirements ([`ModifyItem`]s) | match, `lscw retire --approve` | run TTL |
 //! | `{batch}/intent` | [`CreateIntent`] | bulk-create | run TTL |
+//! | `{batch}/claim` | the invocation sending a create batch now | bulk-create | 3 minutes; lapses at once when its result is recorded |
 //! | `{batch}/result` | [`BatchRecord`] | bulk-create, bulk-modify | run TTL |
 //! | `run/{id}/retire-held/{part}` | retirements the guard held ([`ModifyItem`]s) | match | run TTL |
 //! | `run/{id}/conflicts/{section}/{part}` | [`ConflictReport`]s | match | run TTL |
@@ -123,6 +124,12 @@ pub fn batch(run_id: &str, kind: &str, n: usize) -> String {
 
 pub fn batch_intent(batch: &str) -> String {
     format!("{batch}/intent")
+}
+
+/// Who is sending a create batch now: claimed before sending, made to lapse once its
+/// result is recorded.
+pub fn batch_claim(batch: &str) -> String {
+    format!("{batch}/claim")
 }
 
 pub fn batch_result(batch: &str) -> String {
@@ -511,6 +518,7 @@ mod tests {
         assert_eq!(batch_intent(&one), format!("{one}/intent"));
         assert_eq!(batch_result(&one), format!("{one}/result"));
         assert_ne!(batch_intent(&one), batch_result(&one));
+        assert_eq!(batch_claim(&one), format!("{one}/claim"));
         assert_eq!(staged_page(run, 2, 7), "run/run-1-abcd/assets/002/00007");
     }
 

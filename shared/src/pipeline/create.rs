@@ -11,6 +11,7 @@
 //! done: entering the step again sends nothing.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use reqwest::Method;
 
@@ -22,7 +23,7 @@ use crate::connectwise::{ConnectWiseClient, ConnectWiseError, actions};
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateIntent, CreateItem};
 use crate::settings::SyncSettings;
-use crate::store::{Store, StoreExt};
+use crate::store::{Claim, Store, StoreExt};
 
 /// Sends of one item at most: the first, and one after reading it was not saved.
 const MAX_SENDS: u32 = 2;
@@ -36,6 +37,69 @@ pub async fn bulk_create<S: Store>(
 ) -> Result<BatchOutput, PipelineError> {
     if let Some(done) = recorded_result(store, input).await? {
         tracing::info!(batch = %input.batch, "batch already written; nothing sent");
+        return Ok(done);
+    }
+    // Only one invocation sends a batch at a time (Step Functions may retry one that is
+    // still running): the others wait for its result.
+    let claimant = format!("{}-{:016x}", input.run_id, fastrand::u64(..));
+    if let Some(done) = claim(store, input, &claimant).await? {
+        tracing::info!(batch = %input.batch, "batch written by another invocation; nothing sent");
+        return Ok(done);
+    }
+    let outcome = send(connectwise, store, settings, input).await;
+    // Given up by letting it lapse now (the functions may not delete from the table); if
+    // another invocation took it over meanwhile, it is that one's.
+    store
+        .claim(
+            &layout::batch_claim(&input.batch),
+            &claimant,
+            claimant.clone(),
+            Duration::ZERO,
+        )
+        .await?;
+    outcome
+}
+
+/// How long a claim on a batch lasts: far longer than sending one batch takes (a bulk
+/// POST, a read, one resend), so only a claimant that died leaves it to lapse.
+const CLAIM_TTL: Duration = Duration::from_secs(180);
+
+/// How often a waiting invocation looks for the claimant's result.
+const CLAIM_POLL: Duration = Duration::from_millis(500);
+
+/// Takes the batch's claim for `claimant`; while another invocation holds it, waits for
+/// that one's result (answered) or for its claim to lapse (then takes it).
+async fn claim<S: Store>(
+    store: &S,
+    input: &BatchInput,
+    claimant: &str,
+) -> Result<Option<BatchOutput>, PipelineError> {
+    let key = layout::batch_claim(&input.batch);
+    loop {
+        match store
+            .claim(&key, claimant, claimant.to_string(), CLAIM_TTL)
+            .await?
+        {
+            Claim::Taken => return Ok(None),
+            Claim::HeldBy(_) => {
+                if let Some(done) = recorded_result(store, input).await? {
+                    return Ok(Some(done));
+                }
+                tokio::time::sleep(CLAIM_POLL).await;
+            }
+        }
+    }
+}
+
+/// Sends the batch under its claim: reconciled first if a step entered it before.
+async fn send<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    settings: &SyncSettings,
+    input: &BatchInput,
+) -> Result<BatchOutput, PipelineError> {
+    if let Some(done) = recorded_result(store, input).await? {
+        // Written by the claimant before this one took over.
         return Ok(done);
     }
     let meter = CallMeter::connectwise(connectwise);
