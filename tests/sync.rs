@@ -486,3 +486,44 @@ async fn a_batch_invoked_twice_at_once_is_sent_once() {
     );
     lscw_tests::world::state(&world.cw);
 }
+
+/// Breaking it looks like: with a scope of active configurations (natural once
+/// retirement clears the active flag), an asset whose configuration was made inactive
+/// gets a second configuration instead of being found by its link.
+#[tokio::test]
+async fn a_scope_never_hides_a_link() {
+    let world = world(60).await;
+    let scoped = SyncSettings {
+        match_conditions: Some("activeFlag=true".into()),
+        ..settings()
+    };
+    sync(&world, &settings()).await;
+    let (id, key) = world.cw.with_tenant(|tenant| {
+        let linked = tenant
+            .records("configurations")
+            .map(|c| tenant.render(&CONFIGURATIONS, c, ""))
+            .find_map(|c| Some((c["id"].as_i64()?, lscw_tests::world::link_of(&c)?)))
+            .unwrap();
+        let operations = json!([{"op": "replace", "path": "activeFlag", "value": false}]);
+        tenant
+            .patch(&CONFIGURATIONS, linked.0, &operations)
+            .unwrap();
+        linked
+    });
+    let report = sync(&world, &scoped).await;
+    assert_eq!(report.counts.created, 0, "{report:#?}");
+    let carrying: Vec<i64> = world.cw.with_tenant(|tenant| {
+        tenant
+            .records("configurations")
+            .map(|c| tenant.render(&CONFIGURATIONS, c, ""))
+            .filter(|c| lscw_tests::world::link_of(c).as_deref() == Some(key.as_str()))
+            .filter_map(|c| c["id"].as_i64())
+            .collect()
+    });
+    assert_eq!(
+        carrying,
+        [id],
+        "one configuration, the one outside the scope"
+    );
+    lscw_tests::world::state(&world.cw);
+}

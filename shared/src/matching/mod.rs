@@ -20,6 +20,10 @@ pub use spec::{
     Compact, Fields, LONG_VALUE, MatchSpec, Target, asset_value, fingerprint, link_caption,
 };
 
+/// Marks a configuration outside the run's scope (`CW_MATCH_CONDITIONS`), read only for
+/// its link: an asset finds it by its `ls_asset_id`, never by a weaker key.
+pub const OUT_OF_SCOPE: &str = "outOfScope";
+
 /// Which key matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -126,6 +130,9 @@ fn build_index(spec: &MatchSpec, configurations: &[impl Fields]) -> Index {
             MatchKey::Link,
             configuration.text(&link).map(|v| v.to_lowercase()),
         );
+        if configuration.at(OUT_OF_SCOPE).is_some() {
+            continue;
+        }
         add(
             MatchKey::SerialNumber,
             configuration

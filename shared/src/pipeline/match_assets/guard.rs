@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::section::SectionPlan;
 use crate::layout::{FetchRecord, ModifyItem};
 use crate::lifecycle::{RetireGuard, RetirePolicy};
-use crate::matching::{self, Compact, Fields, Target};
+use crate::matching::{self, Compact, Fields, OUT_OF_SCOPE, Target};
 use crate::overrides::Overrides;
 use crate::references;
 use crate::staging::Rejected;
@@ -28,6 +28,10 @@ pub(super) fn gone_assets(
         let Some(key) = configuration.text(link) else {
             continue;
         };
+        if configuration.at(OUT_OF_SCOPE).is_some() {
+            // Outside the run's scope: found by its link, never retired by this run.
+            continue;
+        }
         linked += 1;
         let id = matching::configuration_id(configuration);
         if listed.contains(&key.to_lowercase())

@@ -4,10 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde_json::Value;
+
 use crate::connectwise::{ConnectWiseClient, ListQuery, endpoint};
 use crate::error::PipelineError;
 use crate::layout::{self, FetchRecord};
-use crate::matching::{self, Compact, Fields, MatchSpec, Target};
+use crate::matching::{self, Compact, Fields, MatchSpec, OUT_OF_SCOPE, Target};
 use crate::overrides::{self, Overrides};
 use crate::references::EnsureOutcome;
 use crate::settings::SyncSettings;
@@ -120,18 +122,18 @@ pub(super) async fn staged_assets<S: Store>(
 /// Every configuration in scope, read once (forward-only, only the compared fields): of
 /// each, only what matching, the retirements and the report read, a long custom field
 /// value as its fingerprint (a tenant's other fields and the software lists would
-/// otherwise dominate the memory).
+/// otherwise dominate the memory). With a scope (`CW_MATCH_CONDITIONS`), the linked
+/// configurations outside it too, marked [`OUT_OF_SCOPE`]: a link is found wherever it
+/// is (an asset whose configuration the scope leaves out is never given a second one).
 pub(super) async fn configurations(
     connectwise: &ConnectWiseClient,
     settings: &SyncSettings,
     spec: &MatchSpec,
 ) -> Result<Vec<Compact>, PipelineError> {
+    let fields = format!("{},company/id,activeFlag", spec.configuration_fields());
     let query = ListQuery {
         conditions: settings.match_conditions.clone(),
-        fields: Some(format!(
-            "{},company/id,activeFlag",
-            spec.configuration_fields()
-        )),
+        fields: Some(fields.clone()),
         ..ListQuery::default()
     };
     let targets = Compact::targets(
@@ -139,13 +141,43 @@ pub(super) async fn configurations(
             .iter()
             .map(|f| Target::Field((*f).to_string()))
             .chain(spec.targets().into_iter().map(|(_, target)| target))
-            .chain([Target::Custom(spec.link_caption.clone())]),
+            .chain([
+                Target::Custom(spec.link_caption.clone()),
+                Target::Field(OUT_OF_SCOPE.to_string()),
+            ]),
     );
-    Ok(connectwise
-        .list_complete_as(endpoint::CONFIGURATIONS, &query, |configuration| {
-            Compact::of(&configuration, &targets, Some(spec.case_sensitive_match))
-        })
-        .await?)
+    let compact = |configuration: &Value| {
+        Compact::of(configuration, &targets, Some(spec.case_sensitive_match))
+    };
+    let mut configurations = connectwise
+        .list_complete_as(endpoint::CONFIGURATIONS, &query, |c| compact(&c))
+        .await?;
+    if settings.match_conditions.is_some() {
+        let in_scope: HashSet<i64> = configurations
+            .iter()
+            .map(matching::configuration_id)
+            .collect();
+        let linked = ListQuery {
+            custom_field_conditions: Some(format!(
+                "caption=\"{}\" AND value != null",
+                spec.link_caption
+            )),
+            fields: Some(fields),
+            ..ListQuery::default()
+        };
+        let outside = connectwise
+            .list_complete_as(endpoint::CONFIGURATIONS, &linked, |mut c| {
+                let id = c.get("id").and_then(Value::as_i64);
+                if id.is_some_and(|id| in_scope.contains(&id)) {
+                    return None;
+                }
+                c[OUT_OF_SCOPE] = Value::Bool(true);
+                Some(compact(&c))
+            })
+            .await?;
+        configurations.extend(outside.into_iter().flatten());
+    }
+    Ok(configurations)
 }
 
 /// Which companies hold each linked configuration, by lower-cased asset key: an asset
