@@ -507,7 +507,23 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     skipped_fetch["runId"] = json!("skipped-run");
     skipped_fetch["staged"] = json!(0);
     skipped_fetch["skippedFor"] = json!({"runId": "busy-run", "startedAt": 1, "expiresAt": 2});
-    queue_lambda_results(&moto, &[skipped_fetch.to_string()]).await;
+    // RecordSkipped invokes run-report with the holder: the real function records the
+    // run and counts it (its answer is what moto hands the state machine).
+    let recorded_skip = invoke(
+        &watch,
+        "run-report",
+        &json!({"runId": "skipped-run", "skippedFor": skipped_fetch["skippedFor"]}),
+    )
+    .await
+    .unwrap();
+    let skip_metrics = watch
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["runId"] == "skipped-run" && line.get("_aws").is_some())
+        .expect("run-report published the skipped run's metrics");
+    assert_eq!(skip_metrics["RunsSkipped"], 1, "{skip_metrics}");
+    queue_lambda_results(&moto, &[skipped_fetch.to_string(), recorded_skip.to_string()]).await;
     let skipped_execution = run_execution(&moto, &machine, "skipped-run").await;
     assert_eq!(
         skipped_execution["status"], "SUCCEEDED",
@@ -528,12 +544,22 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         None
     );
     let oversized = "x".repeat(6_500_000);
+    // RecordFailure invokes run-report with the error Step Functions caught.
+    let caught = json!({"Error": "States.DataLimitExceeded", "Cause": "The state/task 'Match' returned a result with a size exceeding the maximum number of bytes service limit."});
+    let recorded_failure = invoke(
+        &watch,
+        "run-report",
+        &json!({"runId": "failing-run", "error": caught}),
+    )
+    .await
+    .unwrap();
     queue_lambda_results(
         &moto,
         &[
             first_outputs[0].to_string(),
             first_outputs[1].to_string(),
             oversized,
+            recorded_failure.to_string(),
         ],
     )
     .await;
@@ -547,10 +573,17 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         "a failed run gives its lease up too"
     );
     assert!(
-        recorded.1.contains("error"),
-        "{}",
+        recorded.1.contains("exceeding the maximum number of bytes"),
+        "the caught error is recorded: {}",
         &recorded.1[..recorded.1.len().min(300)]
     );
+    let failure_metrics = watch
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["runId"] == "failing-run" && line.get("_aws").is_some())
+        .expect("run-report published the failed run's metrics");
+    assert_eq!(failure_metrics["RunsFailed"], 1, "{failure_metrics}");
 
     // A failing step logs its error once, as JSON, with its run id and step.
     let refused = invoke(

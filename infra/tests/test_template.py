@@ -168,7 +168,7 @@ EXPECTED_GRANTS = {
     # The store only: shared::lambda::start_store, no secret, no API.
     "RunReportFunction": STORE | BASIC_EXECUTION,
     MACHINE: {Grant("lambda:InvokeFunction", name, "") for name in FUNCTIONS}
-    | {Grant("dynamodb:PutItem", TABLE, ""), Grant("dynamodb:DeleteItem", TABLE, "")}
+    | {Grant("dynamodb:DeleteItem", TABLE, "")}
     | {Grant(action, "*", "") for action in [
         "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
         "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",

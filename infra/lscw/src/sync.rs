@@ -63,13 +63,13 @@ pub async fn run(
     let plan = if env.settings.dry_run {
         Some(pipeline::plan(&env.store, &report.run_id).await?)
     } else {
-        if report.skipped_for.is_none() {
-            // As the state machine's RecordReport does: `lscw runs` lists it.
-            let input = pipeline::ReportInput {
-                run_id: report.run_id.clone(),
-            };
-            pipeline::record_report(&env.store, &input, env.settings.report_ttl).await?;
-        }
+        // As the state machine's RecordReport and RecordSkipped do: `lscw runs` lists it.
+        let input = pipeline::ReportInput {
+            run_id: report.run_id.clone(),
+            skipped_for: report.skipped_for.clone(),
+            error: None,
+        };
+        pipeline::record_report(&env.store, &input, env.settings.report_ttl).await?;
         None
     };
     Ok((report, plan))

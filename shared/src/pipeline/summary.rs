@@ -21,11 +21,19 @@ pub const RECENT_RUNS: usize = 100;
 /// The metrics' CloudWatch namespace.
 pub const METRIC_NAMESPACE: &str = "LansweeperConnectWiseSync";
 
-/// The run whose report to record: what the state machine's `RecordReport` hands over.
+/// The run whose report to record: what the state machine's `RecordReport` hands over,
+/// and its `RecordSkipped` (the holder of the lease) and `RecordFailure` (the error
+/// Step Functions caught), so every run is recorded and counted the same way.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportInput {
     pub run_id: String,
+    /// The run found the lease held by this run and wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
+    /// The run stopped: the error Step Functions caught (`Error`, `Cause`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
 }
 
 /// A run's outcome in a few numbers, recorded at `report/{run_id}` and kept long after
@@ -60,6 +68,9 @@ pub struct RunSummary {
     /// From taking the lease to the report, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<u64>,
+    /// Why the run stopped, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunSummary {
@@ -84,8 +95,55 @@ impl RunSummary {
             skipped_for: report.skipped_for.clone(),
             recorded_at: epoch_seconds(),
             duration_seconds: None,
+            error: None,
         }
     }
+
+    /// A run that ended without a report of its own: skipped for another's lease, or
+    /// stopped by an error.
+    fn ended_early(input: &ReportInput) -> Self {
+        let status = if input.skipped_for.is_some() {
+            RunStatus::Skipped
+        } else {
+            RunStatus::Failed
+        };
+        Self {
+            run_id: input.run_id.clone(),
+            status,
+            skipped_for: input.skipped_for.clone(),
+            error: input.error.as_ref().map(failure_message),
+            recorded_at: epoch_seconds(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The longest error message a summary keeps.
+const ERROR_MAX: usize = 1_000;
+
+/// What a caught error says: the function's `errorMessage` inside Step Functions'
+/// `Cause` when there is one, else the cause or the error name as they are.
+fn failure_message(error: &Value) -> String {
+    let cause = error
+        .get("Cause")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let message = serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|c| {
+            c.get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .or_else(|| (!cause.is_empty()).then(|| cause.to_string()))
+        .or_else(|| {
+            error
+                .get("Error")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "the run failed".into());
+    message.chars().take(ERROR_MAX).collect()
 }
 
 /// The enrichment's numbers, as a run's summary keeps them.
@@ -119,9 +177,13 @@ pub async fn record_report<S: Store>(
     input: &ReportInput,
     ttl: Duration,
 ) -> Result<RunSummary, PipelineError> {
-    // Boxed: the report's future is deep, and a handler awaits it inside the runtime's.
-    let report = Box::pin(report(store, &input.run_id, false)).await?;
-    let mut summary = RunSummary::of(&report);
+    let mut summary = if input.skipped_for.is_some() || input.error.is_some() {
+        RunSummary::ended_early(input)
+    } else {
+        // Boxed: the report's future is deep, and a handler awaits it inside the runtime's.
+        let report = Box::pin(report(store, &input.run_id, false)).await?;
+        RunSummary::of(&report)
+    };
     // The state machine's enrichment runs under the sync's run id, before this step.
     summary.enrichment = enrichment::recorded(store, &input.run_id)
         .await?
@@ -161,7 +223,7 @@ impl RunSummary {
     /// log, it becomes the run's metrics (what the dashboard draws and the alarms watch).
     pub fn metric_line(&self) -> String {
         let flag = |status: RunStatus| u64::from(self.status == status);
-        let values: [(&str, &str, u64); 16] = [
+        let values: [(&str, &str, u64); 17] = [
             ("Assets", "Count", self.assets),
             ("Created", "Count", self.counts.created),
             ("Modified", "Count", self.counts.modified),
@@ -181,6 +243,7 @@ impl RunSummary {
                 flag(RunStatus::SucceededWithFailures),
             ),
             ("RunsSkipped", "Count", flag(RunStatus::Skipped)),
+            ("RunsFailed", "Count", flag(RunStatus::Failed)),
             (
                 "DurationSeconds",
                 "Seconds",
@@ -391,6 +454,7 @@ mod tests {
             stored_run(&store, &run_id, clients).await;
             let input = ReportInput {
                 run_id: run_id.clone(),
+                ..ReportInput::default()
             };
             let summary = record_report(&store, &input, Duration::from_secs(600))
                 .await
@@ -418,5 +482,60 @@ mod tests {
             clients,
             "the run's own summary keeps them"
         );
+    }
+
+    /// Breaking it looks like: a skipped or failed run publishes no metric and is
+    /// missing from `lscw runs`, so a revoked credential that fails every run goes quiet.
+    #[tokio::test]
+    async fn skipped_and_failed_runs_are_recorded_counted_and_listed() {
+        let store = crate::store::MemoryStore::new();
+        let ttl = Duration::from_secs(600);
+        let holder = LeaseHolder {
+            run_id: "run-busy".into(),
+            started_at: 1,
+            expires_at: 2,
+        };
+        let skipped = ReportInput {
+            run_id: "run-skipped".into(),
+            skipped_for: Some(holder.clone()),
+            error: None,
+        };
+        let summary = record_report(&store, &skipped, ttl).await.unwrap();
+        assert_eq!(summary.status, RunStatus::Skipped);
+        assert_eq!(summary.skipped_for, Some(holder));
+        let line: Value = serde_json::from_str(&summary.metric_line()).unwrap();
+        assert_eq!(
+            (line["RunsSkipped"].as_u64(), line["RunsFailed"].as_u64()),
+            (Some(1), Some(0))
+        );
+
+        let cause = json!({"errorType": "Permanent", "errorMessage": "ensure-references: ConnectWise rejected the credentials"});
+        let failed = ReportInput {
+            run_id: "run-failed".into(),
+            skipped_for: None,
+            error: Some(json!({"Error": "Permanent", "Cause": cause.to_string()})),
+        };
+        let summary = record_report(&store, &failed, ttl).await.unwrap();
+        assert_eq!(summary.status, RunStatus::Failed);
+        assert_eq!(
+            summary.error.as_deref(),
+            Some("ensure-references: ConnectWise rejected the credentials")
+        );
+        let line: Value = serde_json::from_str(&summary.metric_line()).unwrap();
+        assert_eq!(line["RunsFailed"], 1);
+        let recorded: RunSummary = store
+            .require(&layout::run_summary("run-failed"))
+            .await
+            .unwrap();
+        assert_eq!(recorded, summary);
+        let listed: Vec<RunStatus> = recent_runs(&store)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(listed, [RunStatus::Skipped, RunStatus::Failed]);
+        let plain = failure_message(&json!({"Error": "States.Timeout"}));
+        assert_eq!(plain, "States.Timeout");
     }
 }
