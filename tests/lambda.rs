@@ -523,7 +523,11 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         .find(|line| line["runId"] == "skipped-run" && line.get("_aws").is_some())
         .expect("run-report published the skipped run's metrics");
     assert_eq!(skip_metrics["RunsSkipped"], 1, "{skip_metrics}");
-    queue_lambda_results(&moto, &[skipped_fetch.to_string(), recorded_skip.to_string()]).await;
+    queue_lambda_results(
+        &moto,
+        &[skipped_fetch.to_string(), recorded_skip.to_string()],
+    )
+    .await;
     let skipped_execution = run_execution(&moto, &machine, "skipped-run").await;
     assert_eq!(
         skipped_execution["status"], "SUCCEEDED",

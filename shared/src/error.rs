@@ -19,6 +19,10 @@ pub enum PipelineError {
     References(#[from] ReferenceError),
     #[error("run {run_id} lost its lease to run {holder} (it lapsed); stopped before writing more")]
     LeaseLost { run_id: String, holder: String },
+    #[error(
+        "batch {batch} was taken over by invocation {by} while this one sent it; nothing more was sent"
+    )]
+    BatchTakenOver { batch: String, by: String },
 }
 
 impl PipelineError {
@@ -27,7 +31,7 @@ impl PipelineError {
     /// settings, refused input and a lost lease are permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Config(_) | Self::LeaseLost { .. } => false,
+            Self::Config(_) | Self::LeaseLost { .. } | Self::BatchTakenOver { .. } => false,
             Self::ConnectWise(error) => error.is_transient(),
             Self::Lansweeper(error) => error.is_transient(),
             Self::Store(error) => matches!(error, StoreError::Backend(_)),

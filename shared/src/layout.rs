@@ -19,7 +19,7 @@
 //! | `run/{id}/{create,modify}/{section}/{round}/{n}` | a batch: [`CreateItem`]s or [`ModifyItem`]s | match | run TTL |
 //! | `run/{id}/retire/{section}/{n}`, `run/{id}/retire-approved/{n}` | a batch of retirements ([`ModifyItem`]s) | match, `lscw retire --approve` | run TTL |
 //! | `{batch}/intent` | [`CreateIntent`] | bulk-create | run TTL |
-//! | `{batch}/claim` | the invocation sending a create batch now | bulk-create | 3 minutes; lapses at once when its result is recorded |
+//! | `{batch}/claim` | the invocation sending a create batch now | bulk-create | 5 minutes, renewed before every send; lapses at once when its result is recorded |
 //! | `{batch}/result` | [`BatchRecord`] | bulk-create, bulk-modify | run TTL |
 //! | `run/{id}/retire-held/{part}` | retirements the guard held ([`ModifyItem`]s) | match | run TTL |
 //! | `run/{id}/conflicts/{section}/{part}` | [`ConflictReport`]s | match | run TTL |

@@ -46,7 +46,7 @@ pub async fn bulk_create<S: Store>(
         tracing::info!(batch = %input.batch, "batch written by another invocation; nothing sent");
         return Ok(done);
     }
-    let outcome = send(connectwise, store, settings, input).await;
+    let outcome = send(connectwise, store, settings, input, &claimant).await;
     // Given up by letting it lapse now (the functions may not delete from the table); if
     // another invocation took it over meanwhile, it is that one's.
     store
@@ -60,9 +60,10 @@ pub async fn bulk_create<S: Store>(
     outcome
 }
 
-/// How long a claim on a batch lasts: far longer than sending one batch takes (a bulk
-/// POST, a read, one resend), so only a claimant that died leaves it to lapse.
-const CLAIM_TTL: Duration = Duration::from_secs(180);
+/// How long a claim on a batch lasts unless renewed: it is renewed before every send,
+/// and longer than one request can take with its retries (2 minutes of retries, then
+/// one more attempt's minute), so only a claimant that died leaves it to lapse.
+const CLAIM_TTL: Duration = Duration::from_secs(300);
 
 /// How often a waiting invocation looks for the claimant's result.
 const CLAIM_POLL: Duration = Duration::from_millis(500);
@@ -91,12 +92,37 @@ async fn claim<S: Store>(
     }
 }
 
+/// Renews the batch's claim before a send; an error, and nothing sent, when another
+/// invocation took it over (this one was too slow to be taken for alive).
+async fn renew_claim<S: Store>(
+    store: &S,
+    batch: &str,
+    claimant: &str,
+) -> Result<(), PipelineError> {
+    match store
+        .claim(
+            &layout::batch_claim(batch),
+            claimant,
+            claimant.to_string(),
+            CLAIM_TTL,
+        )
+        .await?
+    {
+        Claim::Taken => Ok(()),
+        Claim::HeldBy(by) => Err(PipelineError::BatchTakenOver {
+            batch: batch.to_string(),
+            by,
+        }),
+    }
+}
+
 /// Sends the batch under its claim: reconciled first if a step entered it before.
 async fn send<S: Store>(
     connectwise: &ConnectWiseClient,
     store: &S,
     settings: &SyncSettings,
     input: &BatchInput,
+    claimant: &str,
 ) -> Result<BatchOutput, PipelineError> {
     if let Some(done) = recorded_result(store, input).await? {
         // Written by the claimant before this one took over.
@@ -113,6 +139,7 @@ async fn send<S: Store>(
 
     let mut sends = 0;
     while !pending.is_empty() {
+        renew_claim(store, &input.batch, claimant).await?;
         sends += 1;
         let last_send = sends >= MAX_SENDS;
         let bodies: Vec<_> = pending.iter().map(|&i| items[i].body.clone()).collect();
