@@ -401,8 +401,10 @@ async fn an_asset_listed_twice_while_the_estate_changes_gets_one_configuration()
     lscw_tests::world::state(&world.cw);
 }
 
-/// A store where the two invocations read the batch's intent at the same moment, as two
-/// Lambda invocations against DynamoDB can (each waits up to 2 s for the other there).
+/// A store where two invocations that both reach the batch's intent read it at the same
+/// moment, as two Lambda invocations against DynamoDB can (each waits up to 2 s for the
+/// other there). Without the batch's claim both read no intent and both send; with it,
+/// the second waits at the claim and never reads it (the first waits out the 2 s).
 struct IntentReadTogether {
     store: shared::store::MemoryStore,
     meet: tokio::sync::Barrier,

@@ -195,12 +195,14 @@ async fn write_edit(
         .await
     {
         Ok(_) => Ok(Ok(())),
-        Err(error @ (LansweeperError::GraphQl { .. } | LansweeperError::Http { .. })) => {
-            Ok(Err(Rejected {
-                asset_key: edit.asset_key.clone(),
-                reason: error.to_string(),
-            }))
-        }
+        Err(
+            error @ (LansweeperError::GraphQl { .. }
+            | LansweeperError::Http { .. }
+            | LansweeperError::Forbidden(_)),
+        ) => Ok(Err(Rejected {
+            asset_key: edit.asset_key.clone(),
+            reason: error.to_string(),
+        })),
         Err(other) => Err(other.into()),
     }
 }

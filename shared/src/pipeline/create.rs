@@ -60,10 +60,11 @@ pub async fn bulk_create<S: Store>(
     outcome
 }
 
-/// How long a claim on a batch lasts unless renewed: it is renewed before every send,
-/// and longer than one request can take with its retries (2 minutes of retries, then
-/// one more attempt's minute), so only a claimant that died leaves it to lapse.
-const CLAIM_TTL: Duration = Duration::from_secs(300);
+/// How long a claim on a batch lasts unless renewed: it is renewed before every send and
+/// before the result is recorded, and lasts longer than bulk-create may run (300 s in
+/// the template) and than one request with its retries (2 minutes of retries, then one
+/// more attempt's minute), so only a claimant that died leaves it to lapse.
+const CLAIM_TTL: Duration = Duration::from_secs(360);
 
 /// How often a waiting invocation looks for the claimant's result.
 const CLAIM_POLL: Duration = Duration::from_millis(500);
@@ -206,6 +207,7 @@ async fn send<S: Store>(
             (item.asset_key.clone(), outcome)
         })
         .collect();
+    renew_claim(store, &input.batch, claimant).await?;
     finish_batch(store, settings, input, &meter, outcomes).await
 }
 

@@ -118,16 +118,23 @@ async fn resolve_companies(
             ids.insert(references::name_key(identifier), id);
         }
     }
-    let numbers: Vec<i64> = companies
+    // Numbers no identifier matched, by how the mapping spells them (`0042`, ` 42`).
+    let numbers: Vec<(String, i64)> = companies
         .iter()
-        .filter(|c| !ids.contains_key(&references::name_key(c)))
-        .filter_map(|c| c.trim().parse().ok())
+        .map(|c| references::name_key(c))
+        .filter(|key| !ids.contains_key(key))
+        .filter_map(|key| key.parse().ok().map(|id| (key, id)))
         .collect();
     if !numbers.is_empty() {
-        let texts: Vec<String> = numbers.iter().map(ToString::to_string).collect();
-        for company in companies_where(connectwise, "id", texts.iter().map(String::as_str)).await? {
-            if let Some(id) = company.get("id").and_then(Value::as_i64) {
-                ids.insert(references::name_key(&id.to_string()), id);
+        let texts: Vec<String> = numbers.iter().map(|(_, id)| id.to_string()).collect();
+        let found = companies_where(connectwise, "id", texts.iter().map(String::as_str)).await?;
+        let existing: std::collections::HashSet<i64> = found
+            .iter()
+            .filter_map(|c| c.get("id").and_then(Value::as_i64))
+            .collect();
+        for (key, id) in numbers {
+            if existing.contains(&id) {
+                ids.insert(key, id);
             }
         }
     }

@@ -209,7 +209,15 @@ impl<'a> Staging<'a> {
                 .filter(|a| a.key().is_none_or(|k| listed.insert(k.to_lowercase())))
                 .collect();
             if page.len() < listed_before {
-                tracing::info!(%run_id, site = %site.site, repeated = listed_before - page.len(), "assets listed again across pages; taken once");
+                // The listing shifted: an asset may as well have been skipped, so nothing
+                // of this site is taken as gone this run.
+                tracing::warn!(%run_id, site = %site.site, repeated = listed_before - page.len(), "assets listed again across pages; taken once");
+                site_error.get_or_insert_with(|| {
+                    format!(
+                        "the listing of site {} changed while it was paged (an asset was listed twice)",
+                        site.site
+                    )
+                });
             }
             self.seen += page.len() as u64;
             site_assets += page.len() as u64;

@@ -199,6 +199,10 @@ pub async fn record_report<S: Store>(
         .await?;
     let mut recent = recent_runs(store).await?;
     recent.retain(|other| other.run_id != summary.run_id);
+    // An index an earlier version wrote may hold sections: dropped from every entry.
+    for entry in &mut recent {
+        entry.sections.clear();
+    }
     // The index keeps each run's numbers, not its sections (they stay in the run's own
     // summary): its size is bounded by the runs it keeps, whatever the clients.
     recent.push(RunSummary {
@@ -537,5 +541,51 @@ mod tests {
         assert_eq!(listed, [RunStatus::Skipped, RunStatus::Failed]);
         let plain = failure_message(&json!({"Error": "States.Timeout"}));
         assert_eq!(plain, "States.Timeout");
+    }
+
+    /// Breaking it looks like: a deployment whose index an earlier version filled with
+    /// sections stays over the limit, and every later run's report fails.
+    #[tokio::test]
+    async fn an_index_written_with_sections_is_shrunk_by_the_next_run() {
+        let store = crate::store::MemoryStore::new();
+        let ttl = Duration::from_secs(600);
+        let clients = 50;
+        stored_run(&store, "run-old", clients).await;
+        let input = ReportInput {
+            run_id: "run-old".into(),
+            ..ReportInput::default()
+        };
+        let with_sections = record_report(&store, &input, ttl).await.unwrap();
+        // As an earlier version kept them: 20 runs with their 50 sections each.
+        let old: Vec<RunSummary> = (0..20)
+            .map(|n| RunSummary {
+                run_id: format!("run-old-{n}"),
+                ..with_sections.clone()
+            })
+            .collect();
+        store
+            .put_raw(
+                layout::RECENT_RUNS,
+                serde_json::to_string(&old).unwrap(),
+                ttl,
+            )
+            .await
+            .unwrap();
+        let before = store.raw_len(layout::RECENT_RUNS).unwrap();
+        stored_run(&store, "run-new", clients).await;
+        let input = ReportInput {
+            run_id: "run-new".into(),
+            ..ReportInput::default()
+        };
+        record_report(&store, &input, ttl).await.unwrap();
+        let after = store.raw_len(layout::RECENT_RUNS).unwrap();
+        assert!(after * 10 < before, "{before} bytes, then {after}");
+        assert!(
+            recent_runs(&store)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.sections.is_empty())
+        );
     }
 }

@@ -13,9 +13,10 @@ use super::modify::bulk_modify;
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
+use crate::layout::{self, BatchRecord};
 use crate::lease;
 use crate::settings::SyncSettings;
-use crate::store::Store;
+use crate::store::{Store, StoreExt};
 
 /// A group of batches, what one Map iteration hands a bulk function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -146,6 +147,15 @@ pub async fn write_group<S: Store>(
             // reason, and the group goes on. A creation that may have been saved is found
             // by the next run's match through its `ls_asset_id`.
             Err(PipelineError::ConnectWise(error)) => {
+                if let Some(recorded) = store
+                    .get::<BatchRecord>(&layout::batch_result(batch))
+                    .await?
+                {
+                    // Another invocation took the batch over and wrote it meanwhile.
+                    output.written += recorded.written.len() as u64;
+                    output.failed += recorded.failed.len() as u64;
+                    continue;
+                }
                 tracing::warn!(batch = %batch, %error, "batch failed; its assets are reported failed");
                 let reason = format!("the batch failed: {error}");
                 let outcomes = batch_assets(store, batch, kind)

@@ -111,6 +111,9 @@ pub(super) fn assign(
             });
             continue;
         };
+        // The company's retirements are counted in its first section, whatever becomes
+        // of this asset (ignored, in conflict): never in another company's.
+        first_section.entry(company_id).or_insert(index);
         let key = text(&asset, "key").to_lowercase();
         if overrides.ignores_asset(&key) {
             plan.ignored += 1;
@@ -139,7 +142,6 @@ pub(super) fn assign(
             });
             continue;
         }
-        first_section.entry(company_id).or_insert(index);
         grouped.entry(company_id).or_default().push((index, asset));
     }
     (grouped, first_section)
@@ -357,12 +359,16 @@ mod tests {
             asset("k4", "s2", "Gone"),
             asset("k5", "s1", "Acme"),
         ];
+        // Beta's only asset is kept out by the operator: its retirements still count in
+        // Beta's own section.
+        let mut overrides = Overrides::default();
+        overrides.ignored_assets.insert("k3".into());
         let (grouped, first) = assign(
             assets,
             &companies,
             &company_ids,
             &linked_in,
-            &Overrides::default(),
+            &overrides,
             &mut sections,
         );
         let names: Vec<(&str, &str)> = sections
@@ -380,6 +386,7 @@ mod tests {
         assert_eq!(keys(1), ["k1", "k5"]);
         assert_eq!(keys(2), ["k3"]);
         assert_eq!((first[&1], first[&2]), (0, 1));
+        assert_eq!(sections.plans[1].ignored, 1);
         let conflict = &sections.plans[0].conflicts[0];
         assert_eq!(conflict.asset_key, "K2");
         assert_eq!(conflict.candidates, [77]);

@@ -109,6 +109,8 @@ pub(super) fn judge(
             withheld.extend(gone);
         }
     }
+    let mut unread: Vec<(&Option<i64>, &String)> = unread.iter().collect();
+    unread.sort_unstable();
     for (company, why) in unread {
         let linked_here = company.and_then(|c| linked.get(&c)).copied().unwrap_or(0);
         let line = format!("{why}: an incomplete listing never counts as assets leaving");
