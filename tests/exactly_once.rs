@@ -21,55 +21,122 @@ use shared::store::{Claim, MemoryStore, Store, StoreError};
 use simulators::control::LostAnswer;
 
 use lscw_tests::world::{
-    clean_state, create_groups, matched, settings, state, sync, sync_on, world,
+    clean_state, create_groups, cw_client_timing_out, matched, settings, state, sync, sync_on,
+    world,
 };
 
-/// An answer well after the client's timeout ([`lscw_tests::world::TIMEOUT`]).
-const LATE: LostAnswer = LostAnswer::Late(Duration::from_millis(900));
+/// The client's timeout in the tests of answers that come too late: far longer than any
+/// answer of the simulator takes on a busy machine, so only the injected ones time out.
+const LATE_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn lost_answers_create_nothing_twice(rules: &[(LostAnswer, u64)]) {
-    let world = world(240).await;
-    world.cw.control().lose_answers(rules);
+/// An answer well after [`LATE_TIMEOUT`].
+const LATE: LostAnswer = LostAnswer::Late(Duration::from_secs(5));
+
+/// Where configurations are written: created (bulk POST) and modified (bulk PUT).
+const CONFIGURATION_WRITES: &str = "/company/configurations/bulk";
+
+/// How many answers each rule loses in `writes` writes, as the simulator schedules them:
+/// the `n`th write loses its answer to the first rule whose `every` divides `n`.
+fn scheduled(rules: &[(LostAnswer, u64)], writes: u64) -> Vec<u64> {
+    let mut lost = vec![0; rules.len()];
+    for write in 1..=writes {
+        if let Some(rule) = rules
+            .iter()
+            .position(|(_, every)| write.is_multiple_of(*every))
+        {
+            lost[rule] += 1;
+        }
+    }
+    lost
+}
+
+/// A sync whose writes to paths under `to` lose their answers by `rules`: the schedule
+/// fired (each rule lost answers, exactly as many as it says for the writes made, the
+/// answer of a configuration create among them), the run reconciled every lost answer
+/// (nothing failed, no asset has two configurations: the state of a clean run), and
+/// reruns change nothing.
+///
+/// Breaking it looks like: an asset with two configurations after a create whose answer
+/// was lost was sent again, or a failed asset the run could have found was saved.
+async fn lost_answers_create_nothing_twice(to: &str, rules: &[(LostAnswer, u64)]) {
+    let mut world = world(240).await;
+    if rules
+        .iter()
+        .any(|(how, _)| matches!(how, LostAnswer::Late(_)))
+    {
+        world.cw_client = cw_client_timing_out(&world.cw, LATE_TIMEOUT).await;
+    }
+    let control = world.cw.control();
+    control.lose_answers_to(to, rules);
     let faulty = sync(&world).await;
-    assert!(faulty.counts.created > 0, "{faulty:#?}");
-    state(&world.cw);
 
-    world.cw.control().lose_answers(&[]);
-    let rerun = sync(&world).await;
-    assert_eq!(rerun.failed.len(), 0, "{:#?}", rerun.failed);
-    assert_eq!(state(&world.cw), clean_state(240).await, "{rules:?}");
-    let again = sync(&world).await;
-    assert_eq!(
-        (again.counts.created, again.counts.modified),
-        (0, 0),
-        "settled"
+    let writes = control.writes_seen();
+    let sent: u64 = control
+        .requests()
+        .iter()
+        .filter(|(key, _)| !key.starts_with("GET ") && key.contains(&format!(" {to}")))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(writes, sent, "every write under {to} met the schedule");
+    let lost = control.answers_lost();
+    for ((how, every, lost), expected) in lost.iter().zip(scheduled(rules, writes)) {
+        assert!(*lost > 0, "{how:?} lost no answer in {writes} writes");
+        assert_eq!(
+            *lost, expected,
+            "{how:?}: every {every}th of {writes} writes"
+        );
+    }
+    assert!(
+        control.answers_lost_at("POST /company/configurations/bulk") > 0,
+        "a configuration create lost its answer: {lost:?} in {writes} writes"
     );
+    assert!(faulty.counts.created > 0, "{faulty:#?}");
+    assert!(
+        faulty.failed.is_empty(),
+        "every lost answer reconciled in the run: {:#?}",
+        faulty.failed
+    );
+    let clean = clean_state(240).await;
+    assert_eq!(state(&world.cw), clean, "{rules:?}");
+
+    control.lose_answers(&[]);
+    let rerun = sync(&world).await;
+    assert_eq!(
+        (rerun.counts.created, rerun.counts.modified),
+        (0, 0),
+        "the faulty run left nothing to do: {rerun:#?}"
+    );
+    assert_eq!(state(&world.cw), clean, "{rules:?}");
 }
 
 #[tokio::test]
 async fn a_502_after_the_save_creates_nothing_twice() {
-    lost_answers_create_nothing_twice(&[(LostAnswer::BadGateway, 2)]).await;
+    lost_answers_create_nothing_twice("/", &[(LostAnswer::BadGateway, 2)]).await;
 }
 
 #[tokio::test]
 async fn a_connection_dropped_after_the_save_creates_nothing_twice() {
-    lost_answers_create_nothing_twice(&[(LostAnswer::DropConnection, 2)]).await;
+    lost_answers_create_nothing_twice("/", &[(LostAnswer::DropConnection, 2)]).await;
 }
 
 #[tokio::test]
 async fn an_answer_after_the_client_s_timeout_creates_nothing_twice() {
-    lost_answers_create_nothing_twice(&[(LATE, 3)]).await;
+    // Every other configuration write: each late answer costs the client its timeout.
+    lost_answers_create_nothing_twice(CONFIGURATION_WRITES, &[(LATE, 2)]).await;
 }
 
 #[tokio::test]
 async fn every_kind_of_lost_answer_mixed_creates_nothing_twice() {
     // Half of all writes lose their answer, never more than three in a row: within the
     // retry budget of an idempotent PUT.
-    lost_answers_create_nothing_twice(&[
-        (LostAnswer::BadGateway, 4),
-        (LostAnswer::DropConnection, 5),
-        (LATE, 7),
-    ])
+    lost_answers_create_nothing_twice(
+        "/",
+        &[
+            (LostAnswer::BadGateway, 4),
+            (LostAnswer::DropConnection, 5),
+            (LATE, 7),
+        ],
+    )
     .await;
 }
 
@@ -99,6 +166,11 @@ async fn a_lost_answer_is_never_resent_blindly() {
             .count("POST /company/configurations/bulk"),
         1,
         "sent once; the lost answer was followed by a read, not a resend"
+    );
+    assert_eq!(
+        world.cw.control().answers_lost(),
+        [(LostAnswer::BadGateway, 1, 1)],
+        "the one write lost its answer"
     );
     state(&world.cw);
 }

@@ -18,8 +18,11 @@ use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
 use crate::{cw_config, fast_retry, ls_client_for, ls_options, start_cw, start_ls};
 
-/// The ConnectWise client's timeout in these worlds.
-pub const TIMEOUT: Duration = Duration::from_millis(400);
+/// The ConnectWise client's timeout in these worlds: generous, so a slow answer on a
+/// busy machine is never taken for a lost one (lost answers come from the simulator's
+/// faults). A test of timeouts gives its world a client of its own
+/// ([`cw_client_timing_out`]).
+pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct World {
     pub cw: ConnectWiseSimulator,
@@ -59,16 +62,24 @@ async fn clients(
     cw: &ConnectWiseSimulator,
     ls: &LansweeperSimulator,
 ) -> (ConnectWiseClient, LansweeperClient) {
-    let options = ClientOptions {
-        retry: fast_retry(),
-        timeout: TIMEOUT,
-        ..ClientOptions::default()
-    };
-    let cw_client = ConnectWiseClient::connect(&cw_config(cw), options)
-        .await
-        .unwrap();
+    let cw_client = cw_client_timing_out(cw, TIMEOUT).await;
     let ls_client = ls_client_for(ls, simulators::lansweeper::TOKEN, ls_options());
     (cw_client, ls_client)
+}
+
+/// A ConnectWise client as a world's, that gives up on an answer after `timeout`.
+pub async fn cw_client_timing_out(
+    cw: &ConnectWiseSimulator,
+    timeout: Duration,
+) -> ConnectWiseClient {
+    let options = ClientOptions {
+        retry: fast_retry(),
+        timeout,
+        ..ClientOptions::default()
+    };
+    ConnectWiseClient::connect(&cw_config(cw), options)
+        .await
+        .unwrap()
 }
 
 /// An MSP's estate ([`simulators::scenario::estate`]): three sites served to one token,
