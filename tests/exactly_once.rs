@@ -10,7 +10,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -352,33 +353,142 @@ async fn a_batch_killed_between_send_and_record_is_adopted_when_invoked_again() 
     state(&world.cw);
 }
 
-#[tokio::test]
+/// A store whose first two claims of the lease wait for each other, so two runs reach
+/// the claim together and the store decides between them; what each claim came to is
+/// kept.
+struct ContestedLease {
+    inner: MemoryStore,
+    together: tokio::sync::Barrier,
+    /// Claims of the lease begun.
+    entered: AtomicUsize,
+    claims: Mutex<Vec<(String, Claim)>>,
+}
+
+impl ContestedLease {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            together: tokio::sync::Barrier::new(2),
+            entered: AtomicUsize::new(0),
+            claims: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Store for ContestedLease {
+    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        self.inner.put_raw(key, value, ttl).await
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_raw(key).await
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        if key != shared::layout::LEASE {
+            return self.inner.claim(key, owner, value, ttl).await;
+        }
+        if self.entered.fetch_add(1, Ordering::SeqCst) < 2 {
+            self.together.wait().await;
+        }
+        let claim = self.inner.claim(key, owner, value, ttl).await?;
+        self.claims
+            .lock()
+            .unwrap()
+            .push((owner.to_string(), claim.clone()));
+        Ok(claim)
+    }
+
+    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        self.inner.release(key, owner).await
+    }
+}
+
+/// Two runs started at once, on two threads, both at the lease's claim together:
+/// exactly one takes the lease and writes, the other is told who holds it and writes
+/// nothing, and every asset has one configuration. Again and again, whichever wins.
+///
+/// Breaking it looks like: both runs writing (an asset with two configurations, more
+/// writes than one run makes), or neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_started_together_write_once() {
-    let world = world(200).await;
-    let (a, b) = tokio::join!(sync_on(&world, &world.store), sync_on(&world, &world.store));
-    let (a, b) = (a.unwrap(), b.unwrap());
-    let (ran, skipped) = if a.skipped_for.is_some() {
-        (b, a)
-    } else {
-        (a, b)
-    };
-    assert!(ran.skipped_for.is_none());
-    assert_eq!(skipped.skipped_for.unwrap().run_id, ran.run_id);
-    assert_eq!(
-        (
-            skipped.counts.created,
-            skipped.counts.modified,
-            skipped.assets
-        ),
-        (0, 0, 0)
-    );
-    assert_eq!(ran.accounted(), ran.assets);
-    assert_eq!(state(&world.cw), clean_state(200).await);
-    assert_eq!(
-        shared::lease::holder(&world.store).await.unwrap(),
-        None,
-        "the run gave its lease up"
-    );
+    const ASSETS: usize = 120;
+    let clean = world(ASSETS).await;
+    sync(&clean).await;
+    let (clean_state, clean_writes) = (state(&clean.cw), clean.cw.control().writes());
+    let mut wins = [0; 2];
+    for iteration in 0..20 {
+        let world = Arc::new(world(ASSETS).await);
+        let store = Arc::new(ContestedLease::new());
+        let start = || {
+            let (world, store) = (world.clone(), store.clone());
+            tokio::spawn(async move { sync_on(&world, &*store).await })
+        };
+        let (a, b) = (start(), start());
+        let runs = [a.await.unwrap().unwrap(), b.await.unwrap().unwrap()];
+        let winner = usize::from(runs[0].skipped_for.is_some());
+        wins[winner] += 1;
+        let (ran, skipped) = (&runs[winner], &runs[1 - winner]);
+        assert!(ran.skipped_for.is_none(), "iteration {iteration}: {ran:#?}");
+        assert_eq!(
+            skipped.skipped_for.as_ref().map(|h| h.run_id.as_str()),
+            Some(ran.run_id.as_str()),
+            "iteration {iteration}: the other run is told who holds the lease"
+        );
+        assert_eq!(
+            (
+                skipped.counts.created,
+                skipped.counts.modified,
+                skipped.assets
+            ),
+            (0, 0, 0),
+            "iteration {iteration}"
+        );
+        assert_eq!(ran.accounted(), ran.assets, "iteration {iteration}");
+        // The first two claims were the contest: the winner's taken, the other's refused
+        // naming the winner.
+        let mut contest: Vec<(String, Option<String>)> = store.claims.lock().unwrap()[..2]
+            .iter()
+            .map(|(owner, claim)| {
+                let holder = match claim {
+                    Claim::Taken => None,
+                    Claim::HeldBy(value) => Some(
+                        serde_json::from_str::<shared::layout::LeaseHolder>(value)
+                            .unwrap()
+                            .run_id,
+                    ),
+                };
+                (owner.clone(), holder)
+            })
+            .collect();
+        contest.sort_by_key(|(_, holder)| holder.is_some());
+        assert_eq!(
+            contest,
+            [
+                (ran.run_id.clone(), None),
+                (skipped.run_id.clone(), Some(ran.run_id.clone())),
+            ],
+            "iteration {iteration}: both claimed the lease, the store gave it to one"
+        );
+        assert_eq!(
+            world.cw.control().writes(),
+            clean_writes,
+            "iteration {iteration}: one run's writes"
+        );
+        assert_eq!(state(&world.cw), clean_state, "iteration {iteration}");
+        assert_eq!(
+            shared::lease::holder(&*store).await.unwrap(),
+            None,
+            "iteration {iteration}: the run gave its lease up"
+        );
+    }
+    eprintln!("wins of the first and second run started: {wins:?}");
 }
 
 #[tokio::test]
