@@ -50,14 +50,20 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Exponential backoff with full jitter for the given 1-based failed attempt.
-    pub fn backoff(&self, attempt: u32) -> Duration {
+    /// The longest backoff after the given 1-based failed attempt: `base_delay`, doubled
+    /// each attempt, up to `max_delay`.
+    pub fn backoff_bound(&self, attempt: u32) -> Duration {
         let exp = self.base_delay.saturating_mul(
             1u32.checked_shl(attempt.saturating_sub(1))
                 .unwrap_or(u32::MAX),
         );
-        let cap = exp.min(self.max_delay);
-        cap.mul_f64(fastrand::f64())
+        exp.min(self.max_delay)
+    }
+
+    /// Exponential backoff with full jitter for the given 1-based failed attempt:
+    /// anywhere up to [`RetryPolicy::backoff_bound`].
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.backoff_bound(attempt).mul_f64(fastrand::f64())
     }
 }
 
@@ -549,6 +555,12 @@ mod tests {
         assert!(third.spent().await.is_empty(), "older than the window");
     }
 
+    /// Each attempt's bound doubles from the base until the cap and stays there; the
+    /// backoffs drawn stay within their attempt's bound and reach past the previous
+    /// attempt's, so they grow with it.
+    ///
+    /// Breaking it looks like: a backoff of zero (or stuck at the base), one that grows
+    /// past its cap, or a bound that stops doubling before it.
     #[test]
     fn backoff_stays_under_its_cap_and_grows() {
         let policy = RetryPolicy {
@@ -556,11 +568,47 @@ mod tests {
             max_delay: Duration::from_secs(1),
             ..RetryPolicy::default()
         };
-        for attempt in 1..40 {
-            let cap = Duration::from_millis(100)
-                .saturating_mul(1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX))
-                .min(Duration::from_secs(1));
-            assert!(policy.backoff(attempt) <= cap, "attempt {attempt}");
+        let bounds: Vec<Duration> = (1..40).map(|a| policy.backoff_bound(a)).collect();
+        let millis = |n| Duration::from_millis(n);
+        assert_eq!(
+            bounds[..5],
+            [
+                millis(100),
+                millis(200),
+                millis(400),
+                millis(800),
+                millis(1_000)
+            ]
+        );
+        assert!(
+            bounds[4..].iter().all(|b| *b == policy.max_delay),
+            "{bounds:?}"
+        );
+        // Seeded: the draws are the same every run.
+        fastrand::seed(27);
+        let mut previous = Duration::ZERO;
+        for (attempt, bound) in (1..40).zip(bounds) {
+            let drawn: Vec<Duration> = (0..200).map(|_| policy.backoff(attempt)).collect();
+            let longest = drawn.iter().max().copied().unwrap_or_default();
+            assert!(
+                longest <= bound,
+                "attempt {attempt}: {longest:?} over {bound:?}"
+            );
+            // Growing, the draws reach past the previous bound; capped, past half the cap.
+            let floor = if bound > previous {
+                previous.max(bound / 2)
+            } else {
+                bound / 2
+            };
+            assert!(
+                longest > floor,
+                "attempt {attempt}: {longest:?}, never past {floor:?}"
+            );
+            assert!(
+                drawn.iter().all(|d| !d.is_zero()),
+                "attempt {attempt}: a zero backoff"
+            );
+            previous = bound;
         }
     }
 }
