@@ -19,8 +19,7 @@ fn install_long_software(world: &World, generation: usize) -> Vec<String> {
     world.ls.with_site(|site| {
         let mut linked = Vec::new();
         for (index, asset) in site.data.assets.iter_mut().enumerate() {
-            // The scenario links every fourth asset by `ls_asset_id`.
-            if index % 4 != 0 || asset.get("operatingSystem").is_none() {
+            if !simulators::scenario::is_linked(index) || asset.get("operatingSystem").is_none() {
                 continue;
             }
             let software: Vec<Value> = (0..400)
@@ -312,6 +311,38 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
     );
 }
 
+/// Whether the site's asset shows every value of `edit`.
+fn shows(world: &World, edit: &shared::enrichment::AssetEdit) -> bool {
+    world.ls.with_site(|site| {
+        let fields = &site.asset(&edit.asset_key).unwrap()["assetCustom"]["fields"];
+        edit.values.iter().all(|(key, value)| {
+            fields.as_array().is_some_and(|fields| {
+                fields
+                    .iter()
+                    .any(|f| f["fieldKey"] == key.as_str() && f["value"] == value.as_str())
+            })
+        })
+    })
+}
+
+/// The edits the run's first invocation planned, in the order they are written.
+async fn planned_edits(world: &World, run_id: &str) -> Vec<shared::enrichment::AssetEdit> {
+    use shared::store::StoreExt;
+
+    let plan: Value = world
+        .store
+        .require(&shared::layout::enrich_plan(run_id))
+        .await
+        .unwrap();
+    let parts: Vec<String> = serde_json::from_value(plan["edits"].clone()).unwrap();
+    world.store.get_parts(&parts).await.unwrap()
+}
+
+/// An invocation whose deadline has passed before it starts still writes one edit when
+/// the quota has room, so a run of such invocations always progresses.
+///
+/// Breaking it looks like: an invocation that writes nothing (the edit is not in
+/// Lansweeper, the next one starts where this one did), or one that writes more than one.
 #[tokio::test]
 async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_has_room() {
     use std::time::Instant;
@@ -320,6 +351,7 @@ async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_ha
 
     let world = world(40).await;
     sync(&world).await;
+    let edits = || world.ls.control().count("POST graphql:editAsset");
     let first = enrich(
         &world.cw_client,
         &world.ls_client,
@@ -332,6 +364,14 @@ async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_ha
     .unwrap();
     assert_eq!(first.next, 1, "{first:?}");
     assert_eq!(first.wait_seconds, 0, "no quota to wait for");
+    let planned = planned_edits(&world, &first.run_id).await;
+    assert!(planned.len() > 2, "{} edits planned", planned.len());
+    assert_eq!(edits(), 1, "one edit sent");
+    assert!(
+        shows(&world, &planned[0]),
+        "the first edit is in Lansweeper"
+    );
+    assert!(!shows(&world, &planned[1]), "the second is not yet");
     let second = enrich(
         &world.cw_client,
         &world.ls_client,
@@ -346,4 +386,10 @@ async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_ha
     .await
     .unwrap();
     assert_eq!(second.next, 2, "every invocation progresses: {second:?}");
+    assert_eq!(edits(), 2, "one more edit sent");
+    assert!(
+        shows(&world, &planned[1]),
+        "the second edit is in Lansweeper"
+    );
+    assert!(!shows(&world, &planned[2]), "the third is not yet");
 }
