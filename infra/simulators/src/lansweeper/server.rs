@@ -47,8 +47,13 @@ struct RateVerdict {
 }
 
 impl RateState {
-    fn admit(&mut self, limit: usize, window: Duration, hourly_limit: usize) -> RateVerdict {
-        let now = Instant::now();
+    fn admit(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        window: Duration,
+        hourly_limit: usize,
+    ) -> RateVerdict {
         let hour = window * 60;
         while self
             .hour
@@ -202,6 +207,7 @@ async fn answer(app: &AppState, endpoint: &str, headers: &HeaderMap, body: &Byte
     }
 
     let verdict = shared.rate().admit(
+        shared.options.clock.now(),
         shared.options.rate_limit,
         shared.options.rate_window,
         shared.options.hourly_limit,
