@@ -126,9 +126,25 @@ struct PacerState {
     slots: VecDeque<(u64, Option<Answered>)>,
 }
 
-/// When an answer arrived: on this process's clock, and as epoch milliseconds, which is
-/// how spent quota is shared with other processes.
+/// When an answer arrived: on this process's clock, and as its request's stamp (epoch
+/// milliseconds, [`request_stamp`]), which is how spent quota is shared with other
+/// processes.
 type Answered = (tokio::time::Instant, u64);
+
+/// A request's stamp: the epoch millisecond its answer arrived, or the first after the
+/// last stamp this process gave when several arrive in one millisecond. Every request a
+/// process sends has its own, so a ledger holding stamps counts requests, not the
+/// milliseconds they fell in.
+pub fn request_stamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = epoch_ms();
+    let next = |last: u64| now.max(last + 1);
+    match LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+        Some(next(last))
+    }) {
+        Ok(last) | Err(last) => next(last),
+    }
+}
 
 /// A booked request; hand it back with [`RatePacer::complete`].
 #[derive(Debug)]
@@ -182,10 +198,16 @@ impl RatePacer {
 
     /// The request's answer arrived (or it failed): its window starts now.
     pub async fn complete(&self, slot: PacerSlot) {
+        self.complete_stamped(slot, request_stamp()).await;
+    }
+
+    /// As [`RatePacer::complete`], the request known to others by `stamp` (from
+    /// [`request_stamp`]: one request paced by several pacers has one stamp in all).
+    pub async fn complete_stamped(&self, slot: PacerSlot, stamp: u64) {
         let mut state = self.state.lock().await;
         let now = tokio::time::Instant::now();
         if let Some(entry) = state.slots.iter_mut().find(|(id, _)| *id == slot.0) {
-            entry.1 = Some((now, epoch_ms()));
+            entry.1 = Some((now, stamp));
         }
         drop(state);
         self.released.notify_waiters();
@@ -228,7 +250,9 @@ impl RatePacer {
             .filter_map(|(_, done)| done.map(|(_, at_ms)| at_ms))
             .collect();
         for &at_ms in spent {
-            let age = Duration::from_millis(now_ms.saturating_sub(at_ms));
+            // A stamp's millisecond has begun, not ended: counted from its end, the request
+            // is never taken for older than it is.
+            let age = Duration::from_millis(now_ms.saturating_sub(at_ms + 1));
             if age >= self.window || known.contains(&at_ms) {
                 continue;
             }
@@ -360,11 +384,13 @@ impl HttpExecutor {
                     Ok(response) => read_answer(response).await,
                     Err(error) => Err(Lost::Transport(error)),
                 };
+                // One stamp in every pacer: the ledger counts the request once.
+                let stamp = request_stamp();
                 for (quota, slot) in self.quotas.iter().zip(quota_slots) {
-                    quota.complete(slot).await;
+                    quota.complete_stamped(slot, stamp).await;
                 }
                 if let (Some(pacer), Some(slot)) = (&self.pacer, slot) {
-                    pacer.complete(slot).await;
+                    pacer.complete_stamped(slot, stamp).await;
                     if let Ok(answer) = &outcome {
                         if answer.status == StatusCode::TOO_MANY_REQUESTS {
                             pacer.exhausted().await;
@@ -553,6 +579,38 @@ mod tests {
         let third = RatePacer::new(3, window);
         third.adopt(&[old, old, old]).await;
         assert!(third.spent().await.is_empty(), "older than the window");
+    }
+
+    /// Requests answered within one millisecond each have their own stamp, so another
+    /// pacer adopting them counts every one (once, however often it adopts them).
+    ///
+    /// Breaking it looks like: a burst counted as fewer requests than it was, so a
+    /// process sharing the quota sends past it and is refused.
+    #[tokio::test]
+    async fn requests_answered_in_one_millisecond_count_one_each() {
+        let window = Duration::from_secs(60);
+        let first = RatePacer::new(100, window);
+        for _ in 0..50 {
+            let slot = first.acquire().await;
+            first.complete(slot).await;
+        }
+        let spent = first.spent().await;
+        let distinct: std::collections::BTreeSet<u64> = spent.iter().copied().collect();
+        assert_eq!(distinct.len(), 50, "{spent:?}");
+        assert!(
+            spent.iter().all(|at| at.abs_diff(epoch_ms()) < 1_000),
+            "stamps stay epoch milliseconds: {spent:?}"
+        );
+        let second = RatePacer::new(100, window);
+        second.adopt(&spent).await;
+        second.adopt(&spent).await;
+        assert_eq!(second.spent().await.len(), 50);
+        let third = RatePacer::new(50, window);
+        third.adopt(&spent).await;
+        assert!(
+            third.wait_for_room().await > Duration::from_secs(55),
+            "50 of 50 spent: no room until the first leaves the window"
+        );
     }
 
     /// Each attempt's bound doubles from the base until the cap and stays there; the
