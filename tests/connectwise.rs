@@ -150,16 +150,26 @@ async fn default_tenant_has_the_documented_shape() {
                 .len()
         }
     };
-    assert_eq!(count("listOfManufacturersAction").await, 40);
-    assert_eq!(count("listConfigurationTypes").await, 10);
-    assert_eq!(count("listConfigurationStatus").await, 6);
-    assert_eq!(count("companies").await, 5);
-    assert_eq!(count("listCorporateStructureLevelsAction").await, 5);
+    let spec = TenantSpec::default();
+    assert_eq!(count("listOfManufacturersAction").await, spec.manufacturers);
+    assert_eq!(
+        count("listConfigurationTypes").await,
+        spec.configuration_types
+    );
+    assert_eq!(
+        count("listConfigurationStatus").await,
+        spec.configuration_statuses
+    );
+    assert_eq!(count("companies").await, cw_sim::COMPANY_NAMES.len());
+    assert_eq!(
+        count("listCorporateStructureLevelsAction").await,
+        cw_sim::LEVEL_NAMES.len()
+    );
     let configurations = run_action(&client, "listConfigurationsAction", json!({}))
         .await
         .unwrap();
     let configurations = configurations.as_array().unwrap();
-    assert_eq!(configurations.len(), 500);
+    assert_eq!(configurations.len(), spec.configurations);
     for configuration in configurations {
         let captions: Vec<&str> = configuration["customFields"]
             .as_array()
@@ -967,7 +977,10 @@ async fn tenant_data_round_trips_through_a_file() {
     let configurations = run_action(&client, "listConfigurationsAction", json!({}))
         .await
         .unwrap();
-    assert_eq!(configurations.as_array().unwrap().len(), 500);
+    assert_eq!(
+        configurations.as_array().unwrap().len(),
+        TenantSpec::default().configurations
+    );
 }
 
 #[tokio::test]
@@ -1121,13 +1134,11 @@ async fn a_forward_only_listing_cut_short_is_an_error() {
     assert!(
         matches!(
             err,
-            ConnectWiseError::IncompleteListing {
-                read: 2_000,
-                count: 2_345,
-                ..
-            }
+            ConnectWiseError::IncompleteListing { read, count, .. }
+                if read == 2 * u64::from(shared::connectwise::MAX_PAGE_SIZE)
+                    && count == big_tenant().locations as u64
         ),
-        "{err}"
+        "the first two pages of 1000, of all the locations: {err}"
     );
 }
 

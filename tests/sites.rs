@@ -16,9 +16,9 @@ use shared::pipeline::RunReport;
 use shared::store::StoreExt;
 use simulators::connectwise::CONFIGURATIONS;
 use simulators::lansweeper::SITE_ID;
-use simulators::scenario::{self, CONTOSO_SITE, CUSTOMER_FIELD, SHARED_SITE, TARGET_COMPANY};
+use simulators::scenario::{CONTOSO_SITE, CUSTOMER_FIELD, SHARED_SITE, TARGET_COMPANY};
 
-use lscw_tests::world::{World, estate, link_of, settings, sync, sync_on};
+use lscw_tests::world::{World, estate, link_of, scenario, settings, sync, sync_on};
 
 /// Company identifier → id, as the tenant has them.
 fn company_ids(world: &World) -> HashMap<String, i64> {
@@ -78,32 +78,11 @@ fn configurations_by_link(world: &World) -> HashMap<String, Vec<i64>> {
     })
 }
 
-/// Keys (lower case) of the assets the scenario gives two configurations to match and
-/// no link to choose between them ([`simulators::scenario::has_twin`]): its conflicts.
-/// The other sites' assets have no configuration yet.
-fn twinned(world: &World) -> BTreeSet<String> {
-    world
-        .ls
-        .with_site_id(SITE_ID, |site| {
-            site.data
-                .assets
-                .iter()
-                .enumerate()
-                .filter(|(index, asset)| {
-                    scenario::has_configuration(*index, asset)
-                        && scenario::has_twin(*index)
-                        && !scenario::is_linked(*index)
-                })
-                .map(|(_, asset)| asset["key"].as_str().unwrap().to_lowercase())
-                .collect()
-        })
-        .unwrap()
-}
-
 /// The run's conflicts are exactly the scenario's twins, each between two
 /// configurations; answers their keys.
 fn assert_conflicts_are_the_twins(world: &World, report: &RunReport) -> BTreeSet<String> {
-    let twins = twinned(world);
+    // Only the first site's assets had configurations before.
+    let twins = scenario(world).twins;
     assert!(!twins.is_empty(), "the scenario makes conflicts");
     let conflicted: BTreeSet<String> = report
         .conflicts

@@ -1,7 +1,7 @@
 //! A linked tenant and site with clients and a store: the world most pipeline tests
 //! run in, and what they check a tenant against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -176,6 +176,42 @@ pub async fn create_groups(world: &World, matched: &MatchOutput) -> Vec<Vec<Stri
         .await
         .unwrap()
         .0
+}
+
+/// What the linked scenario ([`simulators::scenario::linked`]) set up for the first
+/// site's assets, as keys in lower case.
+pub struct Scenario {
+    /// Assets it gave no configuration: a first run creates theirs.
+    pub without_configuration: BTreeSet<String>,
+    /// Assets it gave a configuration entered by hand.
+    pub with_configuration: BTreeSet<String>,
+    /// Of those, the ones whose configuration has a twin and no link to choose between
+    /// them: the run's conflicts.
+    pub twins: BTreeSet<String>,
+}
+
+pub fn scenario(world: &World) -> Scenario {
+    use simulators::scenario::{has_configuration, has_twin, is_linked};
+
+    world.ls.with_site(|site| {
+        let mut scenario = Scenario {
+            without_configuration: BTreeSet::new(),
+            with_configuration: BTreeSet::new(),
+            twins: BTreeSet::new(),
+        };
+        for (index, asset) in site.data.assets.iter().enumerate() {
+            let key = asset["key"].as_str().unwrap().to_lowercase();
+            if !has_configuration(index, asset) {
+                scenario.without_configuration.insert(key);
+                continue;
+            }
+            if has_twin(index) && !is_linked(index) {
+                scenario.twins.insert(key.clone());
+            }
+            scenario.with_configuration.insert(key);
+        }
+        scenario
+    })
 }
 
 pub fn link_of(configuration: &Value) -> Option<String> {
