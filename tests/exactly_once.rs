@@ -110,22 +110,30 @@ async fn lost_answers_create_nothing_twice(to: &str, rules: &[(LostAnswer, u64)]
     assert_eq!(state(&world.cw), clean, "{rules:?}");
 }
 
+/// Every other write answered 502 after ConnectWise saved it: as
+/// [`lost_answers_create_nothing_twice`] says.
 #[tokio::test]
 async fn a_502_after_the_save_creates_nothing_twice() {
     lost_answers_create_nothing_twice("/", &[(LostAnswer::BadGateway, 2)]).await;
 }
 
+/// Every other write's connection dropped after ConnectWise saved it: as
+/// [`lost_answers_create_nothing_twice`] says.
 #[tokio::test]
 async fn a_connection_dropped_after_the_save_creates_nothing_twice() {
     lost_answers_create_nothing_twice("/", &[(LostAnswer::DropConnection, 2)]).await;
 }
 
+/// Every other configuration write answered after the client gave up: as
+/// [`lost_answers_create_nothing_twice`] says.
 #[tokio::test]
 async fn an_answer_after_the_client_s_timeout_creates_nothing_twice() {
     // Every other configuration write: each late answer costs the client its timeout.
     lost_answers_create_nothing_twice(CONFIGURATION_WRITES, &[(LATE, 2)]).await;
 }
 
+/// All three ways of losing an answer, mixed: as [`lost_answers_create_nothing_twice`]
+/// says.
 #[tokio::test]
 async fn every_kind_of_lost_answer_mixed_creates_nothing_twice() {
     // Half of all writes lose their answer, never more than three in a row: within the
@@ -141,6 +149,10 @@ async fn every_kind_of_lost_answer_mixed_creates_nothing_twice() {
     .await;
 }
 
+/// A bulk create whose answer is lost is read back and adopted, never sent again.
+///
+/// Breaking it looks like: a second POST of the batch (and its configurations twice), or
+/// the batch counted failed though ConnectWise saved it.
 #[tokio::test]
 async fn a_lost_answer_is_never_resent_blindly() {
     let world = world(120).await;

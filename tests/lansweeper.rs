@@ -473,6 +473,11 @@ async fn a_429_and_5xx_are_retried() {
     assert_eq!(sim.control().total(), 4);
 }
 
+/// The default site (`SiteSpec::default()`) has the variety of a real estate and is the
+/// same from the same seed.
+///
+/// Breaking it looks like: a kind of hostile value missing (no placeholder serials, MACs
+/// in one form only), or two sites from one seed differing.
 #[tokio::test]
 async fn generated_site_has_the_variety_of_a_real_estate() {
     let spec = ls_sim::SiteSpec::default();

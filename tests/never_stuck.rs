@@ -38,6 +38,11 @@ fn install_long_software(world: &World, generation: usize) -> Vec<String> {
     })
 }
 
+/// Long software lists on many linked assets, updated twice, are written in batches
+/// that fit the store, with nothing failed.
+///
+/// Breaking it looks like: a stored value over the store's limit, or assets failed for a
+/// batch too large.
 #[tokio::test]
 async fn software_updates_on_many_linked_assets_never_make_a_batch_too_large() {
     let world = world(600).await;

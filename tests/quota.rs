@@ -111,7 +111,10 @@ async fn two_clients_sharing_the_ledger_spend_past_the_hour_s_quota_refused_noth
 }
 
 /// The same spend without the ledger, each client pacing only itself: the simulator
-/// refuses it. (What the test above would show if the ledger stopped working.)
+/// refuses it, as the test above would be refused if the ledger stopped working.
+///
+/// Breaking it looks like: the spend accepted whole (the simulator not holding the token
+/// to its quota, or the spend too small to need sharing: the test above proving nothing).
 #[tokio::test]
 async fn without_the_ledger_the_same_spend_is_refused() {
     let sim = simulator().await;

@@ -48,6 +48,12 @@ fn configuration_by_link<'a>(configurations: &'a [Value], key: &str) -> Vec<&'a 
         .collect()
 }
 
+/// A first run creates a configuration for each asset the scenario gave none, modifies
+/// each one entered by hand but the twins (its conflicts), in bulk; a second run writes
+/// nothing.
+///
+/// Breaking it looks like: an asset created though it had a configuration (or skipped),
+/// a conflict the scenario did not make, or a second run writing.
 #[tokio::test]
 async fn first_run_writes_everything_second_run_writes_nothing() {
     let world = world(400).await;
