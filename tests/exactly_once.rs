@@ -407,7 +407,10 @@ impl Store for ContestedLease {
             return self.inner.claim(key, owner, value, ttl).await;
         }
         if self.entered.fetch_add(1, Ordering::SeqCst) < 2 {
-            self.together.wait().await;
+            // A run that never reaches the claim fails the other, rather than hanging it.
+            tokio::time::timeout(Duration::from_secs(30), self.together.wait())
+                .await
+                .map_err(|_| StoreError::Backend("the other run never claimed the lease".into()))?;
         }
         let claim = self.inner.claim(key, owner, value, ttl).await?;
         self.claims
