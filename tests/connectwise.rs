@@ -136,6 +136,12 @@ async fn default_tenant_serves_60_locations_and_page_2_is_26_to_50() {
     assert_eq!(page[0]["name"], all[25]["name"]);
 }
 
+/// The default tenant holds what its spec asks for: as many manufacturers, types,
+/// statuses and configurations as `TenantSpec::default()` says, the generator's companies
+/// and levels.
+///
+/// Breaking it looks like: a count off from the spec (the generator or a listing losing
+/// or inventing records).
 #[tokio::test]
 async fn default_tenant_has_the_documented_shape() {
     let (_sim, client) = default_cw().await;
@@ -150,16 +156,26 @@ async fn default_tenant_has_the_documented_shape() {
                 .len()
         }
     };
-    assert_eq!(count("listOfManufacturersAction").await, 40);
-    assert_eq!(count("listConfigurationTypes").await, 10);
-    assert_eq!(count("listConfigurationStatus").await, 6);
-    assert_eq!(count("companies").await, 5);
-    assert_eq!(count("listCorporateStructureLevelsAction").await, 5);
+    let spec = TenantSpec::default();
+    assert_eq!(count("listOfManufacturersAction").await, spec.manufacturers);
+    assert_eq!(
+        count("listConfigurationTypes").await,
+        spec.configuration_types
+    );
+    assert_eq!(
+        count("listConfigurationStatus").await,
+        spec.configuration_statuses
+    );
+    assert_eq!(count("companies").await, cw_sim::COMPANY_NAMES.len());
+    assert_eq!(
+        count("listCorporateStructureLevelsAction").await,
+        cw_sim::LEVEL_NAMES.len()
+    );
     let configurations = run_action(&client, "listConfigurationsAction", json!({}))
         .await
         .unwrap();
     let configurations = configurations.as_array().unwrap();
-    assert_eq!(configurations.len(), 500);
+    assert_eq!(configurations.len(), spec.configurations);
     for configuration in configurations {
         let captions: Vec<&str> = configuration["customFields"]
             .as_array()
@@ -953,6 +969,9 @@ async fn count_through_the_client() {
     assert!(count > 0);
 }
 
+/// A tenant saved to a file and served again lists the same configurations.
+///
+/// Breaking it looks like: configurations lost (or doubled) on the way through the file.
 #[tokio::test]
 async fn tenant_data_round_trips_through_a_file() {
     let (sim, _) = default_cw().await;
@@ -967,7 +986,10 @@ async fn tenant_data_round_trips_through_a_file() {
     let configurations = run_action(&client, "listConfigurationsAction", json!({}))
         .await
         .unwrap();
-    assert_eq!(configurations.as_array().unwrap().len(), 500);
+    assert_eq!(
+        configurations.as_array().unwrap().len(),
+        TenantSpec::default().configurations
+    );
 }
 
 #[tokio::test]
@@ -1111,6 +1133,10 @@ async fn an_endpoint_ignoring_forward_only_paging_is_read_by_numbered_pages() {
     assert_eq!(sim.control().count("GET /system/locations"), 4);
 }
 
+/// A forward-only listing whose pages stop linking before `/count` is reached is an error
+/// naming how many of how many were read, never a short list.
+///
+/// Breaking it looks like: the first pages handed back as if they were all.
 #[tokio::test]
 async fn a_forward_only_listing_cut_short_is_an_error() {
     let (sim, client) = cw_with(big_tenant()).await;
@@ -1121,13 +1147,11 @@ async fn a_forward_only_listing_cut_short_is_an_error() {
     assert!(
         matches!(
             err,
-            ConnectWiseError::IncompleteListing {
-                read: 2_000,
-                count: 2_345,
-                ..
-            }
+            ConnectWiseError::IncompleteListing { read, count, .. }
+                if read == 2 * u64::from(shared::connectwise::MAX_PAGE_SIZE)
+                    && count == big_tenant().locations as u64
         ),
-        "{err}"
+        "the first two pages of 1000, of all the locations: {err}"
     );
 }
 

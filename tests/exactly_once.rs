@@ -10,7 +10,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,58 +22,137 @@ use shared::store::{Claim, MemoryStore, Store, StoreError};
 use simulators::control::LostAnswer;
 
 use lscw_tests::world::{
-    clean_state, create_groups, matched, settings, state, sync, sync_on, world,
+    clean_state, create_groups, cw_client_timing_out, matched, settings, state, sync, sync_on,
+    world,
 };
 
-/// An answer well after the client's timeout ([`lscw_tests::world::TIMEOUT`]).
-const LATE: LostAnswer = LostAnswer::Late(Duration::from_millis(900));
+/// The client's timeout in the tests of answers that come too late: far longer than any
+/// answer of the simulator takes on a busy machine, so only the injected ones time out.
+const LATE_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn lost_answers_create_nothing_twice(rules: &[(LostAnswer, u64)]) {
-    let world = world(240).await;
-    world.cw.control().lose_answers(rules);
-    let faulty = sync(&world).await;
-    assert!(faulty.counts.created > 0, "{faulty:#?}");
-    state(&world.cw);
+/// An answer well after [`LATE_TIMEOUT`].
+const LATE: LostAnswer = LostAnswer::Late(Duration::from_secs(5));
 
-    world.cw.control().lose_answers(&[]);
-    let rerun = sync(&world).await;
-    assert_eq!(rerun.failed.len(), 0, "{:#?}", rerun.failed);
-    assert_eq!(state(&world.cw), clean_state(240).await, "{rules:?}");
-    let again = sync(&world).await;
-    assert_eq!(
-        (again.counts.created, again.counts.modified),
-        (0, 0),
-        "settled"
-    );
+/// Where configurations are written: created (bulk POST) and modified (bulk PUT).
+const CONFIGURATION_WRITES: &str = "/company/configurations/bulk";
+
+/// How many answers each rule loses in `writes` writes, as the simulator schedules them:
+/// the `n`th write loses its answer to the first rule whose `every` divides `n`.
+fn scheduled(rules: &[(LostAnswer, u64)], writes: u64) -> Vec<u64> {
+    let mut lost = vec![0; rules.len()];
+    for write in 1..=writes {
+        if let Some(rule) = rules
+            .iter()
+            .position(|(_, every)| write.is_multiple_of(*every))
+        {
+            lost[rule] += 1;
+        }
+    }
+    lost
 }
 
+/// A sync whose writes to paths under `to` lose their answers by `rules`: the schedule
+/// fired (each rule lost answers, exactly as many as it says for the writes made, the
+/// answer of a configuration create among them), the run reconciled every lost answer
+/// (nothing failed, no asset has two configurations: the state of a clean run), and
+/// reruns change nothing.
+///
+/// Breaking it looks like: an asset with two configurations after a create whose answer
+/// was lost was sent again, or a failed asset the run could have found was saved.
+async fn lost_answers_create_nothing_twice(to: &str, rules: &[(LostAnswer, u64)]) {
+    let mut world = world(240).await;
+    if rules
+        .iter()
+        .any(|(how, _)| matches!(how, LostAnswer::Late(_)))
+    {
+        world.cw_client = cw_client_timing_out(&world.cw, LATE_TIMEOUT).await;
+    }
+    let control = world.cw.control();
+    control.lose_answers_to(to, rules);
+    let faulty = sync(&world).await;
+
+    let writes = control.writes_seen();
+    let sent: u64 = control
+        .requests()
+        .iter()
+        .filter(|(key, _)| !key.starts_with("GET ") && key.contains(&format!(" {to}")))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(writes, sent, "every write under {to} met the schedule");
+    let lost = control.answers_lost();
+    for ((how, every, lost), expected) in lost.iter().zip(scheduled(rules, writes)) {
+        assert!(*lost > 0, "{how:?} lost no answer in {writes} writes");
+        assert_eq!(
+            *lost, expected,
+            "{how:?}: every {every}th of {writes} writes"
+        );
+    }
+    assert!(
+        control.answers_lost_at("POST /company/configurations/bulk") > 0,
+        "a configuration create lost its answer: {lost:?} in {writes} writes"
+    );
+    assert!(faulty.counts.created > 0, "{faulty:#?}");
+    assert!(
+        faulty.failed.is_empty(),
+        "every lost answer reconciled in the run: {:#?}",
+        faulty.failed
+    );
+    let clean = clean_state(240).await;
+    assert_eq!(state(&world.cw), clean, "{rules:?}");
+
+    control.lose_answers(&[]);
+    let rerun = sync(&world).await;
+    assert_eq!(
+        (rerun.counts.created, rerun.counts.modified),
+        (0, 0),
+        "the faulty run left nothing to do: {rerun:#?}"
+    );
+    assert_eq!(state(&world.cw), clean, "{rules:?}");
+}
+
+/// Every other write answered 502 after ConnectWise saved it: as
+/// [`lost_answers_create_nothing_twice`] says.
 #[tokio::test]
 async fn a_502_after_the_save_creates_nothing_twice() {
-    lost_answers_create_nothing_twice(&[(LostAnswer::BadGateway, 2)]).await;
+    lost_answers_create_nothing_twice("/", &[(LostAnswer::BadGateway, 2)]).await;
 }
 
+/// Every other write's connection dropped after ConnectWise saved it: as
+/// [`lost_answers_create_nothing_twice`] says.
 #[tokio::test]
 async fn a_connection_dropped_after_the_save_creates_nothing_twice() {
-    lost_answers_create_nothing_twice(&[(LostAnswer::DropConnection, 2)]).await;
+    lost_answers_create_nothing_twice("/", &[(LostAnswer::DropConnection, 2)]).await;
 }
 
+/// Every other configuration write answered after the client gave up: as
+/// [`lost_answers_create_nothing_twice`] says.
 #[tokio::test]
 async fn an_answer_after_the_client_s_timeout_creates_nothing_twice() {
-    lost_answers_create_nothing_twice(&[(LATE, 3)]).await;
+    // Every other configuration write: each late answer costs the client its timeout.
+    lost_answers_create_nothing_twice(CONFIGURATION_WRITES, &[(LATE, 2)]).await;
 }
 
+/// All three ways of losing an answer, mixed: as [`lost_answers_create_nothing_twice`]
+/// says.
 #[tokio::test]
 async fn every_kind_of_lost_answer_mixed_creates_nothing_twice() {
     // Half of all writes lose their answer, never more than three in a row: within the
     // retry budget of an idempotent PUT.
-    lost_answers_create_nothing_twice(&[
-        (LostAnswer::BadGateway, 4),
-        (LostAnswer::DropConnection, 5),
-        (LATE, 7),
-    ])
+    lost_answers_create_nothing_twice(
+        "/",
+        &[
+            (LostAnswer::BadGateway, 4),
+            (LostAnswer::DropConnection, 5),
+            (LATE, 7),
+        ],
+    )
     .await;
 }
 
+/// A bulk create whose answer is lost is read back and adopted, never sent again.
+///
+/// Breaking it looks like: a second POST of the batch (and its configurations twice), or
+/// the batch counted failed though ConnectWise saved it.
 #[tokio::test]
 async fn a_lost_answer_is_never_resent_blindly() {
     let world = world(120).await;
@@ -99,6 +179,11 @@ async fn a_lost_answer_is_never_resent_blindly() {
             .count("POST /company/configurations/bulk"),
         1,
         "sent once; the lost answer was followed by a read, not a resend"
+    );
+    assert_eq!(
+        world.cw.control().answers_lost(),
+        [(LostAnswer::BadGateway, 1, 1)],
+        "the one write lost its answer"
     );
     state(&world.cw);
 }
@@ -280,33 +365,145 @@ async fn a_batch_killed_between_send_and_record_is_adopted_when_invoked_again() 
     state(&world.cw);
 }
 
-#[tokio::test]
+/// A store whose first two claims of the lease wait for each other, so two runs reach
+/// the claim together and the store decides between them; what each claim came to is
+/// kept.
+struct ContestedLease {
+    inner: MemoryStore,
+    together: tokio::sync::Barrier,
+    /// Claims of the lease begun.
+    entered: AtomicUsize,
+    claims: Mutex<Vec<(String, Claim)>>,
+}
+
+impl ContestedLease {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            together: tokio::sync::Barrier::new(2),
+            entered: AtomicUsize::new(0),
+            claims: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Store for ContestedLease {
+    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        self.inner.put_raw(key, value, ttl).await
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_raw(key).await
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        if key != shared::layout::LEASE {
+            return self.inner.claim(key, owner, value, ttl).await;
+        }
+        if self.entered.fetch_add(1, Ordering::SeqCst) < 2 {
+            // A run that never reaches the claim fails the other, rather than hanging it.
+            tokio::time::timeout(Duration::from_secs(30), self.together.wait())
+                .await
+                .map_err(|_| StoreError::Backend("the other run never claimed the lease".into()))?;
+        }
+        let claim = self.inner.claim(key, owner, value, ttl).await?;
+        self.claims
+            .lock()
+            .unwrap()
+            .push((owner.to_string(), claim.clone()));
+        Ok(claim)
+    }
+
+    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        self.inner.release(key, owner).await
+    }
+}
+
+/// Two runs started at once, on two threads, both at the lease's claim together:
+/// exactly one takes the lease and writes, the other is told who holds it and writes
+/// nothing, and every asset has one configuration. Again and again, whichever wins.
+///
+/// Breaking it looks like: both runs writing (an asset with two configurations, more
+/// writes than one run makes), or neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_started_together_write_once() {
-    let world = world(200).await;
-    let (a, b) = tokio::join!(sync_on(&world, &world.store), sync_on(&world, &world.store));
-    let (a, b) = (a.unwrap(), b.unwrap());
-    let (ran, skipped) = if a.skipped_for.is_some() {
-        (b, a)
-    } else {
-        (a, b)
-    };
-    assert!(ran.skipped_for.is_none());
-    assert_eq!(skipped.skipped_for.unwrap().run_id, ran.run_id);
-    assert_eq!(
-        (
-            skipped.counts.created,
-            skipped.counts.modified,
-            skipped.assets
-        ),
-        (0, 0, 0)
-    );
-    assert_eq!(ran.accounted(), ran.assets);
-    assert_eq!(state(&world.cw), clean_state(200).await);
-    assert_eq!(
-        shared::lease::holder(&world.store).await.unwrap(),
-        None,
-        "the run gave its lease up"
-    );
+    const ASSETS: usize = 120;
+    let clean = world(ASSETS).await;
+    sync(&clean).await;
+    let (clean_state, clean_writes) = (state(&clean.cw), clean.cw.control().writes());
+    let mut wins = [0; 2];
+    for iteration in 0..20 {
+        let world = Arc::new(world(ASSETS).await);
+        let store = Arc::new(ContestedLease::new());
+        let start = || {
+            let (world, store) = (world.clone(), store.clone());
+            tokio::spawn(async move { sync_on(&world, &*store).await })
+        };
+        let (a, b) = (start(), start());
+        let runs = [a.await.unwrap().unwrap(), b.await.unwrap().unwrap()];
+        let winner = usize::from(runs[0].skipped_for.is_some());
+        wins[winner] += 1;
+        let (ran, skipped) = (&runs[winner], &runs[1 - winner]);
+        assert!(ran.skipped_for.is_none(), "iteration {iteration}: {ran:#?}");
+        assert_eq!(
+            skipped.skipped_for.as_ref().map(|h| h.run_id.as_str()),
+            Some(ran.run_id.as_str()),
+            "iteration {iteration}: the other run is told who holds the lease"
+        );
+        assert_eq!(
+            (
+                skipped.counts.created,
+                skipped.counts.modified,
+                skipped.assets
+            ),
+            (0, 0, 0),
+            "iteration {iteration}"
+        );
+        assert_eq!(ran.accounted(), ran.assets, "iteration {iteration}");
+        // The first two claims were the contest: the winner's taken, the other's refused
+        // naming the winner.
+        let mut contest: Vec<(String, Option<String>)> = store.claims.lock().unwrap()[..2]
+            .iter()
+            .map(|(owner, claim)| {
+                let holder = match claim {
+                    Claim::Taken => None,
+                    Claim::HeldBy(value) => Some(
+                        serde_json::from_str::<shared::layout::LeaseHolder>(value)
+                            .unwrap()
+                            .run_id,
+                    ),
+                };
+                (owner.clone(), holder)
+            })
+            .collect();
+        contest.sort_by_key(|(_, holder)| holder.is_some());
+        assert_eq!(
+            contest,
+            [
+                (ran.run_id.clone(), None),
+                (skipped.run_id.clone(), Some(ran.run_id.clone())),
+            ],
+            "iteration {iteration}: both claimed the lease, the store gave it to one"
+        );
+        assert_eq!(
+            world.cw.control().writes(),
+            clean_writes,
+            "iteration {iteration}: one run's writes"
+        );
+        assert_eq!(state(&world.cw), clean_state, "iteration {iteration}");
+        assert_eq!(
+            shared::lease::holder(&*store).await.unwrap(),
+            None,
+            "iteration {iteration}: the run gave its lease up"
+        );
+    }
+    eprintln!("wins of the first and second run started: {wins:?}");
 }
 
 #[tokio::test]

@@ -19,8 +19,7 @@ fn install_long_software(world: &World, generation: usize) -> Vec<String> {
     world.ls.with_site(|site| {
         let mut linked = Vec::new();
         for (index, asset) in site.data.assets.iter_mut().enumerate() {
-            // The scenario links every fourth asset by `ls_asset_id`.
-            if index % 4 != 0 || asset.get("operatingSystem").is_none() {
+            if !simulators::scenario::is_linked(index) || asset.get("operatingSystem").is_none() {
                 continue;
             }
             let software: Vec<Value> = (0..400)
@@ -39,6 +38,11 @@ fn install_long_software(world: &World, generation: usize) -> Vec<String> {
     })
 }
 
+/// Long software lists on many linked assets, updated twice, are written in batches
+/// that fit the store, with nothing failed.
+///
+/// Breaking it looks like: a stored value over the store's limit, or assets failed for a
+/// batch too large.
 #[tokio::test]
 async fn software_updates_on_many_linked_assets_never_make_a_batch_too_large() {
     let world = world(600).await;
@@ -201,7 +205,17 @@ async fn a_wrong_custom_field_id_stops_the_run_before_any_write_naming_the_field
     assert_eq!(world.cw.control().writes(), 0);
 }
 
+/// An enrichment that needs more than an hour's quota waits for it between invocations
+/// (handing the wait back), never within one past its deadline, and Lansweeper refuses
+/// nothing; a later client pacing by the shared ledger finds nothing left to write.
+///
+/// Breaking it looks like: an invocation that sleeps for the quota (it overruns its
+/// deadline by most of the hour, and no wait is handed back), or a refused request.
 #[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: two simulators on one clock, the invocation loop, and the fresh client after it"
+)]
 async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_within() {
     use std::time::{Duration, Instant};
 
@@ -210,11 +224,13 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
     use shared::lansweeper::LansweeperOptions;
     use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
-    // 200 requests an "hour" of 1.5 s (a "minute" of 25 ms), on both sides alike.
-    let minute = Duration::from_millis(25);
+    // 40 requests an "hour" of 3 s (a "minute" of 50 ms), on both sides alike.
+    let minute = Duration::from_millis(50);
+    let hour = minute * 60;
+    let hourly_limit = 40;
     let (tenant, site) = simulators::scenario::linked(&SiteSpec {
         seed: 4,
-        assets: 3_000,
+        assets: 100,
     })
     .unwrap();
     let cw = lscw_tests::start_cw(tenant).await;
@@ -222,7 +238,7 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
         site,
         simulators::lansweeper::LansweeperOptions {
             rate_window: minute,
-            hourly_limit: 200,
+            hourly_limit,
             ..simulators::lansweeper::LansweeperOptions::default()
         },
         "127.0.0.1:0",
@@ -239,8 +255,8 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
             ..lscw_tests::fast_retry()
         },
         rate_window: minute,
-        hourly_window: minute * 60,
-        hourly_limit: 200,
+        hourly_window: hour,
+        hourly_limit,
         ..LansweeperOptions::default()
     };
     let ls_client = lscw_tests::ls_client_for(&ls, simulators::lansweeper::TOKEN, options.clone());
@@ -250,7 +266,9 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
         .unwrap();
 
     // As the state machine runs it: invocations with a deadline, waiting between them.
-    let budget = Duration::from_millis(700);
+    // The hour's quota is spent well within a budget; what is left of the hour then is
+    // longer than what is left of the budget.
+    let budget = Duration::from_secs(1);
     let mut input = EnrichInput::default();
     let (mut invocations, mut waits) = (0, 0);
     let edits;
@@ -268,8 +286,10 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
         .unwrap();
         invocations += 1;
         if invocations > 1 {
+            // Past its deadline by one write at most: a wait for the quota within it
+            // would take most of the hour.
             assert!(
-                started.elapsed() < budget + Duration::from_millis(400),
+                started.elapsed() < budget + hour / 2,
                 "invocation {invocations} overran its deadline: {:?}",
                 started.elapsed()
             );
@@ -287,7 +307,10 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
             next: Some(output.next),
         };
     }
-    assert!(edits > 1_000, "{edits} edits");
+    assert!(
+        edits > 2 * hourly_limit,
+        "{edits} edits: over two hours' quota"
+    );
     assert!(
         waits > 0,
         "the hour's quota ran out and was waited for between invocations"
@@ -312,6 +335,38 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
     );
 }
 
+/// Whether the site's asset shows every value of `edit`.
+fn shows(world: &World, edit: &shared::enrichment::AssetEdit) -> bool {
+    world.ls.with_site(|site| {
+        let fields = &site.asset(&edit.asset_key).unwrap()["assetCustom"]["fields"];
+        edit.values.iter().all(|(key, value)| {
+            fields.as_array().is_some_and(|fields| {
+                fields
+                    .iter()
+                    .any(|f| f["fieldKey"] == key.as_str() && f["value"] == value.as_str())
+            })
+        })
+    })
+}
+
+/// The edits the run's first invocation planned, in the order they are written.
+async fn planned_edits(world: &World, run_id: &str) -> Vec<shared::enrichment::AssetEdit> {
+    use shared::store::StoreExt;
+
+    let plan: Value = world
+        .store
+        .require(&shared::layout::enrich_plan(run_id))
+        .await
+        .unwrap();
+    let parts: Vec<String> = serde_json::from_value(plan["edits"].clone()).unwrap();
+    world.store.get_parts(&parts).await.unwrap()
+}
+
+/// An invocation whose deadline has passed before it starts still writes one edit when
+/// the quota has room, so a run of such invocations always progresses.
+///
+/// Breaking it looks like: an invocation that writes nothing (the edit is not in
+/// Lansweeper, the next one starts where this one did), or one that writes more than one.
 #[tokio::test]
 async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_has_room() {
     use std::time::Instant;
@@ -320,6 +375,7 @@ async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_ha
 
     let world = world(40).await;
     sync(&world).await;
+    let edits = || world.ls.control().count("POST graphql:editAsset");
     let first = enrich(
         &world.cw_client,
         &world.ls_client,
@@ -332,6 +388,14 @@ async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_ha
     .unwrap();
     assert_eq!(first.next, 1, "{first:?}");
     assert_eq!(first.wait_seconds, 0, "no quota to wait for");
+    let planned = planned_edits(&world, &first.run_id).await;
+    assert!(planned.len() > 2, "{} edits planned", planned.len());
+    assert_eq!(edits(), 1, "one edit sent");
+    assert!(
+        shows(&world, &planned[0]),
+        "the first edit is in Lansweeper"
+    );
+    assert!(!shows(&world, &planned[1]), "the second is not yet");
     let second = enrich(
         &world.cw_client,
         &world.ls_client,
@@ -346,4 +410,10 @@ async fn an_invocation_past_its_deadline_still_writes_one_edit_when_the_quota_ha
     .await
     .unwrap();
     assert_eq!(second.next, 2, "every invocation progresses: {second:?}");
+    assert_eq!(edits(), 2, "one more edit sent");
+    assert!(
+        shows(&world, &planned[1]),
+        "the second edit is in Lansweeper"
+    );
+    assert!(!shows(&world, &planned[2]), "the third is not yet");
 }

@@ -6,6 +6,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde_json::{Value, json};
 use shared::pipeline::{self, Progress, RunReport};
 use shared::policy::{FieldPolicies, ValueMaps};
@@ -137,6 +139,68 @@ async fn each_field_policy_keeps_or_overwrites_a_hand_edit() {
     );
 }
 
+/// Every configuration by id, as ConnectWise shows it, without its `_info`.
+fn snapshot(world: &World) -> BTreeMap<i64, Value> {
+    configurations(world)
+        .into_iter()
+        .map(|mut c| {
+            c.as_object_mut().unwrap().remove("_info");
+            (c["id"].as_i64().unwrap(), c)
+        })
+        .collect()
+}
+
+/// A sync with `settings`, and each configuration it wrote (created or changed) with
+/// the asset it is linked to; as many as the report counts created and modified.
+async fn sync_written(world: &World, settings: &SyncSettings) -> (RunReport, Vec<(Value, Value)>) {
+    let before = snapshot(world);
+    let report = sync_with(world, settings).await;
+    let assets: HashMap<String, Value> = world.ls.with_site(|s| {
+        s.data
+            .assets
+            .iter()
+            .map(|a| (a["key"].as_str().unwrap().to_lowercase(), a.clone()))
+            .collect()
+    });
+    let written: Vec<(Value, Value)> = snapshot(world)
+        .into_iter()
+        .filter(|(id, c)| before.get(id) != Some(c))
+        .map(|(_, c)| {
+            let link = link_of(&c).unwrap_or_else(|| panic!("written unlinked: {c:#}"));
+            (c, assets[&link].clone())
+        })
+        .collect();
+    assert_eq!(
+        written.len() as u64,
+        report.counts.created + report.counts.modified,
+        "{report:#?}"
+    );
+    (report, written)
+}
+
+/// The name written for Lansweeper's `name`: exactly the map's `to` when the map names
+/// it (answers true), else Lansweeper's own as ConnectWise compares names (an existing
+/// "In Repair" is Lansweeper's "In repair").
+fn assert_named(written: &Value, name: &str, (from, to): (&str, &str)) -> bool {
+    if name == from {
+        assert_eq!(written, to, "{name}");
+        return true;
+    }
+    assert_eq!(
+        written.as_str().map(str::to_lowercase),
+        Some(name.to_lowercase()),
+        "{name} is not mapped"
+    );
+    false
+}
+
+/// The type and status maps name the type and status of every configuration the sync
+/// writes, created or modified; with unmapped values reported, only assets of a mapped
+/// type are written.
+///
+/// Breaking it looks like: a configuration written with Lansweeper's own name for a
+/// mapped type or state (a modified one kept its old type, say), or an asset of an
+/// unmapped type written despite `report`.
 #[tokio::test]
 async fn type_and_status_maps_name_what_is_written() {
     let world = world(120).await;
@@ -147,62 +211,76 @@ async fn type_and_status_maps_name_what_is_written() {
         None,
     )
     .unwrap();
-    let report = sync_with(&world, &settings).await;
+    let (report, written) = sync_written(&world, &settings).await;
     assert!(report.counts.created > 0 && report.counts.modified > 0);
-    let assets = world.ls.with_site(|s| s.data.assets.clone());
-    let by_link: std::collections::HashMap<String, Value> = configurations(&world)
-        .into_iter()
-        .filter_map(|c| Some((link_of(&c)?, c)))
-        .collect();
     let (mut windows, mut active) = (0, 0);
-    for asset in &assets {
-        let Some(configuration) = by_link.get(&asset["key"].as_str().unwrap().to_lowercase())
-        else {
-            continue;
-        };
-        if asset["assetBasicInfo"]["type"] == "Windows" {
-            windows += 1;
-            assert_eq!(configuration["type"]["name"], "Managed Workstation");
-        }
-        if asset["assetCustom"]["stateName"] == "Active" {
-            active += 1;
-            assert_eq!(configuration["status"]["name"], "In Use");
+    for (configuration, asset) in &written {
+        let asset_type = asset["assetBasicInfo"]["type"].as_str().unwrap();
+        windows += usize::from(assert_named(
+            &configuration["type"]["name"],
+            asset_type,
+            ("Windows", "Managed Workstation"),
+        ));
+        if let Some(state) = asset["assetCustom"]["stateName"].as_str() {
+            active += usize::from(assert_named(
+                &configuration["status"]["name"],
+                state,
+                ("Active", "In Use"),
+            ));
         }
     }
+    let modified_windows = written.iter().filter(|(c, a)| {
+        a["assetBasicInfo"]["type"] == "Windows"
+            && c["notes"] == "Entered by hand before the integration"
+    });
+    assert!(
+        modified_windows.count() > 0,
+        "configurations entered beforehand were written too"
+    );
     assert!(windows > 5 && active > 5, "{windows} {active}");
 
     // Unmapped values reported: only mapped types are written; the others fail alone.
-    let strict = world_with_report_policy().await;
-    let report = strict.1;
+    let strict = lscw_tests::world::world(80).await;
+    let reporting = SyncSettings {
+        value_maps: ValueMaps::parse(
+            Some(r#"{"Windows": "Managed Workstation"}"#),
+            None,
+            Some("report"),
+        )
+        .unwrap(),
+        ..lscw_tests::world::settings()
+    };
+    let (report, written) = sync_written(&strict, &reporting).await;
     let others = report
         .failed
         .iter()
         .filter(|f| f.reason.contains("is not in CW_TYPE_MAP"))
         .count();
-    assert!(others > 10, "{:#?}", report.failed);
-    assert!(report.counts.created + report.counts.modified > 0);
-    for configuration in configurations(&strict.0) {
-        if link_of(&configuration).is_some() {
-            assert!(
-                ["Managed Workstation"].contains(&configuration["type"]["name"].as_str().unwrap())
-                    || configuration["notes"] == "Entered by hand before the integration",
-                "{configuration:#}"
-            );
-        }
+    let unmapped = strict.ls.with_site(|s| {
+        s.data
+            .assets
+            .iter()
+            .filter(|a| {
+                a["assetBasicInfo"]["type"]
+                    .as_str()
+                    .is_some_and(|t| t != "Windows")
+            })
+            .count()
+    });
+    assert!(unmapped > 0);
+    assert_eq!(
+        others, unmapped,
+        "every asset of an unmapped type fails: {:#?}",
+        report.failed
+    );
+    assert!(!written.is_empty(), "{report:#?}");
+    for (configuration, asset) in &written {
+        assert_eq!(
+            asset["assetBasicInfo"]["type"], "Windows",
+            "{configuration:#}"
+        );
+        assert_eq!(configuration["type"]["name"], "Managed Workstation");
     }
-}
-
-async fn world_with_report_policy() -> (World, RunReport) {
-    let world = world(80).await;
-    let mut settings = settings();
-    settings.value_maps = ValueMaps::parse(
-        Some(r#"{"Windows": "Managed Workstation"}"#),
-        None,
-        Some("report"),
-    )
-    .unwrap();
-    let report = sync_with(&world, &settings).await;
-    (world, report)
 }
 
 #[tokio::test]

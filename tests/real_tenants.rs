@@ -15,6 +15,12 @@ use simulators::connectwise::CONFIGURATIONS;
 
 use lscw_tests::world::{state, sync, world, world_of};
 
+/// Hostile values (emoji at the length limits, control characters, names ConnectWise
+/// holds equal, twins sharing a serial) sync with no request refused by either API (no
+/// 4xx answer, no bulk item refused), nothing failed, and no duplicate.
+///
+/// Breaking it looks like: a 400 for a name over ConnectWise's limit or with a control
+/// character, a second "Rotterdam DC", or a twin written.
 #[tokio::test]
 #[allow(
     clippy::too_many_lines,
@@ -62,6 +68,17 @@ async fn a_site_of_hostile_values_syncs_without_a_refused_request_or_a_duplicate
         }
     });
     let report = sync(&world).await;
+    for (api, control) in [
+        ("ConnectWise", world.cw.control()),
+        ("Lansweeper", world.ls.control()),
+    ] {
+        assert_eq!(
+            control.refused(),
+            0,
+            "{api} refused nothing: {:#?}",
+            control.refusals()
+        );
+    }
     assert_eq!(
         report.status,
         RunStatus::SucceededWithFailures,

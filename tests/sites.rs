@@ -6,7 +6,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::json;
 use shared::enrichment;
@@ -18,7 +18,7 @@ use simulators::connectwise::CONFIGURATIONS;
 use simulators::lansweeper::SITE_ID;
 use simulators::scenario::{CONTOSO_SITE, CUSTOMER_FIELD, SHARED_SITE, TARGET_COMPANY};
 
-use lscw_tests::world::{World, estate, link_of, settings, sync, sync_on};
+use lscw_tests::world::{World, estate, link_of, scenario, settings, sync, sync_on};
 
 /// Company identifier → id, as the tenant has them.
 fn company_ids(world: &World) -> HashMap<String, i64> {
@@ -78,6 +78,32 @@ fn configurations_by_link(world: &World) -> HashMap<String, Vec<i64>> {
     })
 }
 
+/// The run's conflicts are exactly the scenario's twins, each between two
+/// configurations; answers their keys.
+fn assert_conflicts_are_the_twins(world: &World, report: &RunReport) -> BTreeSet<String> {
+    // Only the first site's assets had configurations before.
+    let twins = scenario(world).twins;
+    assert!(!twins.is_empty(), "the scenario makes conflicts");
+    let conflicted: BTreeSet<String> = report
+        .conflicts
+        .iter()
+        .map(|c| c.asset_key.to_lowercase())
+        .collect();
+    assert_eq!(
+        conflicted, twins,
+        "the conflicts are the scenario's twins: {:#?}",
+        report.conflicts
+    );
+    for conflict in &report.conflicts {
+        assert!(
+            conflict.reason.starts_with("matches 2 configurations")
+                && conflict.candidates.len() == 2,
+            "{conflict:?}"
+        );
+    }
+    twins
+}
+
 fn assert_sections_add_up(report: &RunReport) {
     assert!(report.sections.len() >= 4, "{:#?}", report.sections);
     for section in &report.sections {
@@ -87,6 +113,11 @@ fn assert_sections_add_up(report: &RunReport) {
     assert_eq!(per_site, report.assets);
 }
 
+/// Every mapped asset has one configuration, in its client's company; none failed; the
+/// only conflicts are the scenario's twins, and unmapped assets are written nowhere.
+///
+/// Breaking it looks like: an asset in another client's company (or in none), a failed
+/// asset, or a conflict the scenario did not make.
 #[tokio::test]
 async fn every_asset_lands_in_its_clients_company_and_nowhere_else() {
     let world = estate(21, 160).await;
@@ -110,17 +141,16 @@ async fn every_asset_lands_in_its_clients_company_and_nowhere_else() {
         );
     }
 
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let twins = assert_conflicts_are_the_twins(&world, &report);
+
     let linked = configurations_by_link(&world);
-    let not_written: Vec<String> = report
-        .conflicts
-        .iter()
-        .map(|c| c.asset_key.to_lowercase())
-        .chain(report.failed.iter().map(|f| f.asset_key.to_lowercase()))
-        .collect();
     for (key, company) in &expected {
         match company {
             None => assert!(!linked.contains_key(key), "unmapped {key} was written"),
-            Some(_) if not_written.contains(key) => {}
+            Some(_) if twins.contains(key) => {
+                assert!(!linked.contains_key(key), "conflicted {key} was written");
+            }
             Some(company) => assert_eq!(
                 linked.get(key),
                 Some(&vec![ids[*company]]),

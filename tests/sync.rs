@@ -11,7 +11,7 @@ use shared::pipeline::{self, Progress, RunReport};
 use shared::settings::SyncSettings;
 use simulators::connectwise::CONFIGURATIONS;
 
-use lscw_tests::world::{World, settings, world_of};
+use lscw_tests::world::{World, scenario, settings, world_of};
 
 async fn world(assets: usize) -> World {
     // A custom field the sync does not own, filled in by hand on one configuration.
@@ -48,18 +48,41 @@ fn configuration_by_link<'a>(configurations: &'a [Value], key: &str) -> Vec<&'a 
         .collect()
 }
 
+/// A first run creates a configuration for each asset the scenario gave none, modifies
+/// each one entered by hand but the twins (its conflicts), in bulk; a second run writes
+/// nothing.
+///
+/// Breaking it looks like: an asset created though it had a configuration (or skipped),
+/// a conflict the scenario did not make, or a second run writing.
 #[tokio::test]
 async fn first_run_writes_everything_second_run_writes_nothing() {
     let world = world(400).await;
     let before = world.cw.control().writes();
     let report = sync(&world, &settings()).await;
     assert_eq!(report.assets, 400);
-    assert!(report.counts.created > 150, "{report:#?}");
-    assert!(report.counts.modified > 50, "{report:#?}");
+    // As the scenario set it up: a configuration created for each asset without one,
+    // each one entered by hand modified, but for the twins, each a conflict.
+    let scenario = scenario(&world);
     assert!(
-        !report.conflicts.is_empty(),
+        !scenario.twins.is_empty(),
         "the scenario has duplicate serials"
     );
+    assert_eq!(
+        report.counts.created as usize,
+        scenario.without_configuration.len(),
+        "{report:#?}"
+    );
+    assert_eq!(
+        report.counts.modified as usize,
+        scenario.with_configuration.len() - scenario.twins.len(),
+        "{report:#?}"
+    );
+    let conflicted: std::collections::BTreeSet<String> = report
+        .conflicts
+        .iter()
+        .map(|c| c.asset_key.to_lowercase())
+        .collect();
+    assert_eq!(conflicted, scenario.twins, "{:#?}", report.conflicts);
     assert!(
         report
             .references_created
@@ -90,11 +113,13 @@ async fn first_run_writes_everything_second_run_writes_nothing() {
         }),
         world.ls.with_site(|s| s.data.assets.clone()),
     );
-    for (index, asset) in assets.iter().enumerate().filter(|(i, _)| i % 2 == 1) {
+    let created = assets.iter().enumerate().filter(|(_, a)| {
+        scenario
+            .without_configuration
+            .contains(&a["key"].as_str().unwrap().to_lowercase())
+    });
+    for (index, asset) in created {
         let key = asset["key"].as_str().unwrap();
-        if report.conflicts.iter().any(|c| c.asset_key == key) {
-            continue;
-        }
         let linked = configuration_by_link(&configurations, key);
         assert_eq!(linked.len(), 1, "asset #{index} {key}");
         let configuration = linked[0];

@@ -50,14 +50,20 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Exponential backoff with full jitter for the given 1-based failed attempt.
-    pub fn backoff(&self, attempt: u32) -> Duration {
+    /// The longest backoff after the given 1-based failed attempt: `base_delay`, doubled
+    /// each attempt, up to `max_delay`.
+    pub fn backoff_bound(&self, attempt: u32) -> Duration {
         let exp = self.base_delay.saturating_mul(
             1u32.checked_shl(attempt.saturating_sub(1))
                 .unwrap_or(u32::MAX),
         );
-        let cap = exp.min(self.max_delay);
-        cap.mul_f64(fastrand::f64())
+        exp.min(self.max_delay)
+    }
+
+    /// Exponential backoff with full jitter for the given 1-based failed attempt:
+    /// anywhere up to [`RetryPolicy::backoff_bound`].
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.backoff_bound(attempt).mul_f64(fastrand::f64())
     }
 }
 
@@ -120,9 +126,25 @@ struct PacerState {
     slots: VecDeque<(u64, Option<Answered>)>,
 }
 
-/// When an answer arrived: on this process's clock, and as epoch milliseconds, which is
-/// how spent quota is shared with other processes.
+/// When an answer arrived: on this process's clock, and as its request's stamp (epoch
+/// milliseconds, [`request_stamp`]), which is how spent quota is shared with other
+/// processes.
 type Answered = (tokio::time::Instant, u64);
+
+/// A request's stamp: the epoch millisecond its answer arrived, or the first after the
+/// last stamp this process gave when several arrive in one millisecond. Every request a
+/// process sends has its own, so a ledger holding stamps counts requests, not the
+/// milliseconds they fell in.
+pub fn request_stamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = epoch_ms();
+    let next = |last: u64| now.max(last + 1);
+    match LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+        Some(next(last))
+    }) {
+        Ok(last) | Err(last) => next(last),
+    }
+}
 
 /// A booked request; hand it back with [`RatePacer::complete`].
 #[derive(Debug)]
@@ -176,10 +198,16 @@ impl RatePacer {
 
     /// The request's answer arrived (or it failed): its window starts now.
     pub async fn complete(&self, slot: PacerSlot) {
+        self.complete_stamped(slot, request_stamp()).await;
+    }
+
+    /// As [`RatePacer::complete`], the request known to others by `stamp` (from
+    /// [`request_stamp`]: one request paced by several pacers has one stamp in all).
+    pub async fn complete_stamped(&self, slot: PacerSlot, stamp: u64) {
         let mut state = self.state.lock().await;
         let now = tokio::time::Instant::now();
         if let Some(entry) = state.slots.iter_mut().find(|(id, _)| *id == slot.0) {
-            entry.1 = Some((now, epoch_ms()));
+            entry.1 = Some((now, stamp));
         }
         drop(state);
         self.released.notify_waiters();
@@ -222,7 +250,9 @@ impl RatePacer {
             .filter_map(|(_, done)| done.map(|(_, at_ms)| at_ms))
             .collect();
         for &at_ms in spent {
-            let age = Duration::from_millis(now_ms.saturating_sub(at_ms));
+            // A stamp's millisecond has begun, not ended: counted from its end, the request
+            // is never taken for older than it is.
+            let age = Duration::from_millis(now_ms.saturating_sub(at_ms + 1));
             if age >= self.window || known.contains(&at_ms) {
                 continue;
             }
@@ -354,11 +384,13 @@ impl HttpExecutor {
                     Ok(response) => read_answer(response).await,
                     Err(error) => Err(Lost::Transport(error)),
                 };
+                // One stamp in every pacer: the ledger counts the request once.
+                let stamp = request_stamp();
                 for (quota, slot) in self.quotas.iter().zip(quota_slots) {
-                    quota.complete(slot).await;
+                    quota.complete_stamped(slot, stamp).await;
                 }
                 if let (Some(pacer), Some(slot)) = (&self.pacer, slot) {
-                    pacer.complete(slot).await;
+                    pacer.complete_stamped(slot, stamp).await;
                     if let Ok(answer) = &outcome {
                         if answer.status == StatusCode::TOO_MANY_REQUESTS {
                             pacer.exhausted().await;
@@ -549,6 +581,44 @@ mod tests {
         assert!(third.spent().await.is_empty(), "older than the window");
     }
 
+    /// Requests answered within one millisecond each have their own stamp, so another
+    /// pacer adopting them counts every one (once, however often it adopts them).
+    ///
+    /// Breaking it looks like: a burst counted as fewer requests than it was, so a
+    /// process sharing the quota sends past it and is refused.
+    #[tokio::test]
+    async fn requests_answered_in_one_millisecond_count_one_each() {
+        let window = Duration::from_secs(60);
+        let first = RatePacer::new(100, window);
+        for _ in 0..50 {
+            let slot = first.acquire().await;
+            first.complete(slot).await;
+        }
+        let spent = first.spent().await;
+        let distinct: std::collections::BTreeSet<u64> = spent.iter().copied().collect();
+        assert_eq!(distinct.len(), 50, "{spent:?}");
+        assert!(
+            spent.iter().all(|at| at.abs_diff(epoch_ms()) < 1_000),
+            "stamps stay epoch milliseconds: {spent:?}"
+        );
+        let second = RatePacer::new(100, window);
+        second.adopt(&spent).await;
+        second.adopt(&spent).await;
+        assert_eq!(second.spent().await.len(), 50);
+        let third = RatePacer::new(50, window);
+        third.adopt(&spent).await;
+        assert!(
+            third.wait_for_room().await > Duration::from_secs(55),
+            "50 of 50 spent: no room until the first leaves the window"
+        );
+    }
+
+    /// Each attempt's bound doubles from the base until the cap and stays there; the
+    /// backoffs drawn stay within their attempt's bound and reach past the previous
+    /// attempt's, so they grow with it.
+    ///
+    /// Breaking it looks like: a backoff of zero (or stuck at the base), one that grows
+    /// past its cap, or a bound that stops doubling before it.
     #[test]
     fn backoff_stays_under_its_cap_and_grows() {
         let policy = RetryPolicy {
@@ -556,11 +626,47 @@ mod tests {
             max_delay: Duration::from_secs(1),
             ..RetryPolicy::default()
         };
-        for attempt in 1..40 {
-            let cap = Duration::from_millis(100)
-                .saturating_mul(1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX))
-                .min(Duration::from_secs(1));
-            assert!(policy.backoff(attempt) <= cap, "attempt {attempt}");
+        let bounds: Vec<Duration> = (1..40).map(|a| policy.backoff_bound(a)).collect();
+        let millis = |n| Duration::from_millis(n);
+        assert_eq!(
+            bounds[..5],
+            [
+                millis(100),
+                millis(200),
+                millis(400),
+                millis(800),
+                millis(1_000)
+            ]
+        );
+        assert!(
+            bounds[4..].iter().all(|b| *b == policy.max_delay),
+            "{bounds:?}"
+        );
+        // Seeded: the draws are the same every run.
+        fastrand::seed(27);
+        let mut previous = Duration::ZERO;
+        for (attempt, bound) in (1..40).zip(bounds) {
+            let drawn: Vec<Duration> = (0..200).map(|_| policy.backoff(attempt)).collect();
+            let longest = drawn.iter().max().copied().unwrap_or_default();
+            assert!(
+                longest <= bound,
+                "attempt {attempt}: {longest:?} over {bound:?}"
+            );
+            // Growing, the draws reach past the previous bound; capped, past half the cap.
+            let floor = if bound > previous {
+                previous.max(bound / 2)
+            } else {
+                bound / 2
+            };
+            assert!(
+                longest > floor,
+                "attempt {attempt}: {longest:?}, never past {floor:?}"
+            );
+            assert!(
+                drawn.iter().all(|d| !d.is_zero()),
+                "attempt {attempt}: a zero backoff"
+            );
+            previous = bound;
         }
     }
 }

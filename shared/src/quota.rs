@@ -46,3 +46,55 @@ pub async fn save<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<
     let ttl = horizon + Duration::from_secs(300);
     store.put(&key, &Ledger { spent }, ttl).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lansweeper::{LansweeperConfig, LansweeperOptions};
+    use crate::store::MemoryStore;
+
+    fn client(token: &str) -> LansweeperClient {
+        let config = LansweeperConfig::from_lookup(|key| match key {
+            "LS_TOKEN" => Some(token.to_string()),
+            "LS_SITE_ID" => Some("site".into()),
+            _ => None,
+        })
+        .unwrap();
+        LansweeperClient::new(config, LansweeperOptions::default()).unwrap()
+    }
+
+    /// What one client of a token spent counts, once, for the next client of that token
+    /// to load the ledger, and for no other token's; spend older than the hour is
+    /// dropped.
+    ///
+    /// Breaking it looks like: the next process finding room the quota does not have (the
+    /// spend lost, or shared across tokens), or waiting for spend counted twice.
+    #[tokio::test]
+    async fn what_a_client_spent_counts_once_for_the_next_client_of_its_token() {
+        let store = MemoryStore::new();
+        let first = client("token-a");
+        let now = epoch_millis();
+        // A minute's quota spent in the last ten seconds, and a request of two hours ago.
+        let mut spent: Vec<u64> = (0..150).map(|n| now - 10_000 + n).collect();
+        spent.push(now - 7_200_000);
+        first.adopt_spent(&spent).await;
+        save(&store, &first).await.unwrap();
+        save(&store, &first).await.unwrap();
+
+        let next = client("token-a");
+        assert_eq!(next.wait_before_next().await, Duration::ZERO);
+        load(&store, &next).await.unwrap();
+        load(&store, &next).await.unwrap();
+        assert_eq!(next.spent().await.len(), 150, "each request once");
+        let wait = next.wait_before_next().await;
+        assert!(
+            wait > Duration::from_secs(45) && wait <= Duration::from_secs(51),
+            "the minute is full until its first request is a minute old: {wait:?}"
+        );
+
+        let other = client("token-b");
+        load(&store, &other).await.unwrap();
+        assert!(other.spent().await.is_empty(), "another token's quota");
+        assert_eq!(other.wait_before_next().await, Duration::ZERO);
+    }
+}

@@ -1,7 +1,7 @@
 //! A linked tenant and site with clients and a store: the world most pipeline tests
 //! run in, and what they check a tenant against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -18,8 +18,11 @@ use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
 use crate::{cw_config, fast_retry, ls_client_for, ls_options, start_cw, start_ls};
 
-/// The ConnectWise client's timeout in these worlds.
-pub const TIMEOUT: Duration = Duration::from_millis(400);
+/// The ConnectWise client's timeout in these worlds: generous, so a slow answer on a
+/// busy machine is never taken for a lost one (lost answers come from the simulator's
+/// faults). A test of timeouts gives its world a client of its own
+/// ([`cw_client_timing_out`]).
+pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct World {
     pub cw: ConnectWiseSimulator,
@@ -59,16 +62,24 @@ async fn clients(
     cw: &ConnectWiseSimulator,
     ls: &LansweeperSimulator,
 ) -> (ConnectWiseClient, LansweeperClient) {
-    let options = ClientOptions {
-        retry: fast_retry(),
-        timeout: TIMEOUT,
-        ..ClientOptions::default()
-    };
-    let cw_client = ConnectWiseClient::connect(&cw_config(cw), options)
-        .await
-        .unwrap();
+    let cw_client = cw_client_timing_out(cw, TIMEOUT).await;
     let ls_client = ls_client_for(ls, simulators::lansweeper::TOKEN, ls_options());
     (cw_client, ls_client)
+}
+
+/// A ConnectWise client as a world's, that gives up on an answer after `timeout`.
+pub async fn cw_client_timing_out(
+    cw: &ConnectWiseSimulator,
+    timeout: Duration,
+) -> ConnectWiseClient {
+    let options = ClientOptions {
+        retry: fast_retry(),
+        timeout,
+        ..ClientOptions::default()
+    };
+    ConnectWiseClient::connect(&cw_config(cw), options)
+        .await
+        .unwrap()
 }
 
 /// An MSP's estate ([`simulators::scenario::estate`]): three sites served to one token,
@@ -165,6 +176,42 @@ pub async fn create_groups(world: &World, matched: &MatchOutput) -> Vec<Vec<Stri
         .await
         .unwrap()
         .0
+}
+
+/// What the linked scenario ([`simulators::scenario::linked`]) set up for the first
+/// site's assets, as keys in lower case.
+pub struct Scenario {
+    /// Assets it gave no configuration: a first run creates theirs.
+    pub without_configuration: BTreeSet<String>,
+    /// Assets it gave a configuration entered by hand.
+    pub with_configuration: BTreeSet<String>,
+    /// Of those, the ones whose configuration has a twin and no link to choose between
+    /// them: the run's conflicts.
+    pub twins: BTreeSet<String>,
+}
+
+pub fn scenario(world: &World) -> Scenario {
+    use simulators::scenario::{has_configuration, has_twin, is_linked};
+
+    world.ls.with_site(|site| {
+        let mut scenario = Scenario {
+            without_configuration: BTreeSet::new(),
+            with_configuration: BTreeSet::new(),
+            twins: BTreeSet::new(),
+        };
+        for (index, asset) in site.data.assets.iter().enumerate() {
+            let key = asset["key"].as_str().unwrap().to_lowercase();
+            if !has_configuration(index, asset) {
+                scenario.without_configuration.insert(key);
+                continue;
+            }
+            if has_twin(index) && !is_linked(index) {
+                scenario.twins.insert(key.clone());
+            }
+            scenario.with_configuration.insert(key);
+        }
+        scenario
+    })
 }
 
 /// The asset key a configuration links to (its `ls_asset_id`, whatever the caption's

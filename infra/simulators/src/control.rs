@@ -93,7 +93,17 @@ struct ControlState {
     max_in_flight: usize,
     /// Writes whose answer is lost: (how, every how many writes).
     lost_answers: Vec<(LostAnswer, u64)>,
+    /// Only writes to paths that start with this meet the rules.
+    lost_answers_to: String,
+    /// Writes counted since the rules were set.
     writes_seen: u64,
+    /// Answers each rule lost since the rules were set, in the rules' order.
+    answers_lost: Vec<u64>,
+    /// Answers lost since the rules were set, per endpoint key.
+    lost_at: BTreeMap<String, u64>,
+    /// Requests refused (a 4xx answer) per endpoint key; items of a bulk write refused
+    /// inside its answer under `KEY (item)`.
+    refused: BTreeMap<String, u64>,
     /// Forward-only pages after the first come without their `Link` header.
     cut_listings: bool,
     /// Endpoints (key prefixes) that ignore `pagination-type: forward-only`.
@@ -170,26 +180,96 @@ impl Control {
     }
 
     /// From now on every `every`th write is saved and then loses its answer `how`; with
-    /// several rules, the first whose turn it is applies.
+    /// several rules, the first whose turn it is applies. The counts of
+    /// [`Control::answers_lost`] and [`Control::writes_seen`] start again.
     pub fn lose_answers(&self, rules: &[(LostAnswer, u64)]) {
-        let mut state = self.state();
-        state.lost_answers = rules.to_vec();
-        state.writes_seen = 0;
+        self.lose_answers_to("/", rules);
     }
 
-    /// Counts a saved write and says whether, and how, its answer is lost.
-    pub fn lost_answer(&self) -> Option<LostAnswer> {
+    /// As [`Control::lose_answers`], counting only writes to paths that start with
+    /// `path_prefix` (`/company/configurations`); other writes keep their answers.
+    pub fn lose_answers_to(&self, path_prefix: &str, rules: &[(LostAnswer, u64)]) {
         let mut state = self.state();
-        if state.lost_answers.is_empty() {
+        state.lost_answers = rules.to_vec();
+        state.lost_answers_to = path_prefix.to_string();
+        state.writes_seen = 0;
+        state.answers_lost = vec![0; rules.len()];
+        state.lost_at.clear();
+    }
+
+    /// Counts a saved write to `endpoint` (its key) and says whether, and how, its
+    /// answer is lost.
+    pub fn lost_answer(&self, endpoint: &str) -> Option<LostAnswer> {
+        let mut state = self.state();
+        let path = endpoint.split_once(' ').map_or(endpoint, |(_, path)| path);
+        if state.lost_answers.is_empty() || !path.starts_with(&state.lost_answers_to) {
             return None;
         }
         state.writes_seen += 1;
         let seen = state.writes_seen;
+        let rule = state
+            .lost_answers
+            .iter()
+            .position(|(_, every)| seen.is_multiple_of(*every))?;
+        state.answers_lost[rule] += 1;
+        *state.lost_at.entry(endpoint.to_string()).or_default() += 1;
+        Some(state.lost_answers[rule].0)
+    }
+
+    /// How many answers each rule of [`Control::lose_answers`] lost since it was set:
+    /// (how, every how many writes, answers lost), in the rules' order.
+    pub fn answers_lost(&self) -> Vec<(LostAnswer, u64, u64)> {
+        let state = self.state();
         state
             .lost_answers
             .iter()
-            .find(|(_, every)| seen.is_multiple_of(*every))
-            .map(|(how, _)| *how)
+            .zip(&state.answers_lost)
+            .map(|(&(how, every), &lost)| (how, every, lost))
+            .collect()
+    }
+
+    /// Answers lost since the rules were set to writes whose endpoint key starts with
+    /// `prefix` (`"POST /company/configurations/bulk"`).
+    pub fn answers_lost_at(&self, prefix: &str) -> u64 {
+        self.state()
+            .lost_at
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Writes saved since the rules of [`Control::lose_answers`] were set that met them
+    /// (each one whose answer could have been lost).
+    pub fn writes_seen(&self) -> u64 {
+        self.state().writes_seen
+    }
+
+    /// Records the answer a request got: a 4xx is a refusal.
+    pub fn on_answer(&self, endpoint: &str, status: u16) {
+        if (400..500).contains(&status) {
+            *self
+                .state()
+                .refused
+                .entry(endpoint.to_string())
+                .or_default() += 1;
+        }
+    }
+
+    /// Records an item of a bulk write refused (4xx) inside the bulk answer.
+    pub fn on_item_answer(&self, endpoint: &str, status: u16) {
+        self.on_answer(&format!("{endpoint} (item)"), status);
+    }
+
+    /// Requests refused with a 4xx, per endpoint key (bulk items refused inside their
+    /// answer under `KEY (item)`).
+    pub fn refusals(&self) -> BTreeMap<String, u64> {
+        self.state().refused.clone()
+    }
+
+    /// Requests (and bulk items) refused with a 4xx, in all.
+    pub fn refused(&self) -> u64 {
+        self.state().refused.values().sum()
     }
 
     /// Forward-only listings lose their `Link` header after the first page (`true`), as a
@@ -260,6 +340,7 @@ impl Control {
     pub fn reset_counts(&self) {
         let mut state = self.state();
         state.requests.clear();
+        state.refused.clear();
         state.max_in_flight = state.in_flight;
     }
 }
@@ -286,4 +367,63 @@ pub fn endpoint_key(method: &str, path: &str) -> String {
         })
         .collect();
     format!("{method} {}", template.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_answers_are_counted_per_rule_and_endpoint_within_their_paths() {
+        let control = Control::default();
+        control.lose_answers_to(
+            "/company/configurations",
+            &[(LostAnswer::BadGateway, 2), (LostAnswer::DropConnection, 3)],
+        );
+        let outcomes: Vec<Option<LostAnswer>> = (0..6)
+            .map(|n| {
+                control.lost_answer("POST /system/locations");
+                control.lost_answer(if n % 2 == 0 {
+                    "POST /company/configurations/bulk"
+                } else {
+                    "PUT /company/configurations/bulk"
+                })
+            })
+            .collect();
+        use LostAnswer::{BadGateway as Bad, DropConnection as Drop};
+        assert_eq!(
+            outcomes,
+            [None, Some(Bad), Some(Drop), Some(Bad), None, Some(Bad)]
+        );
+        assert_eq!(control.writes_seen(), 6, "writes to locations do not count");
+        assert_eq!(
+            control.answers_lost(),
+            [(Bad, 2, 3), (Drop, 3, 1)],
+            "the 6th is the first rule's"
+        );
+        assert_eq!(control.answers_lost_at("POST "), 1);
+        assert_eq!(control.answers_lost_at("PUT "), 3);
+        control.lose_answers(&[]);
+        assert_eq!((control.writes_seen(), control.answers_lost_at("")), (0, 0));
+    }
+
+    #[test]
+    fn only_4xx_answers_count_as_refused() {
+        let control = Control::default();
+        for status in [200, 201, 400, 404, 429, 500, 502] {
+            control.on_answer("GET /system/locations", status);
+        }
+        control.on_item_answer("POST /company/configurations/bulk", 400);
+        control.on_item_answer("POST /company/configurations/bulk", 500);
+        assert_eq!(control.refused(), 4);
+        assert_eq!(
+            control.refusals(),
+            BTreeMap::from([
+                ("GET /system/locations".to_string(), 3),
+                ("POST /company/configurations/bulk (item)".to_string(), 1),
+            ])
+        );
+        control.reset_counts();
+        assert_eq!(control.refused(), 0);
+    }
 }

@@ -9,6 +9,29 @@ use serde_json::{Value, json};
 use crate::connectwise::{self, CONFIGURATIONS, Tenant, TenantSpec};
 use crate::lansweeper::{self, Site, SiteSpec};
 
+/// Whether [`linked`] gives the asset at `index` a configuration entered by hand before
+/// the integration: every other asset, when it has a name.
+pub fn has_configuration(index: usize, asset: &Value) -> bool {
+    index.is_multiple_of(2) && asset["assetBasicInfo"]["name"].is_string()
+}
+
+/// Whether that configuration carries the asset's `ls_asset_id`: every fourth asset's.
+pub const fn is_linked(index: usize) -> bool {
+    index.is_multiple_of(4)
+}
+
+/// Whether that configuration's address changed since: every eighth from the third.
+pub const fn is_stale(index: usize) -> bool {
+    index % 8 == 2
+}
+
+/// Whether that configuration has a twin (the same serial, MAC, address and model, named
+/// `… (old)`): every fiftieth from the seventh. Unless the asset is linked, it matches
+/// both: a conflict to resolve by hand.
+pub const fn has_twin(index: usize) -> bool {
+    index % 50 == 6
+}
+
 pub fn linked(spec: &SiteSpec) -> Result<(Tenant, Site), String> {
     let site = lansweeper::generate(spec)?;
     let mut tenant = connectwise::generate(&TenantSpec {
@@ -23,7 +46,7 @@ pub fn linked(spec: &SiteSpec) -> Result<(Tenant, Site), String> {
             .map(str::to_string)
     };
     for (index, asset) in site.data.assets.iter().enumerate() {
-        if index % 2 == 1 {
+        if !has_configuration(index, asset) {
             continue;
         }
         let Some(name) = text(asset, "assetBasicInfo.name") else {
@@ -45,18 +68,18 @@ pub fn linked(spec: &SiteSpec) -> Result<(Tenant, Site), String> {
                 body[field] = json!(value.chars().take(max).collect::<String>());
             }
         }
-        if index % 4 == 0 {
+        if is_linked(index) {
             let key = text(asset, "key").unwrap_or_default();
             body["customFields"] = json!([{"id": 5, "value": key}]);
         }
-        if index % 8 == 2 {
+        if is_stale(index) {
             // Changed since: a stale address.
             body["ipAddress"] = json!("192.168.254.254");
         }
         tenant
             .create(&CONFIGURATIONS, &body)
             .map_err(|e| format!("scenario configuration: {}", e.body))?;
-        if index % 50 == 6 {
+        if has_twin(index) {
             // A second configuration with the same serial: a conflict to resolve by hand.
             body["name"] = json!(format!("{name} (old)"));
             body.as_object_mut().map(|b| b.remove("customFields"));

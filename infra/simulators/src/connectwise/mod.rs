@@ -9,7 +9,10 @@ mod tenant;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use generate::{COMPANY_ID, PRIVATE_KEY, PUBLIC_KEY, TenantSpec, empty_tenant, generate};
+pub use generate::{
+    COMPANY_ID, COMPANY_NAMES, LEVEL_NAMES, PRIVATE_KEY, PUBLIC_KEY, TenantSpec, empty_tenant,
+    generate,
+};
 pub use schema::{AGREEMENTS, CONFIGURATIONS, RESOURCES, Resource, TICKETS};
 pub use tenant::{ApiError, CustomFieldDef, Tenant, TenantData};
 

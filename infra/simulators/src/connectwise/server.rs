@@ -97,10 +97,7 @@ async fn open_record(
     }
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "one request's way through the simulator, faults in the order ConnectWise meets them: read top to bottom"
-)]
+/// Serves an API request and counts a refusal (a 4xx answer) against its endpoint.
 async fn api(
     State(shared): State<Arc<Shared>>,
     Path((codebase, rest)): Path<(String, String)>,
@@ -108,6 +105,35 @@ async fn api(
     headers: HeaderMap,
     Query(raw_params): Query<Vec<(String, String)>>,
     uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let endpoint = endpoint_key(method.as_str(), &format!("/{rest}"));
+    let control = shared.control.clone();
+    let response = answer(
+        shared,
+        (codebase, rest),
+        method,
+        &headers,
+        raw_params,
+        &uri,
+        body,
+    )
+    .await;
+    control.on_answer(&endpoint, response.status().as_u16());
+    response
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one request's way through the simulator, faults in the order ConnectWise meets them: read top to bottom"
+)]
+async fn answer(
+    shared: Arc<Shared>,
+    (codebase, rest): (String, String),
+    method: Method,
+    headers: &HeaderMap,
+    raw_params: Vec<(String, String)>,
+    uri: &axum::http::Uri,
     body: Bytes,
 ) -> Response {
     let control = &shared.control;
@@ -172,7 +198,7 @@ async fn api(
         if format!("{codebase}/") != tenant.codebase {
             return error_response(&ApiError::new(404, "NotFound", "Unknown codebase"));
         }
-        if let Err(error) = authenticate(&tenant, &headers) {
+        if let Err(error) = authenticate(&tenant, headers) {
             return error_response(&error);
         }
         match serve(&mut tenant, &shared, &request) {
@@ -194,7 +220,7 @@ async fn api(
         return response;
     }
     // The write is saved; its answer may still be lost on the way back.
-    match control.lost_answer() {
+    match control.lost_answer(&endpoint) {
         None => response,
         Some(LostAnswer::BadGateway) => (
             StatusCode::BAD_GATEWAY,
@@ -863,6 +889,7 @@ fn bulk(
         )
     })?;
     let creating = request.method == Method::POST;
+    let endpoint = endpoint_key(request.method.as_str(), &format!("/{}", request.path));
     let payload: Vec<Value> = items
         .iter()
         .enumerate()
@@ -889,12 +916,15 @@ fn bulk(
                     "statusCode": if creating { 201 } else { 200 },
                     "data": tenant.render(resource, &record, &request.base),
                 }),
-                Err(error) => json!({
-                    "success": false,
-                    "originalIndex": index,
-                    "statusCode": error.status,
-                    "error": error.body,
-                }),
+                Err(error) => {
+                    shared.control.on_item_answer(&endpoint, error.status);
+                    json!({
+                        "success": false,
+                        "originalIndex": index,
+                        "statusCode": error.status,
+                        "error": error.body,
+                    })
+                }
             }
         })
         .collect();

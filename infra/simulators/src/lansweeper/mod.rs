@@ -1,6 +1,7 @@
 //! The Lansweeper Data API simulator: a GraphQL server on `/api/v2/graphql` with the
 //! real token checks, error shapes and the 150-requests-a-minute quota.
 
+mod clock;
 mod generate;
 mod schema;
 mod server;
@@ -9,6 +10,7 @@ mod site;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use clock::QuotaClock;
 pub use generate::{SITE_ID, SiteSpec, TOKEN, generate};
 pub use site::{CustomFieldDef, Site, SiteData, VALID_PATHS, shape};
 
@@ -25,6 +27,8 @@ pub struct LansweeperOptions {
     pub rate_window: Duration,
     /// Synchronous requests allowed per hour (sixty `rate_window`s).
     pub hourly_limit: usize,
+    /// What the quota's minutes and hours are counted by.
+    pub clock: QuotaClock,
 }
 
 impl Default for LansweeperOptions {
@@ -34,6 +38,7 @@ impl Default for LansweeperOptions {
             rate_limit: 150,
             rate_window: Duration::from_secs(60),
             hourly_limit: 2_000,
+            clock: QuotaClock::default(),
         }
     }
 }

@@ -47,8 +47,13 @@ struct RateVerdict {
 }
 
 impl RateState {
-    fn admit(&mut self, limit: usize, window: Duration, hourly_limit: usize) -> RateVerdict {
-        let now = Instant::now();
+    fn admit(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        window: Duration,
+        hourly_limit: usize,
+    ) -> RateVerdict {
         let hour = window * 60;
         while self
             .hour
@@ -136,12 +141,24 @@ fn operation(body: &str) -> &'static str {
     .unwrap_or("other")
 }
 
+/// Serves a GraphQL request and counts a refusal (a 4xx answer) against its operation.
 async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let endpoint = format!(
+        "POST graphql:{}",
+        operation(&String::from_utf8_lossy(&body))
+    );
+    let response = answer(&app, &endpoint, &headers, &body).await;
+    app.shared
+        .control
+        .on_answer(&endpoint, response.status().as_u16());
+    response
+}
+
+async fn answer(app: &AppState, endpoint: &str, headers: &HeaderMap, body: &Bytes) -> Response {
     let shared = &app.shared;
     let control = &shared.control;
     let _in_flight = control.begin();
-    let text = String::from_utf8_lossy(&body);
-    let fault = control.on_request(&format!("POST graphql:{}", operation(&text)));
+    let fault = control.on_request(endpoint);
     let latency = control.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -190,6 +207,7 @@ async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     }
 
     let verdict = shared.rate().admit(
+        shared.options.clock.now(),
         shared.options.rate_limit,
         shared.options.rate_window,
         shared.options.hourly_limit,
@@ -204,7 +222,7 @@ async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
         ("x-ratelimit-reset", reset_epoch.to_string()),
     ];
     let mut response = if verdict.allowed {
-        execute(&app.schema, &body).await
+        execute(&app.schema, body).await
     } else {
         let mut refused = respond(
             StatusCode::TOO_MANY_REQUESTS,
