@@ -66,6 +66,14 @@ ALARMS = {
         Threshold=0, ComparisonOperator="GreaterThanThreshold",
         TreatMissingData="notBreaching", fires_at=1,
     ),
+    # An absence: no run completed (succeeded, with or without failures) for four
+    # six-hour periods; a day without the metric is exactly that.
+    "NoCompletedRunAlarm": dict(
+        Namespace="LansweeperConnectWiseSync", MetricName="RunsCompleted", Statistic="Sum",
+        Period=21600, EvaluationPeriods=4, DatapointsToAlarm=None,
+        Threshold=1, ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching", fires_at=0,
+    ),
     "RetirementGuardAlarm": dict(
         Namespace="LansweeperConnectWiseSync", MetricName="RetirementGuardHeld", Statistic="Sum",
         Period=3600, EvaluationPeriods=1, DatapointsToAlarm=None,
@@ -87,11 +95,14 @@ MISSING_DATA_BY_OPERATOR = {
 
 
 def first_breaching_count(threshold, operator):
-    """The smallest whole count of events that puts a count alarm into ALARM."""
+    """The whole count that puts a count alarm into ALARM: the smallest for an alarm on
+    events happening, the largest for one on their absence."""
     if operator == "GreaterThanThreshold":
         return math.floor(threshold) + 1
     if operator == "GreaterThanOrEqualToThreshold":
         return math.ceil(threshold)
+    if operator == "LessThanThreshold":
+        return math.ceil(threshold) - 1
     raise AssertionError(f"{operator} is not an alarm on events happening")
 
 
@@ -287,7 +298,7 @@ class TemplateTest(unittest.TestCase):
         """An alarm on another metric, dimension or topic (or none) leaves a failed run unheard."""
         alarms = self.of_type("AWS::CloudWatch::Alarm")
         watched = {a["Properties"]["MetricName"] for a in alarms.values()}
-        self.assertEqual(watched, {"ExecutionsFailed", "ExecutionsTimedOut", "RunsWithFailures", "RetirementGuardHeld"})
+        self.assertEqual(watched, {"ExecutionsFailed", "ExecutionsTimedOut", "RunsWithFailures", "RetirementGuardHeld", "RunsCompleted"})
         topics = self.of_type("AWS::SNS::Topic")
         self.assertEqual(len(topics), 1)
         topic = next(iter(topics))

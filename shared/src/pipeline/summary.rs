@@ -227,7 +227,7 @@ impl RunSummary {
     /// log, it becomes the run's metrics (what the dashboard draws and the alarms watch).
     pub fn metric_line(&self) -> String {
         let flag = |status: RunStatus| u64::from(self.status == status);
-        let values: [(&str, &str, u64); 17] = [
+        let values: [(&str, &str, u64); 18] = [
             ("Assets", "Count", self.assets),
             ("Created", "Count", self.counts.created),
             ("Modified", "Count", self.counts.modified),
@@ -248,6 +248,11 @@ impl RunSummary {
             ),
             ("RunsSkipped", "Count", flag(RunStatus::Skipped)),
             ("RunsFailed", "Count", flag(RunStatus::Failed)),
+            (
+                "RunsCompleted",
+                "Count",
+                flag(RunStatus::Succeeded) + flag(RunStatus::SucceededWithFailures),
+            ),
             (
                 "DurationSeconds",
                 "Seconds",
@@ -527,6 +532,7 @@ mod tests {
         );
         let line: Value = serde_json::from_str(&summary.metric_line()).unwrap();
         assert_eq!(line["RunsFailed"], 1);
+        assert_eq!(line["RunsCompleted"], 0, "a failed run did not complete");
         let recorded: RunSummary = store
             .require(&layout::run_summary("run-failed"))
             .await
