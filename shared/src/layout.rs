@@ -7,7 +7,7 @@
 //!
 //! | key | holds | written by | lives |
 //! |---|---|---|---|
-//! | `run/{id}/fetch` | [`FetchRecord`] | fetch-assets | run TTL (48 h, `SyncSettings::staging_ttl`) |
+//! | `run/{id}/fetch` | [`FetchRecord`] | fetch-assets | run TTL (4 days, `SyncSettings::staging_ttl`: longer than the 3 days a run may last) |
 //! | `run/{id}/assets/{site}/{request}/{part}` | staged assets ([`crate::staging::StagedAsset`]) | fetch-assets | run TTL |
 //! | `run/{id}/staged/{part}` | the keys of the staged parts | fetch-assets | run TTL |
 //! | `run/{id}/rejected/{site}/{part}`, `run/{id}/unmapped/{site}/{part}` | assets refused or unmapped at fetch ([`Rejected`]) | fetch-assets | run TTL |

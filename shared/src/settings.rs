@@ -46,7 +46,9 @@ impl Default for SyncSettings {
             structure_level: None,
             custom_field_ids: HashMap::new(),
             match_conditions: None,
-            staging_ttl: Duration::from_secs(48 * 3600),
+            // Longer than a run may last (the state machine stops one after three days,
+            // a first enrichment of 100,000 assets included): a run's records outlive it.
+            staging_ttl: Duration::from_secs(4 * 24 * 3600),
             reference_ttl: Duration::from_secs(24 * 3600),
             report_ttl: Duration::from_secs(90 * 24 * 3600),
             batch_size: 50,
@@ -175,6 +177,20 @@ fn custom_field_ids(text: &str) -> Result<HashMap<String, i64>, PipelineError> {
 
 #[cfg(test)]
 mod tests {
+    /// Breaking it looks like: a long run (a first enrichment at Lansweeper's hourly
+    /// quota) outlives its own records and fails on a missing plan near its end.
+    #[test]
+    fn a_run_s_records_outlive_the_longest_run_the_state_machine_allows() {
+        let definition: serde_json::Value =
+            serde_json::from_str(include_str!("../../infra/statemachine/sync.asl.json")).unwrap();
+        let timeout = definition["TimeoutSeconds"].as_u64().unwrap();
+        let ttl = super::SyncSettings::default().staging_ttl.as_secs();
+        assert!(
+            ttl > timeout,
+            "records live {ttl} s, a run up to {timeout} s"
+        );
+    }
+
     use super::*;
 
     fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
