@@ -16,7 +16,7 @@ use crate::connectwise::linked::{
 };
 use crate::connectwise::{ConnectWiseClient, Field, ListQuery, MAX_CONDITION_CHARS};
 use crate::error::PipelineError;
-use crate::lansweeper::{Asset, LansweeperClient, LansweeperError};
+use crate::lansweeper::{Asset, LansweeperClient, LansweeperError, site_refused};
 use crate::layout::{self, KNOWN_TTL};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
@@ -393,7 +393,7 @@ pub(crate) async fn plan<S: Store>(
     // A site the token lost is reported alone; the other sites are enriched.
     let unread = |site: &str, reason: &str| {
         tracing::warn!(%run_id, %site, %reason, "site not readable; not enriched");
-        format!("Lansweeper refused access to site {site}: {reason}")
+        site_refused(site, reason)
     };
     // Custom fields are site-wide: each site has its own, with its own keys.
     'sites: for site in &mapping.sites {

@@ -87,3 +87,8 @@ fn describe(errors: &[GraphQlError]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// How a site the token cannot read is reported (it fails alone; the others go on).
+pub fn site_refused(site: &str, reason: &str) -> String {
+    format!("Lansweeper refused access to site {site}: {reason}")
+}

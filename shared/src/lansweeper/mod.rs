@@ -10,7 +10,7 @@ mod pager;
 pub use asset::{ASSET_PATHS, Asset, Software};
 pub use client::{CustomField, CustomFieldType, LansweeperClient, LansweeperOptions, Site};
 pub use config::LansweeperConfig;
-pub use error::{GraphQlError, LansweeperError};
+pub use error::{GraphQlError, LansweeperError, site_refused};
 pub use pager::{AssetPageStats, AssetPager};
 
 pub const DEFAULT_API_URL: &str = "https://api.lansweeper.com/api/v2/graphql";

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::states::{FetchInput, FetchOutput};
 use crate::calls::CallMeter;
 use crate::error::PipelineError;
-use crate::lansweeper::{ASSET_PATHS, Asset, LansweeperClient, LansweeperError};
+use crate::lansweeper::{ASSET_PATHS, Asset, LansweeperClient, LansweeperError, site_refused};
 use crate::layout::{self, FetchRecord, LeaseHolder, SiteFetch};
 use crate::lease;
 use crate::mapping::{self, Destination, RuleValues, SiteMapping};
@@ -193,10 +193,7 @@ impl<'a> Staging<'a> {
                 Ok(None) => break,
                 Err(LansweeperError::Forbidden(reason)) => {
                     tracing::warn!(%run_id, site = %site.site, %reason, "site not readable");
-                    site_error = Some(format!(
-                        "Lansweeper refused access to site {}: {reason}",
-                        site.site
-                    ));
+                    site_error = Some(site_refused(&site.site, &reason));
                     break;
                 }
                 Err(other) => return Err(other.into()),

@@ -278,7 +278,7 @@ async fn add_section<S: Store>(
                 let assets = batch_assets(store, batch, kind).await?;
                 failed.extend(assets.into_iter().map(|(asset_key, _)| Rejected {
                     asset_key,
-                    reason: format!("batch {batch} was not written (its step failed)"),
+                    reason: never_written(batch),
                 }));
             }
         }
@@ -315,7 +315,7 @@ async fn add_retirements<S: Store>(
     for item in items {
         let refused = match &result {
             None if dry_run => None,
-            None => Some(format!("batch {batch} was not written (its step failed)")),
+            None => Some(never_written(batch)),
             Some(result) => result
                 .failed
                 .iter()
@@ -387,6 +387,11 @@ pub async fn plan<S: Store>(store: &S, run_id: &str) -> Result<Plan, PipelineErr
         }
     }
     Ok(plan)
+}
+
+/// Why the assets of a batch with no recorded result failed: its step failed for good.
+fn never_written(batch: &str) -> String {
+    format!("batch {batch} was not written (its step failed)")
 }
 
 #[cfg(test)]
