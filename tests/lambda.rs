@@ -129,7 +129,7 @@ async fn run_functions_after(
 }
 
 /// Enrichment through its function under a run of its own, following the continuation
-/// as the state machine does; the lease is given up at the end.
+/// as the state machine does; the enrichment's lease is given up at the end.
 async fn enrich_until_done(
     watch: &lscw_tests::aws::Service,
     store: &DynamoStore,
@@ -143,7 +143,12 @@ async fn enrich_until_done(
             .expect("ticket-agreement-enrich");
         outputs.push(output.clone());
         if output["done"] == true {
-            assert!(shared::lease::release(store, run_id).await.unwrap());
+            assert!(
+                shared::lease::ENRICHMENT
+                    .release(store, run_id)
+                    .await
+                    .unwrap()
+            );
             return output;
         }
         // The state machine's WaitForLansweeperQuota.

@@ -18,33 +18,72 @@ use crate::store::{Store, StoreError, StoreExt};
 #[serde(rename_all = "camelCase")]
 struct Ledger {
     spent: Vec<u64>,
+    /// Requests the last sync's fetch made: what the enrichment leaves of the hour.
+    #[serde(default)]
+    fetch_requests: u64,
 }
 
-/// Counts what others spent with this token against the client's quotas.
-pub async fn load<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<(), StoreError> {
-    if let Some(ledger) = store
+/// The least of the hourly quota the enrichment leaves for the sync's next fetch.
+const MIN_FETCH_RESERVE: usize = 50;
+
+/// How the token's hour is shared, as the ledger says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Requests of the hour the enrichment leaves untouched, so the hourly sync's fetch
+    /// is never starved by a long enrichment: the last fetch's requests and a quarter more.
+    pub fetch_reserve: usize,
+}
+
+/// Counts what others spent with this token against the client's quotas; answers how
+/// the hour is shared.
+pub async fn load<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<Share, StoreError> {
+    let ledger = store
         .get::<Ledger>(&layout::lansweeper_quota(lansweeper.token_hash()))
         .await?
-    {
-        lansweeper.adopt_spent(&ledger.spent).await;
-    }
-    Ok(())
+        .unwrap_or_default();
+    lansweeper.adopt_spent(&ledger.spent).await;
+    let last_fetch = usize::try_from(ledger.fetch_requests).unwrap_or(usize::MAX);
+    Ok(Share {
+        fetch_reserve: last_fetch
+            .saturating_add(last_fetch / 4)
+            .max(MIN_FETCH_RESERVE),
+    })
 }
 
 /// Adds what the client spent to what the store holds.
 pub async fn save<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<(), StoreError> {
+    merge(store, lansweeper, None).await
+}
+
+/// As [`save`], after a sync's fetch that made `requests` requests.
+pub async fn save_after_fetch<S: Store>(
+    store: &S,
+    lansweeper: &LansweeperClient,
+    requests: u64,
+) -> Result<(), StoreError> {
+    merge(store, lansweeper, Some(requests)).await
+}
+
+async fn merge<S: Store>(
+    store: &S,
+    lansweeper: &LansweeperClient,
+    fetch_requests: Option<u64>,
+) -> Result<(), StoreError> {
     let key = layout::lansweeper_quota(lansweeper.token_hash());
     let horizon = lansweeper.quota_horizon();
     let now = epoch_millis();
     let oldest = now.saturating_sub(horizon.as_millis() as u64);
-    let mut spent = store.get::<Ledger>(&key).await?.unwrap_or_default().spent;
-    spent.extend(lansweeper.spent().await);
-    spent.retain(|&at| at > oldest);
-    spent.sort_unstable();
-    spent.dedup();
+    let mut ledger = store.get::<Ledger>(&key).await?.unwrap_or_default();
+    ledger.spent.extend(lansweeper.spent().await);
+    ledger.spent.retain(|&at| at > oldest);
+    ledger.spent.sort_unstable();
+    ledger.spent.dedup();
+    if let Some(requests) = fetch_requests {
+        ledger.fetch_requests = requests;
+    }
     // Kept a little longer than the horizon, so a run starting just after still sees it.
     let ttl = horizon + Duration::from_secs(300);
-    store.put(&key, &Ledger { spent }, ttl).await
+    store.put(&key, &ledger, ttl).await
 }
 
 #[cfg(test)]

@@ -125,13 +125,17 @@ pub async fn run() -> anyhow::Result<bool> {
 
     if let Some(client) = &lansweeper {
         match shared::quota::load(&store, client).await {
-            Ok(()) => {
+            Ok(share) => {
                 let wait = client.wait_before_next().await;
                 let spent = client.spent().await.len();
                 if wait.is_zero() {
                     findings.pass(
                         "Lansweeper quota",
-                        &format!("room now ({spent} requests of this token still count against its windows)"),
+                        &format!(
+                            "room now ({spent} requests of this token still count against its windows; \
+                             the enrichment leaves {} of each hour to the sync's fetch)",
+                            share.fetch_reserve
+                        ),
                     );
                 } else {
                     findings.fail(

@@ -135,7 +135,7 @@ enum Command {
         #[command(subcommand)]
         action: mapping::MappingAction,
     },
-    /// The run lease: which run holds it, or give it up for a run that died holding it.
+    /// The run leases: which run holds each, or give one up for a run that died holding it.
     Lease {
         #[command(subcommand)]
         action: LeaseAction,
@@ -180,11 +180,15 @@ enum Ignored {
 
 #[derive(Subcommand)]
 enum LeaseAction {
-    /// Which run holds the lease, since when, until when.
+    /// Which run holds each lease (the sync's, the enrichment's), since when, until when.
     Show,
-    /// Give the lease up whoever holds it (only for a run that is known to be dead: a live
-    /// one would then overlap with the next).
-    Release,
+    /// Give the sync's lease up whoever holds it (only for a run that is known to be dead:
+    /// a live one would then overlap with the next).
+    Release {
+        /// The enrichment's lease instead of the sync's.
+        #[arg(long)]
+        enrichment: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -444,28 +448,36 @@ async fn unlink(configuration_id: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Shows or releases the run lease.
+/// Shows both leases, or releases one.
 async fn lease(action: LeaseAction) -> anyhow::Result<()> {
     let store = AnyStore::from_lookup(&Lookup::load().await?).await;
-    let held = match action {
-        LeaseAction::Show => shared::lease::holder(&store).await?,
-        LeaseAction::Release => shared::lease::force_release(&store).await?,
-    };
-    match (held, action) {
-        (None, _) => println!("the lease is free"),
-        (Some(holder), LeaseAction::Show) => {
+    let named = [
+        ("sync", shared::lease::SYNC),
+        ("enrichment", shared::lease::ENRICHMENT),
+    ];
+    match action {
+        LeaseAction::Show => {
             let now = shared::clock::epoch_seconds();
             let minutes = |seconds: u64| seconds.div_ceil(60);
-            println!(
-                "held by {} for {} min (since {}, epoch s); lapses in {} min unless renewed",
-                holder.run_id,
-                minutes(now.saturating_sub(holder.started_at)),
-                holder.started_at,
-                minutes(holder.expires_at.saturating_sub(now)),
-            );
+            for (name, lease) in named {
+                match lease.holder(&store).await? {
+                    None => println!("{name} lease: free"),
+                    Some(holder) => println!(
+                        "{name} lease: held by {} for {} min (since {}, epoch s); lapses in {} min unless renewed",
+                        holder.run_id,
+                        minutes(now.saturating_sub(holder.started_at)),
+                        holder.started_at,
+                        minutes(holder.expires_at.saturating_sub(now)),
+                    ),
+                }
+            }
         }
-        (Some(holder), LeaseAction::Release) => {
-            println!("released the lease of {}", holder.run_id);
+        LeaseAction::Release { enrichment } => {
+            let (name, lease) = named[usize::from(enrichment)];
+            match lease.force_release(&store).await? {
+                None => println!("the {name} lease is free"),
+                Some(holder) => println!("released the {name} lease of {}", holder.run_id),
+            }
         }
     }
     Ok(())
