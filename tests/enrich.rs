@@ -376,17 +376,7 @@ async fn a_run_cut_by_its_time_budget_resumes_and_ends_like_an_uncut_one() {
     assert_eq!(one, 1);
     assert_eq!(cut_report.written, whole_report.written);
     // Same values, once each simulator's own address is taken out of the links.
-    let portable = |world: &World| {
-        let site = world.cw.site();
-        let mut values = site_values(world);
-        for fields in values.values_mut() {
-            for value in fields.values_mut() {
-                *value = value.replace(&site, "CW");
-            }
-        }
-        values
-    };
-    let (cut_values, whole_values) = (portable(&cut), portable(&whole));
+    let (cut_values, whole_values) = (portable_values(&cut), portable_values(&whole));
     let differing: Vec<&String> = cut_values
         .keys()
         .filter(|k| cut_values.get(*k) != whole_values.get(*k))
@@ -718,6 +708,18 @@ async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
     );
 }
 
+/// Every asset's enrichment values, each simulator's own address taken out of the links.
+fn portable_values(world: &World) -> BTreeMap<String, BTreeMap<String, String>> {
+    let site = world.cw.site();
+    let mut values = site_values(world);
+    for fields in values.values_mut() {
+        for value in fields.values_mut() {
+            *value = value.replace(&site, "CW");
+        }
+    }
+    values
+}
+
 /// `count` tickets opened on the linked configurations, in turn.
 fn open_tickets(world: &World, count: usize) {
     use simulators::connectwise::TICKETS;
@@ -839,4 +841,61 @@ async fn an_edit_refused_in_a_batch_fails_alone() {
         second.failed
     );
     assert_eq!(batch_size(&world).await, None, "the size never halved");
+}
+
+/// A run that died while reading ConnectWise whole (its invocations timed out, its
+/// execution stopped) leaves what it read: the next run goes on from there instead of
+/// reading everything again, and ends with the values of a run that was never cut.
+///
+/// Breaking it looks like: a full read that never fits an invocation, begun again by
+/// every run and never finished.
+#[tokio::test]
+async fn a_full_read_cut_short_is_finished_by_the_next_run_not_begun_again() {
+    let cut = synced_world(60).await;
+    let whole = synced_world(60).await;
+    for world in [&cut, &whole] {
+        open_tickets(world, 300);
+    }
+    whole.cw.control().reset_counts();
+    let uncut = enrich_with(&whole, &settings()).await;
+    let full_read_requests = whole.cw.control().total();
+
+    // Two invocations under a spent budget, then the run is gone.
+    let mut input = enrichment::EnrichInput {
+        run_id: Some("run-that-died".into()),
+        next: None,
+    };
+    for _ in 0..2 {
+        let output = enrichment::enrich(
+            &cut.cw_client,
+            &cut.ls_client,
+            &cut.store,
+            &settings(),
+            &input,
+            Some(std::time::Instant::now()),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !output.done && output.edits == 0,
+            "still planning: {output:?}"
+        );
+        input.next = Some(output.next);
+    }
+    assert!(
+        shared::lease::ENRICHMENT
+            .release(&cut.store, "run-that-died")
+            .await
+            .unwrap()
+    );
+    cut.cw.control().reset_counts();
+    let next = enrich_with(&cut, &settings()).await;
+    let requests = cut.cw.control().total();
+    assert!(next.full_read, "the full read, finished");
+    assert!(
+        requests + 100 < full_read_requests,
+        "the next run read {requests} requests' worth, a full read {full_read_requests}"
+    );
+    assert_eq!(next.written, uncut.written);
+    assert_eq!(portable_values(&cut), portable_values(&whole));
 }

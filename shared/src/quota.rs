@@ -136,4 +136,44 @@ mod tests {
         assert!(other.spent().await.is_empty(), "another token's quota");
         assert_eq!(other.wait_before_next().await, Duration::ZERO);
     }
+
+    /// The enrichment leaves the hour's last requests to the sync: the last fetch's
+    /// requests and a quarter more (at least fifty), so an enrichment writing for hours
+    /// never makes the hourly fetch wait for the quota.
+    ///
+    /// Breaking it looks like: an enrichment that spends the whole hour, and the next sync
+    /// stalled behind it.
+    #[tokio::test]
+    async fn the_enrichment_leaves_the_sync_s_fetch_its_share_of_the_hour() {
+        let store = MemoryStore::new();
+        let enrichment = client("token-a");
+        assert_eq!(
+            load(&store, &enrichment).await.unwrap().fetch_reserve,
+            MIN_FETCH_RESERVE,
+            "before any fetch"
+        );
+        let fetch = client("token-a");
+        save_after_fetch(&store, &fetch, 400).await.unwrap();
+        let share = load(&store, &enrichment).await.unwrap();
+        assert_eq!(share.fetch_reserve, 500);
+        // 1,600 requests of the hour spent, spread so the minute's quota is free.
+        let now = epoch_millis();
+        let spent: Vec<u64> = (0..1_600).map(|n| now - 3_000_000 + n * 1_000).collect();
+        enrichment.adopt_spent(&spent).await;
+        assert_eq!(
+            enrichment.wait_before_next().await,
+            Duration::ZERO,
+            "the sync itself may go on"
+        );
+        let wait = enrichment
+            .wait_before_next_leaving(share.fetch_reserve)
+            .await;
+        assert!(
+            wait > Duration::from_secs(500),
+            "the enrichment waits for requests to age out of the hour: {wait:?}"
+        );
+        // An enrichment's own save keeps the fetch's count for the next load.
+        save(&store, &enrichment).await.unwrap();
+        assert_eq!(load(&store, &fetch).await.unwrap().fetch_reserve, 500);
+    }
 }
