@@ -234,7 +234,7 @@ pub(super) async fn renew_stale_references<S: Store>(
     store: &S,
     settings: &SyncSettings,
     run_id: &str,
-    stale: impl IntoIterator<Item = (ReferenceKind, i64)>,
+    stale: &[(ReferenceKind, i64)],
 ) -> Result<HashMap<(ReferenceKind, i64), i64>, PipelineError> {
     let fetched = layout::read_fetch(store, run_id).await?;
     let spellings = layout::read_reference_names(store, &fetched).await?;
@@ -247,7 +247,7 @@ pub(super) async fn renew_stale_references<S: Store>(
     };
     let mut renewed = HashMap::new();
     let mut seen = HashSet::new();
-    for (kind, stale_id) in stale {
+    for &(kind, stale_id) in stale {
         if !seen.insert((kind, stale_id)) {
             continue;
         }

@@ -25,6 +25,7 @@ use crate::connectwise::linked::configurations_linked_to;
 use crate::connectwise::{ConnectWiseClient, ConnectWiseError, actions};
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateIntent, CreateItem};
+use crate::references::ReferenceKind;
 use crate::settings::SyncSettings;
 use crate::store::{Claim, Store, StoreExt};
 
@@ -209,9 +210,10 @@ async fn send<S: Store>(
         // more with the new id, in this run (refused items were not saved: no duplicate).
         if !stale.is_empty() && !stale_renewed {
             stale_renewed = true;
-            let references = stale.iter().map(|(_, reference)| *reference);
+            let references: Vec<(ReferenceKind, i64)> =
+                stale.iter().map(|(_, reference)| *reference).collect();
             let renewed =
-                renew_stale_references(connectwise, store, settings, &input.run_id, references)
+                renew_stale_references(connectwise, store, settings, &input.run_id, &references)
                     .await?;
             for (index, reference) in &stale {
                 if let Some(fresh) = renewed.get(reference) {

@@ -100,9 +100,11 @@ pub async fn bulk_modify<S: Store>(
         })
         .collect();
     if !stale.is_empty() {
-        let references = stale.iter().map(|(_, reference)| *reference);
+        let references: Vec<(ReferenceKind, i64)> =
+            stale.iter().map(|(_, reference)| *reference).collect();
         let renewed =
-            renew_stale_references(connectwise, store, settings, &input.run_id, references).await?;
+            renew_stale_references(connectwise, store, settings, &input.run_id, &references)
+                .await?;
         let again: Vec<usize> = stale
             .iter()
             .filter_map(|(index, reference)| {
