@@ -38,6 +38,7 @@
 //! | `lease/enrich` | the run holding the enrichment's lease ([`LeaseHolder`]) | ticket-agreement-enrich, every invocation renews | [`LEASE_TTL`] |
 //! | `quota/lansweeper/{token hash}` | when each request of the token's hour was sent | every Lansweeper user | the quota's hour and 5 minutes |
 //! | `mapping` | sites to companies ([`crate::mapping`]) | `lscw mapping` | [`KEPT`] |
+//! | `{item}/lock` (`mapping`, the quota ledger) | the write lock of one read-change-write ([`crate::store::exclusive`]) | whoever writes the item | 15 s |
 //! | `tuning/lansweeper-edit-batch` | how many `editAsset`s one request carries (what last worked) | ticket-agreement-enrich | [`KEPT`] |
 //! | `overrides` | assets and configurations the sync leaves alone ([`crate::overrides`]) | `lscw ignore` | [`KEPT`] |
 

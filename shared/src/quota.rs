@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::epoch_millis;
 use crate::lansweeper::LansweeperClient;
 use crate::layout;
-use crate::store::{Store, StoreError, StoreExt};
+use crate::store::{Store, StoreError, StoreExt, exclusive};
 
 /// When each request still counting against the quotas finished (epoch ms).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -64,16 +64,28 @@ pub async fn save_after_fetch<S: Store>(
     merge(store, lansweeper, Some(requests)).await
 }
 
+/// Adds what the client spent to the ledger, with no other process's save between the
+/// read and the write (one lost would let the next process find room the quota lacks).
 async fn merge<S: Store>(
     store: &S,
     lansweeper: &LansweeperClient,
     fetch_requests: Option<u64>,
 ) -> Result<(), StoreError> {
     let key = layout::lansweeper_quota(lansweeper.token_hash());
+    let update = merge_unlocked(store, lansweeper, &key, fetch_requests);
+    exclusive(store, &key, update).await
+}
+
+async fn merge_unlocked<S: Store>(
+    store: &S,
+    lansweeper: &LansweeperClient,
+    key: &str,
+    fetch_requests: Option<u64>,
+) -> Result<(), StoreError> {
     let horizon = lansweeper.quota_horizon();
     let now = epoch_millis();
     let oldest = now.saturating_sub(horizon.as_millis() as u64);
-    let mut ledger = store.get::<Ledger>(&key).await?.unwrap_or_default();
+    let mut ledger = store.get::<Ledger>(key).await?.unwrap_or_default();
     ledger.spent.extend(lansweeper.spent().await);
     ledger.spent.retain(|&at| at > oldest);
     ledger.spent.sort_unstable();
@@ -83,7 +95,7 @@ async fn merge<S: Store>(
     }
     // Kept a little longer than the horizon, so a run starting just after still sees it.
     let ttl = horizon + Duration::from_secs(300);
-    store.put(&key, &ledger, ttl).await
+    store.put(key, &ledger, ttl).await
 }
 
 #[cfg(test)]
@@ -175,5 +187,33 @@ mod tests {
         // An enrichment's own save keeps the fetch's count for the next load.
         save(&store, &enrichment).await.unwrap();
         assert_eq!(load(&store, &fetch).await.unwrap().fetch_reserve, 500);
+    }
+
+    /// Breaking it looks like: two processes saving at once, one's requests lost from the
+    /// ledger, and the next process finding room the quota lacks.
+    #[tokio::test]
+    async fn processes_saving_at_once_lose_none_of_each_other_s_requests() {
+        let store = MemoryStore::interleaved();
+        let now = epoch_millis();
+        let mut saves = tokio::task::JoinSet::new();
+        for n in 0..8 {
+            let store = store.clone();
+            saves.spawn(async move {
+                let process = client("token-a");
+                let spent: Vec<u64> = (0..10).map(|i| now - 1_000_000 + n * 100 + i).collect();
+                process.adopt_spent(&spent).await;
+                save(&store, &process).await
+            });
+        }
+        while let Some(saved) = saves.join_next().await {
+            saved.unwrap().unwrap();
+        }
+        let next = client("token-a");
+        load(&store, &next).await.unwrap();
+        assert_eq!(
+            next.spent().await.len(),
+            80,
+            "every process's requests, once"
+        );
     }
 }
