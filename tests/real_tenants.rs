@@ -352,3 +352,75 @@ async fn a_reference_deleted_behind_the_cache_is_resolved_again_in_the_same_run(
         "settled"
     );
 }
+
+/// New type and manufacturer names that differ only in case, each first created under
+/// an answer lost after ConnectWise saved it: one reference each, and no asset fails for
+/// the case variant ("already exists").
+///
+/// Breaking it looks like: the variant's creation sent and refused as existing, its
+/// assets failed for the run.
+#[tokio::test]
+async fn case_variants_of_a_reference_made_under_lost_answers_are_one_reference() {
+    let world = world(20).await;
+    world.ls.with_site(|site| {
+        let base = site.data.assets[1].clone();
+        for (n, (kind, maker)) in [
+            ("Thin Client", "Igel Technology"),
+            ("THIN CLIENT", "IGEL TECHNOLOGY"),
+            ("thin client ", "igel technology"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut asset = base.clone();
+            asset["key"] = json!(format!("variant-{n}"));
+            asset["assetBasicInfo"]["name"] = json!(format!("pc-variant-{n}"));
+            asset["assetBasicInfo"]["type"] = json!(kind);
+            asset["assetCustom"]["manufacturer"] = json!(maker);
+            asset["assetCustom"]["serialNumber"] = json!(format!("SER-VARIANT-{n}"));
+            asset["assetBasicInfo"]["mac"] = Value::Null;
+            site.add_asset(asset).unwrap();
+        }
+    });
+    world
+        .cw
+        .control()
+        .lose_answers(&[(simulators::control::LostAnswer::BadGateway, 2)]);
+    let report = sync(&world).await;
+    let lost = world
+        .cw
+        .control()
+        .answers_lost_at("POST /company/configurations/types")
+        + world
+            .cw
+            .control()
+            .answers_lost_at("POST /procurement/manufacturers");
+    assert!(lost >= 1, "a reference's creation lost its answer");
+    world.cw.control().lose_answers(&[]);
+    let variants: Vec<_> = report
+        .failed
+        .iter()
+        .filter(|f| f.asset_key.starts_with("variant-"))
+        .collect();
+    assert!(variants.is_empty(), "{variants:#?}");
+    let (linked, _) = state(&world.cw);
+    for n in 0..3 {
+        assert!(
+            linked.contains_key(&format!("variant-{n}")),
+            "variant-{n} created"
+        );
+    }
+    let count = |collection: &str, name: &str| {
+        world.cw.with_tenant(|t| {
+            t.records(collection)
+                .filter(|r| {
+                    r["name"]
+                        .as_str()
+                        .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+                })
+                .count()
+        })
+    };
+    assert_eq!(count("configurationTypes", "thin client"), 1);
+    assert_eq!(count("manufacturers", "igel technology"), 1);
+}
