@@ -424,3 +424,107 @@ async fn case_variants_of_a_reference_made_under_lost_answers_are_one_reference(
     assert_eq!(count("configurationTypes", "thin client"), 1);
     assert_eq!(count("manufacturers", "igel technology"), 1);
 }
+
+/// An MSP that starts using configurations with this product: no configuration in
+/// ConnectWise yet, and not the sync's custom fields either (only other screens' fields,
+/// one of them captioned `ls_asset_id` on tickets). The sync says what to set; with the
+/// configurations screen named, `lscw doctor --fix`'s creation makes the four fields
+/// (once: again, it makes nothing), and the sync then creates configurations with every
+/// field set, `CW_CUSTOM_FIELD_IDS` unset.
+///
+/// Breaking it looks like: a new tenant that cannot start, or the tickets screen's field
+/// taken for the configurations' link.
+#[tokio::test]
+async fn an_empty_tenant_gets_its_custom_fields_made_then_syncs() {
+    use simulators::connectwise::{CONFIGURATION_POD, CONFIGURATIONS, USER_DEFINED_FIELDS};
+    let world = world_of(9, 12, |tenant| {
+        let configurations: Vec<i64> = tenant
+            .records("configurations")
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect();
+        for id in configurations {
+            tenant.delete(&CONFIGURATIONS, id).unwrap();
+        }
+        let ours: Vec<i64> = tenant
+            .records("userDefinedFields")
+            .filter(|d| d["podId"] == CONFIGURATION_POD)
+            .map(|d| d["id"].as_i64().unwrap())
+            .collect();
+        for id in ours {
+            tenant.delete(&USER_DEFINED_FIELDS, id).unwrap();
+        }
+    })
+    .await;
+    let settings = lscw_tests::world::settings();
+    let unstarted = shared::pipeline::run_sync(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings,
+        &|_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(unstarted.contains("CW_CONFIGURATION_POD_ID"), "{unstarted}");
+
+    let named = shared::settings::SyncSettings {
+        configuration_pod_id: Some(CONFIGURATION_POD),
+        ..settings.clone()
+    };
+    let missing = shared::custom_fields::resolve(&world.cw_client, &named)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("ls_asset_id") && missing.contains("lscw doctor --fix"),
+        "the tickets screen's ls_asset_id is not the configurations': {missing}"
+    );
+    let made = shared::custom_fields::find_or_create(&world.cw_client, &named, true)
+        .await
+        .unwrap();
+    assert_eq!(made.created.len(), 4, "{made:?}");
+    let again = shared::custom_fields::find_or_create(&world.cw_client, &named, true)
+        .await
+        .unwrap();
+    assert!(again.created.is_empty());
+    assert_eq!(again.ids, made.ids);
+    let types: HashMap<String, String> = world.cw.with_tenant(|t| {
+        t.records("userDefinedFields")
+            .filter(|d| d["podId"] == CONFIGURATION_POD)
+            .map(|d| {
+                (
+                    d["caption"].as_str().unwrap().to_string(),
+                    d["fieldTypeIdentifier"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(types["ls_software"], "TextArea");
+    assert_eq!(types["ls_asset_id"], "Text");
+
+    let report = shared::pipeline::run_sync(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &named,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert_eq!(report.counts.created, 12, "{report:#?}");
+    let (linked, _) = state(&world.cw);
+    assert_eq!(linked.len(), 12, "every configuration carries its link");
+    let unset: Vec<String> = world.cw.with_tenant(|t| {
+        t.records("configurations")
+            .flat_map(|c| c["customFields"].as_array().cloned().unwrap_or_default())
+            .filter(|f| {
+                f["caption"] != "ls_software"
+                    && f["value"].as_str().is_none_or(|v| v.trim().is_empty())
+            })
+            .map(|f| f["caption"].to_string())
+            .collect()
+    });
+    assert!(unset.is_empty(), "fields left unset: {unset:?}");
+}

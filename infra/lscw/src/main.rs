@@ -142,7 +142,12 @@ enum Command {
     },
     /// Checks the configuration end to end, reading only: both APIs, credentials,
     /// custom fields, the mapping, the quota, the table and the secret.
-    Doctor,
+    Doctor {
+        /// Also create the sync's custom fields ConnectWise lacks, on the configurations
+        /// screen (a field of the same caption and another type is never changed or reused).
+        #[arg(long)]
+        fix: bool,
+    },
     /// The whole sync against in-process simulators, twice: no AWS account needed.
     Demo,
     /// One state of the state machine in a process of its own (what `make bench` runs).
@@ -321,8 +326,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sync::print_runs(&store).await
         }
         Command::Lease { action } => lease(action).await,
-        Command::Doctor => {
-            if doctor::run().await? {
+        Command::Doctor { fix } => {
+            if doctor::run(fix).await? {
                 Ok(())
             } else {
                 anyhow::bail!("lscw doctor found problems (above)")
@@ -409,8 +414,7 @@ async fn report(
 /// Makes a configuration the asset's, clearing the link of any other.
 async fn link(asset_key: String, configuration_id: i64) -> anyhow::Result<()> {
     let env = environment(false).await?;
-    let ids =
-        shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids).await?;
+    let ids = shared::custom_fields::resolve(&env.connectwise, &env.settings).await?;
     let cleared =
         shared::overrides::link(&env.connectwise, &ids, &asset_key, configuration_id).await?;
     println!("configuration {configuration_id} is asset {asset_key}'s");
@@ -437,8 +441,7 @@ async fn approve_retirements(approve: String) -> anyhow::Result<()> {
 /// Clears a configuration's link to its asset.
 async fn unlink(configuration_id: i64) -> anyhow::Result<()> {
     let env = environment(false).await?;
-    let ids =
-        shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids).await?;
+    let ids = shared::custom_fields::resolve(&env.connectwise, &env.settings).await?;
     match shared::overrides::unlink(&env.connectwise, &ids, configuration_id).await? {
         Some(key) => {
             println!("configuration {configuration_id} no longer carries asset {key}");
