@@ -246,9 +246,10 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         skipped_report.skipped_for.unwrap().run_id,
         winner["runId"].as_str().unwrap()
     );
+    let renewed = invoke(&watch, "ensure-references", &winner).await;
     assert!(
-        invoke(&watch, "ensure-references", &winner).await.is_ok(),
-        "the winner renews its own lease"
+        renewed.is_ok(),
+        "the winner renews its own lease: {renewed:?}"
     );
     let renewed_by_loser = skipped.clone();
     let refused = invoke(&watch, "ensure-references", &renewed_by_loser)
@@ -390,8 +391,13 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     // The state machine's last Lambda state records the report.
     first_outputs.push(first_summary.clone());
     assert!(enriched["edits"].as_u64().unwrap() > 100, "{enriched}");
+    // Several assets' edits a request (aliased `editAsset`s).
     let edits = ls.control().count("POST graphql:editAsset");
-    assert_eq!(edits, enriched["edits"].as_u64().unwrap());
+    let planned = enriched["edits"].as_u64().unwrap();
+    assert!(
+        edits < planned && edits >= planned.div_ceil(20),
+        "{edits} requests for {planned} edits"
+    );
     let again = enrich_until_done(&watch, &store, "enrich-2", &mut Vec::new()).await;
     assert_eq!(again["edits"], 0, "a second enrichment writes nothing");
     assert_eq!(ls.control().count("POST graphql:editAsset"), edits);
