@@ -377,6 +377,14 @@ class TemplateTest(unittest.TestCase):
             self.assertEqual(states[name]["Catch"][0]["Next"], states[name]["Next"],
                              f"{name}: a failed release goes on all the same")
 
+    def test_many_clients_deploy_without_the_single_site_parameters(self):
+        """The many-clients path is the documented one: a stack deployed with neither
+        TargetCompany nor LansweeperSiteId, its mapping set in the table afterwards."""
+        parameters = load()["Parameters"]
+        for name in ("TargetCompany", "LansweeperSiteId", "ConfigurationPodId"):
+            self.assertEqual(parameters[name].get("Default"), "", name)
+        self.assertEqual(parameters["CreateCustomFields"].get("Default"), "false")
+
     def test_a_run_can_time_out_so_the_timed_out_alarm_can_fire(self):
         """Without the definition's TimeoutSeconds a stuck run never times out, and
         RunTimedOutAlarm watches a metric that is never published."""
