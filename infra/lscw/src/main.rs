@@ -7,6 +7,7 @@ mod doctor;
 mod embedded;
 mod html;
 mod mapping;
+mod secret;
 mod step;
 mod store;
 mod sync;
@@ -135,6 +136,12 @@ enum Command {
         #[command(subcommand)]
         action: mapping::MappingAction,
     },
+    /// The stack's credentials secret, filled from prompts (nothing echoed) once both APIs
+    /// accept the values.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+    },
     /// The run leases: which run holds each, or give one up for a run that died holding it.
     Lease {
         #[command(subcommand)]
@@ -181,6 +188,18 @@ enum Ignored {
     Asset { key: String },
     /// A ConnectWise configuration, by id.
     Configuration { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum SecretAction {
+    /// Asks for CW_COMPANY_ID, CW_PUBLIC_KEY, CW_PRIVATE_KEY, CW_CLIENT_ID and LS_TOKEN
+    /// (CW_SITE or CW_BASE_URL, and LS_API_URL, from the environment), checks them
+    /// against both APIs and writes them to the secret.
+    Set {
+        /// The secret's ARN (the stack's `CredentialsSecretArn` output).
+        #[arg(long, env = "SECRET_ARN")]
+        secret_arn: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -326,6 +345,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sync::print_runs(&store).await
         }
         Command::Lease { action } => lease(action).await,
+        Command::Secret {
+            action: SecretAction::Set { secret_arn },
+        } => secret::set(&secret_arn).await,
         Command::Doctor { fix } => {
             if doctor::run(fix).await? {
                 Ok(())

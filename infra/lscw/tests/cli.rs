@@ -679,3 +679,108 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
     }
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `lscw secret set` fills the stack's secret from what is typed, once both APIs accept
+/// it: a refused token writes nothing and is never echoed; accepted values are written.
+///
+/// Breaking it looks like: a secret filled with a mistyped token that every run then
+/// fails on, or the token printed in the terminal's scrollback.
+#[tokio::test]
+async fn secret_set_writes_only_what_both_apis_accept_and_echoes_nothing() {
+    use lscw_tests::aws::{aws_env, create_secret, sdk_config, start_moto};
+    let moto = start_moto();
+    let aws = sdk_config(&moto).await;
+    let empty = serde_json::json!({"CW_COMPANY_ID": "", "CW_PUBLIC_KEY": "", "CW_PRIVATE_KEY": "",
+        "CW_CLIENT_ID": "", "LS_TOKEN": ""});
+    let arn = create_secret(&aws, "lscw-credentials", &empty).await;
+    let tenant =
+        simulators::connectwise::generate(&simulators::connectwise::TenantSpec::default()).unwrap();
+    let cw = lscw_tests::start_cw(tenant).await;
+    let site =
+        simulators::lansweeper::generate(&simulators::lansweeper::SiteSpec { seed: 3, assets: 5 })
+            .unwrap();
+    let ls = lscw_tests::start_ls(site).await;
+    let secret_set = |typed: String| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lscw"));
+        command
+            .args(["secret", "set", "--secret-arn", &arn])
+            .envs(aws_env(&moto))
+            .env("CW_BASE_URL", cw.base_url())
+            .env("LS_API_URL", ls.api_url())
+            .env_remove("CW_SITE")
+            .env_remove("LS_TOKEN")
+            .env_remove("SYNC_TABLE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut child = command.spawn().unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(typed.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let stored = || async {
+        let text = aws_sdk_secretsmanager::Client::new(&aws)
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap()
+            .to_string();
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    let typed = |token: &str| {
+        format!(
+            "{}\n{}\n{}\n{}\n{token}\n",
+            simulators::connectwise::COMPANY_ID,
+            simulators::connectwise::PUBLIC_KEY,
+            simulators::connectwise::PRIVATE_KEY,
+            simulators::connectwise::CLIENT_ID,
+        )
+    };
+
+    let refused = secret_set(typed("not-the-token-4711")).await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("Lansweeper refused the token"), "{said}");
+    assert!(said.contains("nothing was written"), "{said}");
+    for value in ["not-the-token-4711", simulators::connectwise::PRIVATE_KEY] {
+        assert!(!said.contains(value), "a typed value echoed: {said}");
+    }
+    assert_eq!(stored().await, empty, "nothing written");
+
+    let accepted = secret_set(typed(simulators::lansweeper::TOKEN)).await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&accepted.stdout),
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    assert!(accepted.status.success(), "{said}");
+    assert!(!said.contains(simulators::lansweeper::TOKEN), "{said}");
+    let written = stored().await;
+    assert_eq!(written["LS_TOKEN"], simulators::lansweeper::TOKEN);
+    assert_eq!(
+        written["CW_PRIVATE_KEY"],
+        simulators::connectwise::PRIVATE_KEY
+    );
+    assert_eq!(
+        written["CW_COMPANY_ID"],
+        simulators::connectwise::COMPANY_ID
+    );
+}
