@@ -252,32 +252,8 @@ async fn custom_fields_are_created_with_their_types_and_written_with_edit_asset(
     );
     assert_eq!(custom_values(&client, &key).await.len(), 3);
 
-    // `""` is a value a number or date field refuses, and the edit is lost whole.
-    let raw = |value: Value| {
-        let fields = json!({"assetCustom": {"fields": [
-            {"fieldKey": link.key, "value": null},
-            {"fieldKey": end.key, "value": value},
-        ]}});
-        reqwest::Client::new()
-            .post(sim.api_url())
-            .header("Authorization", format!("Token {}", ls_sim::TOKEN))
-            .json(&json!({
-                "query": "mutation($s: ID!, $k: ID!, $f: EditAssetInput!) { site(id: $s) { editAsset(key: $k, fields: $f) { key } } }",
-                "variables": {"s": sim.site_id(), "k": key, "f": fields},
-            }))
-            .send()
-    };
-    let refused: Value = raw(json!("")).await.unwrap().json().await.unwrap();
-    assert!(
-        refused["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("is not a valid DATE value"),
-        "{refused}"
-    );
-    assert_eq!(custom_values(&client, &key).await.len(), 3);
-
-    // An empty value is sent as null, which clears a field of every type.
+    // Lansweeper's documented way to clear: an empty string, on a field of any type
+    // (text, number, date): what the connector sends for a value that is gone.
     client
         .edit_asset_custom_fields(
             &key,

@@ -385,16 +385,12 @@ impl LansweeperClient {
     }
 }
 
-/// An `EditAssetInput` setting custom field values; an empty value is sent as `null`,
-/// which clears a field of any type (a NUMERIC or DATE field may refuse `""`, and one
-/// refused value loses the whole edit).
+/// An `EditAssetInput` setting custom field values. A value that is gone is sent as the
+/// empty string, which is how Lansweeper documents clearing a field (of any type).
 fn edit_input(values: &[(String, String)]) -> Value {
     let fields: Vec<Value> = values
         .iter()
-        .map(|(key, value)| {
-            let value = (!value.is_empty()).then_some(value.as_str());
-            json!({"fieldKey": key, "value": value})
-        })
+        .map(|(key, value)| json!({"fieldKey": key, "value": value}))
         .collect();
     json!({"assetCustom": {"fields": fields}})
 }

@@ -514,8 +514,9 @@ impl SiteMutation {
                         "BAD_USER_INPUT",
                     )
                 })?;
-            // `null` clears any field; `""` is a value, which a number or date field refuses.
-            let cleared = update.value.is_none();
+            // An empty string clears a field of any type, as Lansweeper documents; so does
+            // `null`, which the input's nullable `value` lets through.
+            let cleared = update.value.as_deref().is_none_or(|v| v.trim().is_empty());
             let value = update.value.unwrap_or_default();
             if !cleared && !fits(&def.field_type, &value) {
                 return Err(error(
