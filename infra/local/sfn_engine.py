@@ -342,10 +342,9 @@ class Container:
                     ).encode(),
                     "Runtime.InitTimeout",
                 )
-        warm = invocation.error in (None, "Unhandled", "Handled") and self.alive()
-        if invocation.error is not None and invocation.error.startswith(("Sandbox", "Runtime")):
-            warm = False
-        return warm
+        # A function's own error leaves its process warm; a stop or a crash does not.
+        stopped = (invocation.error or "").startswith(("Sandbox.", "Runtime."))
+        return self.alive() and not stopped
 
 
 class FunctionStats:
