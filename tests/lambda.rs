@@ -400,6 +400,14 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
     // recorded its report and gave its lease up.
     let output = Deployment::output(&execution);
     assert_eq!(output["runId"], "run-2");
+    // Each Map ran one iteration per lane match planned.
+    for (map, lanes) in [("created", "createLanes"), ("modified", "modifyLanes")] {
+        assert_eq!(
+            output[map].as_array().unwrap().len(),
+            output["match"][lanes].as_array().map_or(0, Vec::len),
+            "{map}: {output:#}"
+        );
+    }
     assert_eq!(output["enrich"]["output"]["done"], true, "{output:#}");
     let enriched = output["enrich"]["output"]["edits"].as_u64().unwrap();
     assert!(enriched > 100, "{output:#}");
@@ -615,6 +623,17 @@ async fn a_function_past_its_deadline_is_stopped_and_the_next_run_writes_its_wor
         timeouts as u64, timed_out,
         "each stop reached the state machine"
     );
+    // The stopped lane failed alone: the run went on to its enrichment and its report.
+    let output = Deployment::output(&slow);
+    assert!(
+        output["created"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|lane| lane["failed"] == true && lane["error"]["Error"] == "Sandbox.Timedout"),
+        "{output:#}"
+    );
+    assert_eq!(output["enrich"]["output"]["done"], true, "{output:#}");
     let report = pipeline::report(store, "slow-run", false).await.unwrap();
     assert!(
         !report.failed.is_empty(),
