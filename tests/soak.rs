@@ -33,8 +33,8 @@ use lscw_tests::aws::{
 use lscw_tests::{cw_sim_credentials, start_cw};
 
 const TABLE: &str = "lscw-soak";
-/// DynamoDB's item limit, which the store's parts stay under.
-const ITEM_LIMIT: usize = 300 * 1024;
+/// The store's item limit (300 KiB), which its parts stay under.
+const ITEM_LIMIT: usize = shared::store::MAX_VALUE_BYTES;
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
@@ -384,7 +384,7 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
     // The short version, as `make test` runs it (a few minutes in a debug build).
     let hours: u64 = setting("LSCW_SOAK_HOURS", 3);
     let assets: usize = setting("LSCW_SOAK_ASSETS", 300);
-    let clock: f64 = setting("LSCW_SOAK_CLOCK", 80.0);
+    let clock: f64 = setting("LSCW_SOAK_CLOCK", 60.0);
     let clients = 50;
     let mut soak = Soak::start(assets, clients, clock).await;
     let store = soak.store();
