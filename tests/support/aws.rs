@@ -1,6 +1,7 @@
-//! The AWS side on loopback: moto's server (DynamoDB, Secrets Manager, Step Functions)
-//! and `cargo lambda watch` serving the real function binaries. Both are installed by
-//! `make setup` into `.venv/`; a test that needs them fails, never skips, without them.
+//! The AWS side on loopback: moto's server (DynamoDB, Secrets Manager), and the engine
+//! (`infra/local/sfn_engine.py`: moto's server whose Step Functions execute the template's
+//! state machine over the real function binaries). moto is installed by `make setup` into
+//! `.venv/`; a test that needs it fails, never skips, without it.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        // cargo lambda watch runs the functions as its children: stop the whole group
+        // The engine runs the functions as its children: stop the whole group
         // (spawned as its own group, so this never reaches the test's).
         if let Some(group) = rustix::process::Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
@@ -94,45 +95,6 @@ pub fn start_moto() -> Service {
     let mut command = Command::new(tool("moto_server"));
     command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
     spawn(command, port, "moto", Duration::from_secs(60))
-}
-
-/// `cargo lambda watch` serving every function of the workspace, with `env` set on it.
-pub fn start_watch(env: &[(&str, String)]) -> Service {
-    let port = free_port();
-    let mut command = Command::new(tool("cargo-lambda"));
-    command
-        .args([
-            "lambda",
-            "watch",
-            // The binaries are what the test checked out; watching the tree (with its
-            // .venv and target) for reloads is only load.
-            "--ignore-changes",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port.to_string(),
-        ])
-        .current_dir(workspace_root())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                tool("cargo-lambda")
-                    .parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        );
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    spawn(
-        command,
-        port,
-        "cargo-lambda-watch",
-        Duration::from_secs(120),
-    )
 }
 
 /// Dummy credentials: moto accepts any.
@@ -205,15 +167,6 @@ pub async fn create_secret(
     created.arn().expect("an ARN").to_string()
 }
 
-/// Invokes a function through the Lambda Invoke API of `cargo lambda watch`.
-pub async fn invoke(
-    watch: &Service,
-    function: &str,
-    payload: &serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    invoke_at(watch.port, function, payload).await
-}
-
 /// Invokes a function through a Lambda Invoke API on `port`; a function error is `Err`
 /// with the error's JSON.
 pub async fn invoke_at(
@@ -263,36 +216,6 @@ pub async fn aws_json(
     let text = response.text().await.unwrap_or_default();
     assert!(status.is_success(), "{target}: {status} {text}");
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
-}
-
-/// Makes moto execute state machines, with Lambda tasks answering queued results.
-pub async fn enable_state_machine_execution(moto: &Service) {
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/moto-api/config", moto.port))
-        .json(&serde_json::json!({"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}))
-        .send()
-        .await
-        .expect("moto config");
-    assert!(response.status().is_success());
-}
-
-/// Queues what moto's Lambda answers next, in order (each a function's payload).
-pub async fn queue_lambda_results(moto: &Service, results: &[String]) {
-    let response = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{}/moto-api/static/lambda-simple/response",
-            moto.port
-        ))
-        .json(&serde_json::json!({"results": results, "region": "us-east-1"}))
-        .send()
-        .await
-        .expect("moto queue");
-    assert!(response.status().is_success());
-}
-
-/// Runs a state machine execution to its end; answers its description.
-pub async fn run_execution(moto: &Service, state_machine: &str, name: &str) -> serde_json::Value {
-    run_execution_within(moto, state_machine, name, Duration::from_secs(120)).await
 }
 
 /// Starts an execution named `name` with input `{}`; answers its ARN.
