@@ -19,7 +19,7 @@ use shared::store::MemoryStore;
 use simulators::connectwise::ConnectWiseSimulator;
 use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
-use lscw_tests::{cw_config, fast_options, ls_client_for, ls_options, start_cw, start_ls};
+use lscw_tests::{cw_config, fast_options, ls_client_for, ls_options, start_cw};
 
 struct World {
     cw: ConnectWiseSimulator,
@@ -38,9 +38,24 @@ fn settings() -> SyncSettings {
 
 /// A tenant and site linked by a first sync, ready to enrich.
 async fn synced_world(assets: usize) -> World {
+    synced_world_with(assets, None).await
+}
+
+/// As [`synced_world`], Lansweeper taking at most `mutations_per_request` mutations in
+/// one request.
+async fn synced_world_with(assets: usize, mutations_per_request: Option<usize>) -> World {
     let (tenant, site) = simulators::scenario::linked(&SiteSpec { seed: 11, assets }).unwrap();
     let cw = start_cw(tenant).await;
-    let ls = start_ls(site).await;
+    let ls = LansweeperSimulator::start(
+        site,
+        simulators::lansweeper::LansweeperOptions {
+            mutations_per_request,
+            ..lscw_tests::ls_sim_options()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
     let cw_client =
         shared::connectwise::ConnectWiseClient::connect(&cw_config(&cw), fast_options())
             .await
@@ -321,24 +336,33 @@ async fn writes_counts_agreements_and_links_then_nothing_the_second_time() {
 async fn a_run_cut_by_its_time_budget_resumes_and_ends_like_an_uncut_one() {
     let cut = synced_world(120).await;
     let whole = synced_world(120).await;
-    let (cut_report, invocations) = enrichment::run_enrich(
+    // More tickets than one invocation reads the attachments of under a spent budget.
+    for world in [&cut, &whole] {
+        open_tickets(world, 150);
+    }
+    let outputs = std::sync::Mutex::new(Vec::new());
+    let (cut_report, invocations) = enrichment::run_enrich_watched(
         &cut.cw_client,
         &cut.ls_client,
         &cut.store,
         &settings(),
-        // A budget spent before it starts: one edit an invocation, however fast the
-        // machine.
+        // A budget spent before it starts: one chunk of reading or one batch of writes
+        // an invocation, however fast the machine.
         Some(Duration::ZERO),
+        &|output| outputs.lock().unwrap().push(output.clone()),
     )
     .await
     .unwrap();
+    let outputs = outputs.into_inner().unwrap();
+    let planning = outputs.iter().filter(|o| !o.done && o.edits == 0).count();
     assert!(
-        invocations > 2,
-        "the budget cut the run {invocations} time(s)"
+        planning >= 2,
+        "the plan (ConnectWise's attachments, the site's pages) went on over several \
+         invocations: {planning}"
     );
-    assert_eq!(
-        invocations as u64, cut_report.written,
-        "one edit an invocation"
+    assert!(
+        invocations > planning + 2,
+        "the budget cut the writes too: {invocations} invocation(s)"
     );
     let (whole_report, one) = enrichment::run_enrich(
         &whole.cw_client,
@@ -352,26 +376,18 @@ async fn a_run_cut_by_its_time_budget_resumes_and_ends_like_an_uncut_one() {
     assert_eq!(one, 1);
     assert_eq!(cut_report.written, whole_report.written);
     // Same values, once each simulator's own address is taken out of the links.
-    let portable = |world: &World| {
-        let site = world.cw.site();
-        let mut values = site_values(world);
-        for fields in values.values_mut() {
-            for value in fields.values_mut() {
-                *value = value.replace(&site, "CW");
-            }
-        }
-        values
-    };
-    let (cut_values, whole_values) = (portable(&cut), portable(&whole));
+    let (cut_values, whole_values) = (portable_values(&cut), portable_values(&whole));
     let differing: Vec<&String> = cut_values
         .keys()
         .filter(|k| cut_values.get(*k) != whole_values.get(*k))
         .collect();
     assert!(
         differing.is_empty(),
-        "{} assets differ, e.g. {:?}",
+        "{} assets differ, e.g. {:?}: {:?} against {:?}",
         differing.len(),
-        differing.first()
+        differing.first(),
+        differing.first().map(|k| &cut_values[*k]),
+        differing.first().map(|k| &whole_values[*k]),
     );
     assert_eq!(cut_values.len(), whole_values.len());
     assert_eq!(cut.ls.rate_refusals() + whole.ls.rate_refusals(), 0);
@@ -668,7 +684,7 @@ async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
         }
         input.next = Some(output.next);
     }
-    assert!(invocations > 3);
+    assert!(invocations > 2, "{invocations}");
     let recorded = enrichment::recorded(&world.store, run_id)
         .await
         .unwrap()
@@ -677,9 +693,12 @@ async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
         recorded.written + recorded.unchanged + recorded.failed.len() as u64,
         recorded.assets
     );
-    assert_eq!(
-        recorded.written,
-        world.ls.control().count("POST graphql:editAsset")
+    // Several assets' edits a request (aliased `editAsset`s): fewer requests than edits.
+    let requests = world.ls.control().count("POST graphql:editAsset");
+    assert!(
+        requests < recorded.written && requests >= recorded.written.div_ceil(20),
+        "{requests} requests for {} edits",
+        recorded.written
     );
     assert!(
         enrichment::recorded(&world.store, "no-such-run")
@@ -687,4 +706,196 @@ async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
             .unwrap()
             .is_none()
     );
+}
+
+/// Every asset's enrichment values, each simulator's own address taken out of the links.
+fn portable_values(world: &World) -> BTreeMap<String, BTreeMap<String, String>> {
+    let site = world.cw.site();
+    let mut values = site_values(world);
+    for fields in values.values_mut() {
+        for value in fields.values_mut() {
+            *value = value.replace(&site, "CW");
+        }
+    }
+    values
+}
+
+/// `count` tickets opened on the linked configurations, in turn.
+fn open_tickets(world: &World, count: usize) {
+    use simulators::connectwise::TICKETS;
+    let mut linked: Vec<i64> = linked_configurations(world).into_values().collect();
+    linked.sort_unstable();
+    world.cw.with_tenant(|t| {
+        for n in 0..count {
+            let ticket = t
+                .create(
+                    &TICKETS,
+                    &json!({"summary": format!("Fault {n}"), "recordType": "ServiceTicket",
+                            "status": {"id": 1, "name": "New"}, "company": {"id": 1}, "closedFlag": false}),
+                )
+                .unwrap();
+            t.attach(&TICKETS, ticket["id"].as_i64().unwrap(), linked[n % linked.len()])
+                .unwrap();
+        }
+    });
+}
+
+/// Every agreement's name gains `suffix`, as an operator's edit in ConnectWise would.
+fn rename_agreements(world: &World, suffix: &str) {
+    use simulators::connectwise::AGREEMENTS;
+    world.cw.with_tenant(|t| {
+        let agreements: Vec<(i64, String)> = t
+            .records(AGREEMENTS.collection)
+            .map(|a| {
+                (
+                    a["id"].as_i64().unwrap(),
+                    a["name"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for (id, name) in agreements {
+            t.patch(
+                &AGREEMENTS,
+                id,
+                &json!([{"op": "replace", "path": "name", "value": format!("{name} {suffix}")}]),
+            )
+            .unwrap();
+        }
+    });
+}
+
+/// The batch size that last worked, as the store keeps it.
+async fn batch_size(world: &World) -> Option<u64> {
+    use shared::store::StoreExt;
+    let stored: Option<Value> = world
+        .store
+        .get(shared::layout::LANSWEEPER_EDIT_BATCH)
+        .await
+        .unwrap();
+    stored.map(|b| b["size"].as_u64().unwrap())
+}
+
+/// Lansweeper does not publish whether it takes several mutations in one request: a
+/// server that takes at most 4 (then one, the batched form refused outright) gets every
+/// edit all the same, the size that worked is remembered, and the next run sends that
+/// size from its first request.
+///
+/// Breaking it looks like: edits failed for the refused batches, or every run paying
+/// the refusals again.
+#[tokio::test]
+async fn batched_edits_halve_to_what_lansweeper_takes_and_remember_it() {
+    for cap in [4, 1] {
+        let world = synced_world_with(90, Some(cap)).await;
+        let report = enrich_with(&world, &settings()).await;
+        assert!(report.written > 40, "cap {cap}: {report:?}");
+        assert!(report.failed.is_empty(), "cap {cap}: {:?}", report.failed);
+        let size = batch_size(&world).await.unwrap();
+        assert!(size <= cap as u64, "cap {cap}: remembered {size}");
+        let refused = world.ls.control().refusals();
+        let refused_edits = refused.get("POST graphql:editAsset").copied().unwrap_or(0);
+        assert!(
+            (1..=4).contains(&refused_edits),
+            "cap {cap}: a few refusals while the size was found, then none: {refused:?}"
+        );
+        // Every asset holds its values: a second run has nothing to write.
+        let again = enrich_with(&world, &settings()).await;
+        assert_eq!(again.written, 0, "cap {cap}");
+        // The next run that writes starts at the remembered size: no refusal.
+        rename_agreements(&world, "renewed");
+        let renamed = enrich_with(&world, &settings()).await;
+        assert!(renamed.written > 0, "cap {cap}");
+        let after = world.ls.control().refusals();
+        assert_eq!(
+            after.get("POST graphql:editAsset").copied().unwrap_or(0),
+            refused_edits,
+            "cap {cap}: no further refusal once the size is known"
+        );
+    }
+}
+
+/// An edit Lansweeper refuses inside a batch fails alone: the rest of the batch is
+/// written, and the batch size stays (the refusal was the asset's, not the batch's).
+#[tokio::test]
+async fn an_edit_refused_in_a_batch_fails_alone() {
+    let world = synced_world_with(60, None).await;
+    let first = enrich_with(&world, &settings()).await;
+    assert!(first.written > 20);
+    // Lansweeper refuses any value for one field now (its type turned numeric), so every
+    // asset whose value of that field changes is refused, at its alias.
+    world.ls.with_site(|site| {
+        for field in &mut site.data.custom_fields {
+            if field.name == "cw_agreement_name" {
+                field.field_type = "NUMERIC".into();
+            }
+        }
+    });
+    rename_agreements(&world, "renewed");
+    let second = enrich_with(&world, &settings()).await;
+    assert!(!second.failed.is_empty(), "{second:?}");
+    assert!(
+        second
+            .failed
+            .iter()
+            .all(|f| f.reason.contains("not a valid")),
+        "{:?}",
+        second.failed
+    );
+    assert_eq!(batch_size(&world).await, None, "the size never halved");
+}
+
+/// A run that died while reading ConnectWise whole (its invocations timed out, its
+/// execution stopped) leaves what it read: the next run goes on from there instead of
+/// reading everything again, and ends with the values of a run that was never cut.
+///
+/// Breaking it looks like: a full read that never fits an invocation, begun again by
+/// every run and never finished.
+#[tokio::test]
+async fn a_full_read_cut_short_is_finished_by_the_next_run_not_begun_again() {
+    let cut = synced_world(60).await;
+    let whole = synced_world(60).await;
+    for world in [&cut, &whole] {
+        open_tickets(world, 300);
+    }
+    whole.cw.control().reset_counts();
+    let uncut = enrich_with(&whole, &settings()).await;
+    let full_read_requests = whole.cw.control().total();
+
+    // Two invocations under a spent budget, then the run is gone.
+    let mut input = enrichment::EnrichInput {
+        run_id: Some("run-that-died".into()),
+        next: None,
+    };
+    for _ in 0..2 {
+        let output = enrichment::enrich(
+            &cut.cw_client,
+            &cut.ls_client,
+            &cut.store,
+            &settings(),
+            &input,
+            Some(std::time::Instant::now()),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !output.done && output.edits == 0,
+            "still planning: {output:?}"
+        );
+        input.next = Some(output.next);
+    }
+    assert!(
+        shared::lease::ENRICHMENT
+            .release(&cut.store, "run-that-died")
+            .await
+            .unwrap()
+    );
+    cut.cw.control().reset_counts();
+    let next = enrich_with(&cut, &settings()).await;
+    let requests = cut.cw.control().total();
+    assert!(next.full_read, "the full read, finished");
+    assert!(
+        requests + 100 < full_read_requests,
+        "the next run read {requests} requests' worth, a full read {full_read_requests}"
+    );
+    assert_eq!(next.written, uncut.written);
+    assert_eq!(portable_values(&cut), portable_values(&whole));
 }

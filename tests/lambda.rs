@@ -280,9 +280,10 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
         skipped_report.skipped_for.unwrap().run_id,
         winner["runId"].as_str().unwrap()
     );
+    let renewed = engine.invoke("ensure-references", &winner).await;
     assert!(
-        engine.invoke("ensure-references", &winner).await.is_ok(),
-        "the winner renews its own lease"
+        renewed.is_ok(),
+        "the winner renews its own lease: {renewed:?}"
     );
     let refused = engine
         .invoke("ensure-references", &skipped)
@@ -411,8 +412,12 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
     assert_eq!(output["enrich"]["output"]["done"], true, "{output:#}");
     let enriched = output["enrich"]["output"]["edits"].as_u64().unwrap();
     assert!(enriched > 100, "{output:#}");
+    // Several assets' edits a request (aliased `editAsset`s).
     let edits = ls.control().count("POST graphql:editAsset");
-    assert!(edits >= enriched, "{edits} edits sent for {enriched}");
+    assert!(
+        edits < enriched && edits >= enriched.div_ceil(20),
+        "{edits} requests for {enriched} edits"
+    );
     assert_eq!(
         shared::lease::holder(store).await.unwrap(),
         None,

@@ -294,7 +294,7 @@ async fn link_resolves_a_conflict_and_ignore_keeps_hands_off() {
         .unwrap()
         .clone();
     let chosen = conflict.candidates[0];
-    let ids = shared::custom_fields::resolve(&world.cw_client, &std::collections::HashMap::new())
+    let ids = shared::custom_fields::resolve(&world.cw_client, &SyncSettings::default())
         .await
         .unwrap();
     let cleared = shared::overrides::link(&world.cw_client, &ids, &conflict.asset_key, chosen)

@@ -350,6 +350,33 @@ class TemplateTest(unittest.TestCase):
                                         properties.get("DatapointsToAlarm", 1), name)
                 self.assertEqual(properties["Period"] % 60, 0, name)
 
+    def test_the_sync_lease_is_given_up_before_the_enrichment_and_both_at_the_end(self):
+        """A first enrichment writes for many hours: held under the sync's lease, it would
+        skip every hourly sync meanwhile; a path that ends without releasing a lease
+        skips runs until it lapses."""
+        states = definition()["States"]
+
+        def path(start, stop):
+            seen, name = [], start
+            while name not in stop:
+                seen.append(name)
+                state = states[name]
+                name = state.get("Next") or state.get("Default")
+            return seen + [name]
+
+        for start in ("AnythingToModify", "ModifyConfigurations"):
+            step = states[start].get("Next") or states[start].get("Default")
+            self.assertEqual(path(step, {"Enrich"})[:2], ["ReleaseLease", "PrepareEnrichment"], start)
+        self.assertEqual(path("RecordReport", {"Done"}), ["RecordReport", "ReleaseEnrichmentLease", "Done"])
+        self.assertEqual(
+            path("RecordFailure", {"Failed"}),
+            ["RecordFailure", "ReleaseLeaseAfterFailure", "ReleaseEnrichmentLeaseAfterFailure", "Failed"],
+        )
+        for name in ("ReleaseLease", "ReleaseEnrichmentLease", "ReleaseLeaseAfterFailure",
+                     "ReleaseEnrichmentLeaseAfterFailure"):
+            self.assertEqual(states[name]["Catch"][0]["Next"], states[name]["Next"],
+                             f"{name}: a failed release goes on all the same")
+
     def test_a_run_can_time_out_so_the_timed_out_alarm_can_fire(self):
         """Without the definition's TimeoutSeconds a stuck run never times out, and
         RunTimedOutAlarm watches a metric that is never published."""
@@ -495,13 +522,17 @@ class IamTest(unittest.TestCase):
             if state["Resource"].startswith("arn:aws:states:::dynamodb:")
             and state["Resource"].split(":")[-1].split(".")[0] not in ("putItem", "getItem")
         ]
-        self.assertEqual(sorted(n for n, _ in deletes), ["ReleaseLease", "ReleaseLeaseAfterFailure"])
+        self.assertEqual(sorted(n for n, _ in deletes), [
+            "ReleaseEnrichmentLease", "ReleaseEnrichmentLeaseAfterFailure",
+            "ReleaseLease", "ReleaseLeaseAfterFailure",
+        ])
         for name, state in deletes:
             with self.subTest(state=name):
                 self.assertEqual(state["Resource"], "arn:aws:states:::dynamodb:deleteItem")
                 parameters = state["Parameters"]
                 self.assertEqual(substituted(parameters["TableName"], substitutions, self.resources), TABLE)
-                self.assertEqual(parameters["Key"], {"pk": {"S": "lease/sync"}, "sk": {"S": "v"}})
+                lease = "lease/enrich" if "Enrichment" in name else "lease/sync"
+                self.assertEqual(parameters["Key"], {"pk": {"S": lease}, "sk": {"S": "v"}})
                 self.assertEqual(parameters.get("ConditionExpression"), "#owner = :run")
                 self.assertEqual(parameters.get("ExpressionAttributeNames"), {"#owner": "owner"})
                 self.assertEqual(parameters.get("ExpressionAttributeValues"),

@@ -160,6 +160,11 @@ impl RatePacer {
         }
     }
 
+    /// The window its limit counts over.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
     /// Waits until one more request fits in the window, and books it.
     pub async fn acquire(&self) -> PacerSlot {
         loop {
@@ -264,6 +269,13 @@ impl RatePacer {
 
     /// How long until one more request fits in the window (zero when one does now).
     pub async fn wait_for_room(&self) -> Duration {
+        self.wait_for_room_leaving(0).await
+    }
+
+    /// How long until one more request fits in the window with `reserve` requests of it
+    /// still left for others (zero when one does now).
+    pub async fn wait_for_room_leaving(&self, reserve: usize) -> Duration {
+        let limit = self.limit.saturating_sub(reserve).max(1);
         let state = self.state.lock().await;
         let now = tokio::time::Instant::now();
         let live: Vec<Option<tokio::time::Instant>> = state
@@ -272,12 +284,12 @@ impl RatePacer {
             .map(|(_, done)| done.map(|(t, _)| t))
             .filter(|done| done.is_none_or(|t| now.duration_since(t) < self.window))
             .collect();
-        if live.len() < self.limit {
+        if live.len() < limit {
             return Duration::ZERO;
         }
         // Room for one more once `excess + 1` answers have left the window, oldest first;
         // with too few answered (the rest in flight), a whole window is the bound.
-        let excess = live.len() - self.limit;
+        let excess = live.len() - limit;
         let mut answered: Vec<tokio::time::Instant> = live.into_iter().flatten().collect();
         answered.sort();
         answered.get(excess).map_or(self.window, |t| {

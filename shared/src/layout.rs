@@ -25,16 +25,21 @@
 //! | `run/{id}/conflicts/{section}/{part}` | [`ConflictReport`]s | match | run TTL |
 //! | `run/{id}/match-failed/{section}/{part}` | assets match failed ([`Rejected`]) | match | run TTL |
 //! | `run/{id}/enrich/plan` | the enrichment's plan | ticket-agreement-enrich | run TTL |
+//! | `run/{id}/enrich/planning` | where planning stands when an invocation stopped before the plan was whole | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/edits/{n}/{part}` | the planned asset edits | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/plan-failed/{part}` | assets the plan could not edit ([`Rejected`]) | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
 //! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
+//! | `enrich/known/{kind}-pending/{part}` | records read whose `/configurations` the next invocation reads (a read stopped at its deadline) | ticket-agreement-enrich | [`KNOWN_TTL`] |
 //! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (90 days, `SyncSettings::report_ttl`) |
 //! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
 //! | `cache/references/{kind}`, `cache/references/{kind}/part/{part}` | reference name → id, per kind, in parts | ensure-references | reference TTL (24 h, `SyncSettings::reference_ttl`) |
-//! | `lease/sync` | the run holding the lease ([`LeaseHolder`]) | fetch-assets, every step renews | [`LEASE_TTL`] |
+//! | `lease/sync` | the run holding the sync's lease ([`LeaseHolder`]) | fetch-assets, every step renews | [`LEASE_TTL`] |
+//! | `lease/enrich` | the run holding the enrichment's lease ([`LeaseHolder`]) | ticket-agreement-enrich, every invocation renews | [`LEASE_TTL`] |
 //! | `quota/lansweeper/{token hash}` | when each request of the token's hour was sent | every Lansweeper user | the quota's hour and 5 minutes |
 //! | `mapping` | sites to companies ([`crate::mapping`]) | `lscw mapping` | [`KEPT`] |
+//! | `{item}/lock` (`mapping`, the quota ledger) | the write lock of one read-change-write ([`crate::store::exclusive`]) | whoever writes the item | 15 s |
+//! | `tuning/lansweeper-edit-batch` | how many `editAsset`s one request carries (what last worked) | ticket-agreement-enrich | [`KEPT`] |
 //! | `overrides` | assets and configurations the sync leaves alone ([`crate::overrides`]) | `lscw ignore` | [`KEPT`] |
 
 use std::collections::HashMap;
@@ -156,6 +161,12 @@ pub fn enrich_edits(run_id: &str, n: usize) -> String {
     in_run(run_id, &format!("enrich/edits/{n:04}"))
 }
 
+/// Where the enrichment's planning stands when an invocation stopped before the plan
+/// was whole.
+pub fn enrich_planning(run_id: &str) -> String {
+    in_run(run_id, "enrich/planning")
+}
+
 /// The prefix of the parts of the assets the enrichment's plan could not edit.
 pub fn enrich_plan_failed(run_id: &str) -> String {
     in_run(run_id, "enrich/plan-failed")
@@ -176,6 +187,11 @@ pub fn known_records(kind: &str) -> String {
     format!("{KNOWN}/{kind}")
 }
 
+/// The records of `kind` read whose `/configurations` are still to read.
+pub fn known_pending(kind: &str) -> String {
+    format!("{KNOWN}/{kind}-pending")
+}
+
 pub fn run_summary(run_id: &str) -> String {
     format!("report/{run_id}")
 }
@@ -188,8 +204,12 @@ pub fn reference_cache(kind: ReferenceKind) -> String {
     format!("cache/references/{}", kind.label())
 }
 
-/// The lease's item.
+/// The sync's lease item.
 pub const LEASE: &str = "lease/sync";
+
+/// The enrichment's lease item: held beside the sync's, so the hourly sync goes on while
+/// a long enrichment writes.
+pub const ENRICH_LEASE: &str = "lease/enrich";
 
 /// Where every user of one Lansweeper token keeps the requests it spent: named by a
 /// hash of the token, never by the token.
@@ -198,6 +218,9 @@ pub fn lansweeper_quota(token_hash: u64) -> String {
 }
 
 pub const MAPPING: &str = "mapping";
+
+/// How many `editAsset`s the enrichment sends in one request: what last worked.
+pub const LANSWEEPER_EDIT_BATCH: &str = "tuning/lansweeper-edit-batch";
 
 pub const OVERRIDES: &str = "overrides";
 
@@ -529,8 +552,10 @@ mod tests {
             RECENT_RUNS.to_string(),
             reference_cache(ReferenceKind::Type),
             LEASE.to_string(),
+            ENRICH_LEASE.to_string(),
             lansweeper_quota(0xfeed),
             MAPPING.to_string(),
+            LANSWEEPER_EDIT_BATCH.to_string(),
             OVERRIDES.to_string(),
             KNOWN.to_string(),
             known_records("tickets"),

@@ -11,40 +11,91 @@ use serde::{Deserialize, Serialize};
 use crate::clock::epoch_millis;
 use crate::lansweeper::LansweeperClient;
 use crate::layout;
-use crate::store::{Store, StoreError, StoreExt};
+use crate::store::{Store, StoreError, StoreExt, exclusive};
 
 /// When each request still counting against the quotas finished (epoch ms).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Ledger {
     spent: Vec<u64>,
+    /// Requests the last sync's fetch made: what the enrichment leaves of the hour.
+    #[serde(default)]
+    fetch_requests: u64,
 }
 
-/// Counts what others spent with this token against the client's quotas.
-pub async fn load<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<(), StoreError> {
-    if let Some(ledger) = store
+/// The least of the hourly quota the enrichment leaves for the sync's next fetch.
+const MIN_FETCH_RESERVE: usize = 50;
+
+/// How the token's hour is shared, as the ledger says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Requests of the hour the enrichment leaves untouched, so the hourly sync's fetch
+    /// is never starved by a long enrichment: the last fetch's requests and a quarter more.
+    pub fetch_reserve: usize,
+}
+
+/// Counts what others spent with this token against the client's quotas; answers how
+/// the hour is shared.
+pub async fn load<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<Share, StoreError> {
+    let ledger = store
         .get::<Ledger>(&layout::lansweeper_quota(lansweeper.token_hash()))
         .await?
-    {
-        lansweeper.adopt_spent(&ledger.spent).await;
-    }
-    Ok(())
+        .unwrap_or_default();
+    lansweeper.adopt_spent(&ledger.spent).await;
+    let last_fetch = usize::try_from(ledger.fetch_requests).unwrap_or(usize::MAX);
+    Ok(Share {
+        fetch_reserve: last_fetch
+            .saturating_add(last_fetch / 4)
+            .max(MIN_FETCH_RESERVE),
+    })
 }
 
 /// Adds what the client spent to what the store holds.
 pub async fn save<S: Store>(store: &S, lansweeper: &LansweeperClient) -> Result<(), StoreError> {
+    merge(store, lansweeper, None).await
+}
+
+/// As [`save`], after a sync's fetch that made `requests` requests.
+pub async fn save_after_fetch<S: Store>(
+    store: &S,
+    lansweeper: &LansweeperClient,
+    requests: u64,
+) -> Result<(), StoreError> {
+    merge(store, lansweeper, Some(requests)).await
+}
+
+/// Adds what the client spent to the ledger, with no other process's save between the
+/// read and the write (one lost would let the next process find room the quota lacks).
+async fn merge<S: Store>(
+    store: &S,
+    lansweeper: &LansweeperClient,
+    fetch_requests: Option<u64>,
+) -> Result<(), StoreError> {
     let key = layout::lansweeper_quota(lansweeper.token_hash());
+    let update = merge_unlocked(store, lansweeper, &key, fetch_requests);
+    exclusive(store, &key, update).await
+}
+
+async fn merge_unlocked<S: Store>(
+    store: &S,
+    lansweeper: &LansweeperClient,
+    key: &str,
+    fetch_requests: Option<u64>,
+) -> Result<(), StoreError> {
     let horizon = lansweeper.quota_horizon();
     let now = epoch_millis();
     let oldest = now.saturating_sub(horizon.as_millis() as u64);
-    let mut spent = store.get::<Ledger>(&key).await?.unwrap_or_default().spent;
-    spent.extend(lansweeper.spent().await);
-    spent.retain(|&at| at > oldest);
-    spent.sort_unstable();
-    spent.dedup();
+    let mut ledger = store.get::<Ledger>(key).await?.unwrap_or_default();
+    ledger.spent.extend(lansweeper.spent().await);
+    ledger.spent.retain(|&at| at > oldest);
+    ledger.spent.sort_unstable();
+    ledger.spent.dedup();
+    if let Some(requests) = fetch_requests {
+        ledger.fetch_requests = requests;
+    }
     // Kept a little longer than the horizon, so a run starting just after still sees it.
     let ttl = horizon + Duration::from_secs(300);
-    store.put(&key, &Ledger { spent }, ttl).await
+    store.put(key, &ledger, ttl).await
 }
 
 #[cfg(test)]
@@ -96,5 +147,73 @@ mod tests {
         load(&store, &other).await.unwrap();
         assert!(other.spent().await.is_empty(), "another token's quota");
         assert_eq!(other.wait_before_next().await, Duration::ZERO);
+    }
+
+    /// The enrichment leaves the hour's last requests to the sync: the last fetch's
+    /// requests and a quarter more (at least fifty), so an enrichment writing for hours
+    /// never makes the hourly fetch wait for the quota.
+    ///
+    /// Breaking it looks like: an enrichment that spends the whole hour, and the next sync
+    /// stalled behind it.
+    #[tokio::test]
+    async fn the_enrichment_leaves_the_sync_s_fetch_its_share_of_the_hour() {
+        let store = MemoryStore::new();
+        let enrichment = client("token-a");
+        assert_eq!(
+            load(&store, &enrichment).await.unwrap().fetch_reserve,
+            MIN_FETCH_RESERVE,
+            "before any fetch"
+        );
+        let fetch = client("token-a");
+        save_after_fetch(&store, &fetch, 400).await.unwrap();
+        let share = load(&store, &enrichment).await.unwrap();
+        assert_eq!(share.fetch_reserve, 500);
+        // 1,600 requests of the hour spent, spread so the minute's quota is free.
+        let now = epoch_millis();
+        let spent: Vec<u64> = (0..1_600).map(|n| now - 3_000_000 + n * 1_000).collect();
+        enrichment.adopt_spent(&spent).await;
+        assert_eq!(
+            enrichment.wait_before_next().await,
+            Duration::ZERO,
+            "the sync itself may go on"
+        );
+        let wait = enrichment
+            .wait_before_next_leaving(share.fetch_reserve)
+            .await;
+        assert!(
+            wait > Duration::from_secs(500),
+            "the enrichment waits for requests to age out of the hour: {wait:?}"
+        );
+        // An enrichment's own save keeps the fetch's count for the next load.
+        save(&store, &enrichment).await.unwrap();
+        assert_eq!(load(&store, &fetch).await.unwrap().fetch_reserve, 500);
+    }
+
+    /// Breaking it looks like: two processes saving at once, one's requests lost from the
+    /// ledger, and the next process finding room the quota lacks.
+    #[tokio::test]
+    async fn processes_saving_at_once_lose_none_of_each_other_s_requests() {
+        let store = MemoryStore::interleaved();
+        let now = epoch_millis();
+        let mut saves = tokio::task::JoinSet::new();
+        for n in 0..8 {
+            let store = store.clone();
+            saves.spawn(async move {
+                let process = client("token-a");
+                let spent: Vec<u64> = (0..10).map(|i| now - 1_000_000 + n * 100 + i).collect();
+                process.adopt_spent(&spent).await;
+                save(&store, &process).await
+            });
+        }
+        while let Some(saved) = saves.join_next().await {
+            saved.unwrap().unwrap();
+        }
+        let next = client("token-a");
+        load(&store, &next).await.unwrap();
+        assert_eq!(
+            next.spent().await.len(),
+            80,
+            "every process's requests, once"
+        );
     }
 }

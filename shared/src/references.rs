@@ -52,7 +52,11 @@ impl ReferenceKind {
         }
     }
 
+    /// The kind a configuration member references (`locationId` is the location's too).
     pub fn from_configuration_field(field: &str) -> Option<Self> {
+        if field == "locationId" {
+            return Some(Self::Location);
+        }
         Self::ALL
             .into_iter()
             .find(|k| k.configuration_field() == field)
@@ -222,6 +226,50 @@ pub async fn ensure<S: Store>(
         }
     }
     Ok(outcome)
+}
+
+/// A reference ConnectWise refused as missing (deleted or merged behind the cache): the
+/// names that had `stale_id` (in the cache, or in `resolved`, the ids the run wrote with)
+/// are dropped from the cache, and those of `spellings` (the run's names, as the assets
+/// spell them) resolved again — the id ConnectWise now has for the name, else a new
+/// reference. Answers the id now in force, or `None` when no name had the id.
+///
+/// # Errors
+/// ConnectWise or the store fails.
+pub async fn replace_stale<S: Store>(
+    client: &ConnectWiseClient,
+    store: &S,
+    kind: ReferenceKind,
+    stale_id: i64,
+    resolved: &ReferenceIds,
+    spellings: &ReferenceNames,
+    options: &EnsureOptions,
+) -> Result<Option<i64>, ReferenceError> {
+    let key = (options.cache_key)(kind);
+    let mut known = cached(store, &key).await?;
+    let stale: BTreeSet<String> = known
+        .iter()
+        .chain(resolved.0.get(&kind).into_iter().flatten())
+        .filter(|(_, id)| **id == stale_id)
+        .map(|(name, _)| name.clone())
+        .collect();
+    if stale.is_empty() {
+        return Ok(None);
+    }
+    if known.values().any(|id| *id == stale_id) {
+        known.retain(|_, id| *id != stale_id);
+        let entries: Vec<(&String, &i64)> = known.iter().collect();
+        store.put_list(&key, &entries, options.cache_ttl).await?;
+    }
+    tracing::warn!(kind = kind.label(), stale_id, names = ?stale, "a cached reference is gone from ConnectWise; resolved again");
+    let mut needed = ReferenceNames::default();
+    for name in spellings.0.get(&kind).into_iter().flatten() {
+        if stale.contains(&name_key(name)) {
+            needed.add(kind, Some(name));
+        }
+    }
+    let outcome = ensure(client, store, &needed, options).await?;
+    Ok(stale.iter().find_map(|name| outcome.ids.get(kind, name)))
 }
 
 async fn list_names(

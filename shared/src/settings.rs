@@ -19,6 +19,12 @@ pub struct SyncSettings {
     pub structure_level: Option<i64>,
     /// `CW_CUSTOM_FIELD_IDS`: `ls_asset_id=5,ls_asset_url=6,…`; discovered by caption when unset.
     pub custom_field_ids: HashMap<String, i64>,
+    /// `CW_CONFIGURATION_POD_ID`: the configurations screen's `podId` among ConnectWise's
+    /// custom field definitions; found from a configuration's fields when unset.
+    pub configuration_pod_id: Option<i64>,
+    /// `CW_CREATE_CUSTOM_FIELDS=true`: ensure-references creates the sync's custom fields
+    /// that ConnectWise lacks (off by default: `lscw doctor --fix` does it once).
+    pub create_custom_fields: bool,
     /// `CW_MATCH_CONDITIONS`: which configurations take part in matching.
     pub match_conditions: Option<String>,
     pub staging_ttl: Duration,
@@ -45,6 +51,8 @@ impl Default for SyncSettings {
             target_company: String::new(),
             structure_level: None,
             custom_field_ids: HashMap::new(),
+            configuration_pod_id: None,
+            create_custom_fields: false,
             match_conditions: None,
             // Longer than a run may last (the state machine stops one after three days,
             // a first enrichment of 100,000 assets included): a run's records outlive it.
@@ -89,6 +97,16 @@ impl SyncSettings {
             target_company: value("CW_TARGET_COMPANY").unwrap_or_default(),
             structure_level: number("CW_LOCATION_STRUCTURE_LEVEL")?,
             custom_field_ids,
+            configuration_pod_id: number("CW_CONFIGURATION_POD_ID")?,
+            create_custom_fields: match value("CW_CREATE_CUSTOM_FIELDS").as_deref() {
+                None | Some("false" | "0" | "") => false,
+                Some("true" | "1") => true,
+                Some(other) => {
+                    return Err(PipelineError::Config(format!(
+                        "CW_CREATE_CUSTOM_FIELDS must be true or false, got `{other}`"
+                    )));
+                }
+            },
             match_conditions: value("CW_MATCH_CONDITIONS"),
             field_policies: match value("CW_FIELD_POLICY") {
                 Some(text) => FieldPolicies::parse(&text, &MatchSpec::for_staged_assets())

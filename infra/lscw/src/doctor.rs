@@ -40,7 +40,7 @@ impl Findings {
     clippy::too_many_lines,
     reason = "the checks in the order an operator fixes them, each line printed as it is made"
 )]
-pub async fn run() -> anyhow::Result<bool> {
+pub async fn run(fix: bool) -> anyhow::Result<bool> {
     let mut findings = Findings::default();
     let lookup = match Lookup::load().await {
         Ok(lookup) => {
@@ -85,18 +85,28 @@ pub async fn run() -> anyhow::Result<bool> {
     let lansweeper = lansweeper(&mut findings, get).await;
 
     if let Some(client) = &connectwise {
-        match shared::custom_fields::resolve(client, &settings.custom_field_ids).await {
-            Ok(ids) => {
-                let mut listed: Vec<String> =
-                    ids.iter().map(|(caption, id)| format!("{caption}={id}")).collect();
+        match shared::custom_fields::find_or_create(client, &settings, fix).await {
+            Ok(found) => {
+                let mut listed: Vec<String> = found
+                    .ids
+                    .iter()
+                    .map(|(caption, id)| format!("{caption}={id}"))
+                    .collect();
                 listed.sort();
-                findings.pass("custom fields", &listed.join(", "));
+                let mut text = listed.join(", ");
+                if !found.created.is_empty() {
+                    text.push_str(&format!(" (created now: {})", found.created.join(", ")));
+                }
+                findings.pass("custom fields", &text);
             }
-            Err(error) => findings.fail(
-                "custom fields",
-                &error.to_string(),
-                "create ls_asset_id, ls_asset_url (Text), ls_software (TextArea), ls_asset_location (Text) on configurations, or correct CW_CUSTOM_FIELD_IDS",
-            ),
+            Err(error) => {
+                findings.fail(
+                    "custom fields",
+                    &error.to_string(),
+                    "`lscw doctor --fix` creates the missing ones (ls_asset_id, ls_asset_url, ls_asset_location as Text, ls_software as TextArea), or correct CW_CUSTOM_FIELD_IDS",
+                );
+                list_screens(client).await;
+            }
         }
     }
 
@@ -125,13 +135,17 @@ pub async fn run() -> anyhow::Result<bool> {
 
     if let Some(client) = &lansweeper {
         match shared::quota::load(&store, client).await {
-            Ok(()) => {
+            Ok(share) => {
                 let wait = client.wait_before_next().await;
                 let spent = client.spent().await.len();
                 if wait.is_zero() {
                     findings.pass(
                         "Lansweeper quota",
-                        &format!("room now ({spent} requests of this token still count against its windows)"),
+                        &format!(
+                            "room now ({spent} requests of this token still count against its windows; \
+                             the enrichment leaves {} of each hour to the sync's fetch)",
+                            share.fetch_reserve
+                        ),
                     );
                 } else {
                     findings.fail(
@@ -314,5 +328,28 @@ async fn check_mapping(
             &error.to_string(),
             "`lscw mapping list`, then `lscw mapping set` the site with an existing company",
         ),
+    }
+}
+
+/// The custom field screens (`podId`) and their captions, so an operator can name the
+/// configurations' in `CW_CONFIGURATION_POD_ID`.
+async fn list_screens(client: &shared::connectwise::ConnectWiseClient) {
+    let Ok(definitions) = shared::custom_fields::definitions(client, "id > 0").await else {
+        return;
+    };
+    let mut screens: std::collections::BTreeMap<i64, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for definition in &definitions {
+        if let (Some(pod), Some(caption)) = (
+            definition.get("podId").and_then(serde_json::Value::as_i64),
+            definition
+                .get("caption")
+                .and_then(serde_json::Value::as_str),
+        ) {
+            screens.entry(pod).or_default().push(caption.to_string());
+        }
+    }
+    for (pod, captions) in screens {
+        println!("    screen podId {pod}: {}", captions.join(", "));
     }
 }

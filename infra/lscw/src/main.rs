@@ -135,14 +135,19 @@ enum Command {
         #[command(subcommand)]
         action: mapping::MappingAction,
     },
-    /// The run lease: which run holds it, or give it up for a run that died holding it.
+    /// The run leases: which run holds each, or give one up for a run that died holding it.
     Lease {
         #[command(subcommand)]
         action: LeaseAction,
     },
     /// Checks the configuration end to end, reading only: both APIs, credentials,
     /// custom fields, the mapping, the quota, the table and the secret.
-    Doctor,
+    Doctor {
+        /// Also create the sync's custom fields ConnectWise lacks, on the configurations
+        /// screen (a field of the same caption and another type is never changed or reused).
+        #[arg(long)]
+        fix: bool,
+    },
     /// The whole sync against in-process simulators, twice: no AWS account needed.
     Demo,
     /// One state of the state machine in a process of its own (what `make bench` runs).
@@ -180,11 +185,15 @@ enum Ignored {
 
 #[derive(Subcommand)]
 enum LeaseAction {
-    /// Which run holds the lease, since when, until when.
+    /// Which run holds each lease (the sync's, the enrichment's), since when, until when.
     Show,
-    /// Give the lease up whoever holds it (only for a run that is known to be dead: a live
-    /// one would then overlap with the next).
-    Release,
+    /// Give the sync's lease up whoever holds it (only for a run that is known to be dead:
+    /// a live one would then overlap with the next).
+    Release {
+        /// The enrichment's lease instead of the sync's.
+        #[arg(long)]
+        enrichment: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -317,8 +326,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sync::print_runs(&store).await
         }
         Command::Lease { action } => lease(action).await,
-        Command::Doctor => {
-            if doctor::run().await? {
+        Command::Doctor { fix } => {
+            if doctor::run(fix).await? {
                 Ok(())
             } else {
                 anyhow::bail!("lscw doctor found problems (above)")
@@ -405,8 +414,7 @@ async fn report(
 /// Makes a configuration the asset's, clearing the link of any other.
 async fn link(asset_key: String, configuration_id: i64) -> anyhow::Result<()> {
     let env = environment(false).await?;
-    let ids =
-        shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids).await?;
+    let ids = shared::custom_fields::resolve(&env.connectwise, &env.settings).await?;
     let cleared =
         shared::overrides::link(&env.connectwise, &ids, &asset_key, configuration_id).await?;
     println!("configuration {configuration_id} is asset {asset_key}'s");
@@ -433,8 +441,7 @@ async fn approve_retirements(approve: String) -> anyhow::Result<()> {
 /// Clears a configuration's link to its asset.
 async fn unlink(configuration_id: i64) -> anyhow::Result<()> {
     let env = environment(false).await?;
-    let ids =
-        shared::custom_fields::resolve(&env.connectwise, &env.settings.custom_field_ids).await?;
+    let ids = shared::custom_fields::resolve(&env.connectwise, &env.settings).await?;
     match shared::overrides::unlink(&env.connectwise, &ids, configuration_id).await? {
         Some(key) => {
             println!("configuration {configuration_id} no longer carries asset {key}");
@@ -444,28 +451,36 @@ async fn unlink(configuration_id: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Shows or releases the run lease.
+/// Shows both leases, or releases one.
 async fn lease(action: LeaseAction) -> anyhow::Result<()> {
     let store = AnyStore::from_lookup(&Lookup::load().await?).await;
-    let held = match action {
-        LeaseAction::Show => shared::lease::holder(&store).await?,
-        LeaseAction::Release => shared::lease::force_release(&store).await?,
-    };
-    match (held, action) {
-        (None, _) => println!("the lease is free"),
-        (Some(holder), LeaseAction::Show) => {
+    let named = [
+        ("sync", shared::lease::SYNC),
+        ("enrichment", shared::lease::ENRICHMENT),
+    ];
+    match action {
+        LeaseAction::Show => {
             let now = shared::clock::epoch_seconds();
             let minutes = |seconds: u64| seconds.div_ceil(60);
-            println!(
-                "held by {} for {} min (since {}, epoch s); lapses in {} min unless renewed",
-                holder.run_id,
-                minutes(now.saturating_sub(holder.started_at)),
-                holder.started_at,
-                minutes(holder.expires_at.saturating_sub(now)),
-            );
+            for (name, lease) in named {
+                match lease.holder(&store).await? {
+                    None => println!("{name} lease: free"),
+                    Some(holder) => println!(
+                        "{name} lease: held by {} for {} min (since {}, epoch s); lapses in {} min unless renewed",
+                        holder.run_id,
+                        minutes(now.saturating_sub(holder.started_at)),
+                        holder.started_at,
+                        minutes(holder.expires_at.saturating_sub(now)),
+                    ),
+                }
+            }
         }
-        (Some(holder), LeaseAction::Release) => {
-            println!("released the lease of {}", holder.run_id);
+        LeaseAction::Release { enrichment } => {
+            let (name, lease) = named[usize::from(enrichment)];
+            match lease.force_release(&store).await? {
+                None => println!("the {name} lease is free"),
+                Some(holder) => println!("released the {name} lease of {}", holder.run_id),
+            }
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! read rebuilds everything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -61,9 +62,28 @@ pub struct KnownRecords {
     pub scope: String,
     /// The newest `lastUpdated` seen: the next refresh reads from there.
     pub newest: Option<String>,
+    /// Records read whose `/configurations` are not read yet (a refresh stopped at its
+    /// deadline): the next refresh reads them before anything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Unattached>,
+}
+
+/// A record read, its `/configurations` still to read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unattached {
+    pub id: i64,
+    pub record: RecordText,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
 }
 
 impl KnownRecords {
+    /// Every record read has its `/configurations` (no refresh stopped halfway).
+    pub fn is_complete(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Records by the configurations attached to them, each list by record id.
     pub fn by_configuration(&self) -> HashMap<i64, Vec<&RecordText>> {
         let mut by: HashMap<i64, Vec<&RecordText>> = HashMap::new();
@@ -83,6 +103,9 @@ pub enum Refresh {
     Full,
     /// Only what changed: this many records read, deletions found by the count.
     Changes { changed: usize, deleted: usize },
+    /// An earlier refresh stopped at its deadline: this many of its records' attachments
+    /// were read now, nothing else.
+    Resumed { attached: usize },
 }
 
 /// What to read of a kind of record.
@@ -104,7 +127,9 @@ pub fn whole(_: &mut Value) {}
 /// Brings `known` up to date: a full read when `full` is asked, when nothing is known
 /// yet or when the scope changed; otherwise the records updated since the newest change
 /// seen (a record read again unchanged costs nothing more), and a count that reveals
-/// deletions.
+/// deletions. Each new or changed record's `/configurations` is read (one request each)
+/// until `until`: what is left stays in [`KnownRecords::pending`], and the next refresh
+/// goes on with it before reading anything else, so no deadline loses what was read.
 ///
 /// # Errors
 /// ConnectWise fails past its retries.
@@ -113,7 +138,12 @@ pub async fn refresh(
     scope: &Scope<'_>,
     known: &mut KnownRecords,
     full: bool,
+    until: Option<Instant>,
 ) -> Result<Refresh, ConnectWiseError> {
+    if !known.is_complete() {
+        let attached = attach_pending(connectwise, scope, known, until).await?;
+        return Ok(Refresh::Resumed { attached });
+    }
     let key: Vec<String> = scope
         .queries
         .iter()
@@ -124,24 +154,29 @@ pub async fn refresh(
     fields.push("_info/lastUpdated");
     let since = known.newest.clone().filter(|_| !full && known.scope == key);
     let Some(since) = since else {
-        let mut fresh = KnownRecords {
+        *known = KnownRecords {
             scope: key,
             ..KnownRecords::default()
         };
         let records = read(connectwise, scope, &fields, None).await?;
-        attach(connectwise, scope, records, &mut fresh).await?;
-        *known = fresh;
+        queue(scope, records, known);
+        attach_pending(connectwise, scope, known, until).await?;
         return Ok(Refresh::Full);
     };
     let changed_since = Field::new("lastUpdated")?.ge_datetime(&since)?;
     let records = read(connectwise, scope, &fields, Some(&changed_since)).await?;
-    let changed = attach(connectwise, scope, records, known).await?;
+    let changed = queue(scope, records, known);
     let mut count = 0;
     for query in &scope.queries {
         count += connectwise.count(scope.path, query).await?;
     }
     let mut deleted = 0;
-    if count != known.records.len() as u64 {
+    let pending_new = known
+        .pending
+        .iter()
+        .filter(|p| !known.records.contains_key(&p.id))
+        .count();
+    if count != (known.records.len() + pending_new) as u64 {
         // Some were deleted (or appeared unseen): their ids settle which.
         let listed: HashSet<i64> = read(connectwise, scope, &["id"], None)
             .await?
@@ -150,11 +185,13 @@ pub async fn refresh(
             .collect();
         let before = known.records.len();
         known.records.retain(|id, _| listed.contains(id));
+        known.pending.retain(|p| listed.contains(&p.id));
         deleted = before - known.records.len();
+        let queued: HashSet<i64> = known.pending.iter().map(|p| p.id).collect();
         let unseen: Vec<i64> = listed
             .iter()
             .copied()
-            .filter(|id| !known.records.contains_key(id))
+            .filter(|id| !known.records.contains_key(id) && !queued.contains(id))
             .collect();
         for condition in Field::new("id")?.is_in_chunks(unseen, MAX_CONDITION_CHARS) {
             let by_id = Scope {
@@ -162,9 +199,10 @@ pub async fn refresh(
                 ..*scope
             };
             let records = read(connectwise, &by_id, &fields, None).await?;
-            attach(connectwise, scope, records, known).await?;
+            queue(scope, records, known);
         }
     }
+    attach_pending(connectwise, scope, known, until).await?;
     Ok(Refresh::Changes { changed, deleted })
 }
 
@@ -222,15 +260,10 @@ async fn read(
     Ok(records)
 }
 
-/// Puts the records in `known`, reading the `/configurations` (8 in flight) of those
-/// new or changed since they were read; answers how many were.
-async fn attach(
-    connectwise: &ConnectWiseClient,
-    scope: &Scope<'_>,
-    records: Vec<Fresh>,
-    known: &mut KnownRecords,
-) -> Result<usize, ConnectWiseError> {
-    let mut tasks = tokio::task::JoinSet::new();
+/// Puts the records in `known`: those new or changed since they were read wait in
+/// [`KnownRecords::pending`] for their `/configurations` (when the scope has them);
+/// answers how many were new or changed.
+fn queue(scope: &Scope<'_>, records: Vec<Fresh>, known: &mut KnownRecords) -> usize {
     let mut changed = 0;
     for Fresh {
         id,
@@ -253,7 +286,14 @@ async fn attach(
             continue;
         }
         changed += 1;
-        if !scope.attachments {
+        if scope.attachments {
+            known.pending.retain(|p| p.id != id);
+            known.pending.push(Unattached {
+                id,
+                record,
+                updated,
+            });
+        } else {
             known.records.insert(
                 id,
                 Known {
@@ -262,31 +302,88 @@ async fn attach(
                     updated,
                 },
             );
-            continue;
         }
-        let client = connectwise.clone();
-        let sub = format!("{}/{id}/configurations", scope.path);
-        // The run id and step stay on whatever the task logs.
-        tasks.spawn(
-            async move {
-                let mut ids = Vec::new();
-                client
-                    .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
-                        ids.extend(
-                            page.iter()
-                                .filter_map(|c| c.get("id").and_then(Value::as_i64)),
-                        );
-                        Ok(())
-                    })
-                    .await
-                    .map(|_| (id, record, ids, updated))
-            }
-            .instrument(tracing::Span::current()),
-        );
     }
-    while let Some(joined) = tasks.join_next().await {
-        let (id, record, mut configurations, updated) =
-            joined.map_err(|e| ConnectWiseError::Decode(format!("task: {e}")))??;
+    changed
+}
+
+/// Attachments read between two looks at the clock: 8 requests in flight, a few seconds.
+const ATTACH_CHUNK: usize = 64;
+
+/// Reads the `/configurations` of the pending records (8 in flight) and moves them into
+/// `known.records`, until none is left or `until` has passed; answers how many moved.
+async fn attach_pending(
+    connectwise: &ConnectWiseClient,
+    scope: &Scope<'_>,
+    known: &mut KnownRecords,
+    until: Option<Instant>,
+) -> Result<usize, ConnectWiseError> {
+    let mut attached = 0;
+    while !known.pending.is_empty() {
+        // At least one chunk a call, so a deadline already past still makes progress.
+        if attached > 0 && until.is_some_and(|until| Instant::now() >= until) {
+            tracing::info!(
+                path = scope.path,
+                left = known.pending.len(),
+                "attachments left for the next invocation"
+            );
+            break;
+        }
+        let take = known.pending.len().min(ATTACH_CHUNK);
+        let chunk: Vec<Unattached> = known.pending.drain(..take).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for Unattached {
+            id,
+            record,
+            updated,
+        } in chunk.iter().cloned()
+        {
+            let client = connectwise.clone();
+            let sub = format!("{}/{id}/configurations", scope.path);
+            // The run id and step stay on whatever the task logs.
+            tasks.spawn(
+                async move {
+                    let mut ids = Vec::new();
+                    client
+                        .for_each_page(&sub, &ListQuery::default().with_fields(&["id"]), |page| {
+                            ids.extend(
+                                page.iter()
+                                    .filter_map(|c| c.get("id").and_then(Value::as_i64)),
+                            );
+                            Ok(())
+                        })
+                        .await
+                        .map(|_| (id, record, ids, updated))
+                }
+                .instrument(tracing::Span::current()),
+            );
+        }
+        let mut done = Vec::with_capacity(take);
+        while let Some(joined) = tasks.join_next().await {
+            match joined.map_err(|e| ConnectWiseError::Decode(format!("task: {e}"))) {
+                Ok(Ok(read)) => done.push(read),
+                Ok(Err(error)) | Err(error) => {
+                    // Nothing of the chunk is lost: it waits for the next refresh.
+                    let read: HashSet<i64> = done.iter().map(|(id, ..)| *id).collect();
+                    known
+                        .pending
+                        .extend(chunk.into_iter().filter(|p| !read.contains(&p.id)));
+                    insert_attached(known, done);
+                    return Err(error);
+                }
+            }
+        }
+        attached += done.len();
+        insert_attached(known, done);
+    }
+    Ok(attached)
+}
+
+fn insert_attached(
+    known: &mut KnownRecords,
+    read: Vec<(i64, RecordText, Vec<i64>, Option<String>)>,
+) {
+    for (id, record, mut configurations, updated) in read {
         configurations.sort_unstable();
         known.records.insert(
             id,
@@ -297,7 +394,6 @@ async fn attach(
             },
         );
     }
-    Ok(changed)
 }
 
 #[cfg(test)]

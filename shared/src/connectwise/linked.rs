@@ -73,7 +73,7 @@ async fn attached(
         keep: known::whole,
     };
     let mut records = KnownRecords::default();
-    known::refresh(connectwise, &scope, &mut records, true).await?;
+    known::refresh(connectwise, &scope, &mut records, true, None).await?;
     Ok(records
         .by_configuration()
         .into_iter()

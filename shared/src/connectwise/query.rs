@@ -31,6 +31,7 @@ pub mod endpoint {
     pub const CONFIGURATIONS_BULK: &str = "company/configurations/bulk";
     pub const AGREEMENTS: &str = "finance/agreements";
     pub const TICKETS: &str = "service/tickets";
+    pub const USER_DEFINED_FIELDS: &str = "system/userDefinedFields";
 }
 
 /// Longest `in (…)` condition one request carries, percent-encoded: ConnectWise refuses

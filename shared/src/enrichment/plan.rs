@@ -3,11 +3,13 @@
 //! values changed, so a run over unchanged data writes nothing.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::values::{FIELDS, desired_values};
+use crate::calls::{ApiCalls, CallMeter};
 use crate::clock::epoch_seconds;
 use crate::connectwise::endpoint::{AGREEMENTS, CONFIGURATIONS, TICKETS};
 use crate::connectwise::known::{self, Known, KnownRecords, RecordText, Refresh, Scope};
@@ -51,6 +53,9 @@ pub(crate) struct EnrichPlan {
     /// The mapped sites that could not be read, with why: not enriched this run.
     #[serde(default)]
     pub sites_unread: Vec<String>,
+    /// Requests of the planning invocations before the one that finished the plan.
+    #[serde(default)]
+    pub api_calls: ApiCalls,
 }
 
 /// Makes sure every field exists; answers name → field key.
@@ -100,6 +105,9 @@ struct KnownPart {
     parts: Vec<String>,
     scope: String,
     newest: Option<String>,
+    /// Parts of the records read whose `/configurations` are still to read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<String>,
 }
 
 async fn load_part<S: Store>(store: &S, part: &KnownPart) -> Result<KnownRecords, PipelineError> {
@@ -108,6 +116,7 @@ async fn load_part<S: Store>(store: &S, part: &KnownPart) -> Result<KnownRecords
         records: records.into_iter().collect(),
         scope: part.scope.clone(),
         newest: part.newest.clone(),
+        pending: store.get_parts(&part.pending).await?,
     })
 }
 
@@ -123,17 +132,23 @@ async fn save_part<S: Store>(
             .await?,
         scope: known.scope.clone(),
         newest: known.newest.clone(),
+        pending: store
+            .put_parts(&layout::known_pending(kind), &known.pending, KNOWN_TTL)
+            .await?,
     })
 }
 
 /// The linked configurations, and the agreements and tickets by configuration: what
 /// changed since the last enrichment is read, the rest comes from the store; everything
-/// is read whole on the first run and every `ENRICH_FULL_REFRESH_DAYS`.
+/// is read whole on the first run and every `ENRICH_FULL_REFRESH_DAYS`. A read that
+/// `until` stops halfway is saved as it is and answers `None`: the next invocation (or
+/// run) goes on from there.
 async fn linked_records<S: Store>(
     connectwise: &ConnectWiseClient,
     store: &S,
     settings: &SyncSettings,
-) -> Result<Linked, PipelineError> {
+    until: Option<Instant>,
+) -> Result<Option<Linked>, PipelineError> {
     let head: Option<KnownHead> = store.get(layout::KNOWN).await?;
     let now = epoch_seconds();
     let full = head
@@ -143,6 +158,8 @@ async fn linked_records<S: Store>(
     let mut configurations = load_part(store, &head.configurations).await?;
     let mut agreements = load_part(store, &head.agreements).await?;
     let mut tickets = load_part(store, &head.tickets).await?;
+    // A full read still being finished is not started again.
+    let full = full && agreements.is_complete() && tickets.is_complete();
 
     let linked = Scope {
         path: CONFIGURATIONS,
@@ -154,7 +171,8 @@ async fn linked_records<S: Store>(
         attachments: false,
         keep: keep_link_only,
     };
-    let mut outcomes = vec![known::refresh(connectwise, &linked, &mut configurations, full).await?];
+    let mut outcomes =
+        vec![known::refresh(connectwise, &linked, &mut configurations, full, until).await?];
     let companies: BTreeSet<i64> = configurations
         .records
         .values()
@@ -181,7 +199,7 @@ async fn linked_records<S: Store>(
             attachments: true,
             keep: known::whole,
         };
-        outcomes.push(known::refresh(connectwise, &scope, known, full).await?);
+        outcomes.push(known::refresh(connectwise, &scope, known, full, until).await?);
     }
     let unchanged = outcomes.iter().all(|o| {
         *o == Refresh::Changes {
@@ -191,6 +209,8 @@ async fn linked_records<S: Store>(
     });
     if !unchanged {
         let saved = KnownHead {
+            // When the full read began: one that takes several invocations is finished,
+            // not begun again, by the next.
             full_at: if full { now } else { head.full_at },
             configurations: save_part(store, "configurations", &configurations).await?,
             agreements: save_part(store, "agreements", &agreements).await?,
@@ -198,13 +218,18 @@ async fn linked_records<S: Store>(
         };
         store.put(layout::KNOWN, &saved, KNOWN_TTL).await?;
     }
-    tracing::info!(full, outcomes = ?outcomes, "ConnectWise's side of the enrichment read");
-    Ok(Linked {
+    let complete = agreements.is_complete() && tickets.is_complete();
+    tracing::info!(full, complete, outcomes = ?outcomes, "ConnectWise's side of the enrichment read");
+    // A full read finished by this invocation was begun by an earlier one.
+    let resumed = outcomes
+        .iter()
+        .any(|o| matches!(o, Refresh::Resumed { .. }));
+    Ok(complete.then_some(Linked {
         configurations,
         agreements,
         tickets,
-        full,
-    })
+        full: full || resumed,
+    }))
 }
 
 /// ConnectWise's side of an enrichment, each record held once.
@@ -306,14 +331,44 @@ type PageContext<'a, 'r> = (
     &'a dyn Fn(i64) -> String,
 );
 
-/// The run's edits as they are planned, stored every [`EDITS_HELD`].
-#[derive(Default)]
+/// The run's edits as they are planned, stored every [`EDITS_HELD`] and at the end of
+/// each site: what a planning invocation stopped at its deadline hands to the next.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Edits {
+    #[serde(skip)]
     held: Vec<AssetEdit>,
     /// The stored parts' keys.
     parts: Vec<String>,
     total: usize,
+    #[serde(skip)]
     failed: Vec<Rejected>,
+    /// Where `failed` is stored (at a checkpoint).
+    failed_parts: Vec<String>,
+    unchanged: u64,
+    assets: u64,
+    /// Mapped sites planned whole, in the mapping's order.
+    sites_done: usize,
+    sites_unread: Vec<String>,
+    /// ConnectWise's side was read whole for this plan.
+    full_read: bool,
+    /// Requests of the planning invocations that stopped before the plan was whole.
+    api_calls: ApiCalls,
+    /// Where the site being planned when an invocation stopped goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    site_cursor: Option<String>,
+    /// The counts when that site began: what is kept should its cursor be refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    site_start: Option<Counts>,
+}
+
+/// The plan's counts at a moment, to go back to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Counts {
+    parts: usize,
+    total: usize,
+    failed: usize,
     unchanged: u64,
     assets: u64,
 }
@@ -349,23 +404,108 @@ impl Edits {
         run_id: &str,
         ttl: std::time::Duration,
     ) -> Result<(), PipelineError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
         self.total += self.held.len();
         let key = layout::enrich_edits(run_id, self.parts.len());
         let held = std::mem::take(&mut self.held);
         self.parts.extend(store.put_parts(&key, &held, ttl).await?);
         Ok(())
     }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            parts: self.parts.len(),
+            total: self.total,
+            failed: self.failed.len(),
+            unchanged: self.unchanged,
+            assets: self.assets,
+        }
+    }
+
+    /// Back to `counts`: what was planned of a site since is dropped.
+    fn back_to(&mut self, counts: Counts) {
+        self.held.clear();
+        self.parts.truncate(counts.parts);
+        self.total = counts.total;
+        self.failed.truncate(counts.failed);
+        self.unchanged = counts.unchanged;
+        self.assets = counts.assets;
+    }
+
+    /// Where the last planning invocation of the run stopped (nothing planned yet when
+    /// none did).
+    async fn resumed<S: Store>(store: &S, run_id: &str) -> Result<Self, PipelineError> {
+        let Some(mut edits) = store.get::<Self>(&layout::enrich_planning(run_id)).await? else {
+            return Ok(Self::default());
+        };
+        edits.failed = store.get_parts(&edits.failed_parts).await?;
+        Ok(edits)
+    }
+
+    /// Stores the edits held and where planning stands, for the next invocation.
+    async fn checkpoint<S: Store>(
+        &mut self,
+        store: &S,
+        run_id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), PipelineError> {
+        self.store(store, run_id, ttl).await?;
+        self.failed_parts = store
+            .put_parts(&layout::enrich_plan_failed(run_id), &self.failed, ttl)
+            .await?;
+        store
+            .put(&layout::enrich_planning(run_id), &*self, ttl)
+            .await?;
+        Ok(())
+    }
 }
 
-/// Reads both sides and stores the edits of the run, for every mapped site.
+/// How planning went in one invocation.
+pub(crate) enum Planned {
+    Whole(EnrichPlan),
+    /// Stopped at the deadline (or for Lansweeper's quota: wait this long first); the
+    /// next invocation goes on where this one stopped.
+    Unfinished {
+        wait_seconds: u64,
+    },
+}
+
+/// How one site's planning went.
+enum SitePlanned {
+    Whole,
+    /// The token cannot read it (why): not enriched this run.
+    Unread(String),
+    /// Stopped before its end; nothing of it is kept.
+    Stopped {
+        wait_seconds: u64,
+    },
+}
+
+/// Reads both sides and stores the edits of the run, for every mapped site, until
+/// `until`: a plan left unfinished is taken up by the next invocation where it stopped
+/// (ConnectWise's attachments read so far, the sites planned whole).
 pub(crate) async fn plan<S: Store>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
     store: &S,
     settings: &SyncSettings,
     run_id: &str,
-) -> Result<(), PipelineError> {
-    let linked = linked_records(connectwise, store, settings).await?;
+    until: Option<Instant>,
+    meter: &CallMeter<'_>,
+) -> Result<Planned, PipelineError> {
+    let ttl = settings.staging_ttl;
+    let mut edits = Edits::resumed(store, run_id).await?;
+    let stopped = |mut edits: Edits, wait_seconds| async move {
+        edits.api_calls += meter.read();
+        edits.checkpoint(store, run_id, ttl).await?;
+        Ok::<Planned, PipelineError>(Planned::Unfinished { wait_seconds })
+    };
+    let Some(linked) = linked_records(connectwise, store, settings, until).await? else {
+        return stopped(edits, 0).await;
+    };
+    edits.full_read |= linked.full;
     let related = Related {
         agreements: linked.agreements.by_configuration(),
         tickets: linked.tickets.by_configuration(),
@@ -385,55 +525,37 @@ pub(crate) async fn plan<S: Store>(
         Some(&settings.target_company),
     )
     .await?;
-    let ttl = settings.staging_ttl;
-    let mut edits = Edits::default();
     let configuration_url = |id| connectwise.configuration_url(id);
     let configuration_url: &dyn Fn(i64) -> String = &configuration_url;
-    let mut sites_unread = Vec::new();
-    // A site the token lost is reported alone; the other sites are enriched.
-    let unread = |site: &str, reason: &str| {
-        tracing::warn!(%run_id, %site, %reason, "site not readable; not enriched");
-        site_refused(site, reason)
-    };
-    // Custom fields are site-wide: each site has its own, with its own keys.
-    'sites: for site in &mapping.sites {
-        let lansweeper = lansweeper.for_site(&site.site);
-        let field_keys = match site_field_keys(&lansweeper, settings.dry_run).await {
-            Ok(keys) => keys,
-            Err(LansweeperError::Forbidden(reason)) => {
-                sites_unread.push(unread(&site.site, &reason));
-                continue;
+    for site in mapping.sites.iter().skip(edits.sites_done) {
+        let context = (&by_asset, &related, configuration_url);
+        let site_lansweeper = lansweeper.for_site(&site.site);
+        match plan_site(
+            &site_lansweeper,
+            store,
+            settings,
+            run_id,
+            &mut edits,
+            context,
+            until,
+        )
+        .await?
+        {
+            SitePlanned::Whole => {}
+            SitePlanned::Unread(reason) => {
+                tracing::warn!(%run_id, site = %site.site, %reason, "site not readable; not enriched");
+                edits.sites_unread.push(site_refused(&site.site, &reason));
             }
-            Err(other) => return Err(other.into()),
-        };
-        let mut pages = lansweeper.asset_pager(
-            &[
-                "key",
-                "assetCustom.fields.fieldKey",
-                "assetCustom.fields.value",
-            ],
-            None,
-        )?;
-        loop {
-            let assets = match pages.next_page().await {
-                Ok(Some(assets)) => assets,
-                Ok(None) => break,
-                Err(LansweeperError::Forbidden(reason)) => {
-                    sites_unread.push(unread(&site.site, &reason));
-                    continue 'sites;
-                }
-                Err(other) => return Err(other.into()),
-            };
-            let context = (&by_asset, &related, &field_keys, configuration_url);
-            edits.plan_page(&site.site, &assets, context);
-            if edits.held.len() >= EDITS_HELD {
-                edits.store(store, run_id, ttl).await?;
-            }
+            SitePlanned::Stopped { wait_seconds } => return stopped(edits, wait_seconds).await,
         }
+        edits.sites_done += 1;
+        edits.site_cursor = None;
+        edits.site_start = None;
+        edits.checkpoint(store, run_id, ttl).await?;
     }
     edits.store(store, run_id, ttl).await?;
     let plan = EnrichPlan {
-        full_read: linked.full,
+        full_read: edits.full_read,
         assets: edits.assets,
         unchanged: edits.unchanged,
         total: edits.total,
@@ -441,10 +563,99 @@ pub(crate) async fn plan<S: Store>(
         failed: store
             .put_parts(&layout::enrich_plan_failed(run_id), &edits.failed, ttl)
             .await?,
-        sites_unread,
+        sites_unread: edits.sites_unread,
+        api_calls: edits.api_calls,
     };
     store.put(&layout::enrich_plan(run_id), &plan, ttl).await?;
     let unchanged = plan.unchanged;
     tracing::info!(%run_id, assets = plan.assets, edits = plan.total, unchanged, "enrichment planned");
-    Ok(())
+    Ok(Planned::Whole(plan))
+}
+
+/// What a site's pages are checked against: the linked configurations by asset, their
+/// agreements and tickets, the link into ConnectWise.
+type SiteContext<'a, 'r> = (
+    &'a HashMap<String, Vec<(i64, &'r RecordText)>>,
+    &'a Related<'r>,
+    &'a dyn Fn(i64) -> String,
+);
+
+/// One site's edits, page by page, until `until` (or until Lansweeper's quota would
+/// make the next page wait past it): a site stopped halfway goes on from its cursor in
+/// the next invocation. At least one page a call, so a deadline already past still
+/// makes progress.
+async fn plan_site<S: Store>(
+    lansweeper: &LansweeperClient,
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    edits: &mut Edits,
+    context: SiteContext<'_, '_>,
+    until: Option<Instant>,
+) -> Result<SitePlanned, PipelineError> {
+    let (by_asset, related, configuration_url) = context;
+    // Custom fields are site-wide: each site has its own, with its own keys.
+    let field_keys = match site_field_keys(lansweeper, settings.dry_run).await {
+        Ok(keys) => keys,
+        Err(LansweeperError::Forbidden(reason)) => return Ok(SitePlanned::Unread(reason)),
+        Err(other) => return Err(other.into()),
+    };
+    let paths = [
+        "key",
+        "assetCustom.fields.fieldKey",
+        "assetCustom.fields.value",
+    ];
+    let mut pages = lansweeper.asset_pager(&paths, None)?;
+    let mut resumed = edits.site_cursor.take();
+    if let Some(cursor) = &resumed {
+        pages = pages.resume_at(cursor);
+    } else {
+        edits.site_start = Some(edits.counts());
+    }
+    let mut planned_pages = 0;
+    loop {
+        if let Some(until) = until {
+            let wait = lansweeper.wait_before_next().await;
+            let now = Instant::now();
+            // Stopped only where the next invocation can go on: before the first page, or
+            // at a cursor (a site read to its end is finished here).
+            let resumable = planned_pages == 0 || pages.cursor().is_some();
+            let late =
+                (planned_pages > 0 && now >= until) || (!wait.is_zero() && now + wait >= until);
+            if resumable && late {
+                edits.site_cursor = pages.cursor().map(str::to_string);
+                // A wait under a second is still a wait: handed back as one.
+                let wait_seconds = if wait.is_zero() {
+                    0
+                } else {
+                    wait.as_secs().max(1)
+                };
+                return Ok(SitePlanned::Stopped { wait_seconds });
+            }
+        }
+        let assets = match pages.next_page().await {
+            Ok(Some(assets)) => assets,
+            Ok(None) => return Ok(SitePlanned::Whole),
+            Err(LansweeperError::Forbidden(reason)) => return Ok(SitePlanned::Unread(reason)),
+            // The cursor an earlier invocation stopped at is refused (expired): the site
+            // is planned again from its start, what was planned of it dropped.
+            Err(LansweeperError::GraphQl { .. }) if resumed.take().is_some() => {
+                tracing::warn!(%run_id, site = lansweeper.site_id(), "cursor refused; site planned again");
+                if let Some(start) = edits.site_start {
+                    edits.back_to(start);
+                }
+                pages = lansweeper.asset_pager(&paths, None)?;
+                continue;
+            }
+            Err(other) => return Err(other.into()),
+        };
+        resumed = None;
+        planned_pages += 1;
+        let site = lansweeper.site_id().to_string();
+        let page_context = (by_asset, related, &field_keys, configuration_url);
+        edits.plan_page(&site, &assets, page_context);
+        if edits.held.len() >= EDITS_HELD {
+            edits.store(store, run_id, settings.staging_ttl).await?;
+        }
+    }
 }

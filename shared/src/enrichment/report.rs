@@ -56,6 +56,7 @@ pub async fn report<S: Store>(
         unchanged: plan.unchanged,
         failed: store.get_parts(&plan.failed).await?,
         sites_unread: plan.sites_unread.clone(),
+        api_calls: plan.api_calls,
         ..EnrichReport::default()
     };
     for start in invocations {
@@ -105,8 +106,8 @@ pub async fn recorded<S: Store>(
 }
 
 /// The enrichment on one machine: invocations until done (each within `budget`, as in
-/// Lambda), then the report and how many invocations it took. The run holds the lease
-/// throughout and gives it up at the end, failed or not.
+/// Lambda), then the report and how many invocations it took. The run holds the
+/// enrichment's lease throughout and gives it up at the end, failed or not.
 pub async fn run_enrich<S: Store>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
@@ -155,7 +156,9 @@ pub async fn run_enrich_watched<S: Store>(
         first,
         watch,
     );
-    lease::release_after(store, &run_id, work, |_| !settings.dry_run).await
+    lease::ENRICHMENT
+        .release_after(store, &run_id, work, |_| !settings.dry_run)
+        .await
 }
 
 /// The invocations after `first`, until done, then the report.

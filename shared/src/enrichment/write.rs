@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{AssetEdit, EnrichPlan, plan};
+use super::plan::{AssetEdit, EnrichPlan, Planned, plan};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
@@ -70,7 +70,20 @@ fn is_zero(value: &u64) -> bool {
 /// most this many edits (which set values, so repeating one changes nothing).
 const CHECKPOINT_EVERY: usize = 50;
 
-/// One invocation: on the first, plan every edit; then write edits until `deadline`.
+/// Edits sent in one request at first: Lansweeper counts its quota by request, so a
+/// batch of aliased `editAsset`s writes that many assets for one request.
+const FIRST_BATCH: usize = 20;
+
+/// The batch size that last worked, kept between runs (a refused batched form halves
+/// it, down to one edit a request).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Batching {
+    size: usize,
+}
+
+/// One invocation: plans until the plan is whole (over as many invocations as it
+/// takes), then writes edits until `deadline`.
 pub async fn enrich<S: Store>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
@@ -82,10 +95,12 @@ pub async fn enrich<S: Store>(
     let meter = CallMeter::both(connectwise, lansweeper);
     let run_id = input.run_id.clone().unwrap_or_else(layout::new_run_id);
     if !settings.dry_run {
-        if input.run_id.is_some() {
-            lease::renew(store, &run_id).await?;
-        } else if let Some(holder) = lease::acquire(store, &run_id).await? {
-            tracing::warn!(%run_id, holder = %holder.run_id, "another run holds the lease; skipped");
+        // The enrichment's own lease, taken by its first invocation: the sync's is given
+        // up before the enrichment starts, so hourly syncs go on beside a long enrichment.
+        if input.next.is_some() {
+            lease::ENRICHMENT.renew(store, &run_id).await?;
+        } else if let Some(holder) = lease::ENRICHMENT.acquire(store, &run_id).await? {
+            tracing::warn!(%run_id, holder = %holder.run_id, "another enrichment holds its lease; skipped");
             return Ok(EnrichOutput {
                 run_id,
                 done: true,
@@ -94,80 +109,49 @@ pub async fn enrich<S: Store>(
             });
         }
     }
-    let start = if let Some(next) = input.next {
-        next
-    } else {
-        plan(connectwise, lansweeper, store, settings, &run_id).await?;
-        0
-    };
-    let plan: EnrichPlan = store.require(&layout::enrich_plan(&run_id)).await?;
-    let edits: Vec<AssetEdit> = store.get_parts(&plan.edits).await?;
-    quota::load(store, lansweeper).await?;
-    let mut wait_seconds = 0;
-    // An invocation entered again (Step Functions retried it after it died) goes on from
-    // its last checkpoint instead of from its start.
-    let mut progress: EnrichProgress = store
-        .get(&layout::enrich_progress(&run_id, start))
+    let start = input.next.unwrap_or(0);
+    let share = quota::load(store, lansweeper).await?;
+    // Planned by an earlier invocation, or planned (on) now: a plan that needs more than
+    // one invocation hands back, and the next goes on where this one stopped.
+    let plan: EnrichPlan = match store.get(&layout::enrich_plan(&run_id)).await? {
+        Some(plan) => plan,
+        None => match plan(
+            connectwise,
+            lansweeper,
+            store,
+            settings,
+            &run_id,
+            deadline,
+            &meter,
+        )
         .await?
-        .unwrap_or_default();
-    let mut failed: Vec<Rejected> = store.get_parts(&progress.failed).await?;
-    let calls_before = progress.api_calls;
-    let mut next = progress.next.max(start);
-    let checkpoint = |progress: &mut EnrichProgress, failed: &[Rejected], next: usize| {
-        progress.next = next;
-        progress.api_calls = calls_before;
-        progress.api_calls += meter.read();
-        let progress = progress.clone();
-        let failed = failed.to_vec();
-        let run_id = run_id.clone();
-        async move {
-            quota::save(store, lansweeper).await?;
-            let mut progress = progress;
-            progress.failed = store
-                .put_parts(
-                    &layout::enrich_failed(&run_id, start),
-                    &failed,
-                    settings.staging_ttl,
-                )
-                .await?;
-            store
-                .put(
-                    &layout::enrich_progress(&run_id, start),
-                    &progress,
-                    settings.staging_ttl,
-                )
-                .await?;
-            Ok::<EnrichProgress, PipelineError>(progress)
-        }
+        {
+            Planned::Whole(plan) => plan,
+            Planned::Unfinished { wait_seconds } => {
+                quota::save(store, lansweeper).await?;
+                return Ok(EnrichOutput {
+                    run_id,
+                    done: false,
+                    next: start,
+                    edits: 0,
+                    api_calls: meter.read(),
+                    wait_seconds,
+                    skipped_for: None,
+                });
+            }
+        },
     };
-    if settings.dry_run {
-        next = edits.len();
-    } else {
-        while next < edits.len() {
-            // At least one write per invocation, so a continuation always progresses.
-            if next > start && deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
-            // Never wait for the quota past the deadline: hand the wait back instead. With
-            // no wait, the write goes ahead (at least one per invocation, as above).
-            if let Some(deadline) = deadline {
-                let wait = lansweeper.wait_before_next().await;
-                if !wait.is_zero() && Instant::now() + wait > deadline {
-                    wait_seconds = wait.as_secs().max(1);
-                    break;
-                }
-            }
-            match write_edit(lansweeper, &edits[next]).await? {
-                Ok(()) => progress.written += 1,
-                Err(refused) => failed.push(refused),
-            }
-            next += 1;
-            if (next - start) % CHECKPOINT_EVERY == 0 {
-                progress = checkpoint(&mut progress, &failed, next).await?;
-            }
-        }
-    }
-    let progress = checkpoint(&mut progress, &failed, next).await?;
+    let edits: Vec<AssetEdit> = store.get_parts(&plan.edits).await?;
+    let mut writer = Writer {
+        lansweeper,
+        store,
+        settings,
+        run_id: &run_id,
+        start,
+        meter: &meter,
+        fetch_reserve: share.fetch_reserve,
+    };
+    let (next, progress, wait_seconds) = writer.write(&edits, deadline).await?;
     Ok(EnrichOutput {
         run_id,
         done: next >= edits.len(),
@@ -179,30 +163,205 @@ pub async fn enrich<S: Store>(
     })
 }
 
-/// Writes one asset's edit: a refusal of that asset fails it alone (the outer error
-/// stops the invocation).
-async fn write_edit(
+/// The write half of an invocation: the planned edits from `start`, in batches.
+struct Writer<'a, S: Store> {
+    lansweeper: &'a LansweeperClient,
+    store: &'a S,
+    settings: &'a SyncSettings,
+    run_id: &'a str,
+    start: usize,
+    meter: &'a CallMeter<'a>,
+    fetch_reserve: usize,
+}
+
+impl<S: Store> Writer<'_, S> {
+    /// Writes edits until `deadline` (at least one batch, so a continuation always
+    /// progresses); answers where it stopped, its progress and how long to wait for
+    /// Lansweeper's quota before the next invocation.
+    async fn write(
+        &mut self,
+        edits: &[AssetEdit],
+        deadline: Option<Instant>,
+    ) -> Result<(usize, EnrichProgress, u64), PipelineError> {
+        let key = layout::enrich_progress(self.run_id, self.start);
+        // An invocation entered again (Step Functions retried it after it died) goes on
+        // from its last checkpoint instead of from its start.
+        let mut progress: EnrichProgress = self.store.get(&key).await?.unwrap_or_default();
+        let mut failed: Vec<Rejected> = self.store.get_parts(&progress.failed).await?;
+        let calls_before = progress.api_calls;
+        let mut next = progress.next.max(self.start);
+        let mut wait_seconds = 0;
+        let mut batching: Batching = self
+            .store
+            .get(layout::LANSWEEPER_EDIT_BATCH)
+            .await?
+            .unwrap_or(Batching { size: FIRST_BATCH });
+        let mut last_checkpoint = next;
+        if self.settings.dry_run {
+            next = edits.len();
+        }
+        while next < edits.len() {
+            if next > self.start && deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            // The hour's quota, less what the sync's next fetch needs: waited for here when
+            // the wait fits the invocation, else handed to the state machine's Wait state.
+            let wait = self
+                .lansweeper
+                .wait_before_next_leaving(self.fetch_reserve)
+                .await;
+            if !wait.is_zero() {
+                if deadline.is_some_and(|d| Instant::now() + wait > d) {
+                    wait_seconds = wait.as_secs().max(1);
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            let site = &edits[next].site;
+            let batch: Vec<&AssetEdit> = edits[next..]
+                .iter()
+                .take(batching.size.max(1))
+                .take_while(|edit| &edit.site == site)
+                .collect();
+            let outcomes = write_batch(self.lansweeper, &batch, &mut batching, self.store).await?;
+            for outcome in outcomes {
+                match outcome {
+                    Ok(()) => progress.written += 1,
+                    Err(refused) => failed.push(refused),
+                }
+            }
+            next += batch.len();
+            if next - last_checkpoint >= CHECKPOINT_EVERY {
+                progress = self
+                    .checkpoint(progress, &failed, next, calls_before)
+                    .await?;
+                last_checkpoint = next;
+            }
+        }
+        let progress = self
+            .checkpoint(progress, &failed, next, calls_before)
+            .await?;
+        Ok((next, progress, wait_seconds))
+    }
+
+    /// Saves where the invocation stands (and the quota it spent).
+    async fn checkpoint(
+        &self,
+        mut progress: EnrichProgress,
+        failed: &[Rejected],
+        next: usize,
+        calls_before: ApiCalls,
+    ) -> Result<EnrichProgress, PipelineError> {
+        quota::save(self.store, self.lansweeper).await?;
+        progress.next = next;
+        progress.api_calls = calls_before;
+        progress.api_calls += self.meter.read();
+        let ttl = self.settings.staging_ttl;
+        progress.failed = self
+            .store
+            .put_parts(&layout::enrich_failed(self.run_id, self.start), failed, ttl)
+            .await?;
+        self.store
+            .put(
+                &layout::enrich_progress(self.run_id, self.start),
+                &progress,
+                ttl,
+            )
+            .await?;
+        Ok(progress)
+    }
+}
+
+/// Writes a batch of one site's edits in one request, each asset refused alone; a batch
+/// refused whole is split in two and each half tried again, down to single edits (a
+/// part as large as one refused is split unsent). When the parts then go through whole,
+/// the size was what was refused: `batching` becomes the largest that went through, and
+/// is remembered.
+async fn write_batch<S: Store>(
     lansweeper: &LansweeperClient,
-    edit: &AssetEdit,
-) -> Result<Result<(), Rejected>, PipelineError> {
-    let site = if edit.site.is_empty() {
+    batch: &[&AssetEdit],
+    batching: &mut Batching,
+    store: &S,
+) -> Result<Vec<Result<(), Rejected>>, PipelineError> {
+    let Some(first) = batch.first() else {
+        return Ok(Vec::new());
+    };
+    let site = if first.site.is_empty() {
         lansweeper.clone()
     } else {
-        lansweeper.for_site(&edit.site)
+        lansweeper.for_site(&first.site)
     };
-    match site
-        .edit_asset_custom_fields(&edit.asset_key, &edit.values)
-        .await
-    {
-        Ok(_) => Ok(Ok(())),
-        Err(
-            error @ (LansweeperError::GraphQl { .. }
-            | LansweeperError::Http { .. }
-            | LansweeperError::Forbidden(_)),
-        ) => Ok(Err(Rejected {
-            asset_key: edit.asset_key.clone(),
-            reason: error.to_string(),
-        })),
-        Err(other) => Err(other.into()),
+    let rejected = |edit: &AssetEdit, reason: String| Rejected {
+        asset_key: edit.asset_key.clone(),
+        reason,
+    };
+    let mut outcomes: Vec<Option<Result<(), Rejected>>> = vec![None; batch.len()];
+    let mut ranges = vec![(0, batch.len())];
+    // The smallest batch refused whole so far: a part as large is split unsent.
+    let mut refused_at = usize::MAX;
+    // The largest batch written whole so far.
+    let mut written_at = 1;
+    while let Some((from, to)) = ranges.pop() {
+        let part = &batch[from..to];
+        if part.len() >= refused_at {
+            let middle = from + part.len() / 2;
+            ranges.push((middle, to));
+            ranges.push((from, middle));
+            continue;
+        }
+        let answer = if let [edit] = part {
+            site.edit_asset_custom_fields(&edit.asset_key, &edit.values)
+                .await
+                .map(|_| vec![Ok(())])
+        } else {
+            let request: Vec<(&str, &[(String, String)])> = part
+                .iter()
+                .map(|e| (e.asset_key.as_str(), e.values.as_slice()))
+                .collect();
+            site.edit_assets_custom_fields(&request).await
+        };
+        match answer {
+            Ok(answers) => {
+                written_at = written_at.max(part.len());
+                for (index, answer) in answers.into_iter().enumerate() {
+                    let edit = part[index];
+                    outcomes[from + index] = Some(answer.map_err(|reason| rejected(edit, reason)));
+                }
+            }
+            // The site is lost to the token: each of its edits fails alone.
+            Err(LansweeperError::Forbidden(reason)) => {
+                for (index, edit) in part.iter().enumerate() {
+                    outcomes[from + index] = Some(Err(rejected(edit, reason.clone())));
+                }
+            }
+            Err(error @ (LansweeperError::GraphQl { .. } | LansweeperError::Http { .. }))
+                if !error.is_transient() =>
+            {
+                if let [edit] = part {
+                    outcomes[from] = Some(Err(rejected(edit, error.to_string())));
+                } else {
+                    refused_at = refused_at.min(part.len());
+                    let middle = from + part.len() / 2;
+                    ranges.push((middle, to));
+                    ranges.push((from, middle));
+                }
+            }
+            Err(other) => return Err(other.into()),
+        }
     }
+    let outcomes: Vec<Result<(), Rejected>> = outcomes.into_iter().flatten().collect();
+    // Refused whole, then written whole in smaller batches: the size was refused (an
+    // edit refused alone would have failed too).
+    if refused_at != usize::MAX && outcomes.iter().all(Result::is_ok) && written_at < batching.size
+    {
+        batching.size = written_at;
+        tracing::info!(
+            size = batching.size,
+            "Lansweeper refused a batch of edits whole; sending fewer a request"
+        );
+        store
+            .put(layout::LANSWEEPER_EDIT_BATCH, batching, layout::KEPT)
+            .await?;
+    }
+    Ok(outcomes)
 }

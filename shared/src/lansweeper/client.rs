@@ -180,9 +180,20 @@ impl LansweeperClient {
 
     /// How long the next request would wait for the quotas (zero when it would not).
     pub async fn wait_before_next(&self) -> Duration {
+        self.wait_before_next_leaving(0).await
+    }
+
+    /// How long until the next request fits the quotas with `hour_reserve` requests of
+    /// the hourly quota still left for others (the sync's next fetch).
+    pub async fn wait_before_next_leaving(&self, hour_reserve: usize) -> Duration {
         let mut wait = Duration::ZERO;
         for pacer in self.http.pacers() {
-            wait = wait.max(pacer.wait_for_room().await);
+            let reserve = if pacer.window() >= self.horizon {
+                hour_reserve
+            } else {
+                0
+            };
+            wait = wait.max(pacer.wait_for_room_leaving(reserve).await);
         }
         wait
     }
@@ -298,31 +309,94 @@ impl LansweeperClient {
         decode(&data["site"]["createCustomField"], "createCustomField")
     }
 
+    /// Several assets' custom field values in one request, each `editAsset` under an
+    /// alias of its own (`e0: site(id: …) { editAsset(…) }`). Answers each edit's outcome
+    /// in order: written, or why Lansweeper refused that edit alone. An error when the
+    /// request was refused whole: whether Lansweeper takes several mutations in one
+    /// request is not published, so a caller splits a refused batch and tries again.
+    pub async fn edit_assets_custom_fields(
+        &self,
+        edits: &[(&str, &[(String, String)])],
+    ) -> Result<Vec<Result<(), String>>, LansweeperError> {
+        let site_id = self.config.require_site()?;
+        let mut declared = vec!["$siteId: ID!".to_string()];
+        let mut selections = Vec::with_capacity(edits.len());
+        let mut variables = serde_json::Map::new();
+        variables.insert("siteId".into(), json!(site_id));
+        for (index, (asset_key, values)) in edits.iter().enumerate() {
+            declared.push(format!("$k{index}: ID!, $f{index}: EditAssetInput!"));
+            selections.push(format!(
+                "e{index}: site(id: $siteId) {{ editAsset(key: $k{index}, fields: $f{index}) {{ key }} }}"
+            ));
+            variables.insert(format!("k{index}"), json!(asset_key));
+            variables.insert(format!("f{index}"), edit_input(values));
+        }
+        let query = format!(
+            "mutation EditAssets({}) {{ {} }}",
+            declared.join(", "),
+            selections.join(" ")
+        );
+        let alias_of = |error: &GraphQlError| {
+            error
+                .path
+                .first()
+                .and_then(Value::as_str)
+                .and_then(|alias| alias.strip_prefix('e')?.parse::<usize>().ok())
+                .filter(|index| *index < edits.len())
+        };
+        let (data, errors) = match self.graphql(&query, Value::Object(variables)).await {
+            Ok(data) => (data, Vec::new()),
+            // Some edits refused, each at its alias: the others were written.
+            Err(LansweeperError::GraphQl {
+                errors,
+                partial_data: Some(data),
+            }) if errors.iter().all(|e| alias_of(e).is_some()) => (data, errors),
+            Err(other) => return Err(other),
+        };
+        Ok((0..edits.len())
+            .map(|index| {
+                if let Some(refused) = errors.iter().find(|e| alias_of(e) == Some(index)) {
+                    return Err(refused.message.clone());
+                }
+                match data.get(format!("e{index}")).map(|site| &site["editAsset"]) {
+                    Some(edited) if !edited.is_null() => Ok(()),
+                    _ => Err("Lansweeper answered nothing for this edit".to_string()),
+                }
+            })
+            .collect())
+    }
+
     /// Writes custom field values (`fieldKey` → value) onto one asset, and answers the
-    /// asset's custom fields as Lansweeper then holds them. An empty value is sent as
-    /// `null`, which clears a field of any type: a NUMERIC or DATE field may refuse `""`,
-    /// and one refused value loses the whole edit.
+    /// asset's custom fields as Lansweeper then holds them (see [`edit_input`] for how a
+    /// value is cleared).
     pub async fn edit_asset_custom_fields(
         &self,
         asset_key: &str,
         values: &[(String, String)],
     ) -> Result<Value, LansweeperError> {
         let site_id = self.config.require_site()?;
-        let fields: Vec<Value> = values
-            .iter()
-            .map(|(key, value)| {
-                let value = (!value.is_empty()).then_some(value.as_str());
-                json!({"fieldKey": key, "value": value})
-            })
-            .collect();
         let data = self
             .graphql(
                 EDIT_ASSET,
-                json!({"siteId": site_id, "key": asset_key, "fields": {"assetCustom": {"fields": fields}}}),
+                json!({"siteId": site_id, "key": asset_key, "fields": edit_input(values)}),
             )
             .await?;
         Ok(data["site"]["editAsset"].clone())
     }
+}
+
+/// An `EditAssetInput` setting custom field values; an empty value is sent as `null`,
+/// which clears a field of any type (a NUMERIC or DATE field may refuse `""`, and one
+/// refused value loses the whole edit).
+fn edit_input(values: &[(String, String)]) -> Value {
+    let fields: Vec<Value> = values
+        .iter()
+        .map(|(key, value)| {
+            let value = (!value.is_empty()).then_some(value.as_str());
+            json!({"fieldKey": key, "value": value})
+        })
+        .collect();
+    json!({"assetCustom": {"fields": fields}})
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, LansweeperError> {

@@ -91,6 +91,24 @@ pub struct AssetPager<'a> {
 }
 
 impl AssetPager<'_> {
+    /// Where the next page starts, when the paths fit one request (the only case a read
+    /// can be taken up again from): hand it to [`AssetPager::resume_at`].
+    pub fn cursor(&self) -> Option<&str> {
+        match self.cursors.as_slice() {
+            [cursor] => cursor.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Goes on from where another pager's [`AssetPager::cursor`] stood.
+    #[must_use]
+    pub fn resume_at(mut self, cursor: &str) -> Self {
+        if let [only] = self.cursors.as_mut_slice() {
+            *only = Some(cursor.to_string());
+        }
+        self
+    }
+
     /// The next page of complete assets; `None` when the site is exhausted.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Asset>>, LansweeperError> {
         while self.finished.iter().any(|done| !done) {

@@ -404,15 +404,19 @@ pub async fn save<S: Store>(
     based_on: u64,
 ) -> Result<Mapping, PipelineError> {
     mapping.check()?;
-    let current = stored(store).await?.map_or(0, |m| m.version);
-    if current != based_on {
-        return Err(PipelineError::Config(format!(
-            "the mapping changed while it was edited (version {current}, the edit started from {based_on}); read it again"
-        )));
-    }
-    mapping.version = current + 1;
-    store.put(layout::MAPPING, &mapping, layout::KEPT).await?;
-    Ok(mapping)
+    // The version read and the next written with no other save between them.
+    let save = async {
+        let current = stored(store).await?.map_or(0, |m| m.version);
+        if current != based_on {
+            return Err(PipelineError::Config(format!(
+                "the mapping changed while it was edited (version {current}, the edit started from {based_on}); read it again"
+            )));
+        }
+        mapping.version = current + 1;
+        store.put(layout::MAPPING, &mapping, layout::KEPT).await?;
+        Ok(mapping)
+    };
+    crate::store::exclusive(store, layout::MAPPING, save).await
 }
 
 #[cfg(test)]
@@ -588,5 +592,27 @@ mod tests {
             2
         );
         assert!(save(&store, Mapping::default(), 2).await.is_err());
+    }
+
+    /// Breaking it looks like: two operators editing the mapping at once, both told it
+    /// was saved, and one's edit silently gone.
+    #[tokio::test]
+    async fn of_two_edits_saved_at_once_from_one_version_one_is_refused() {
+        let store = crate::store::MemoryStore::interleaved();
+        let (first, second) = tokio::join!(
+            save(&store, Mapping::single("site-a", "CompanyA"), 0),
+            save(&store, Mapping::single("site-b", "CompanyB"), 0),
+        );
+        assert!(
+            first.is_ok() != second.is_ok(),
+            "exactly one saved: {first:?} {second:?}"
+        );
+        let refused = first.err().or(second.err()).unwrap();
+        assert!(
+            refused.to_string().contains("changed while it was edited"),
+            "{refused}"
+        );
+        let stored = stored(&store).await.unwrap().unwrap();
+        assert_eq!(stored.version, 1);
     }
 }

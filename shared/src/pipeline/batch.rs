@@ -1,12 +1,16 @@
 //! A batch: the configurations one bulk request writes. How a plan is stored as batches,
 //! what a bulk function is invoked with for one, and how its outcome is recorded.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::calls::{ApiCalls, CallMeter};
-use crate::connectwise::BulkItemResult;
+use crate::connectwise::{BulkItemResult, ConnectWiseClient};
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateItem, Keyed, ModifyItem};
+use crate::references::{self, EnsureOptions, ReferenceKind};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{PART_BYTES, SizedGroups, Store, StoreError, StoreExt};
@@ -203,4 +207,72 @@ pub(super) async fn put_planned<S: Store>(
         keys.push(key);
     }
     Ok(keys)
+}
+
+/// The reference a bulk item was refused for, as its body named it: a refusal of one of
+/// the configuration's reference members (the sync sends them by id only, so a refused
+/// one is an id ConnectWise does not have: deleted or merged behind the cache).
+pub(super) fn stale_reference(
+    result: &BulkItemResult,
+    body: &Value,
+) -> Option<(ReferenceKind, i64)> {
+    if result.status_code != 400 {
+        return None;
+    }
+    result.error.as_ref()?.errors.iter().find_map(|detail| {
+        let kind = ReferenceKind::from_configuration_field(detail.field.as_deref()?)?;
+        let id = body.get(kind.configuration_field())?.get("id")?.as_i64()?;
+        Some((kind, id))
+    })
+}
+
+/// Resolves each stale reference again (dropped from the cache; created anew when
+/// ConnectWise no longer has the name); answers (kind, stale id) → the id now in force,
+/// for those that now have another id.
+pub(super) async fn renew_stale_references<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    settings: &SyncSettings,
+    run_id: &str,
+    stale: &[(ReferenceKind, i64)],
+) -> Result<HashMap<(ReferenceKind, i64), i64>, PipelineError> {
+    let fetched = layout::read_fetch(store, run_id).await?;
+    let spellings = layout::read_reference_names(store, &fetched).await?;
+    let (ensured, _) = layout::read_ensured(store, run_id).await?;
+    let options = EnsureOptions {
+        structure_level: settings.structure_level,
+        cache_key: layout::reference_cache,
+        cache_ttl: settings.reference_ttl,
+        dry_run: false,
+    };
+    let mut renewed = HashMap::new();
+    let mut seen = HashSet::new();
+    for &(kind, stale_id) in stale {
+        if !seen.insert((kind, stale_id)) {
+            continue;
+        }
+        let fresh = references::replace_stale(
+            connectwise,
+            store,
+            kind,
+            stale_id,
+            &ensured.ids,
+            &spellings,
+            &options,
+        )
+        .await?;
+        if let Some(fresh) = fresh.filter(|id| *id != stale_id) {
+            renewed.insert((kind, stale_id), fresh);
+        }
+    }
+    Ok(renewed)
+}
+
+/// Points a configuration body's reference of `kind` at `id` (a location at both of its
+/// members).
+pub(super) fn point_at(body: &mut Value, kind: ReferenceKind, id: i64) {
+    body[kind.configuration_field()] = json!({ "id": id });
+    if kind == ReferenceKind::Location && body.get("locationId").is_some() {
+        body["locationId"] = json!(id);
+    }
 }

@@ -15,13 +15,17 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use super::batch::{BatchInput, BatchOutput, finish_batch, reason};
+use super::batch::{
+    BatchInput, BatchOutput, finish_batch, point_at, reason, renew_stale_references,
+    stale_reference,
+};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::clock;
 use crate::connectwise::linked::configurations_linked_to;
 use crate::connectwise::{ConnectWiseClient, ConnectWiseError, actions};
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateIntent, CreateItem};
+use crate::references::ReferenceKind;
 use crate::settings::SyncSettings;
 use crate::store::{Claim, Store, StoreExt};
 
@@ -130,7 +134,7 @@ async fn send<S: Store>(
         return Ok(done);
     }
     let meter = CallMeter::connectwise(connectwise);
-    let items: Vec<CreateItem> = store.require(&input.batch).await?;
+    let mut items: Vec<CreateItem> = store.require(&input.batch).await?;
     let mut outcomes: HashMap<usize, Result<(), String>> = HashMap::new();
     let mut pending: Vec<usize> = (0..items.len()).collect();
     if record_intent(store, settings, &input.batch).await? {
@@ -139,11 +143,14 @@ async fn send<S: Store>(
     }
 
     let mut sends = 0;
+    let mut max_sends = MAX_SENDS;
+    let mut stale_renewed = false;
     while !pending.is_empty() {
         renew_claim(store, &input.batch, claimant).await?;
         sends += 1;
-        let last_send = sends >= MAX_SENDS;
+        let last_send = sends >= max_sends;
         let bodies: Vec<_> = pending.iter().map(|&i| items[i].body.clone()).collect();
+        let mut stale = Vec::new();
         let uncertain: Vec<usize> = match actions::bulk(connectwise, Method::POST, &bodies, false)
             .await
         {
@@ -155,6 +162,9 @@ async fn send<S: Store>(
                     } else if result.status_code >= 500 && !last_send {
                         uncertain.push(index);
                     } else {
+                        if let Some(reference) = stale_reference(&result, &items[index].body) {
+                            stale.push((index, reference));
+                        }
                         outcomes.insert(index, Err(reason(&result)));
                     }
                 }
@@ -196,8 +206,36 @@ async fn send<S: Store>(
         if !pending.is_empty() {
             adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
         }
+        // Refused for a reference ConnectWise no longer has: resolved again and sent once
+        // more with the new id, in this run (refused items were not saved: no duplicate).
+        if !stale.is_empty() && !stale_renewed {
+            stale_renewed = true;
+            let references: Vec<(ReferenceKind, i64)> =
+                stale.iter().map(|(_, reference)| *reference).collect();
+            let renewed =
+                renew_stale_references(connectwise, store, settings, &input.run_id, &references)
+                    .await?;
+            for (index, reference) in &stale {
+                if let Some(fresh) = renewed.get(reference) {
+                    point_at(&mut items[*index].body, reference.0, *fresh);
+                    outcomes.remove(index);
+                    pending.push(*index);
+                }
+            }
+            max_sends += u32::from(!pending.is_empty());
+        }
     }
-    let outcomes = items
+    let outcomes = by_asset(&items, outcomes);
+    renew_claim(store, &input.batch, claimant).await?;
+    finish_batch(store, settings, input, &meter, outcomes).await
+}
+
+/// Each item's outcome by its asset, in the batch's order.
+fn by_asset(
+    items: &[CreateItem],
+    mut outcomes: HashMap<usize, Result<(), String>>,
+) -> Vec<(String, Result<(), String>)> {
+    items
         .iter()
         .enumerate()
         .map(|(index, item)| {
@@ -206,9 +244,7 @@ async fn send<S: Store>(
                 .unwrap_or_else(|| Err("not created: no outcome recorded".into()));
             (item.asset_key.clone(), outcome)
         })
-        .collect();
-    renew_claim(store, &input.batch, claimant).await?;
-    finish_batch(store, settings, input, &meter, outcomes).await
+        .collect()
 }
 
 /// The outcome of a batch whose result is recorded: it is done, nothing is sent again.

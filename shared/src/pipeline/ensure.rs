@@ -30,7 +30,7 @@ pub async fn ensure_references<S: Store>(
     }
     let meter = CallMeter::connectwise(connectwise);
     // Before anything is written: a wrong custom field id must stop the run here.
-    let custom_field_ids = custom_fields::resolve(connectwise, &settings.custom_field_ids).await?;
+    let custom_field_ids = custom_fields::resolve(connectwise, settings).await?;
     store
         .put(
             &layout::checked_custom_fields(&input.run_id),

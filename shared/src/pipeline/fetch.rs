@@ -73,7 +73,7 @@ pub async fn fetch_assets<S: Store>(
         )
         .await?;
     let api_calls = meter.read();
-    quota::save(store, lansweeper).await?;
+    quota::save_after_fetch(store, lansweeper, api_calls.lansweeper).await?;
     let record = FetchRecord {
         assets: staging.seen,
         rejected: Vec::new(),

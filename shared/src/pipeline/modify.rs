@@ -7,13 +7,17 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::batch::{BatchInput, BatchOutput, finish_batch, reason};
+use super::batch::{
+    BatchInput, BatchOutput, finish_batch, point_at, reason, renew_stale_references,
+    stale_reference,
+};
 use crate::calls::CallMeter;
-use crate::connectwise::{ConnectWiseClient, Field, ListQuery, actions, endpoint};
+use crate::connectwise::{BulkItemResult, ConnectWiseClient, Field, ListQuery, actions, endpoint};
 use crate::error::PipelineError;
 use crate::layout::{self, ModifyItem};
 use crate::matching::FieldDiff;
 use crate::payload::{self, WriteContext};
+use crate::references::ReferenceKind;
 use crate::settings::SyncSettings;
 use crate::store::{Store, StoreExt};
 
@@ -57,7 +61,7 @@ pub async fn bulk_modify<S: Store>(
         .iter()
         .filter_map(|c| Some((c.get("id")?.as_i64()?, c)))
         .collect();
-    let mut bodies = Vec::new();
+    let mut bodies: Vec<Value> = Vec::new();
     let mut keys = Vec::new();
     let mut outcomes: Vec<(String, Result<(), String>)> = Vec::new();
     for item in &items {
@@ -84,17 +88,50 @@ pub async fn bulk_modify<S: Store>(
             Err(reason) => outcomes.push((item.asset_key.clone(), Err(reason))),
         }
     }
-    let written = write_with_one_retry(connectwise, Method::PUT, &bodies).await?;
+    let mut written = write_with_one_retry(connectwise, Method::PUT, &bodies).await?;
+    // Refused for a reference ConnectWise no longer has: resolved again and written once
+    // more with the new id (a PUT sets the record: sending it again is safe).
+    let stale: Vec<(usize, (ReferenceKind, i64))> = written
+        .iter()
+        .enumerate()
+        .filter_map(|(index, outcome)| {
+            let refused = outcome.as_ref().err()?;
+            Some((index, stale_reference(refused, &bodies[index])?))
+        })
+        .collect();
+    if !stale.is_empty() {
+        let references: Vec<(ReferenceKind, i64)> =
+            stale.iter().map(|(_, reference)| *reference).collect();
+        let renewed =
+            renew_stale_references(connectwise, store, settings, &input.run_id, &references)
+                .await?;
+        let again: Vec<usize> = stale
+            .iter()
+            .filter_map(|(index, reference)| {
+                point_at(&mut bodies[*index], reference.0, *renewed.get(reference)?);
+                Some(*index)
+            })
+            .collect();
+        let resent: Vec<Value> = again.iter().map(|&index| bodies[index].clone()).collect();
+        let second = write_with_one_retry(connectwise, Method::PUT, &resent).await?;
+        for (index, outcome) in again.into_iter().zip(second) {
+            written[index] = outcome;
+        }
+    }
+    let written = written
+        .into_iter()
+        .map(|outcome| outcome.map_err(|refused| reason(&refused)));
     outcomes.extend(keys.into_iter().zip(written));
     finish_batch(store, settings, input, &meter, outcomes).await
 }
 
 /// One bulk PUT; the items that failed on ConnectWise's side are sent alone once more.
+/// Answers each item's outcome: written, or the result that refused it.
 async fn write_with_one_retry(
     connectwise: &ConnectWiseClient,
     method: Method,
     bodies: &[Value],
-) -> Result<Vec<Result<(), String>>, PipelineError> {
+) -> Result<Vec<Result<(), BulkItemResult>>, PipelineError> {
     if bodies.is_empty() {
         return Ok(Vec::new());
     }
@@ -119,11 +156,11 @@ async fn write_with_one_retry(
             .pop()
             {
                 Some(second) if second.success => Ok(()),
-                Some(second) => Err(reason(&second)),
-                None => Err(reason(&result)),
+                Some(second) => Err(second),
+                None => Err(result),
             }
         } else {
-            Err(reason(&result))
+            Err(result)
         };
         outcomes.push(outcome);
     }

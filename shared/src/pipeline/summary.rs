@@ -189,10 +189,18 @@ pub async fn record_report<S: Store>(
         .await?
         .as_ref()
         .map(EnrichSummary::of);
-    if let Some(held) = lease::holder(store).await?
-        && held.run_id == input.run_id
-    {
-        summary.duration_seconds = Some(summary.recorded_at.saturating_sub(held.started_at));
+    // The run holds the sync's lease until its last write and the enrichment's after it:
+    // the earlier start of the two is the run's.
+    let mut started_at = None;
+    for held_lease in [lease::SYNC, lease::ENRICHMENT] {
+        if let Some(held) = held_lease.holder(store).await?
+            && held.run_id == input.run_id
+        {
+            started_at = Some(started_at.map_or(held.started_at, |s: u64| s.min(held.started_at)));
+        }
+    }
+    if let Some(started_at) = started_at {
+        summary.duration_seconds = Some(summary.recorded_at.saturating_sub(started_at));
     }
     store
         .put(&layout::run_summary(&input.run_id), &summary, ttl)

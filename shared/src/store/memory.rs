@@ -9,6 +9,10 @@ use super::{Claim, Store, StoreError};
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     items: Arc<Mutex<HashMap<String, Item>>>,
+    /// Every call lets other tasks run first, as a store across a network does: a read
+    /// and the write after it are then not one step (what tests of concurrent writers
+    /// need).
+    interleaved: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -21,6 +25,20 @@ struct Item {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose every call lets other tasks run first (see `interleaved`).
+    pub fn interleaved() -> Self {
+        Self {
+            interleaved: true,
+            ..Self::default()
+        }
+    }
+
+    async fn turn(&self) {
+        if self.interleaved {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Bytes of the value at `key`, as stored.
@@ -49,6 +67,7 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        self.turn().await;
         let item = Item {
             value,
             expires: SystemTime::now() + ttl,
@@ -59,6 +78,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.turn().await;
         Ok(self
             .items()
             .get(key)
@@ -73,6 +93,7 @@ impl Store for MemoryStore {
         value: String,
         ttl: Duration,
     ) -> Result<Claim, StoreError> {
+        self.turn().await;
         let mut items = self.items();
         let now = SystemTime::now();
         if let Some(held) = items.get(key)
@@ -91,6 +112,7 @@ impl Store for MemoryStore {
     }
 
     async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        self.turn().await;
         let mut items = self.items();
         let owned = items
             .get(key)

@@ -69,6 +69,56 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// How long a writer may hold an item's write lock: far longer than one read and write
+/// of the item, short enough that a writer that died leaves it to lapse soon.
+const WRITE_LOCK_TTL: Duration = Duration::from_secs(15);
+
+/// Runs `work` (a read, change and write of `key`) with no other writer of `key` between
+/// its read and its write: a lock item (`{key}/lock`, claimed as the lease is) is held
+/// meanwhile, waited for while another holds it, and given up by letting it lapse (the
+/// functions may not delete from the table). Two writers of one item (two operators'
+/// mapping edits, two processes saving the quota ledger) then never lose each other's
+/// change.
+///
+/// # Errors
+/// The store fails, or `work` does.
+pub async fn exclusive<S, T, E>(
+    store: &S,
+    key: &str,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    S: Store,
+    E: From<StoreError>,
+{
+    let lock = format!("{key}/lock");
+    let writer = format!("writer-{:016x}", fastrand::u64(..));
+    // A holder that died lets it lapse within the TTL: waiting longer means a live one.
+    let deadline = std::time::Instant::now() + WRITE_LOCK_TTL * 2;
+    loop {
+        match store
+            .claim(&lock, &writer, writer.clone(), WRITE_LOCK_TTL)
+            .await?
+        {
+            Claim::Taken => break,
+            Claim::HeldBy(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50 + fastrand::u64(..50))).await;
+            }
+            Claim::HeldBy(_) => {
+                return Err(StoreError::Backend(format!(
+                    "{key} is being written by another process; try again"
+                ))
+                .into());
+            }
+        }
+    }
+    let outcome = work.await;
+    store
+        .claim(&lock, &writer, writer.clone(), Duration::ZERO)
+        .await?;
+    outcome
+}
+
 /// What a [`Store::claim`] came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

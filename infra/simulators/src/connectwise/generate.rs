@@ -173,6 +173,27 @@ pub fn integration_custom_fields() -> Vec<CustomFieldDef> {
     .collect()
 }
 
+/// The configurations screen's `podId` in generated tenants.
+pub const CONFIGURATION_POD: i64 = 17;
+
+/// Custom fields of other screens, as a tenant in use has them: one captioned as the
+/// sync's link, on tickets, which a look by caption alone would take for the sync's.
+fn other_screens_fields() -> BTreeMap<String, Vec<Value>> {
+    let definition = |id: i64, pod: i64, caption: &str, field_type: &str| {
+        json!({"id": id, "podId": pod, "caption": caption, "sequenceNumber": 1,
+               "fieldTypeIdentifier": field_type, "entryTypeIdentifier": "EntryField",
+               "numberDecimals": 0, "requiredFlag": false, "displayOnScreenFlag": true,
+               "readOnlyFlag": false, "listViewFlag": false})
+    };
+    BTreeMap::from([(
+        "userDefinedFields".to_string(),
+        vec![
+            definition(101, 3, "Customer Tier", "Text"),
+            definition(102, 12, "ls_asset_id", "Text"),
+        ],
+    )])
+}
+
 /// A tenant with reference data and no configurations, ready for callers that add their own.
 pub fn empty_tenant() -> Result<Tenant, String> {
     let mut tenant = Tenant::from_data(TenantData {
@@ -182,7 +203,8 @@ pub fn empty_tenant() -> Result<Tenant, String> {
         codebase: "v4_6_release/".into(),
         company_name: "Simulated MSP".into(),
         configuration_custom_fields: integration_custom_fields(),
-        collections: BTreeMap::default(),
+        configuration_pod_id: CONFIGURATION_POD,
+        collections: other_screens_fields(),
         attachments: BTreeMap::default(),
     })?;
     for name in LEVEL_NAMES {

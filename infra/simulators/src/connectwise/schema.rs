@@ -251,6 +251,31 @@ pub static CORPORATE_STRUCTURE_LEVELS: Resource = Resource {
     fields: &[required("name", Kind::Text(50))],
 };
 
+/// Custom field definitions of every screen (`podId`): those of the configurations'
+/// screen are the `customFields` every configuration shows.
+pub static USER_DEFINED_FIELDS: Resource = Resource {
+    name: "userDefinedField",
+    collection: "userDefinedFields",
+    path: "system/userDefinedFields",
+    writable: true,
+    bulk: false,
+    // A caption is unique on its screen, not across screens: checked on creation.
+    unique: None,
+    fields: &[
+        required("podId", Kind::Int),
+        required("caption", Kind::Text(25)),
+        required("sequenceNumber", Kind::Int),
+        required("fieldTypeIdentifier", Kind::Text(50)),
+        field("entryTypeIdentifier", Kind::Text(50)),
+        field("numberDecimals", Kind::Int),
+        field("helpText", Kind::Text(1000)),
+        field("requiredFlag", Kind::Bool { default: false }),
+        field("displayOnScreenFlag", Kind::Bool { default: true }),
+        field("readOnlyFlag", Kind::Bool { default: false }),
+        field("listViewFlag", Kind::Bool { default: false }),
+    ],
+};
+
 pub static SLAS: Resource = Resource {
     name: "sla",
     collection: "slas",
@@ -325,6 +350,7 @@ pub static RESOURCES: &[&Resource] = &[
     &CONFIGURATION_STATUSES,
     &COMPANIES,
     &CORPORATE_STRUCTURE_LEVELS,
+    &USER_DEFINED_FIELDS,
 ];
 
 /// The resource served at a path, with what follows it (`["17"]`, `["count"]`, `["bulk"]`).

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::schema::{CONFIGURATIONS, Kind, RESOURCES, Reference, Resource};
+use super::schema::{CONFIGURATIONS, Kind, RESOURCES, Reference, Resource, USER_DEFINED_FIELDS};
 
 /// A custom field defined on configurations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +28,25 @@ fn entry_field() -> String {
     "EntryField".into()
 }
 
+fn default_configuration_pod() -> i64 {
+    17
+}
+
+/// The field types a definition may have.
+const FIELD_TYPES: &[&str] = &[
+    "Button",
+    "Checkbox",
+    "Currency",
+    "Date",
+    "Hyperlink",
+    "IPAddress",
+    "Number",
+    "Password",
+    "Percent",
+    "Text",
+    "TextArea",
+];
+
 fn default_codebase() -> String {
     "v4_6_release/".into()
 }
@@ -45,6 +64,10 @@ pub struct TenantData {
     pub company_name: String,
     #[serde(default)]
     pub configuration_custom_fields: Vec<CustomFieldDef>,
+    /// The configurations screen's `podId` among the custom field definitions (it
+    /// differs between tenants).
+    #[serde(default = "default_configuration_pod")]
+    pub configuration_pod_id: i64,
     /// Records by collection name (`locations`, `configurations`, …), as the API shows them.
     #[serde(default)]
     pub collections: BTreeMap<String, Vec<Value>>,
@@ -99,6 +122,7 @@ pub struct Tenant {
     pub custom_fields: Vec<CustomFieldDef>,
     collections: HashMap<String, Collection>,
     attachments: BTreeMap<String, BTreeSet<i64>>,
+    configuration_pod_id: i64,
 }
 
 impl Tenant {
@@ -120,6 +144,20 @@ impl Tenant {
                 collection.records.insert(id, record);
             }
         }
+        // The configurations' custom fields are definitions of their screen, same ids.
+        let definitions = collections
+            .get_mut(USER_DEFINED_FIELDS.collection)
+            .ok_or("no collection of custom field definitions")?;
+        for (index, def) in data.configuration_custom_fields.iter().enumerate() {
+            definitions.next_id = definitions.next_id.max(def.id);
+            definitions.records.entry(def.id).or_insert_with(|| {
+                json!({"id": def.id, "podId": data.configuration_pod_id, "caption": def.caption,
+                       "sequenceNumber": index + 1, "fieldTypeIdentifier": def.field_type,
+                       "entryTypeIdentifier": def.entry_method, "numberDecimals": def.number_of_decimals,
+                       "requiredFlag": false, "displayOnScreenFlag": true, "readOnlyFlag": false,
+                       "listViewFlag": false})
+            });
+        }
         Ok(Self {
             company_id: data.company_id,
             public_key: data.public_key,
@@ -129,6 +167,7 @@ impl Tenant {
             custom_fields: data.configuration_custom_fields,
             collections,
             attachments: data.attachments,
+            configuration_pod_id: data.configuration_pod_id,
         })
     }
 
@@ -140,6 +179,7 @@ impl Tenant {
             codebase: self.codebase.clone(),
             company_name: self.company_name.clone(),
             configuration_custom_fields: self.custom_fields.clone(),
+            configuration_pod_id: self.configuration_pod_id,
             collections: self
                 .collections
                 .iter()
@@ -169,8 +209,11 @@ impl Tenant {
         self.collection_mut(resource)
             .records
             .remove(&id)
-            .map(|_| ())
-            .ok_or_else(|| not_found(resource, id))
+            .ok_or_else(|| not_found(resource, id))?;
+        if resource.collection == USER_DEFINED_FIELDS.collection {
+            self.follow_definitions();
+        }
+        Ok(())
     }
 
     /// Attaches a configuration to an agreement or ticket (`POST /{id}/configurations`).
@@ -227,6 +270,9 @@ impl Tenant {
     pub fn create(&mut self, resource: &Resource, body: &Value) -> Result<Value, ApiError> {
         let mut record = self.build(resource, body)?;
         self.check_unique(resource, &record, None)?;
+        if resource.collection == USER_DEFINED_FIELDS.collection {
+            self.check_definition(&record)?;
+        }
         let collection = self.collection_mut(resource);
         collection.next_id += 1;
         let id = collection.next_id;
@@ -238,7 +284,76 @@ impl Tenant {
         );
         let record = Value::Object(record);
         collection.records.insert(id, record.clone());
+        if resource.collection == USER_DEFINED_FIELDS.collection {
+            self.follow_definitions();
+        }
         Ok(record)
+    }
+
+    /// A new definition: a known type, and a caption not already on its screen (compared
+    /// as ConnectWise compares names).
+    fn check_definition(&self, record: &Map<String, Value>) -> Result<(), ApiError> {
+        let field_type = record["fieldTypeIdentifier"].as_str().unwrap_or("");
+        if !FIELD_TYPES.contains(&field_type) {
+            return Err(ApiError::invalid(
+                USER_DEFINED_FIELDS.name,
+                &[field_error(
+                    USER_DEFINED_FIELDS.name,
+                    "fieldTypeIdentifier",
+                    "InvalidField",
+                    &format!(
+                        "fieldTypeIdentifier `{field_type}` is not one of {}.",
+                        FIELD_TYPES.join(", ")
+                    ),
+                )],
+            ));
+        }
+        let caption = record["caption"]
+            .as_str()
+            .unwrap_or("")
+            .trim()
+            .to_lowercase();
+        let taken = self.records(USER_DEFINED_FIELDS.collection).any(|d| {
+            d["podId"] == record["podId"]
+                && d["caption"]
+                    .as_str()
+                    .is_some_and(|c| c.trim().to_lowercase() == caption)
+        });
+        if taken {
+            return Err(ApiError::invalid(
+                USER_DEFINED_FIELDS.name,
+                &[field_error(
+                    USER_DEFINED_FIELDS.name,
+                    "caption",
+                    "ObjectExists",
+                    "A custom field with this caption already exists on this screen.",
+                )],
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configurations' custom fields are their screen's definitions: rebuilt after a
+    /// definition is created or deleted, every configuration showing the new set.
+    fn follow_definitions(&mut self) {
+        let pod = self.configuration_pod_id;
+        self.custom_fields = self
+            .records(USER_DEFINED_FIELDS.collection)
+            .filter(|d| d["podId"].as_i64() == Some(pod))
+            .filter_map(|d| {
+                Some(CustomFieldDef {
+                    id: d["id"].as_i64()?,
+                    caption: d["caption"].as_str()?.to_string(),
+                    field_type: d["fieldTypeIdentifier"].as_str()?.to_string(),
+                    entry_method: d["entryTypeIdentifier"]
+                        .as_str()
+                        .unwrap_or("EntryField")
+                        .to_string(),
+                    number_of_decimals: d["numberDecimals"].as_i64().unwrap_or(0),
+                })
+            })
+            .collect();
+        self.complete_custom_fields();
     }
 
     /// PUT: the record becomes `body`; every field it omits is reset.

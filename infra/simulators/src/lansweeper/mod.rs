@@ -29,6 +29,11 @@ pub struct LansweeperOptions {
     pub hourly_limit: usize,
     /// What the quota's minutes and hours are counted by.
     pub clock: QuotaClock,
+    /// The most root mutation fields (aliased `site { editAsset }`s) one request may
+    /// carry; a request with more is refused whole, as a GraphQL server with a batching
+    /// or complexity limit refuses it. `None`: no cap (what a GraphQL server does by
+    /// default; Lansweeper publishes neither).
+    pub mutations_per_request: Option<usize>,
 }
 
 impl Default for LansweeperOptions {
@@ -39,6 +44,7 @@ impl Default for LansweeperOptions {
             rate_window: Duration::from_secs(60),
             hourly_limit: 2_000,
             clock: QuotaClock::default(),
+            mutations_per_request: None,
         }
     }
 }

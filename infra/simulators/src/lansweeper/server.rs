@@ -222,7 +222,7 @@ async fn answer(app: &AppState, endpoint: &str, headers: &HeaderMap, body: &Byte
         ("x-ratelimit-reset", reset_epoch.to_string()),
     ];
     let mut response = if verdict.allowed {
-        execute(&app.schema, body).await
+        execute(&app.schema, body, shared.options.mutations_per_request).await
     } else {
         let mut refused = respond(
             StatusCode::TOO_MANY_REQUESTS,
@@ -245,7 +245,29 @@ async fn answer(app: &AppState, endpoint: &str, headers: &HeaderMap, body: &Byte
     response
 }
 
-async fn execute(schema: &LansweeperSchema, body: &[u8]) -> Response {
+/// How many root fields the request's mutation carries (each alias counts); 0 for a query
+/// or a document that does not parse (the schema reports that).
+fn root_mutations(query: &str) -> usize {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return 0;
+    };
+    let count = |op: &async_graphql::parser::types::OperationDefinition| {
+        if op.ty == OperationType::Mutation {
+            op.selection_set.node.items.len()
+        } else {
+            0
+        }
+    };
+    match &document.operations {
+        DocumentOperations::Single(op) => count(&op.node),
+        DocumentOperations::Multiple(ops) => {
+            ops.values().map(|op| count(&op.node)).max().unwrap_or(0)
+        }
+    }
+}
+
+async fn execute(schema: &LansweeperSchema, body: &[u8], mutation_cap: Option<usize>) -> Response {
     let request: async_graphql::Request = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(error) => {
@@ -258,6 +280,20 @@ async fn execute(schema: &LansweeperSchema, body: &[u8]) -> Response {
             );
         }
     };
+    if let Some(cap) = mutation_cap {
+        let carried = root_mutations(&request.query);
+        if carried > cap {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                errors_body(
+                    &format!(
+                        "A request may carry at most {cap} mutations; this one carries {carried}"
+                    ),
+                    Some("GRAPHQL_VALIDATION_FAILED"),
+                ),
+            );
+        }
+    }
     let answer = schema.execute(request).await;
     let status = if answer.errors.is_empty() {
         StatusCode::OK
