@@ -4,7 +4,7 @@ VENV ?= .venv
 TOOLING := infra/tooling
 FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich run-report
 
-.PHONY: demo test setup browser validate structure fmt lint unit build build-cli invoke bench clean
+.PHONY: demo test setup browser validate structure fmt lint unit build build-cli invoke bench soak clean
 
 ## The whole sync on this machine, against in-process simulators; no AWS account needed.
 demo:
@@ -69,6 +69,17 @@ invoke: setup
 ## API calls per asset, wall time and peak memory of the sync, at several sizes.
 bench:
 	python3 infra/local/bench.py
+
+## The deployed form over weeks, compressed (tests/soak.rs, release build): the template's
+## state machine fired every hour through the local engine over the real functions, 50
+## clients, SIZE assets, HOURS hours, faults throughout. CLOCK compresses the hours, the
+## Wait states and the functions' timeouts together (an hour lasts 3600/CLOCK seconds).
+SIZE ?= 20000
+HOURS ?= 720
+CLOCK ?= 20
+soak: $(VENV)/.installed
+	LSCW_SOAK_ASSETS=$(SIZE) LSCW_SOAK_HOURS=$(HOURS) LSCW_SOAK_CLOCK=$(CLOCK) \
+		$(CARGO) test --release -p lscw-tests --test soak -- --nocapture
 
 build-cli:
 	$(CARGO) build --bin lscw

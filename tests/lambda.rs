@@ -1,43 +1,36 @@
-//! The sync through the real Lambda binaries: `cargo lambda watch` serves the six
-//! functions, invoked in the state machine's order, against both simulators and moto's
-//! DynamoDB and Secrets Manager on loopback; then the state machine definition runs in
-//! moto's Step Functions with the functions' real outputs replayed.
+//! The deployed form through the real Lambda binaries: the template's state machine, its
+//! substitutions filled, executed by moto's Step Functions interpreter whose Lambda tasks
+//! invoke the function binaries under their template limits (`infra/local/sfn_engine.py`),
+//! against both simulators and moto's DynamoDB and Secrets Manager on loopback. The
+//! functions are also invoked one by one, in the state machine's order, through the same
+//! Lambda Invoke API.
 
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use shared::pipeline::{self, RunReport};
 use shared::store::DynamoStore;
-use simulators::connectwise::CONFIGURATIONS;
-use simulators::lansweeper::SiteSpec;
+use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator};
+use simulators::control::LostAnswer;
+use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
 use lscw_tests::aws::{
-    aws_env, aws_json, create_secret, create_table, enable_state_machine_execution, invoke,
-    queue_lambda_results, run_execution, sdk_config, start_moto, start_watch,
+    Engine, aws_env, aws_json, create_secret, create_table, run_execution_within, sdk_config,
+    start_engine,
 };
 use lscw_tests::{cw_sim_credentials, start_cw};
 
 const TABLE: &str = "lscw-sync-test";
 
-/// One run through the functions in state-machine order; answers the run report read
-/// back from DynamoDB.
-async fn run_functions(
-    watch: &lscw_tests::aws::Service,
-    store: &DynamoStore,
-) -> (RunReport, Vec<Value>, Value) {
-    let fetched = invoke(watch, "fetch-assets", &json!({}))
-        .await
-        .expect("fetch-assets");
-    run_functions_after(watch, store, fetched).await
-}
-
 /// The rest of a run whose fetch answered `fetched`, up to its report; then the lease is
 /// given up, as the state machine's ReleaseLease state does.
 async fn run_functions_after(
-    watch: &lscw_tests::aws::Service,
+    engine: &Engine,
     store: &DynamoStore,
     fetched: Value,
 ) -> (RunReport, Vec<Value>, Value) {
@@ -51,11 +44,12 @@ async fn run_functions_after(
         "{fetched}"
     );
     outputs.push(fetched.clone());
-    let ensured = invoke(watch, "ensure-references", &fetched)
+    let ensured = engine
+        .invoke("ensure-references", &fetched)
         .await
         .expect("ensure-references");
     outputs.push(ensured.clone());
-    let matched = invoke(watch, "match", &ensured).await.expect("match");
+    let matched = engine.invoke("match", &ensured).await.expect("match");
     outputs.push(matched.clone());
     let run_id = matched["runId"].as_str().unwrap().to_string();
     // Each Map's lanes, each invoked again with where it goes on until done.
@@ -69,7 +63,7 @@ async fn run_functions_after(
         for lane in matched[lanes].as_array().unwrap() {
             let mut input = lane.clone();
             loop {
-                let output = invoke(watch, function, &input).await.expect(function);
+                let output = engine.invoke(function, &input).await.expect(function);
                 outputs.push(output.clone());
                 batches += output["batches"].as_u64().unwrap() as usize;
                 if output["done"] == true {
@@ -92,7 +86,8 @@ async fn run_functions_after(
         "every asset accounted for: {report:#?}"
     );
     // The state machine's RecordReport: the run-report function records the summary.
-    let summary = invoke(watch, "run-report", &json!({"runId": run_id}))
+    let summary = engine
+        .invoke("run-report", &json!({"runId": run_id}))
         .await
         .expect("run-report");
     assert_eq!(summary["status"], json!(report.status), "{summary}");
@@ -100,7 +95,7 @@ async fn run_functions_after(
     assert_eq!(summary["failed"], report.failed.len());
     assert_eq!(summary["conflicts"], report.conflicts.len());
     // What run-report printed for CloudWatch: the run's numbers in embedded metric format.
-    let log = watch.log();
+    let log = engine.log();
     let metrics = log
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -128,62 +123,122 @@ async fn run_functions_after(
     (report, outputs, summary)
 }
 
-/// Enrichment through its function under a run of its own, following the continuation
-/// as the state machine does; the enrichment's lease is given up at the end.
-async fn enrich_until_done(
-    watch: &lscw_tests::aws::Service,
-    store: &DynamoStore,
-    run_id: &str,
-    outputs: &mut Vec<Value>,
-) -> Value {
-    let mut input = json!({"runId": run_id});
-    loop {
-        let output = invoke(watch, "ticket-agreement-enrich", &input)
-            .await
-            .expect("ticket-agreement-enrich");
-        outputs.push(output.clone());
-        if output["done"] == true {
-            assert!(
-                shared::lease::ENRICHMENT
-                    .release(store, run_id)
-                    .await
-                    .unwrap()
-            );
-            return output;
-        }
-        // The state machine's WaitForLansweeperQuota.
-        if let Some(seconds) = output["waitSeconds"].as_u64() {
-            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
-        }
-        input = json!({"runId": output["runId"], "next": output["next"]});
+/// A deployment on loopback: the engine (moto and the Lambda service), both simulators
+/// with an MSP's estate, the credentials in Secrets Manager, the mapping in the table and
+/// the state machine created from the template's definition.
+struct Deployment {
+    engine: Engine,
+    aws: aws_config::SdkConfig,
+    store: DynamoStore,
+    cw: ConnectWiseSimulator,
+    ls: LansweeperSimulator,
+    env: Vec<(&'static str, String)>,
+    secret_arn: String,
+    machine: String,
+}
+
+async fn deploy(assets: usize) -> Deployment {
+    let engine = start_engine(TABLE);
+    let aws = sdk_config(&engine.moto).await;
+    create_table(&aws, TABLE).await;
+    // An MSP's estate: three sites mapped to four clients' companies (the stored mapping).
+    let (mut tenant, sites) = simulators::scenario::estate(&SiteSpec { seed: 5, assets }).unwrap();
+    lscw_tests::add_foreign_custom_field(&mut tenant);
+    let cw = start_cw(tenant).await;
+    let ls = LansweeperSimulator::start_sites(sites, lscw_tests::ls_sim_options(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let secret_arn = create_secret(&aws, "lscw/credentials", &secret_of(&cw, &ls, None)).await;
+    let mut env = aws_env(&engine.moto);
+    env.push(("SECRET_ARN", secret_arn.clone()));
+    env.push(("SYNC_TABLE", TABLE.into()));
+    env.push(("CW_TARGET_COMPANY", "BlueLightCo".into()));
+    // The functions' Lansweeper clock runs as fast as the simulator's.
+    env.push(("LS_QUOTA_SPEED", lscw_tests::LS_SPEED.to_string()));
+    env.push(("RUST_LOG", "info".into()));
+    // As the template's LoggingConfig sets it in Lambda.
+    env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
+    engine.configure(&env, 1.0, &json!({})).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
+    shared::mapping::save(&store, lscw_tests::world::estate_mapping(), 0)
+        .await
+        .unwrap();
+    let machine = engine.create_state_machine("sync").await;
+    Deployment {
+        engine,
+        aws,
+        store,
+        cw,
+        ls,
+        env,
+        secret_arn,
+        machine,
     }
+}
+
+/// The credentials' secret; `token` replaces Lansweeper's.
+fn secret_of(cw: &ConnectWiseSimulator, ls: &LansweeperSimulator, token: Option<&str>) -> Value {
+    let mut secret = cw_sim_credentials(cw);
+    secret["LS_TOKEN"] = json!(token.unwrap_or(simulators::lansweeper::TOKEN));
+    secret["LS_SITE_ID"] = json!(ls.site_id());
+    secret["LS_API_URL"] = json!(ls.api_url());
+    secret
+}
+
+impl Deployment {
+    /// One execution of the state machine to its end (its name is the run id).
+    async fn execute(&self, name: &str) -> Value {
+        run_execution_within(
+            &self.engine.moto,
+            &self.machine,
+            name,
+            Duration::from_secs(300),
+        )
+        .await
+    }
+
+    /// The execution's output, parsed.
+    fn output(execution: &Value) -> Value {
+        serde_json::from_str(execution["output"].as_str().unwrap()).unwrap()
+    }
+
+    /// Configurations per linked asset key: each asset has at most one.
+    fn linked_once(&self) -> usize {
+        lscw_tests::world::state(&self.cw).0.len()
+    }
+}
+
+/// Every function stayed inside its template limits: no invocation past its deadline,
+/// none killed for memory, peak memory under its `MemorySize`.
+async fn within_limits(engine: &Engine) -> Value {
+    let stats = engine.stats().await;
+    for (function, numbers) in stats["functions"].as_object().unwrap() {
+        assert_eq!(numbers["timedOut"], 0, "{function}: {numbers}");
+        assert_eq!(numbers["outOfMemory"], 0, "{function}: {numbers}");
+        assert!(
+            numbers["peakMemoryKb"].as_u64().unwrap()
+                < numbers["memoryMb"].as_u64().unwrap() * 1024,
+            "{function}: {numbers}"
+        );
+    }
+    stats
 }
 
 #[tokio::test]
 #[allow(
     clippy::too_many_lines,
-    reason = "one deployment's life under cargo lambda watch: its services start once, so its checks run in one test"
+    reason = "one deployment's life: its services start once, so its checks run in one test"
 )]
-async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
-    let moto = start_moto();
-    let aws = sdk_config(&moto).await;
-    create_table(&aws, TABLE).await;
-
-    // An MSP's estate: three sites mapped to four clients' companies (the stored mapping).
-    let (mut tenant, sites) = simulators::scenario::estate(&SiteSpec {
-        seed: 5,
-        assets: 300,
-    })
-    .unwrap();
-    lscw_tests::add_foreign_custom_field(&mut tenant);
-    let cw = start_cw(tenant).await;
-    let ls = simulators::lansweeper::LansweeperSimulator::start_sites(
-        sites,
-        lscw_tests::ls_sim_options(),
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
+async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
+    let deployment = deploy(300).await;
+    let Deployment {
+        engine,
+        aws,
+        store,
+        cw,
+        ls,
+        ..
+    } = &deployment;
     let estate_assets: usize = ls
         .site_ids()
         .iter()
@@ -201,33 +256,12 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         site.add_asset(asset).unwrap();
     });
 
-    let mut secret = cw_sim_credentials(&cw);
-    secret["LS_TOKEN"] = json!(simulators::lansweeper::TOKEN);
-    secret["LS_SITE_ID"] = json!(ls.site_id());
-    secret["LS_API_URL"] = json!(ls.api_url());
-    let secret_arn = create_secret(&aws, "lscw/credentials", &secret).await;
-
-    let mut env = aws_env(&moto);
-    env.push(("SECRET_ARN", secret_arn));
-    env.push(("SYNC_TABLE", TABLE.into()));
-    env.push(("CW_TARGET_COMPANY", "BlueLightCo".into()));
-    // The functions' Lansweeper clock runs as fast as the simulator's.
-    env.push(("LS_QUOTA_SPEED", lscw_tests::LS_SPEED.to_string()));
-    env.push(("RUST_LOG", "info".into()));
-    // As the template's LoggingConfig sets it in Lambda.
-    env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
-    let watch = start_watch(&env);
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
-    shared::mapping::save(&store, lscw_tests::world::estate_mapping(), 0)
-        .await
-        .unwrap();
-
     // Two runs started together (the schedule firing while a run is still going): one
     // takes the lease and runs, the other ends at once as skipped and writes nothing.
     let (input_a, input_b) = (json!({"runId": "run-a"}), json!({"runId": "run-b"}));
     let (a, b) = tokio::join!(
-        invoke(&watch, "fetch-assets", &input_a),
-        invoke(&watch, "fetch-assets", &input_b)
+        engine.invoke("fetch-assets", &input_a),
+        engine.invoke("fetch-assets", &input_b)
     );
     let (a, b) = (a.expect("run-a fetch"), b.expect("run-b fetch"));
     let (winner, skipped) = if a.get("skippedFor").is_some() {
@@ -239,20 +273,20 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     assert_eq!(skipped["skippedFor"]["runId"], winner["runId"], "{skipped}");
     assert!(skipped["skippedFor"]["startedAt"].as_u64().unwrap() > 0);
     assert_eq!(skipped["staged"], 0);
-    let skipped_report = pipeline::report(&store, skipped["runId"].as_str().unwrap(), false)
+    let skipped_report = pipeline::report(store, skipped["runId"].as_str().unwrap(), false)
         .await
         .unwrap();
     assert_eq!(
         skipped_report.skipped_for.unwrap().run_id,
         winner["runId"].as_str().unwrap()
     );
-    let renewed = invoke(&watch, "ensure-references", &winner).await;
+    let renewed = engine.invoke("ensure-references", &winner).await;
     assert!(
         renewed.is_ok(),
         "the winner renews its own lease: {renewed:?}"
     );
-    let renewed_by_loser = skipped.clone();
-    let refused = invoke(&watch, "ensure-references", &renewed_by_loser)
+    let refused = engine
+        .invoke("ensure-references", &skipped)
         .await
         .unwrap_err();
     assert!(
@@ -260,28 +294,10 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         "{refused}"
     );
 
-    let (first, mut first_outputs, first_summary) =
-        run_functions_after(&watch, &store, winner).await;
-    let keys_linked = cw.with_tenant(|t| {
-        let mut keys: Vec<String> = t
-            .records("configurations")
-            .filter_map(|c| {
-                c["customFields"].as_array()?.iter().find_map(|f| {
-                    (f["caption"] == "ls_asset_id")
-                        .then(|| f["value"].as_str().map(str::to_lowercase))
-                        .flatten()
-                })
-            })
-            .collect();
-        let all = keys.len();
-        keys.sort();
-        keys.dedup();
-        (all, keys.len())
-    });
-    assert_eq!(
-        keys_linked.0, keys_linked.1,
-        "no asset has two configurations"
-    );
+    // The first run, its functions invoked one by one in the state machine's order.
+    let (first, _, _) = run_functions_after(engine, store, winner).await;
+    // world::state fails on an asset with two configurations.
+    assert!(deployment.linked_once() > 0);
     assert_eq!(first.assets as usize, estate_assets + 1);
     assert!(
         !first.unmapped.is_empty(),
@@ -342,8 +358,12 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         tenant.replace(&CONFIGURATIONS, edited, &body).unwrap();
     });
 
+    // The second run, as the schedule starts it: the state machine over the functions.
     cw.control().reset_counts();
-    let (second, _, _) = run_functions(&watch, &store).await;
+    let linked_before = deployment.linked_once();
+    let execution = deployment.execute("run-2").await;
+    assert_eq!(execution["status"], "SUCCEEDED", "{execution:#}");
+    let second = pipeline::report(store, "run-2", false).await.unwrap();
     assert_eq!(
         (second.counts.created, second.counts.modified),
         (0, 1),
@@ -355,6 +375,11 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
         1,
         "{:#?}",
         cw.control().requests()
+    );
+    assert_eq!(
+        deployment.linked_once(),
+        linked_before,
+        "nothing created twice"
     );
     let after = cw.with_tenant(|t| {
         t.render(
@@ -372,110 +397,44 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
             .iter()
             .any(|f| f["caption"] == "warranty_contact" && f["value"] == "Jane at Dell")
     );
-
-    cw.control().reset_counts();
-    let (third, _, third_summary) = run_functions(&watch, &store).await;
+    // The execution enriched (its Enrich state looped on the continuation until done),
+    // recorded its report and gave its lease up.
+    let output = Deployment::output(&execution);
+    assert_eq!(output["runId"], "run-2");
+    // Each Map ran one iteration per lane match planned.
+    for (map, lanes) in [("created", "createLanes"), ("modified", "modifyLanes")] {
+        assert_eq!(
+            output[map].as_array().unwrap().len(),
+            output["match"][lanes].as_array().map_or(0, Vec::len),
+            "{map}: {output:#}"
+        );
+    }
+    assert_eq!(output["enrich"]["output"]["done"], true, "{output:#}");
+    let enriched = output["enrich"]["output"]["edits"].as_u64().unwrap();
+    assert!(enriched > 100, "{output:#}");
+    // Several assets' edits a request (aliased `editAsset`s).
+    let edits = ls.control().count("POST graphql:editAsset");
+    assert!(
+        edits < enriched && edits >= enriched.div_ceil(20),
+        "{edits} requests for {enriched} edits"
+    );
     assert_eq!(
-        third_summary["status"], "SUCCEEDED_WITH_FAILURES",
+        shared::lease::holder(store).await.unwrap(),
+        None,
+        "ReleaseLease gave the lease up"
+    );
+    let recorded = store_item(aws, "report/run-2").await;
+    assert_eq!(
+        recorded.0, "SUCCEEDED_WITH_FAILURES",
         "its conflicts remain"
     );
     assert_eq!(
-        cw.control().writes(),
-        0,
-        "a run over unchanged data writes nothing"
-    );
-    assert_eq!((third.counts.created, third.counts.modified), (0, 0));
-
-    // Enrichment through its function, looping on the continuation as the state machine does.
-    let enriched = enrich_until_done(&watch, &store, "enrich-1", &mut first_outputs).await;
-    // The state machine's last Lambda state records the report.
-    first_outputs.push(first_summary.clone());
-    assert!(enriched["edits"].as_u64().unwrap() > 100, "{enriched}");
-    // Several assets' edits a request (aliased `editAsset`s).
-    let edits = ls.control().count("POST graphql:editAsset");
-    let planned = enriched["edits"].as_u64().unwrap();
-    assert!(
-        edits < planned && edits >= planned.div_ceil(20),
-        "{edits} requests for {planned} edits"
-    );
-    let again = enrich_until_done(&watch, &store, "enrich-2", &mut Vec::new()).await;
-    assert_eq!(again["edits"], 0, "a second enrichment writes nothing");
-    assert_eq!(ls.control().count("POST graphql:editAsset"), edits);
-    assert_eq!(ls.rate_refusals(), 0);
-
-    // The state machine definition, executed by moto's Step Functions with the functions'
-    // real outputs replayed: the Maps iterate over the real batch groups.
-    enable_state_machine_execution(&moto).await;
-    let mut definition = std::fs::read_to_string(
-        lscw_tests::aws::workspace_root().join("infra/statemachine/sync.asl.json"),
-    )
-    .unwrap();
-    for function in [
-        "FetchAssets",
-        "EnsureReferences",
-        "Match",
-        "BulkCreate",
-        "BulkModify",
-        "Enrich",
-        "RunReport",
-    ] {
-        definition = definition.replace(
-            &format!("${{{function}FunctionArn}}"),
-            &format!("arn:aws:lambda:us-east-1:123456789012:function:{function}"),
-        );
-    }
-    definition = definition.replace("${SyncTableName}", TABLE);
-    assert!(!definition.contains("${"), "every substitution is known");
-    let machine = aws_json(
-        &moto,
-        "states",
-        "AWSStepFunctions.CreateStateMachine",
-        &json!({"name": "sync", "definition": definition, "roleArn": "arn:aws:iam::123456789012:role/sync"}),
-    )
-    .await["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let replay: Vec<String> = first_outputs.iter().map(Value::to_string).collect();
-    queue_lambda_results(&moto, &replay).await;
-    // The run's lease, as its FetchAssets would have taken it: released by ReleaseLease.
-    assert_eq!(
-        shared::lease::acquire(&store, "replayed-run")
-            .await
-            .unwrap(),
-        None
-    );
-    let execution = run_execution(&moto, &machine, "replayed-run").await;
-    assert_eq!(execution["status"], "SUCCEEDED", "{execution:#}");
-    assert_eq!(
-        shared::lease::holder(&store).await.unwrap(),
-        None,
-        "the report state gave the lease up"
-    );
-    let output: Value = serde_json::from_str(execution["output"].as_str().unwrap()).unwrap();
-    let matched = &first_outputs[2];
-    assert_eq!(output["runId"], matched["runId"]);
-    assert_eq!(
-        output["created"].as_array().unwrap().len(),
-        matched["createLanes"].as_array().unwrap().len()
-    );
-    assert_eq!(
-        output["modified"].as_array().unwrap().len(),
-        matched["modifyLanes"].as_array().unwrap().len()
-    );
-    assert_eq!(output["enrich"]["output"]["done"], true);
-    assert_eq!(output["report"]["output"], first_summary);
-    let recorded = store_item(
-        &aws,
-        &format!("report/{}", matched["runId"].as_str().unwrap()),
-    )
-    .await;
-    assert_eq!(
-        recorded.0, "SUCCEEDED_WITH_FAILURES",
-        "the first run had conflicts"
+        output["report"]["output"]["status"],
+        "SUCCEEDED_WITH_FAILURES"
     );
     let recorded: Value = serde_json::from_str(&recorded.1).unwrap();
-    assert_eq!(recorded["runId"], matched["runId"]);
+    assert_eq!(recorded["runId"], "run-2");
+    assert_eq!(recorded["modified"], 1);
     // One report, a section per site and company, covering the three sites.
     let sections = recorded["sections"].as_array().unwrap();
     let mut sites: Vec<&str> = sections
@@ -487,112 +446,84 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     let section_assets: u64 = sections.iter().map(|s| s["assets"].as_u64().unwrap()).sum();
     assert_eq!(section_assets, recorded["assets"].as_u64().unwrap());
 
-    // A group that fails for good (its function fails past its retries) fails alone: the
-    // Map tolerates it, and the run goes on to enrichment and its report.
-    let mut tolerated: Vec<String> = first_outputs.iter().map(Value::to_string).collect();
-    tolerated[3] = "x".repeat(6_500_000);
-    queue_lambda_results(&moto, &tolerated).await;
+    // A third run over unchanged data writes nothing, to either side.
+    cw.control().reset_counts();
+    let third_execution = deployment.execute("run-3").await;
     assert_eq!(
-        shared::lease::acquire(&store, "tolerated-run")
-            .await
-            .unwrap(),
-        None
+        third_execution["status"], "SUCCEEDED",
+        "{third_execution:#}"
     );
-    let tolerated_execution = run_execution(&moto, &machine, "tolerated-run").await;
+    let third = pipeline::report(store, "run-3", false).await.unwrap();
     assert_eq!(
-        tolerated_execution["status"], "SUCCEEDED",
-        "{tolerated_execution:#}"
+        cw.control().writes(),
+        0,
+        "a run over unchanged data writes nothing"
     );
-    let output: Value =
-        serde_json::from_str(tolerated_execution["output"].as_str().unwrap()).unwrap();
-    assert_eq!(output["report"]["output"]["runId"], first_summary["runId"]);
-    assert_eq!(output["enrich"]["output"]["done"], true);
+    assert_eq!((third.counts.created, third.counts.modified), (0, 0));
+    let output = Deployment::output(&third_execution);
+    assert_eq!(output["enrich"]["output"]["edits"], 0, "{output:#}");
+    assert_eq!(ls.control().count("POST graphql:editAsset"), edits);
+    assert_eq!(ls.rate_refusals(), 0);
+    assert_eq!(
+        store_item(aws, "report/run-3").await.0,
+        "SUCCEEDED_WITH_FAILURES"
+    );
 
     // Another run holds the lease: the execution ends as skipped (not failed), records
     // the holder and leaves its lease alone.
     assert_eq!(
-        shared::lease::acquire(&store, "busy-run").await.unwrap(),
+        shared::lease::acquire(store, "busy-run").await.unwrap(),
         None
     );
-    let mut skipped_fetch = first_outputs[0].clone();
-    skipped_fetch["runId"] = json!("skipped-run");
-    skipped_fetch["staged"] = json!(0);
-    skipped_fetch["skippedFor"] = json!({"runId": "busy-run", "startedAt": 1, "expiresAt": 2});
-    // RecordSkipped invokes run-report with the holder: the real function records the
-    // run and counts it (its answer is what moto hands the state machine).
-    let recorded_skip = invoke(
-        &watch,
-        "run-report",
-        &json!({"runId": "skipped-run", "skippedFor": skipped_fetch["skippedFor"]}),
-    )
-    .await
-    .unwrap();
-    let skip_metrics = watch
+    let skipped_execution = deployment.execute("skipped-run").await;
+    assert_eq!(
+        skipped_execution["status"], "SUCCEEDED",
+        "{skipped_execution:#}"
+    );
+    let recorded = store_item(aws, "report/skipped-run").await;
+    assert_eq!(recorded.0, "SKIPPED");
+    assert!(recorded.1.contains("busy-run"), "{}", recorded.1);
+    assert_eq!(
+        shared::lease::holder(store).await.unwrap().unwrap().run_id,
+        "busy-run"
+    );
+    let skip_metrics = engine
         .log()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|line| line["runId"] == "skipped-run" && line.get("_aws").is_some())
         .expect("run-report published the skipped run's metrics");
     assert_eq!(skip_metrics["RunsSkipped"], 1, "{skip_metrics}");
-    queue_lambda_results(
-        &moto,
-        &[skipped_fetch.to_string(), recorded_skip.to_string()],
-    )
-    .await;
-    let skipped_execution = run_execution(&moto, &machine, "skipped-run").await;
-    assert_eq!(
-        skipped_execution["status"], "SUCCEEDED",
-        "{skipped_execution:#}"
-    );
-    let recorded = store_item(&aws, "report/skipped-run").await;
-    assert_eq!(recorded.0, "SKIPPED");
-    assert!(recorded.1.contains("busy-run"), "{}", recorded.1);
-    assert_eq!(
-        shared::lease::holder(&store).await.unwrap().unwrap().run_id,
-        "busy-run"
-    );
-    assert!(shared::lease::release(&store, "busy-run").await.unwrap());
+    assert!(shared::lease::release(store, "busy-run").await.unwrap());
 
-    // A function that fails drives the execution through its Catch: the failure is recorded.
-    assert_eq!(
-        shared::lease::acquire(&store, "failing-run").await.unwrap(),
-        None
-    );
-    let oversized = "x".repeat(6_500_000);
-    // RecordFailure invokes run-report with the error Step Functions caught.
-    let caught = json!({"Error": "States.DataLimitExceeded", "Cause": "The state/task 'Match' returned a result with a size exceeding the maximum number of bytes service limit."});
-    let recorded_failure = invoke(
-        &watch,
-        "run-report",
-        &json!({"runId": "failing-run", "error": caught}),
-    )
-    .await
-    .unwrap();
-    queue_lambda_results(
-        &moto,
-        &[
-            first_outputs[0].to_string(),
-            first_outputs[1].to_string(),
-            oversized,
-            recorded_failure.to_string(),
-        ],
-    )
-    .await;
-    let failed = run_execution(&moto, &machine, "failing-run").await;
+    // Lansweeper's token is revoked: the step that reads it fails for good, the
+    // execution goes through its Catch, the failure is recorded and the lease released.
+    let revoked = secret_of(cw, ls, Some("revoked-token"));
+    aws_sdk_secretsmanager::Client::new(aws)
+        .put_secret_value()
+        .secret_id(&deployment.secret_arn)
+        .secret_string(revoked.to_string())
+        .send()
+        .await
+        .unwrap();
+    // New containers: the secret is read once per container, as in Lambda.
+    engine.configure(&deployment.env, 1.0, &json!({})).await;
+    let failed = deployment.execute("failing-run").await;
     assert_eq!(failed["status"], "FAILED", "{failed:#}");
-    let recorded = store_item(&aws, "report/failing-run").await;
+    assert_eq!(failed["error"], "SyncFailed", "{failed:#}");
+    let recorded = store_item(aws, "report/failing-run").await;
     assert_eq!(recorded.0, "FAILED");
+    assert!(
+        recorded.1.contains("Lansweeper rejected the token"),
+        "the caught error is recorded: {}",
+        &recorded.1[..recorded.1.len().min(400)]
+    );
     assert_eq!(
-        shared::lease::holder(&store).await.unwrap(),
+        shared::lease::holder(store).await.unwrap(),
         None,
         "a failed run gives its lease up too"
     );
-    assert!(
-        recorded.1.contains("exceeding the maximum number of bytes"),
-        "the caught error is recorded: {}",
-        &recorded.1[..recorded.1.len().min(300)]
-    );
-    let failure_metrics = watch
+    let failure_metrics = engine
         .log()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -601,19 +532,19 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     assert_eq!(failure_metrics["RunsFailed"], 1, "{failure_metrics}");
 
     // A failing step logs its error once, as JSON, with its run id and step.
-    let refused = invoke(
-        &watch,
-        "bulk-create",
-        &json!({"runId": "run-logged-once", "lane": 0, "lanes": 1, "next": 0}),
-    )
-    .await
-    .expect_err("a run that planned nothing writes nothing");
+    let refused = engine
+        .invoke(
+            "bulk-create",
+            &json!({"runId": "run-logged-once", "lane": 0, "lanes": 1, "next": 0}),
+        )
+        .await
+        .expect_err("a run that planned nothing writes nothing");
     let message = serde_json::from_str::<Value>(&refused).unwrap()["errorMessage"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(message.starts_with("bulk-create: "), "{message}");
-    let log = watch.log();
+    let log = engine.log();
     // The message as it reads in plain text and inside a JSON string.
     let escaped = serde_json::to_string(&message).unwrap();
     let escaped = &escaped[1..escaped.len() - 1];
@@ -630,14 +561,127 @@ async fn the_functions_sync_end_to_end_and_a_second_run_writes_nothing() {
     assert_eq!(line["span"]["step"], "bulk-create", "{line}");
 
     // Secrets never reach the logs.
-    assert!(
-        log.contains("fetch-assets"),
-        "the functions ran under watch: {log}"
-    );
+    assert!(log.contains("fetch-assets"), "the functions ran: {log}");
     assert!(
         !log.contains(simulators::connectwise::PRIVATE_KEY)
             && !log.contains(simulators::lansweeper::TOKEN),
         "a secret in the logs"
+    );
+
+    // Every function ran inside its template limits, and containers were reused warm
+    // between invocations as Lambda reuses them.
+    let stats = within_limits(engine).await;
+    let (mut invocations, mut cold) = (0, 0);
+    for (function, numbers) in stats["functions"].as_object().unwrap() {
+        assert!(
+            numbers["invocations"].as_u64().unwrap() > 0,
+            "{function} never ran"
+        );
+        invocations += numbers["invocations"].as_u64().unwrap();
+        cold += numbers["coldStarts"].as_u64().unwrap();
+    }
+    assert!(cold < invocations, "{stats:#}");
+}
+
+/// bulk-create runs past its deadline (a 1 s timeout; ConnectWise saves each bulk write
+/// and answers it 3 s late): the engine stops it as Lambda does (`Sandbox.Timedout`), the Map's Catch ends
+/// that lane, the run goes on to its report, which names the unwritten assets failed;
+/// the next run writes them, each configuration once.
+#[tokio::test]
+async fn a_function_past_its_deadline_is_stopped_and_the_next_run_writes_its_work_once() {
+    let deployment = deploy(60).await;
+    let Deployment {
+        engine, store, cw, ..
+    } = &deployment;
+    engine
+        .configure(
+            &deployment.env,
+            1.0,
+            &json!({"bulk-create": {"timeoutSeconds": 1}}),
+        )
+        .await;
+    cw.control().lose_answers_to(
+        "/company/configurations/bulk",
+        &[(LostAnswer::Late(Duration::from_secs(3)), 1)],
+    );
+    let slow = deployment.execute("slow-run").await;
+    assert_eq!(slow["status"], "SUCCEEDED", "{slow:#}");
+    let stats = engine.stats().await;
+    let timed_out = stats["functions"]["bulk-create"]["timedOut"]
+        .as_u64()
+        .unwrap();
+    assert!(timed_out > 0, "{stats:#}");
+    let history = aws_json(
+        &engine.moto,
+        "states",
+        "AWSStepFunctions.GetExecutionHistory",
+        &json!({"executionArn": slow["executionArn"], "maxResults": 1000}),
+    )
+    .await;
+    let timeouts = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["taskFailedEventDetails"]["error"] == "Sandbox.Timedout")
+        .count();
+    assert_eq!(
+        timeouts as u64, timed_out,
+        "each stop reached the state machine"
+    );
+    // The stopped lane failed alone: the run went on to its enrichment and its report.
+    let output = Deployment::output(&slow);
+    assert!(
+        output["created"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|lane| lane["failed"] == true && lane["error"]["Error"] == "Sandbox.Timedout"),
+        "{output:#}"
+    );
+    assert_eq!(output["enrich"]["output"]["done"], true, "{output:#}");
+    let report = pipeline::report(store, "slow-run", false).await.unwrap();
+    assert!(
+        !report.failed.is_empty(),
+        "the lane's unwritten assets: {report:#?}"
+    );
+    assert_eq!(
+        store_item(&deployment.aws, "report/slow-run").await.0,
+        "SUCCEEDED_WITH_FAILURES"
+    );
+    assert_eq!(shared::lease::holder(store).await.unwrap(), None);
+    let linked_after_slow = deployment.linked_once();
+
+    // The template's limits again, ConnectWise answering at once: the next run writes
+    // what the stopped lane left, and nothing twice.
+    engine
+        .configure(
+            &deployment.env,
+            1.0,
+            &json!({"bulk-create": {"timeoutSeconds": 300}}),
+        )
+        .await;
+    assert!(
+        cw.control()
+            .answers_lost_at("POST /company/configurations/bulk")
+            > 0
+    );
+    cw.control().lose_answers(&[]);
+    let next = deployment.execute("next-run").await;
+    assert_eq!(next["status"], "SUCCEEDED", "{next:#}");
+    let report = pipeline::report(store, "next-run", false).await.unwrap();
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert!(report.counts.created > 0, "{report:#?}");
+    // world::state fails on an asset with two configurations.
+    assert_eq!(
+        deployment.linked_once(),
+        linked_after_slow + report.counts.created as usize
+    );
+    let stats = engine.stats().await;
+    assert_eq!(
+        stats["functions"]["bulk-create"]["timedOut"]
+            .as_u64()
+            .unwrap(),
+        timed_out
     );
 }
 

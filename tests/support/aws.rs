@@ -1,6 +1,7 @@
-//! The AWS side on loopback: moto's server (DynamoDB, Secrets Manager, Step Functions)
-//! and `cargo lambda watch` serving the real function binaries. Both are installed by
-//! `make setup` into `.venv/`; a test that needs them fails, never skips, without them.
+//! The AWS side on loopback: moto's server (DynamoDB, Secrets Manager), and the engine
+//! (`infra/local/sfn_engine.py`: moto's server whose Step Functions execute the template's
+//! state machine over the real function binaries). moto is installed by `make setup` into
+//! `.venv/`; a test that needs it fails, never skips, without it.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        // cargo lambda watch runs the functions as its children: stop the whole group
+        // The engine runs the functions as its children: stop the whole group
         // (spawned as its own group, so this never reaches the test's).
         if let Some(group) = rustix::process::Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
@@ -94,45 +95,6 @@ pub fn start_moto() -> Service {
     let mut command = Command::new(tool("moto_server"));
     command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
     spawn(command, port, "moto", Duration::from_secs(60))
-}
-
-/// `cargo lambda watch` serving every function of the workspace, with `env` set on it.
-pub fn start_watch(env: &[(&str, String)]) -> Service {
-    let port = free_port();
-    let mut command = Command::new(tool("cargo-lambda"));
-    command
-        .args([
-            "lambda",
-            "watch",
-            // The binaries are what the test checked out; watching the tree (with its
-            // .venv and target) for reloads is only load.
-            "--ignore-changes",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port.to_string(),
-        ])
-        .current_dir(workspace_root())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                tool("cargo-lambda")
-                    .parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        );
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    spawn(
-        command,
-        port,
-        "cargo-lambda-watch",
-        Duration::from_secs(120),
-    )
 }
 
 /// Dummy credentials: moto accepts any.
@@ -205,16 +167,16 @@ pub async fn create_secret(
     created.arn().expect("an ARN").to_string()
 }
 
-/// Invokes a function through the Lambda Invoke API of `cargo lambda watch`.
-pub async fn invoke(
-    watch: &Service,
+/// Invokes a function through a Lambda Invoke API on `port`; a function error is `Err`
+/// with the error's JSON.
+pub async fn invoke_at(
+    port: u16,
     function: &str,
     payload: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
     let response = reqwest::Client::new()
         .post(format!(
-            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
-            watch.port
+            "http://127.0.0.1:{port}/2015-03-31/functions/{function}/invocations"
         ))
         .timeout(Duration::from_secs(900))
         .json(payload)
@@ -256,33 +218,8 @@ pub async fn aws_json(
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
-/// Makes moto execute state machines, with Lambda tasks answering queued results.
-pub async fn enable_state_machine_execution(moto: &Service) {
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/moto-api/config", moto.port))
-        .json(&serde_json::json!({"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}))
-        .send()
-        .await
-        .expect("moto config");
-    assert!(response.status().is_success());
-}
-
-/// Queues what moto's Lambda answers next, in order (each a function's payload).
-pub async fn queue_lambda_results(moto: &Service, results: &[String]) {
-    let response = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{}/moto-api/static/lambda-simple/response",
-            moto.port
-        ))
-        .json(&serde_json::json!({"results": results, "region": "us-east-1"}))
-        .send()
-        .await
-        .expect("moto queue");
-    assert!(response.status().is_success());
-}
-
-/// Runs a state machine execution to its end; answers its description.
-pub async fn run_execution(moto: &Service, state_machine: &str, name: &str) -> serde_json::Value {
+/// Starts an execution named `name` with input `{}`; answers its ARN.
+pub async fn start_execution(moto: &Service, state_machine: &str, name: &str) -> String {
     let started = aws_json(
         moto,
         "states",
@@ -290,11 +227,32 @@ pub async fn run_execution(moto: &Service, state_machine: &str, name: &str) -> s
         &serde_json::json!({"stateMachineArn": state_machine, "name": name, "input": "{}"}),
     )
     .await;
-    let arn = started["executionArn"]
+    started["executionArn"]
         .as_str()
         .expect("an execution")
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(120);
+        .to_string()
+}
+
+/// An execution's description (`status`, `output`, `error`, `cause`).
+pub async fn describe_execution(moto: &Service, arn: &str) -> serde_json::Value {
+    aws_json(
+        moto,
+        "states",
+        "AWSStepFunctions.DescribeExecution",
+        &serde_json::json!({"executionArn": arn}),
+    )
+    .await
+}
+
+/// Runs an execution to its end, failing the test past `within`; answers its description.
+pub async fn run_execution_within(
+    moto: &Service,
+    state_machine: &str,
+    name: &str,
+    within: Duration,
+) -> serde_json::Value {
+    let arn = start_execution(moto, state_machine, name).await;
+    let deadline = Instant::now() + within;
     loop {
         let description = aws_json(
             moto,
@@ -308,5 +266,173 @@ pub async fn run_execution(moto: &Service, state_machine: &str, name: &str) -> s
         }
         assert!(Instant::now() < deadline, "execution still running");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The functions the template declares (`BuildProperties: Binary`), built for this
+/// machine with the tests' own profile and target directory (once per test binary);
+/// answers the directory holding them.
+pub fn function_binaries() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let template = std::fs::read_to_string(workspace_root().join("template.yaml"))
+                .expect("template.yaml");
+            let binaries: Vec<&str> = template
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("Binary:"))
+                .map(str::trim)
+                .collect();
+            assert!(
+                !binaries.is_empty(),
+                "the template names no function binary"
+            );
+            // target/<profile>/deps/<this test> → target/<profile>.
+            let exe = std::env::current_exe().expect("the test's path");
+            let profile_dir = exe
+                .parent()
+                .and_then(std::path::Path::parent)
+                .expect("the test sits in target/<profile>/deps")
+                .to_path_buf();
+            let target = profile_dir.parent().expect("target/<profile>");
+            let mut command =
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            command
+                .current_dir(workspace_root())
+                .args(["build", "--quiet", "--target-dir"])
+                .arg(target);
+            if profile_dir.ends_with("release") {
+                command.arg("--release");
+            }
+            for binary in &binaries {
+                command.args(["--bin", binary]);
+            }
+            let status = command.status().expect("cargo runs");
+            assert!(status.success(), "the functions do not build");
+            profile_dir
+        })
+        .clone()
+}
+
+/// The deployed form on loopback (`infra/local/sfn_engine.py`): moto's server, whose
+/// Step Functions execute the template's state machine, and a Lambda service running
+/// the real function binaries under their template limits.
+pub struct Engine {
+    /// moto's server (the engine's process; its group holds the functions).
+    pub moto: Service,
+    /// The Lambda service's port (Invoke API and `/_engine/`).
+    pub lambda_port: u16,
+    /// The state machine definition with the template's substitutions filled.
+    pub definition: String,
+}
+
+/// Starts the engine over the functions' binaries; `table` fills the definition's table.
+pub fn start_engine(table: &str) -> Engine {
+    let binaries = function_binaries();
+    let (moto_port, lambda_port) = (free_port(), free_port());
+    let root = workspace_root();
+    let definition_out = std::env::temp_dir().join(format!("lscw-engine-{lambda_port}.asl.json"));
+    let mut command = Command::new(tool("python"));
+    command
+        .arg(root.join("infra/local/sfn_engine.py"))
+        .args(["--moto-port", &moto_port.to_string()])
+        .args(["--lambda-port", &lambda_port.to_string()])
+        .arg("--bin-dir")
+        .arg(&binaries)
+        .arg("--template")
+        .arg(root.join("template.yaml"))
+        .arg("--definition")
+        .arg(root.join("infra/statemachine/sync.asl.json"))
+        .args(["--table", table])
+        .arg("--definition-out")
+        .arg(&definition_out)
+        .current_dir(&root);
+    let moto = spawn(command, lambda_port, "engine", Duration::from_secs(60));
+    wait_for_port(
+        moto_port,
+        "engine (moto)",
+        Duration::from_secs(10),
+        &moto.log,
+    );
+    let definition = std::fs::read_to_string(&definition_out).expect("the filled definition");
+    let mut moto = moto;
+    moto.port = moto_port;
+    Engine {
+        moto,
+        lambda_port,
+        definition,
+    }
+}
+
+impl Engine {
+    /// The functions' environment (every container started from now on), the clock
+    /// factor and per-function limit overrides (`{"bulk-create": {"timeoutSeconds": 2}}`).
+    pub async fn configure(
+        &self,
+        env: &[(&str, String)],
+        clock_factor: f64,
+        functions: &serde_json::Value,
+    ) {
+        let env: serde_json::Map<String, serde_json::Value> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
+            .collect();
+        let response = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/_engine/configure", self.lambda_port))
+            .json(&serde_json::json!({"env": env, "clockFactor": clock_factor, "functions": functions}))
+            .send()
+            .await
+            .expect("the engine answers");
+        let status = response.status();
+        assert!(
+            status.is_success(),
+            "engine configure: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Per function: invocations, errors, timedOut, outOfMemory, coldStarts,
+    /// peakMemoryKb, maxDurationMs, totalDurationMs, timeoutSeconds, memoryMb.
+    pub async fn stats(&self) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!(
+                "http://127.0.0.1:{}/_engine/stats",
+                self.lambda_port
+            ))
+            .send()
+            .await
+            .expect("the engine answers")
+            .json()
+            .await
+            .expect("stats as JSON")
+    }
+
+    /// One function invoked through the Lambda Invoke API, as a state's task invokes it.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        invoke_at(self.lambda_port, function, payload).await
+    }
+
+    /// What the engine and the functions printed so far.
+    pub fn log(&self) -> String {
+        self.moto.log()
+    }
+
+    /// Creates the state machine from the filled definition; answers its ARN.
+    pub async fn create_state_machine(&self, name: &str) -> String {
+        aws_json(
+            &self.moto,
+            "states",
+            "AWSStepFunctions.CreateStateMachine",
+            &serde_json::json!({"name": name, "definition": self.definition,
+                "roleArn": "arn:aws:iam::123456789012:role/sync"}),
+        )
+        .await["stateMachineArn"]
+            .as_str()
+            .expect("a state machine ARN")
+            .to_string()
     }
 }

@@ -1,0 +1,167 @@
+"""The local engine's Lambda side as Lambda behaves: the template's substitutions filled
+from its own resources, an invocation answered through the Runtime API by a warm
+process, stopped at its deadline (`Sandbox.Timedout`) and past its memory
+(`Runtime.OutOfMemory`), its deadline compressed by the clock factor. The functions
+here are small scripts speaking the Runtime API, so the test needs no build."""
+
+import json
+import os
+import pathlib
+import stat
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+from http.server import ThreadingHTTPServer
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "infra" / "local"))
+
+import sfn_engine  # noqa: E402
+
+# A function: takes events from the Runtime API and does what each says.
+FAKE = """#!{python}
+import json, os, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+held = []
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        deadline = int(r.headers["Lambda-Runtime-Deadline-Ms"])
+        event = json.loads(r.read())
+    if "sleep" in event:
+        time.sleep(event["sleep"])
+    if "allocateMb" in event:
+        held.append(bytearray(event["allocateMb"] * 1024 * 1024))
+        time.sleep(1)
+    if event.get("fail"):
+        body = json.dumps({{"errorType": "Permanent", "errorMessage": "asked to fail"}}).encode()
+        urllib.request.urlopen(urllib.request.Request(api + request_id + "/error", data=body, method="POST")).read()
+        continue
+    answer = {{"pid": os.getpid(), "leftMs": deadline - int(time.time() * 1000)}}
+    urllib.request.urlopen(urllib.request.Request(api + request_id + "/response", data=json.dumps(answer).encode(), method="POST")).read()
+"""
+
+
+class TemplateTest(unittest.TestCase):
+    def test_every_substitution_is_filled_from_the_template(self):
+        template = sfn_engine.load_template(ROOT / "template.yaml")
+        functions = sfn_engine.functions_of(template)
+        self.assertEqual(functions["bulk-create"]["timeoutSeconds"], 300)
+        self.assertEqual(functions["match"]["memoryMb"], 640)
+        definition = (ROOT / "infra/statemachine/sync.asl.json").read_text()
+        filled = sfn_engine.fill_definition(template, definition, "the-table")
+        self.assertNotIn("${", filled)
+        parsed = json.loads(filled)
+        resources = set()
+
+        def walk(node):
+            if isinstance(node, dict):
+                if isinstance(node.get("FunctionName"), str):
+                    resources.add(node["FunctionName"].rsplit(":", 1)[1])
+                if node.get("TableName"):
+                    self.assertEqual(node["TableName"], "the-table")
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(parsed)
+        self.assertTrue(resources)
+        self.assertLessEqual(resources, set(functions))
+
+    def test_an_unknown_substitution_fails(self):
+        template = sfn_engine.load_template(ROOT / "template.yaml")
+        with self.assertRaises(ValueError):
+            sfn_engine.fill_definition(template, '{"x": "${NotInTheTemplate}"}', "t")
+
+
+class LambdaServiceTest(unittest.TestCase):
+    def setUp(self):
+        self.directory = tempfile.TemporaryDirectory()
+        path = pathlib.Path(self.directory.name) / "fake"
+        path.write_text(FAKE.format(python=sys.executable))
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+        self.engine = sfn_engine.Engine(
+            self.directory.name, {"fake": {"resource": "Fake", "timeoutSeconds": 2.0, "memoryMb": 64}}
+        )
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), sfn_engine.lambda_handler(self.engine))
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def tearDown(self):
+        self.engine.stop()
+        self.server.shutdown()
+        self.server.server_close()
+        self.directory.cleanup()
+
+    def invoke(self, payload, name="fake"):
+        port = self.server.server_address[1]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/2015-03-31/functions/"
+            f"arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3A{name}/invocations",
+            data=json.dumps(payload).encode(),
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.headers.get("X-Amz-Function-Error"), json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def stats(self):
+        return self.engine.snapshot()["functions"]["fake"]
+
+    def test_a_warm_process_answers_again_with_its_deadline(self):
+        error, first = self.invoke({})
+        self.assertIsNone(error)
+        self.assertTrue(0 < first["leftMs"] <= 2000, first)
+        _, second = self.invoke({})
+        self.assertEqual(first["pid"], second["pid"], "the warm process answered")
+        self.assertEqual(self.stats()["coldStarts"], 1)
+
+    def test_the_clock_factor_divides_the_deadline(self):
+        self.engine.configure({"clockFactor": 4})
+        _, answer = self.invoke({})
+        self.assertTrue(0 < answer["leftMs"] <= 500, answer)
+
+    def test_past_its_deadline_the_process_is_stopped(self):
+        _, warm = self.invoke({})
+        started = time.time()
+        error, answer = self.invoke({"sleep": 10})
+        self.assertLess(time.time() - started, 5)
+        self.assertEqual(error, "Unhandled")
+        self.assertEqual(answer["errorType"], "Sandbox.Timedout")
+        self.assertIn("Task timed out after 2.00 seconds", answer["errorMessage"])
+        _, after = self.invoke({})
+        self.assertNotEqual(after["pid"], warm["pid"], "a new process after the stop")
+        with self.assertRaises(ProcessLookupError):
+            os.kill(warm["pid"], 0)
+        self.assertEqual(self.stats()["timedOut"], 1)
+
+    def test_past_its_memory_the_process_is_stopped(self):
+        error, answer = self.invoke({"allocateMb": 100})
+        self.assertEqual(error, "Unhandled")
+        self.assertEqual(answer["errorType"], "Runtime.OutOfMemory")
+        self.assertEqual(self.stats()["outOfMemory"], 1)
+        self.assertGreater(self.stats()["peakMemoryKb"], 64 * 1024)
+
+    def test_a_function_error_is_unhandled_and_the_process_stays_warm(self):
+        _, warm = self.invoke({})
+        error, answer = self.invoke({"fail": True})
+        self.assertEqual(error, "Unhandled")
+        self.assertEqual(answer, {"errorType": "Permanent", "errorMessage": "asked to fail"})
+        _, after = self.invoke({})
+        self.assertEqual(after["pid"], warm["pid"])
+
+    def test_an_unknown_function_is_not_found(self):
+        status, answer = self.invoke({}, name="nope")
+        self.assertEqual(status, 404)
+        self.assertIn("Function not found", answer["message"])
+
+
+if __name__ == "__main__":
+    unittest.main()
