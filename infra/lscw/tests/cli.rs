@@ -674,7 +674,10 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
             .find(|l| l.starts_with("FAIL  custom fields"))
             .unwrap_or_else(|| panic!("no failing custom fields line: {out}"));
         assert!(line.contains(reason), "{line}");
-        assert!(out.contains("fix: `lscw doctor --fix` creates the missing ones"), "{out}");
+        assert!(
+            out.contains("fix: `lscw doctor --fix` creates the missing ones"),
+            "{out}"
+        );
         assert_eq!(out.matches("FAIL").count(), 1, "{out}");
     }
     let _ = std::fs::remove_dir_all(&data);
