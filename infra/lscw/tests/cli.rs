@@ -787,3 +787,144 @@ async fn secret_set_writes_only_what_both_apis_accept_and_echoes_nothing() {
         simulators::connectwise::COMPANY_ID
     );
 }
+
+/// The README's deployment steps, against moto and the simulators, as an MSP of several
+/// clients follows them: the stack's table and empty secret (as the template makes
+/// them), `lscw secret set`, a mapping of three sites set with `lscw mapping set`
+/// against the deployed table, `lscw doctor` against the deployed secret and table, then
+/// the template's state machine over the real functions — with neither `TargetCompany`
+/// nor `LansweeperSiteId` given.
+///
+/// Breaking it looks like: a stack for many clients that cannot be set up without the
+/// console, or a run that needs the single-site parameters.
+#[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "the deployment steps in the README's order, each checked as it is taken"
+)]
+async fn the_deployment_steps_map_three_sites_and_the_state_machine_syncs_them() {
+    use lscw_tests::aws::{
+        aws_env, create_secret, create_table, run_execution_within, sdk_config, start_engine,
+    };
+    use simulators::lansweeper::{LansweeperSimulator, SITE_ID, SiteSpec};
+    use simulators::scenario::{CONTOSO_SITE, SHARED_SITE, TARGET_COMPANY};
+    const TABLE: &str = "lscw-deployed";
+    let engine = start_engine(TABLE);
+    let aws = sdk_config(&engine.moto).await;
+    create_table(&aws, TABLE).await;
+    let empty = serde_json::json!({"CW_COMPANY_ID": "", "CW_PUBLIC_KEY": "", "CW_PRIVATE_KEY": "",
+        "CW_CLIENT_ID": "", "LS_TOKEN": ""});
+    let arn = create_secret(&aws, "lscw/credentials", &empty).await;
+    let (tenant, sites) = simulators::scenario::estate(&SiteSpec {
+        seed: 5,
+        assets: 45,
+    })
+    .unwrap();
+    let cw = lscw_tests::start_cw(tenant).await;
+    let ls = LansweeperSimulator::start_sites(sites, lscw_tests::ls_sim_options(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    // The template's Globals, with the simulators' addresses for CW_SITE; no
+    // TargetCompany, no LansweeperSiteId.
+    let mut env = aws_env(&engine.moto);
+    env.push(("SECRET_ARN", arn.clone()));
+    env.push(("SYNC_TABLE", TABLE.into()));
+    env.push(("CW_BASE_URL", cw.base_url()));
+    env.push(("LS_API_URL", ls.api_url()));
+    env.push(("LS_QUOTA_SPEED", lscw_tests::LS_SPEED.to_string()));
+    let lscw = |args: Vec<String>, typed: String| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lscw"));
+        command
+            .args(&args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env_remove("CW_TARGET_COMPANY")
+            .env_remove("LS_SITE_ID")
+            .env_remove("LS_TOKEN")
+            .env_remove("CW_SITE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        async move {
+            let output = tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut child = command.spawn().unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(typed.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            })
+            .await
+            .unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(output.status.success(), "lscw {}: {said}", args.join(" "));
+            said
+        }
+    };
+    let args = |words: &[&str]| words.iter().map(|w| (*w).to_string()).collect::<Vec<_>>();
+
+    // Step 3: the secret, typed.
+    let typed = format!(
+        "{}\n{}\n{}\n{}\n{}\n",
+        simulators::connectwise::COMPANY_ID,
+        simulators::connectwise::PUBLIC_KEY,
+        simulators::connectwise::PRIVATE_KEY,
+        simulators::connectwise::CLIENT_ID,
+        simulators::lansweeper::TOKEN,
+    );
+    lscw(args(&["secret", "set"]), typed).await;
+    // Step 4: three sites, each to its client's company, in the deployed table.
+    for (site, company) in [
+        (SITE_ID, TARGET_COMPANY),
+        (CONTOSO_SITE, "Contoso"),
+        (SHARED_SITE, "Northwind"),
+    ] {
+        lscw(
+            args(&["mapping", "set", site, "--company", company]),
+            String::new(),
+        )
+        .await;
+    }
+    let listed = lscw(args(&["mapping", "list"]), String::new()).await;
+    for site in [SITE_ID, CONTOSO_SITE, SHARED_SITE] {
+        assert!(listed.contains(site), "{listed}");
+    }
+    // Step 5: everything checked against the deployed secret and table.
+    let checked = lscw(args(&["doctor"]), String::new()).await;
+    assert!(checked.contains("every check passed"), "{checked}");
+
+    // Step 6: an execution of the template's state machine over the real functions.
+    engine.configure(&env, 1.0, &serde_json::json!({})).await;
+    let machine = engine.create_state_machine("sync").await;
+    let execution = run_execution_within(
+        &engine.moto,
+        &machine,
+        "first-run",
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(execution["status"], "SUCCEEDED", "{execution:#}");
+    let companies: std::collections::BTreeSet<i64> = cw.with_tenant(|t| {
+        t.records("configurations")
+            .filter(|c| {
+                c["customFields"].as_array().is_some_and(|fields| {
+                    fields
+                        .iter()
+                        .any(|f| f["caption"] == "ls_asset_id" && f["value"].is_string())
+                })
+            })
+            .filter_map(|c| c["company"]["id"].as_i64())
+            .collect()
+    });
+    assert_eq!(
+        companies.len(),
+        3,
+        "each site's assets in its client's company"
+    );
+}
