@@ -528,3 +528,68 @@ async fn an_empty_tenant_gets_its_custom_fields_made_then_syncs() {
     });
     assert!(unset.is_empty(), "fields left unset: {unset:?}");
 }
+
+/// A tenant with configurations that lacks one of the sync's fields: `--fix` finds the
+/// configurations' screen from a field they show (no setting needed), makes the missing
+/// field there, and leaves a field of the same caption and another type alone.
+///
+/// Breaking it looks like: the field made on the wrong screen, or a Number field reused
+/// for text.
+#[tokio::test]
+async fn a_missing_field_is_made_on_the_configurations_screen_a_wrong_typed_one_never_reused() {
+    use simulators::connectwise::{CONFIGURATION_POD, USER_DEFINED_FIELDS};
+    let drop_field = |caption: &'static str| {
+        move |tenant: &mut simulators::connectwise::Tenant| {
+            let id = tenant
+                .records("userDefinedFields")
+                .find(|d| d["podId"] == CONFIGURATION_POD && d["caption"] == caption)
+                .unwrap()["id"]
+                .as_i64()
+                .unwrap();
+            tenant.delete(&USER_DEFINED_FIELDS, id).unwrap();
+        }
+    };
+    let world = world_of(9, 6, drop_field("ls_asset_location")).await;
+    let settings = lscw_tests::world::settings();
+    let made = shared::custom_fields::find_or_create(&world.cw_client, &settings, true)
+        .await
+        .unwrap();
+    assert_eq!(made.created, ["ls_asset_location"]);
+    let on_screen = world.cw.with_tenant(|t| {
+        t.records("userDefinedFields")
+            .filter(|d| d["caption"] == "ls_asset_location")
+            .map(|d| d["podId"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(on_screen, [CONFIGURATION_POD]);
+
+    let world = world_of(9, 6, |tenant| {
+        drop_field("ls_software")(tenant);
+        tenant
+            .create(
+                &USER_DEFINED_FIELDS,
+                &json!({"podId": CONFIGURATION_POD, "caption": "LS_SOFTWARE", "sequenceNumber": 9,
+                        "fieldTypeIdentifier": "Number"}),
+            )
+            .unwrap();
+    })
+    .await;
+    let refused = shared::custom_fields::find_or_create(&world.cw_client, &settings, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("type Number") && refused.contains("neither changed nor reused"),
+        "{refused}"
+    );
+    let numbers = world.cw.with_tenant(|t| {
+        t.records("userDefinedFields")
+            .filter(|d| {
+                d["caption"]
+                    .as_str()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("ls_software"))
+            })
+            .count()
+    });
+    assert_eq!(numbers, 1, "no second ls_software made beside it");
+}

@@ -97,7 +97,7 @@ pub async fn find_or_create(
             None if create => {
                 let made = create_field(
                     connectwise,
-                    configurations_pod(pod)?,
+                    configurations_pod(connectwise, pod).await?,
                     caption,
                     types[0],
                     defined_list.len(),
@@ -130,8 +130,19 @@ pub async fn find_or_create(
 }
 
 /// The configurations screen's pod, or why it is unknown.
-fn configurations_pod(pod: Option<i64>) -> Result<i64, PipelineError> {
-    pod.ok_or_else(|| {
+async fn configurations_pod(
+    connectwise: &ConnectWiseClient,
+    pod: Pod,
+) -> Result<i64, PipelineError> {
+    let found = match pod {
+        Pod::Named(pod) => Some(pod),
+        Pod::OfField(id) => definitions(connectwise, &format!("id={id}"))
+            .await?
+            .first()
+            .and_then(|d| d.get("podId")?.as_i64()),
+        Pod::Unknown => None,
+    };
+    found.ok_or_else(|| {
         PipelineError::Config(
             "cannot tell which custom field screen is the configurations': set CW_CONFIGURATION_POD_ID (`lscw doctor` lists the screens that have custom fields)".into(),
         )
@@ -144,7 +155,7 @@ fn configurations_pod(pod: Option<i64>) -> Result<i64, PipelineError> {
 async fn defined_fields(
     connectwise: &ConnectWiseClient,
     settings: &SyncSettings,
-) -> Result<(Option<Vec<Defined>>, Option<i64>), PipelineError> {
+) -> Result<(Option<Vec<Defined>>, Pod), PipelineError> {
     let sample = connectwise
         .list(
             endpoint::CONFIGURATIONS,
@@ -173,18 +184,14 @@ async fn defined_fields(
             })
             .collect();
         let pod = match (settings.configuration_pod_id, defined.first()) {
-            (Some(pod), _) => Some(pod),
-            // The screen of a field the configurations show is theirs.
-            (None, Some((id, ..))) => definitions(connectwise, &format!("id={id}"))
-                .await?
-                .first()
-                .and_then(|d| d.get("podId")?.as_i64()),
-            (None, None) => None,
+            (Some(pod), _) => Pod::Named(pod),
+            (None, Some((id, ..))) => Pod::OfField(*id),
+            (None, None) => Pod::Unknown,
         };
         return Ok((Some(defined), pod));
     }
     let Some(pod) = settings.configuration_pod_id else {
-        return Ok((None, None));
+        return Ok((None, Pod::Unknown));
     };
     let defined = definitions(connectwise, &format!("podId={pod}"))
         .await?
@@ -197,7 +204,18 @@ async fn defined_fields(
             ))
         })
         .collect();
-    Ok((Some(defined), Some(pod)))
+    Ok((Some(defined), Pod::Named(pod)))
+}
+
+/// Where the configurations screen's pod comes from: looked up only when a field is to
+/// be created, so a run that creates nothing pays no request for it.
+#[derive(Debug, Clone, Copy)]
+enum Pod {
+    /// `CW_CONFIGURATION_POD_ID`.
+    Named(i64),
+    /// The screen of this field, which configurations show.
+    OfField(i64),
+    Unknown,
 }
 
 /// Custom field definitions matching `conditions`, every screen's.
