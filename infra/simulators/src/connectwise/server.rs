@@ -540,8 +540,8 @@ fn check_path(resource: &Resource, path: &[String], child: bool) -> Result<(), S
     }
     let spec = resource.field(first).ok_or_else(unknown)?;
     match (spec.kind, path.len(), child) {
-        (Kind::CustomFields, 2, true) => Ok(()),
-        (Kind::CustomFields, _, _) => Err(format!(
+        (Kind::CustomFields | Kind::Items, 2, true) => Ok(()),
+        (Kind::CustomFields | Kind::Items, _, _) => Err(format!(
             "`{}`: search arrays with childConditions or customFieldConditions",
             path.join("/")
         )),
