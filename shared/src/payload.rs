@@ -46,6 +46,12 @@ fn set(
                     body.insert("locationId".into(), json!(id));
                 }
             }
+            Some(("contact", "id")) => {
+                let id: i64 = value
+                    .parse()
+                    .map_err(|_| format!("`{value}` is not a contact id"))?;
+                body.insert("contact".into(), json!({ "id": id }));
+            }
             Some(_) => return Err(format!("the sync does not write `{path}`")),
             None if path == "activeFlag" => {
                 body.insert(path.clone(), json!(value == "true"));

@@ -30,10 +30,24 @@ const ALWAYS_LANSWEEPER: &[&str] = &["name", "type", "ls_asset_id"];
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldPolicies(BTreeMap<String, FieldPolicy>);
 
-/// A target's short name: `type.name` → `type`, `customFields.ls_software` → `ls_software`.
+/// A target's short name: `type.name` → `type`, `contact.id` → `contact`,
+/// `customFields.ls_software` → `ls_software`.
 pub fn short_name(label: &str) -> &str {
     let label = label.strip_prefix("customFields.").unwrap_or(label);
-    label.strip_suffix(".name").unwrap_or(label)
+    label
+        .strip_suffix(".name")
+        .or_else(|| label.strip_suffix(".id"))
+        .unwrap_or(label)
+}
+
+/// A field's policy when `CW_FIELD_POLICY` names none: Lansweeper's, except the contact,
+/// which the service desk often sets by hand (`fill`: one set stays).
+fn default_policy(short: &str) -> FieldPolicy {
+    if short == "contact" {
+        FieldPolicy::Fill
+    } else {
+        FieldPolicy::Lansweeper
+    }
 }
 
 impl FieldPolicies {
@@ -68,7 +82,11 @@ impl FieldPolicies {
     }
 
     pub fn of(&self, label: &str) -> FieldPolicy {
-        self.0.get(short_name(label)).copied().unwrap_or_default()
+        let short = short_name(label);
+        self.0
+            .get(short)
+            .copied()
+            .unwrap_or_else(|| default_policy(short))
     }
 
     /// The differences the policies let through: `connectwise` fields never, `fill`
