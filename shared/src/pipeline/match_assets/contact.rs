@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::load::text;
 use crate::connectwise::{ConnectWiseClient, contacts as cw_contacts};
 use crate::contacts::{self, Contact, Resolution, User};
 use crate::error::PipelineError;
@@ -37,7 +36,9 @@ pub(super) async fn find(
                 asset.at("userName").as_deref(),
                 asset.at("userDomain").as_deref(),
             )?;
-            let company_id = *company_ids.get(&references::name_key(&text(asset, "company")))?;
+            let company_id = *company_ids.get(&references::name_key(
+                &asset.at("company").unwrap_or_default(),
+            ))?;
             Some(Wanted {
                 index,
                 company_id,
@@ -71,7 +72,7 @@ pub(super) async fn find(
             assets[index] = assets[index].with_text(&target, &id.to_string());
         } else if let Some(reason) = resolution.reason(&user) {
             reports.push(Rejected {
-                asset_key: text(&assets[index], "key"),
+                asset_key: assets[index].at("key").unwrap_or_default(),
                 reason,
             });
         }
