@@ -265,3 +265,58 @@ async fn a_contact_set_by_hand_stays_under_fill_and_follows_the_user_under_lansw
     );
     assert_eq!(report.counts.modified, 2, "{report:#?}");
 }
+
+/// An MSP's estate (four companies over three sites): one `/company/contacts` request
+/// reads every company's contacts for the run, and each configuration gets the contact of
+/// its own company, though every company has an Ann Lee. Breaking it looks like a request
+/// per company or per asset, or a configuration given another client's contact.
+#[tokio::test]
+async fn every_company_s_contacts_are_read_in_one_request_and_kept_apart() {
+    use simulators::scenario::{CONTOSO_SITE, SHARED_SITE};
+    let world = lscw_tests::world::estate(9, 30).await;
+    let ann_of: std::collections::HashMap<i64, i64> = world.cw.with_tenant(|tenant| {
+        let companies: Vec<i64> = tenant
+            .records("companies")
+            .filter_map(|c| c["id"].as_i64())
+            .collect();
+        companies
+            .into_iter()
+            .map(|company| {
+                let body =
+                    json!({"firstName": "Ann", "lastName": "Lee", "company": {"id": company}});
+                let id = tenant.create(&CONTACTS, &body).unwrap()["id"]
+                    .as_i64()
+                    .unwrap();
+                (company, id)
+            })
+            .collect()
+    });
+    for site in [simulators::lansweeper::SITE_ID, CONTOSO_SITE, SHARED_SITE] {
+        world.ls.with_site_id(site, |site| {
+            for asset in &mut site.data.assets {
+                asset["assetBasicInfo"]["userName"] = json!("ann.lee");
+            }
+        });
+    }
+    let report = sync_with(&world, &settings()).await;
+    assert_eq!(world.cw.control().count("GET /company/contacts"), 1);
+    let with_contact: Vec<Value> = world.cw.with_tenant(|t| {
+        t.records("configurations")
+            .filter(|c| c.get("contact").is_some_and(|v| !v.is_null()))
+            .cloned()
+            .collect()
+    });
+    let companies: std::collections::BTreeSet<i64> = with_contact
+        .iter()
+        .map(|c| c["company"]["id"].as_i64().unwrap())
+        .collect();
+    assert!(companies.len() >= 3, "{companies:?}: {report:#?}");
+    for configuration in &with_contact {
+        let company = configuration["company"]["id"].as_i64().unwrap();
+        assert_eq!(
+            configuration["contact"]["id"].as_i64(),
+            ann_of.get(&company).copied(),
+            "{configuration}"
+        );
+    }
+}
