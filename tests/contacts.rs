@@ -320,3 +320,76 @@ async fn every_company_s_contacts_are_read_in_one_request_and_kept_apart() {
         );
     }
 }
+
+/// The simulator serves `/company/contacts` as ConnectWise does: `conditions` on the
+/// contact's own fields, `childConditions` on its communication items, both members of
+/// one item holding of the same item, and a condition reaching into the items refused.
+/// Breaking it looks like a phone number taken for an e-mail, an inactive contact
+/// listed, or a simulator accepting a query ConnectWise refuses.
+#[tokio::test]
+async fn the_simulator_searches_contacts_and_their_communication_items() {
+    let (cw, client) = lscw_tests::default_cw().await;
+    let (company, ids) = cw.with_tenant(|tenant| {
+        let company = tenant.records("companies").next().unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let mut ids = Vec::new();
+        for (first, items, inactive) in [
+            (
+                "Email",
+                json!([{"communicationType": "Email", "value": "a@b.example"}]),
+                false,
+            ),
+            (
+                "Phone",
+                json!([{"communicationType": "Phone", "value": "a@b.example"},
+                             {"communicationType": "Email", "value": "p@b.example"}]),
+                false,
+            ),
+            (
+                "Gone",
+                json!([{"communicationType": "Email", "value": "a@b.example"}]),
+                true,
+            ),
+        ] {
+            let body = json!({"firstName": first, "company": {"id": company},
+                "communicationItems": items, "inactiveFlag": inactive});
+            ids.push(
+                tenant.create(&CONTACTS, &body).unwrap()["id"]
+                    .as_i64()
+                    .unwrap(),
+            );
+        }
+        (company, ids)
+    });
+    let list = |conditions: Option<String>, child: Option<&str>| {
+        let query = shared::connectwise::ListQuery {
+            conditions,
+            child_conditions: child.map(str::to_string),
+            ..Default::default()
+        };
+        let client = &client;
+        async move {
+            client
+                .list("company/contacts", &query)
+                .await
+                .map(|records| {
+                    records
+                        .iter()
+                        .map(|r| r["id"].as_i64().unwrap())
+                        .collect::<Vec<_>>()
+                })
+        }
+    };
+    let active = format!("company/id in ({company}) and inactiveFlag=False");
+    assert_eq!(list(Some(active.clone()), None).await.unwrap(), ids[..2]);
+    let email = r#"communicationItems/value="a@b.example" and communicationItems/communicationType="Email""#;
+    assert_eq!(list(Some(active), Some(email)).await.unwrap(), ids[..1]);
+    assert_eq!(list(None, Some(email)).await.unwrap(), [ids[0], ids[2]]);
+    let refused = list(
+        Some(r#"communicationItems/value="a@b.example""#.into()),
+        None,
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+}
