@@ -236,4 +236,15 @@ mod tests {
             json!([{"id": 5, "value": "k"}, {"id": 42, "value": "Jane"}, {"id": 6, "value": "https://u"}])
         );
     }
+
+    #[test]
+    fn a_contact_is_written_as_its_id() {
+        let asset = json!({"key": "k", "name": "PC", "type": "Windows", "contactId": "41"});
+        let body = create_body(&MatchSpec::for_staged_assets(), &asset, &context()).unwrap();
+        assert_eq!(body["contact"], json!({"id": 41}));
+        let current = json!({"id": 9, "name": "PC", "contact": {"id": 40, "name": "Ann Lee"}});
+        let diffs = differences(&MatchSpec::for_staged_assets(), &asset, &current);
+        let body = update_body(&current, &diffs, &context()).unwrap();
+        assert_eq!(body["contact"], json!({"id": 41}));
+    }
 }

@@ -316,4 +316,25 @@ mod tests {
         assert!(ValueMaps::parse(None, None, Some("guess")).is_err());
         assert!(ValueMaps::parse(Some(r#"{"Windows": " "}"#), None, None).is_err());
     }
+
+    #[test]
+    fn the_contact_is_filled_unless_a_policy_says_otherwise() {
+        let spec = MatchSpec::for_staged_assets();
+        let by_default = FieldPolicies::default();
+        assert_eq!(by_default.of("contact.id"), FieldPolicy::Fill);
+        assert_eq!(by_default.of("ipAddress"), FieldPolicy::Lansweeper);
+        let set = [diff("contact.id", Some("12"))];
+        assert!(by_default.allowed(&set).is_empty(), "a contact set stays");
+        assert_eq!(by_default.allowed(&[diff("contact.id", None)]).len(), 1);
+        let follow = FieldPolicies::parse(r#"{"contact": "lansweeper"}"#, &spec).unwrap();
+        assert_eq!(follow.allowed(&set).len(), 1);
+        let never = FieldPolicies::parse(r#"{"contact": "connectwise"}"#, &spec).unwrap();
+        let kept = never.create_spec(&spec);
+        assert!(
+            !kept
+                .additional_field_mappings
+                .iter()
+                .any(|(_, field)| field == "contact.id")
+        );
+    }
 }
