@@ -24,6 +24,7 @@
 //! | `run/{id}/retire-held/{part}` | retirements the guard held ([`ModifyItem`]s) | match | run TTL |
 //! | `run/{id}/conflicts/{section}/{part}` | [`ConflictReport`]s | match | run TTL |
 //! | `run/{id}/match-failed/{section}/{part}` | assets match failed ([`Rejected`]) | match | run TTL |
+//! | `run/{id}/contacts/{part}` | assets whose user is not exactly one contact ([`Rejected`]: `contact: none`, `contact: 2 candidates (…)`) | match | run TTL |
 //! | `run/{id}/enrich/plan` | the enrichment's plan | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/planning` | where planning stands when an invocation stopped before the plan was whole | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/edits/{n}/{part}` | the planned asset edits | ticket-agreement-enrich | run TTL |
@@ -143,6 +144,10 @@ pub fn batch_result(batch: &str) -> String {
 
 pub fn held_retirements(run_id: &str) -> String {
     in_run(run_id, "retire-held")
+}
+
+pub fn contact_reports(run_id: &str) -> String {
+    in_run(run_id, "contacts")
 }
 
 pub fn section_conflicts(run_id: &str, section: usize) -> String {
@@ -362,6 +367,10 @@ pub struct MatchRecord {
     pub approved: Vec<String>,
     pub custom_field_ids: HashMap<String, i64>,
     pub api_calls: ApiCalls,
+    /// The assets whose user is no one contact, or several (parts of [`Rejected`]):
+    /// reported, their configuration's contact left as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
 }
 
 /// The assets of one site that go to one company, and what became of them.

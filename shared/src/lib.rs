@@ -6,6 +6,7 @@
 pub mod calls;
 pub mod clock;
 pub mod connectwise;
+pub mod contacts;
 pub mod custom_fields;
 pub mod enrichment;
 pub mod environment;

@@ -46,6 +46,12 @@ fn set(
                     body.insert("locationId".into(), json!(id));
                 }
             }
+            Some(("contact", "id")) => {
+                let id: i64 = value
+                    .parse()
+                    .map_err(|_| format!("`{value}` is not a contact id"))?;
+                body.insert("contact".into(), json!({ "id": id }));
+            }
             Some(_) => return Err(format!("the sync does not write `{path}`")),
             None if path == "activeFlag" => {
                 body.insert(path.clone(), json!(value == "true"));
@@ -229,5 +235,16 @@ mod tests {
             body["customFields"],
             json!([{"id": 5, "value": "k"}, {"id": 42, "value": "Jane"}, {"id": 6, "value": "https://u"}])
         );
+    }
+
+    #[test]
+    fn a_contact_is_written_as_its_id() {
+        let asset = json!({"key": "k", "name": "PC", "type": "Windows", "contactId": "41"});
+        let body = create_body(&MatchSpec::for_staged_assets(), &asset, &context()).unwrap();
+        assert_eq!(body["contact"], json!({"id": 41}));
+        let current = json!({"id": 9, "name": "PC", "contact": {"id": 40, "name": "Ann Lee"}});
+        let diffs = differences(&MatchSpec::for_staged_assets(), &asset, &current);
+        let body = update_body(&current, &diffs, &context()).unwrap();
+        assert_eq!(body["contact"], json!({"id": 41}));
     }
 }

@@ -30,10 +30,24 @@ const ALWAYS_LANSWEEPER: &[&str] = &["name", "type", "ls_asset_id"];
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldPolicies(BTreeMap<String, FieldPolicy>);
 
-/// A target's short name: `type.name` → `type`, `customFields.ls_software` → `ls_software`.
+/// A target's short name: `type.name` → `type`, `contact.id` → `contact`,
+/// `customFields.ls_software` → `ls_software`.
 pub fn short_name(label: &str) -> &str {
     let label = label.strip_prefix("customFields.").unwrap_or(label);
-    label.strip_suffix(".name").unwrap_or(label)
+    label
+        .strip_suffix(".name")
+        .or_else(|| label.strip_suffix(".id"))
+        .unwrap_or(label)
+}
+
+/// A field's policy when `CW_FIELD_POLICY` names none: Lansweeper's, except the contact,
+/// which the service desk often sets by hand (`fill`: one set stays).
+fn default_policy(short: &str) -> FieldPolicy {
+    if short == "contact" {
+        FieldPolicy::Fill
+    } else {
+        FieldPolicy::Lansweeper
+    }
 }
 
 impl FieldPolicies {
@@ -68,7 +82,11 @@ impl FieldPolicies {
     }
 
     pub fn of(&self, label: &str) -> FieldPolicy {
-        self.0.get(short_name(label)).copied().unwrap_or_default()
+        let short = short_name(label);
+        self.0
+            .get(short)
+            .copied()
+            .unwrap_or_else(|| default_policy(short))
     }
 
     /// The differences the policies let through: `connectwise` fields never, `fill`
@@ -297,5 +315,26 @@ mod tests {
         );
         assert!(ValueMaps::parse(None, None, Some("guess")).is_err());
         assert!(ValueMaps::parse(Some(r#"{"Windows": " "}"#), None, None).is_err());
+    }
+
+    #[test]
+    fn the_contact_is_filled_unless_a_policy_says_otherwise() {
+        let spec = MatchSpec::for_staged_assets();
+        let by_default = FieldPolicies::default();
+        assert_eq!(by_default.of("contact.id"), FieldPolicy::Fill);
+        assert_eq!(by_default.of("ipAddress"), FieldPolicy::Lansweeper);
+        let set = [diff("contact.id", Some("12"))];
+        assert!(by_default.allowed(&set).is_empty(), "a contact set stays");
+        assert_eq!(by_default.allowed(&[diff("contact.id", None)]).len(), 1);
+        let follow = FieldPolicies::parse(r#"{"contact": "lansweeper"}"#, &spec).unwrap();
+        assert_eq!(follow.allowed(&set).len(), 1);
+        let never = FieldPolicies::parse(r#"{"contact": "connectwise"}"#, &spec).unwrap();
+        let kept = never.create_spec(&spec);
+        assert!(
+            !kept
+                .additional_field_mappings
+                .iter()
+                .any(|(_, field)| field == "contact.id")
+        );
     }
 }

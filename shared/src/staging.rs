@@ -26,6 +26,8 @@ const SERIAL_MAX: usize = 250;
 const MODEL_MAX: usize = 50;
 const IP_MAX: usize = 50;
 const OS_MAX: usize = 250;
+/// Longer than any account or domain name; only bounds what a part holds.
+const USER_MAX: usize = 250;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,6 +67,11 @@ pub struct StagedAsset {
     pub os_info: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software: Option<String>,
+    /// The last logged-on user, as Lansweeper names it: what match finds the contact by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_domain: Option<String>,
 }
 
 /// An asset that cannot be synchronised, and why.
@@ -125,6 +132,8 @@ impl StagedAsset {
             warranty_date: asset.warranty_date().and_then(|d| normalize::date(&d)),
             os_info: fitted(asset.os(), OS_MAX),
             software: software_text(asset),
+            user_name: fitted(asset.user_name(), USER_MAX),
+            user_domain: fitted(asset.user_domain(), USER_MAX),
             key,
             site: String::new(),
             company: String::new(),

@@ -217,7 +217,7 @@ fn conflicts_table(
     }
 }
 
-/// The failed, unmapped and refused retirements, a table each.
+/// The failed, unmapped, refused retirements and contacts not set, a table each.
 fn failures_tables(html: &mut String, report: &RunReport) {
     for (title, kind, entries) in [
         ("Failed", "failed", &report.failed),
@@ -227,6 +227,7 @@ fn failures_tables(html: &mut String, report: &RunReport) {
             "retire-failed",
             &report.retire_failed,
         ),
+        ("Contacts left as they are", "contacts", &report.contacts),
     ] {
         if entries.is_empty() {
             continue;

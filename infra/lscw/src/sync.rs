@@ -221,6 +221,20 @@ pub fn print_report(report: &RunReport) {
             report.unmapped.len() - 3
         );
     }
+    print_contacts(report);
+}
+
+/// Assets whose user is no contact, or several: their contact was left as it is.
+fn print_contacts(report: &RunReport) {
+    for entry in report.contacts.iter().take(3) {
+        println!("  {}: {}", entry.asset_key, entry.reason);
+    }
+    if report.contacts.len() > 3 {
+        println!(
+            "  … {} more assets whose contact was left as it is, in the JSON report",
+            report.contacts.len() - 3
+        );
+    }
 }
 
 pub fn print_plan(plan: &pipeline::Plan) {

@@ -5,6 +5,7 @@ pub mod actions;
 mod client;
 mod condition;
 mod config;
+pub mod contacts;
 mod error;
 mod fields;
 pub mod known;

@@ -27,6 +27,7 @@ pub mod endpoint {
     pub const CONFIGURATION_STATUSES: &str = "company/configurations/statuses";
     pub const MANUFACTURERS: &str = "procurement/manufacturers";
     pub const COMPANIES: &str = "company/companies";
+    pub const CONTACTS: &str = "company/contacts";
     pub const CONFIGURATIONS: &str = "company/configurations";
     pub const CONFIGURATIONS_BULK: &str = "company/configurations/bulk";
     pub const AGREEMENTS: &str = "finance/agreements";

@@ -13,6 +13,8 @@ pub const ASSET_PATHS: &[&str] = &[
     "assetBasicInfo.mac",
     "assetBasicInfo.ipAddress",
     "assetBasicInfo.domain",
+    "assetBasicInfo.userName",
+    "assetBasicInfo.userDomain",
     "assetCustom.manufacturer",
     "assetCustom.model",
     "assetCustom.serialNumber",
@@ -103,6 +105,13 @@ impl Asset {
     }
     pub fn domain(&self) -> Option<String> {
         self.text("assetBasicInfo.domain")
+    }
+    /// The last logged-on user: an account name or a user principal name.
+    pub fn user_name(&self) -> Option<String> {
+        self.text("assetBasicInfo.userName")
+    }
+    pub fn user_domain(&self) -> Option<String> {
+        self.text("assetBasicInfo.userDomain")
     }
     /// The asset's Lansweeper custom fields, name → value (what a mapping rule reads).
     pub fn custom_fields(&self) -> Vec<(String, String)> {

@@ -17,7 +17,8 @@ use crate::normalize;
 mod spec;
 
 pub use spec::{
-    Compact, Fields, LONG_VALUE, MatchSpec, Target, asset_value, fingerprint, link_caption,
+    CONTACT_PATH, Compact, Fields, LONG_VALUE, MatchSpec, Target, asset_value, fingerprint,
+    link_caption,
 };
 
 /// Marks a configuration outside the run's scope (`CW_MATCH_CONDITIONS`), read only for
@@ -663,7 +664,7 @@ mod tests {
         let fields = MatchSpec::for_staged_assets().configuration_fields();
         assert_eq!(
             fields,
-            "id,name,serialNumber,macAddress,modelNumber,ipAddress,type/name,status/name,manufacturer/name,location/name,warrantyExpirationDate,osInfo,customFields"
+            "id,name,serialNumber,macAddress,modelNumber,ipAddress,type/name,status/name,manufacturer/name,location/name,warrantyExpirationDate,osInfo,contact/id,customFields"
         );
     }
 }

@@ -80,6 +80,9 @@ fn yes() -> bool {
     true
 }
 
+/// Where an asset holds the id of the contact its user is, once match has found it.
+pub const CONTACT_PATH: &str = "contactId";
+
 pub fn link_caption() -> String {
     "ls_asset_id".into()
 }
@@ -107,6 +110,9 @@ impl MatchSpec {
                 ("location", "location.name"),
                 ("warrantyDate", "warrantyExpirationDate"),
                 ("osInfo", "osInfo"),
+                // Not staged: match finds it from the asset's user and the company's
+                // contacts (`crate::contacts`) before it compares.
+                (CONTACT_PATH, "contact.id"),
             ]),
             custom_field_mappings: pairs(&[
                 ("key", "ls_asset_id"),
@@ -335,6 +341,27 @@ impl Compact {
             }
         }
         kept.into()
+    }
+
+    /// The same record with `target`'s text set to `value` (a target it was not made
+    /// with is left out: every record made alike keeps the same targets).
+    #[must_use]
+    pub fn with_text(&self, target: &Target, value: &str) -> Self {
+        let mut texts = String::new();
+        let mut ends = Vec::with_capacity(self.targets.len());
+        for (index, own) in self.targets.iter().enumerate() {
+            if own == target {
+                texts.push_str(value);
+            } else if let Some(text) = self.nth(index) {
+                texts.push_str(&text);
+            }
+            ends.push(u32::try_from(texts.len()).unwrap_or(u32::MAX));
+        }
+        Self {
+            targets: Arc::clone(&self.targets),
+            texts: texts.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
     }
 
     /// The text of the `index`th target, if it has one.

@@ -91,6 +91,11 @@ pub struct RunReport {
     /// the accounting of assets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retire_failed: Vec<Rejected>,
+    /// Assets whose last user is no contact of their company, or several: the
+    /// configuration's contact is left as it is (outside the accounting of assets; the
+    /// rest of the asset is synced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<Rejected>,
     /// Why nothing was retired: the guard held, or a listing was incomplete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<RetireGuard>,
@@ -184,6 +189,9 @@ pub async fn report<S: Store>(
         .failed
         .extend(store.get_parts::<Rejected>(&fetched.rejected).await?);
     add_unmatched_sites(store, &fetched, &mut report).await?;
+    report
+        .contacts
+        .extend(store.get_parts::<Rejected>(&matched.contacts).await?);
     report.guard.clone_from(&matched.guard);
     for record in &matched.sections {
         add_section(store, record, dry_run, &mut report).await?;

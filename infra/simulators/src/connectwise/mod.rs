@@ -13,7 +13,9 @@ pub use generate::{
     COMPANY_ID, COMPANY_NAMES, CONFIGURATION_POD, LEVEL_NAMES, PRIVATE_KEY, PUBLIC_KEY, TenantSpec,
     empty_tenant, generate,
 };
-pub use schema::{AGREEMENTS, CONFIGURATIONS, RESOURCES, Resource, TICKETS, USER_DEFINED_FIELDS};
+pub use schema::{
+    AGREEMENTS, CONFIGURATIONS, CONTACTS, RESOURCES, Resource, TICKETS, USER_DEFINED_FIELDS,
+};
 pub use tenant::{ApiError, CustomFieldDef, Tenant, TenantData};
 
 use crate::control::Control;

@@ -16,6 +16,9 @@ pub enum Kind {
     /// An object stored as given (a ticket's board status `{id, name}`).
     Inline,
     CustomFields,
+    /// An array of objects stored as given (a contact's communication items): reached
+    /// only by `childConditions`, as ConnectWise searches arrays.
+    Items,
 }
 
 #[derive(Debug, PartialEq)]
@@ -105,6 +108,14 @@ pub static STRUCTURE_LEVEL_REF: Reference = Reference {
     labels: &[("name", "name")],
 };
 
+/// A contact as a configuration names it: ConnectWise shows `{id, name}`, the name
+/// being the contact's first and last names (see `Tenant::render`).
+pub static CONTACT_REF: Reference = Reference {
+    collection: "contacts",
+    path: "company/contacts",
+    labels: &[],
+};
+
 pub static SLA_REF: Reference = Reference {
     collection: "slas",
     path: "service/SLAs",
@@ -149,6 +160,7 @@ pub static CONFIGURATIONS: Resource = Resource {
         field("notes", Kind::Text(UNBOUNDED)),
         field("macAddress", Kind::Text(25)),
         field("lastLoginName", Kind::Text(100)),
+        field("contact", Kind::Reference(&CONTACT_REF)),
         field("billFlag", Kind::Bool { default: false }),
         field("ipAddress", Kind::Text(50)),
         field("defaultGateway", Kind::Text(50)),
@@ -335,6 +347,26 @@ pub static TICKETS: Resource = Resource {
     ],
 };
 
+/// A company's people. Read-only here: the sync only reads them; tests and scenarios put
+/// them in the tenant directly.
+pub static CONTACTS: Resource = Resource {
+    name: "contact",
+    collection: "contacts",
+    path: "company/contacts",
+    writable: false,
+    bulk: false,
+    unique: None,
+    fields: &[
+        required("firstName", Kind::Text(30)),
+        field("lastName", Kind::Text(30)),
+        required("company", Kind::Reference(&COMPANY_REF)),
+        field("inactiveFlag", Kind::Bool { default: false }),
+        field("defaultFlag", Kind::Bool { default: false }),
+        // `{type{id,name}, value, communicationType (Email|Phone|Fax|Direct), defaultFlag}`.
+        field("communicationItems", Kind::Items),
+    ],
+};
+
 /// Resources whose records have configurations attached (`/{id}/configurations`).
 pub static WITH_CONFIGURATIONS: &[&str] = &["agreements", "tickets"];
 
@@ -349,6 +381,7 @@ pub static RESOURCES: &[&Resource] = &[
     &CONFIGURATION_TYPES,
     &CONFIGURATION_STATUSES,
     &COMPANIES,
+    &CONTACTS,
     &CORPORATE_STRUCTURE_LEVELS,
     &USER_DEFINED_FIELDS,
 ];

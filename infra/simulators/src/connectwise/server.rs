@@ -508,13 +508,42 @@ impl Filter {
             && self
                 .child_conditions
                 .as_ref()
-                .is_none_or(|c| c.matches(record))
+                .is_none_or(|c| child_matches(c, record))
             && self.custom_field_conditions.as_ref().is_none_or(|c| {
                 record
                     .get("customFields")
                     .and_then(Value::as_array)
                     .is_some_and(|fields| fields.iter().any(|field| c.matches(field)))
             })
+    }
+}
+
+/// `childConditions` that all name one array hold of one of its items together
+/// (`communicationItems/value="a@b.c" and communicationItems/communicationType="Email"`
+/// is an e-mail item with that value, not a phone number with it beside some e-mail), as
+/// ConnectWise joins the child rows; others are read over the whole record.
+fn child_matches(expr: &Expr, record: &Value) -> bool {
+    let paths = expr.paths();
+    let Some(array) = paths.first().and_then(|p| p.first()) else {
+        return expr.matches(record);
+    };
+    if !paths
+        .iter()
+        .all(|p| p.first().is_some_and(|f| f.eq_ignore_ascii_case(array)))
+    {
+        return expr.matches(record);
+    }
+    let items = record
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(array)))
+        .and_then(|(_, v)| v.as_array());
+    match items {
+        Some(items) => items.iter().any(|item| {
+            let mut one = Map::new();
+            one.insert(array.clone(), Value::Array(vec![item.clone()]));
+            expr.matches(&Value::Object(one))
+        }),
+        None => expr.matches(record),
     }
 }
 
@@ -540,8 +569,8 @@ fn check_path(resource: &Resource, path: &[String], child: bool) -> Result<(), S
     }
     let spec = resource.field(first).ok_or_else(unknown)?;
     match (spec.kind, path.len(), child) {
-        (Kind::CustomFields, 2, true) => Ok(()),
-        (Kind::CustomFields, _, _) => Err(format!(
+        (Kind::CustomFields | Kind::Items, 2, true) => Ok(()),
+        (Kind::CustomFields | Kind::Items, _, _) => Err(format!(
             "`{}`: search arrays with childConditions or customFieldConditions",
             path.join("/")
         )),

@@ -594,6 +594,19 @@ impl Tenant {
                         ),
                     )),
                 },
+                (Kind::Items, Some(value)) => {
+                    if value
+                        .as_array()
+                        .is_some_and(|items| items.iter().all(Value::is_object))
+                    {
+                        record.insert(spec.name.into(), value.clone());
+                    } else {
+                        errors.push(problem(
+                            "InvalidField",
+                            format!("{} must be an array of objects.", spec.name),
+                        ));
+                    }
+                }
                 (Kind::Inline, Some(value)) => {
                     if value.is_object() {
                         record.insert(spec.name.into(), value.clone());
@@ -686,6 +699,9 @@ impl Tenant {
                     if let Some(label) = target.get(*source) {
                         resolved.insert((*own).into(), label.clone());
                     }
+                }
+                if reference.collection == "contacts" {
+                    resolved.insert("name".into(), json!(contact_name(target)));
                 }
             }
             let link_name = reference.path.rsplit('/').next().unwrap_or("ref");
@@ -841,6 +857,16 @@ pub fn iso_from_unix(seconds: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A contact's name as ConnectWise shows it on what names the contact: first and last.
+fn contact_name(contact: &Value) -> String {
+    ["firstName", "lastName"]
+        .iter()
+        .filter_map(|f| contact.get(*f).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::contact;
 use crate::connectwise::{ConnectWiseClient, ListQuery, endpoint};
 use crate::error::PipelineError;
 use crate::layout::{self, FetchRecord};
@@ -28,6 +29,8 @@ const ASSET_FIELDS: &[&str] = &[
     "state",
     "manufacturer",
     "location",
+    "userName",
+    "userDomain",
 ];
 
 /// What match reads of a configuration besides the spec's targets (its keys, company,
@@ -52,6 +55,8 @@ pub(super) struct Inputs {
     pub configurations: Vec<Compact>,
     pub custom_field_ids: HashMap<String, i64>,
     pub overrides: Overrides,
+    /// The parts of the assets whose user is not exactly one contact.
+    pub contacts: Vec<String>,
 }
 
 impl Inputs {
@@ -67,6 +72,14 @@ impl Inputs {
         let fetched = layout::read_fetch(store, run_id).await?;
         let assets = staged_assets(store, &fetched, spec, create_spec).await?;
         let company_ids = layout::read_companies(store, run_id).await?;
+        let (assets, contact_reports) = contact::find(connectwise, assets, &company_ids).await?;
+        let contacts = store
+            .put_parts(
+                &layout::contact_reports(run_id),
+                &contact_reports,
+                settings.staging_ttl,
+            )
+            .await?;
         let configurations = configurations(connectwise, settings, spec).await?;
         Ok(Self {
             ensured,
@@ -76,6 +89,7 @@ impl Inputs {
             configurations,
             custom_field_ids: layout::read_custom_fields(store, run_id).await?,
             overrides: overrides::load(store).await?,
+            contacts,
         })
     }
 }

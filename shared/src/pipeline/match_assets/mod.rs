@@ -3,6 +3,7 @@
 //! modify batches the write lanes take.
 
 mod company;
+mod contact;
 mod guard;
 mod load;
 mod section;
@@ -49,6 +50,7 @@ pub async fn match_assets<S: Store>(
         configurations,
         custom_field_ids,
         overrides,
+        contacts,
     } = Inputs::read(connectwise, store, settings, run_id, &spec, &create_spec).await?;
     let companies = distinct(assets.iter().map(|a| load::text(a, "company")));
     let link = Target::Custom(spec.link_caption.clone());
@@ -124,16 +126,22 @@ pub async fn match_assets<S: Store>(
         approved: Vec::new(),
         custom_field_ids,
         api_calls: totals.api_calls,
+        contacts,
     };
     store
         .put(&layout::match_record(run_id), &record, settings.staging_ttl)
         .await?;
-    let (create, modify) = lanes::groups_of(&record);
+    count_lanes(&mut totals, run_id, &record);
+    Ok(totals)
+}
+
+/// The write groups and lanes of the match's batches, for the state machine's maps.
+fn count_lanes(totals: &mut MatchOutput, run_id: &str, record: &MatchRecord) {
+    let (create, modify) = lanes::groups_of(record);
     totals.create_groups = create.len();
     totals.modify_groups = modify.len();
     totals.create_lanes = LaneInput::lanes(run_id, create.len());
     totals.modify_lanes = LaneInput::lanes(run_id, modify.len());
-    Ok(totals)
 }
 
 /// The mapped companies no asset went to this run: the retirements of their linked
