@@ -712,25 +712,8 @@ async fn secret_set_writes_only_what_both_apis_accept_and_echoes_nothing() {
             .env("LS_API_URL", ls.api_url())
             .env_remove("CW_SITE")
             .env_remove("LS_TOKEN")
-            .env_remove("SYNC_TABLE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                use std::io::Write;
-                let mut child = command.spawn().unwrap();
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(typed.as_bytes())
-                    .unwrap();
-                child.wait_with_output().unwrap()
-            })
-            .await
-            .unwrap()
-        }
+            .env_remove("SYNC_TABLE");
+        typed_into(command, typed)
     };
     let stored = || async {
         let text = aws_sdk_secretsmanager::Client::new(&aws)
@@ -840,24 +823,9 @@ async fn the_deployment_steps_map_three_sites_and_the_state_machine_syncs_them()
             .env_remove("CW_TARGET_COMPANY")
             .env_remove("LS_SITE_ID")
             .env_remove("LS_TOKEN")
-            .env_remove("CW_SITE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env_remove("CW_SITE");
         async move {
-            let output = tokio::task::spawn_blocking(move || {
-                use std::io::Write;
-                let mut child = command.spawn().unwrap();
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(typed.as_bytes())
-                    .unwrap();
-                child.wait_with_output().unwrap()
-            })
-            .await
-            .unwrap();
+            let output = typed_into(command, typed).await;
             let said = format!(
                 "{}{}",
                 String::from_utf8_lossy(&output.stdout),
@@ -927,4 +895,26 @@ async fn the_deployment_steps_map_three_sites_and_the_state_machine_syncs_them()
         3,
         "each site's assets in its client's company"
     );
+}
+
+/// Runs `command` with `typed` as its standard input (what an operator types at its
+/// prompts) and answers its output.
+async fn typed_into(mut command: Command, typed: String) -> std::process::Output {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(typed.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
 }
