@@ -198,41 +198,32 @@ pub fn print_report(report: &RunReport) {
             report.conflicts.len() - 5
         );
     }
-    for failure in report.failed.iter().take(5) {
-        println!("  failed: {}: {}", failure.asset_key, failure.reason);
-    }
-    if report.failed.len() > 5 {
-        println!(
-            "  … {} more failures in the JSON report",
-            report.failed.len() - 5
-        );
-    }
+    print_first(&report.failed, 5, "failed: ", "failures");
     for section in &report.sections {
         if let Some(error) = &section.error {
             println!("  site {}: {error}", section.site);
         }
     }
-    for unmapped in report.unmapped.iter().take(3) {
-        println!("  unmapped: {}: {}", unmapped.asset_key, unmapped.reason);
-    }
-    if report.unmapped.len() > 3 {
-        println!(
-            "  … {} more unmapped assets in the JSON report",
-            report.unmapped.len() - 3
-        );
-    }
-    print_contacts(report);
+    print_first(&report.unmapped, 3, "unmapped: ", "unmapped assets");
+    // Assets whose user is no contact, or several: their contact was left as it is.
+    print_first(
+        &report.contacts,
+        3,
+        "",
+        "assets whose contact was left as it is,",
+    );
 }
 
-/// Assets whose user is no contact, or several: their contact was left as it is.
-fn print_contacts(report: &RunReport) {
-    for entry in report.contacts.iter().take(3) {
-        println!("  {}: {}", entry.asset_key, entry.reason);
+/// The first `shown` assets of a list with their reasons, and how many more the JSON
+/// report holds.
+fn print_first(assets: &[shared::staging::Rejected], shown: usize, label: &str, what: &str) {
+    for asset in assets.iter().take(shown) {
+        println!("  {label}{}: {}", asset.asset_key, asset.reason);
     }
-    if report.contacts.len() > 3 {
+    if assets.len() > shown {
         println!(
-            "  … {} more assets whose contact was left as it is, in the JSON report",
-            report.contacts.len() - 3
+            "  … {} more {what} in the JSON report",
+            assets.len() - shown
         );
     }
 }
