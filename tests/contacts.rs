@@ -14,13 +14,12 @@
 )]
 
 use serde_json::{Value, json};
-use shared::pipeline::{self, Progress, RunReport};
+use shared::pipeline::RunReport;
 use shared::policy::FieldPolicies;
-use shared::settings::SyncSettings;
 use simulators::connectwise::{CONFIGURATIONS, CONTACTS, Tenant};
 use simulators::scenario::TARGET_COMPANY;
 
-use lscw_tests::world::{World, link_of, settings, world_of};
+use lscw_tests::world::{World, link_of, settings, sync_with, world_of};
 
 const MAIL: &str = "bluelight.example";
 
@@ -100,20 +99,6 @@ async fn estate() -> Estate {
         contacts,
         keys,
     }
-}
-
-async fn sync_with(world: &World, settings: &SyncSettings) -> RunReport {
-    let report = pipeline::run_sync(
-        &world.cw_client,
-        &world.ls_client,
-        &world.store,
-        settings,
-        &|_: Progress| {},
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.accounted(), report.assets, "{report:#?}");
-    report
 }
 
 /// The configuration linked to `key`, as ConnectWise shows it.

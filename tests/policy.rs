@@ -9,26 +9,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
-use shared::pipeline::{self, Progress, RunReport};
+use shared::pipeline::{self, RunReport};
 use shared::policy::{FieldPolicies, ValueMaps};
 use shared::settings::SyncSettings;
 use simulators::connectwise::CONFIGURATIONS;
 
-use lscw_tests::world::{World, link_of, settings, world};
-
-async fn sync_with(world: &World, settings: &SyncSettings) -> RunReport {
-    let report = pipeline::run_sync(
-        &world.cw_client,
-        &world.ls_client,
-        &world.store,
-        settings,
-        &|_: Progress| {},
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.accounted(), report.assets, "{report:#?}");
-    report
-}
+use lscw_tests::world::{World, link_of, settings, sync_with, world};
 
 /// Every configuration as ConnectWise shows it.
 fn configurations(world: &World) -> Vec<Value> {

@@ -138,7 +138,20 @@ pub async fn sync_on<S: Store>(world: &World, store: &S) -> Result<RunReport, Pi
 }
 
 pub async fn sync(world: &World) -> RunReport {
-    let report = sync_on(world, &world.store).await.unwrap();
+    sync_with(world, &settings()).await
+}
+
+/// A whole run under `settings` on the world's store; every asset accounted for.
+pub async fn sync_with(world: &World, settings: &SyncSettings) -> RunReport {
+    let report = pipeline::run_sync(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        settings,
+        &|_: Progress| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report.accounted(),
         report.assets,
