@@ -8,6 +8,7 @@ pub mod clock;
 pub mod connectwise;
 pub mod contacts;
 pub mod custom_fields;
+pub mod duplicates;
 pub mod enrichment;
 pub mod environment;
 pub mod error;

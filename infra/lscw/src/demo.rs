@@ -5,6 +5,7 @@
 
 use shared::environment::{Environment, Lookup};
 use shared::lansweeper::LansweeperOptions;
+use shared::pipeline::MergeOptions;
 use shared::settings::SyncSettings;
 use simulators::lansweeper::{self as ls_sim, SiteSpec};
 use simulators::scenario::{self, LinkedPair};
@@ -111,6 +112,8 @@ pub async fn run() -> anyhow::Result<()> {
         anyhow::bail!("the repeated run wrote {writes} requests; it should write none");
     }
 
+    merge_duplicates(&env, report.conflicts.len()).await?;
+
     println!("\nEnrichment: tickets, agreements and SLA back onto the Lansweeper assets.");
     let edits_before = ls.control().count("POST graphql:editAsset");
     let enriched = sync::enrich(&env).await?;
@@ -128,6 +131,40 @@ pub async fn run() -> anyhow::Result<()> {
     println!("  editAsset requests: {edits}");
     if edits != 0 {
         anyhow::bail!("the repeated enrichment made {edits} editAsset calls; it should make none");
+    }
+    Ok(())
+}
+
+/// The conflicts the runs reported are configurations entered twice before the
+/// integration: listed, merged (a dry run first), and the next sync reports none.
+async fn merge_duplicates(env: &Environment<AnyStore>, conflicts: usize) -> anyhow::Result<()> {
+    println!(
+        "\nDuplicates: the {conflicts} conflicts are devices ConnectWise has twice (`lscw duplicates`)."
+    );
+    crate::merge::duplicates(env, None).await?;
+    println!("\n`lscw merge --all-suggested --dry-run`:");
+    let mut options = MergeOptions {
+        dry_run: true,
+        approve: false,
+    };
+    crate::merge::merge(env, &[], true, None, options).await?;
+    println!(
+        "\n`lscw merge --all-suggested --approve` (more than the guard lets through at once):"
+    );
+    options = MergeOptions {
+        dry_run: false,
+        approve: true,
+    };
+    let merged = crate::merge::merge(env, &[], true, None, options).await?;
+    anyhow::ensure!(merged.failed.is_empty(), "some merges failed");
+    println!("\nThe sync again: the merged devices are one configuration each.");
+    let (report, _) = sync::run(env).await?;
+    sync::print_report(&report);
+    if !report.conflicts.is_empty() {
+        anyhow::bail!(
+            "{} conflicts after the merges; there should be none",
+            report.conflicts.len()
+        );
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod doctor;
 mod embedded;
 mod html;
 mod mapping;
+mod merge;
 mod secret;
 mod step;
 mod store;
@@ -117,6 +118,34 @@ enum Command {
         /// The run whose held retirements to write.
         #[arg(long = "approve", value_name = "RUN_ID")]
         approve: String,
+    },
+    /// Configurations of one company that are one device (a shared serial, MAC address
+    /// or ls_asset_id), grouped, with the one the sync would keep and why.
+    Duplicates {
+        /// Only this company (identifier or id); the mapping's companies otherwise.
+        #[arg(long)]
+        company: Option<String>,
+        /// Also write the groups as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    /// Merges configurations into the one kept: their tickets attached to it, the link
+    /// moved to it, each retired (status and active flag) and renamed — never deleted.
+    Merge {
+        /// The configuration to keep, then those to merge into it.
+        ids: Vec<i64>,
+        /// Every merge `lscw duplicates` suggests.
+        #[arg(long)]
+        all_suggested: bool,
+        /// With --all-suggested: only this company's.
+        #[arg(long, requires = "all_suggested")]
+        company: Option<String>,
+        /// Print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Past the retirement guard's limits (many merges at once).
+        #[arg(long)]
+        approve: bool,
     },
     /// Clears a configuration's ls_asset_id.
     Unlink { configuration_id: i64 },
@@ -338,6 +367,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => link(asset_key, configuration_id).await,
         Command::Retire { approve } => approve_retirements(approve).await,
         Command::Unlink { configuration_id } => unlink(configuration_id).await,
+        Command::Duplicates { company, json } => {
+            let env = environment(false).await?;
+            merge::list(&env, company.as_deref(), json.as_deref()).await
+        }
+        Command::Merge {
+            ids,
+            all_suggested,
+            company,
+            dry_run,
+            approve,
+        } => {
+            let env = environment(dry_run).await?;
+            let options = shared::pipeline::MergeOptions { dry_run, approve };
+            merge::run(&env, &ids, all_suggested, company.as_deref(), options).await
+        }
         Command::Ignore { what } => set_ignored(what, true).await,
         Command::Unignore { what } => set_ignored(what, false).await,
         Command::Runs => {

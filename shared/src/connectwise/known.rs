@@ -144,12 +144,7 @@ pub async fn refresh(
         let attached = attach_pending(connectwise, scope, known, until).await?;
         return Ok(Refresh::Resumed { attached });
     }
-    let key: Vec<String> = scope
-        .queries
-        .iter()
-        .map(|q| format!("{:?}", q.filter_params()))
-        .collect();
-    let key = key.join("|");
+    let key = scope_key(scope);
     let mut fields: Vec<&str> = scope.fields.to_vec();
     fields.push("_info/lastUpdated");
     let since = known.newest.clone().filter(|_| !full && known.scope == key);
@@ -204,6 +199,17 @@ pub async fn refresh(
     }
     attach_pending(connectwise, scope, known, until).await?;
     Ok(Refresh::Changes { changed, deleted })
+}
+
+/// What [`KnownRecords::scope`] holds for `scope`: records known for another scope are
+/// read again whole.
+pub fn scope_key(scope: &Scope<'_>) -> String {
+    let key: Vec<String> = scope
+        .queries
+        .iter()
+        .map(|q| format!("{:?}", q.filter_params()))
+        .collect();
+    key.join("|")
 }
 
 /// A record as a refresh reads it.

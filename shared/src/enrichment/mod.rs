@@ -15,7 +15,7 @@ mod report;
 mod values;
 mod write;
 
-pub use plan::{AssetEdit, ensure_fields};
+pub use plan::{AssetEdit, ensure_fields, known_tickets};
 pub use report::{EnrichReport, recorded, report, run_enrich, run_enrich_watched};
 pub use values::{FIELDS, chosen_agreement, desired_values};
 pub use write::{EnrichInput, EnrichOutput, enrich};

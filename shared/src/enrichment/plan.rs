@@ -120,6 +120,23 @@ async fn load_part<S: Store>(store: &S, part: &KnownPart) -> Result<KnownRecords
     })
 }
 
+/// The tickets the enrichment knows, each with its configurations; none when it knows
+/// none yet or its read of them is unfinished.
+///
+/// # Errors
+/// The store cannot be read.
+pub async fn known_tickets<S: Store>(store: &S) -> Result<KnownRecords, PipelineError> {
+    let Some(head) = store.get::<KnownHead>(layout::KNOWN).await? else {
+        return Ok(KnownRecords::default());
+    };
+    let tickets = load_part(store, &head.tickets).await?;
+    Ok(if tickets.is_complete() {
+        tickets
+    } else {
+        KnownRecords::default()
+    })
+}
+
 async fn save_part<S: Store>(
     store: &S,
     kind: &str,

@@ -283,6 +283,16 @@ pub trait Fields {
     }
 }
 
+impl<T: Fields + ?Sized> Fields for &T {
+    fn text(&self, target: &Target) -> Option<String> {
+        (**self).text(target)
+    }
+
+    fn at(&self, path: &str) -> Option<String> {
+        (**self).at(path)
+    }
+}
+
 impl Fields for Value {
     fn text(&self, target: &Target) -> Option<String> {
         target.current(self)

@@ -99,7 +99,7 @@ pub async fn ensure_references<S: Store>(
 /// the URL allows, so an identifier made of digits (`1042`) is that company and never
 /// the company whose id is 1042; a number no identifier matches is taken as a company id
 /// once ConnectWise shows it exists.
-async fn resolve_companies(
+pub(crate) async fn resolve_companies(
     connectwise: &ConnectWiseClient,
     companies: &[String],
 ) -> Result<HashMap<String, i64>, PipelineError> {

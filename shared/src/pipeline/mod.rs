@@ -11,6 +11,7 @@ mod ensure;
 mod fetch;
 mod lanes;
 mod match_assets;
+mod merge;
 mod modify;
 mod report;
 mod states;
@@ -25,6 +26,10 @@ pub use ensure::ensure_references;
 pub use fetch::fetch_assets;
 pub use lanes::{GROUP_SIZE, LANES, LaneInput, planned_groups};
 pub use match_assets::match_assets;
+pub use merge::{
+    MergeFailure, MergeOptions, MergeReport, MergeRequest, Merged, find_duplicates, merge,
+    merged_name,
+};
 pub use modify::bulk_modify;
 pub use report::{Counts, Plan, RunReport, RunStatus, SectionReport, plan, report};
 pub use states::{EnsureOutput, FetchInput, FetchOutput, MatchOutput};

@@ -393,7 +393,7 @@ fn serve(tenant: &mut Tenant, shared: &Shared, request: &Request) -> Result<Resp
                                 "The body names the configuration: {\"id\": …}.",
                             )
                         })?;
-                    tenant.attach(resource, id, configuration)?;
+                    tenant.attach_once(resource, id, configuration)?;
                     Ok(json_response(
                         StatusCode::CREATED,
                         json!({"id": configuration}),

@@ -244,7 +244,28 @@ impl Tenant {
         Ok(())
     }
 
-    /// Configuration ids attached to an agreement or ticket, ascending.
+    /// `POST /{id}/configurations`: attaches as [`Tenant::attach`], and refuses a
+    /// configuration attached already, as ConnectWise refuses a record that exists.
+    pub fn attach_once(
+        &mut self,
+        resource: &Resource,
+        id: i64,
+        configuration: i64,
+    ) -> Result<(), ApiError> {
+        if self.attached(resource, id).contains(&configuration) {
+            return Err(ApiError::invalid(
+                resource.name,
+                &[field_error(
+                    resource.name,
+                    "id",
+                    "ObjectExists",
+                    &format!("configuration {configuration} is attached already"),
+                )],
+            ));
+        }
+        self.attach(resource, id, configuration)
+    }
+
     /// Takes a configuration off a ticket or an agreement.
     pub fn detach(&mut self, resource: &Resource, id: i64, configuration: i64) {
         if let Some(ids) = self
@@ -255,6 +276,7 @@ impl Tenant {
         }
     }
 
+    /// Configuration ids attached to an agreement or ticket, ascending.
     pub fn attached(&self, resource: &Resource, id: i64) -> Vec<i64> {
         self.attachments
             .get(&format!("{}/{id}", resource.collection))
