@@ -347,6 +347,10 @@ pub struct ConflictReport {
     pub name: String,
     pub reason: String,
     pub candidates: Vec<i64>,
+    /// The merge that resolves it, when the candidates are one device entered twice
+    /// (`lscw merge KEEP DROP…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<String>,
 }
 
 /// What the writers and the report read of the match.

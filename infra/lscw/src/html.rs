@@ -191,7 +191,7 @@ fn conflicts_table(
     if !report.conflicts.is_empty() {
         let _ = write!(
             html,
-            "<h2>Conflicts ({})</h2><p class=\"muted\">Not written. Resolve in ConnectWise, or pin one with <code>lscw link ASSET CONFIGURATION</code>.</p><table><tr><th>asset</th><th>why</th><th>candidates</th></tr>",
+            "<h2>Conflicts ({})</h2><p class=\"muted\">Not written. Resolve in ConnectWise, merge the configurations that are one device (<code>lscw duplicates</code>), or pin one with <code>lscw link ASSET CONFIGURATION</code>.</p><table><tr><th>asset</th><th>why</th><th>candidates</th><th>resolved by</th></tr>",
             report.conflicts.len()
         );
         for c in report.conflicts.iter().take(ROWS) {
@@ -203,9 +203,13 @@ fn conflicts_table(
                     None => id.to_string(),
                 })
                 .collect();
+            let merge = c.merge.as_deref().map_or_else(
+                || format!("<code>lscw link {} …</code>", escape(&c.asset_key)),
+                |m| format!("<code>{}</code>", escape(m)),
+            );
             let _ = write!(
                 html,
-                "<tr data-kind=\"conflict\" data-asset=\"{}\"><td>{}<br><code class=\"muted\">{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr data-kind=\"conflict\" data-asset=\"{}\"><td>{}<br><code class=\"muted\">{}</code></td><td>{}</td><td>{}</td><td>{merge}</td></tr>",
                 escape(&c.asset_key),
                 escape(&c.name),
                 escape(&c.asset_key),
@@ -335,6 +339,7 @@ mod tests {
                 name: "<script>alert(1)</script>".into(),
                 reason: "matches 2 configurations (4, 5) by serial number".into(),
                 candidates: vec![4, 5],
+                merge: Some("lscw merge 5 4".into()),
             }],
             failed: vec![Rejected {
                 asset_key: "k2".into(),
@@ -359,6 +364,10 @@ mod tests {
         assert!(html.contains("name &quot;x&quot; &amp; &lt;y&gt;"));
         assert!(html.contains(r#"<a href="https://na.example/openrecord?recid=4&amp;x=1">4</a>"#));
         assert!(html.contains("Succeeded with failures"));
+        assert!(
+            html.contains("<td><code>lscw merge 5 4</code></td>"),
+            "the conflict names its merge"
+        );
         assert!(html.contains("<svg"), "the chart of the last runs");
         for external in ["<link", "src=", "@import", "url("] {
             assert!(!html.contains(external), "no external asset: {external}");

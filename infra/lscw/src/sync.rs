@@ -187,8 +187,13 @@ pub fn print_report(report: &RunReport) {
         report.api_calls.connectwise, report.api_calls.lansweeper
     );
     for conflict in report.conflicts.iter().take(5) {
+        let merge = conflict
+            .merge
+            .as_deref()
+            .map(|m| format!("; one device entered twice: `{m}`"))
+            .unwrap_or_default();
         println!(
-            "  conflict: {} ({}): {}; candidates {:?}",
+            "  conflict: {} ({}): {}; candidates {:?}{merge}",
             conflict.name, conflict.asset_key, conflict.reason, conflict.candidates
         );
     }

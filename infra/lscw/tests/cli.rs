@@ -321,7 +321,23 @@ fn check_report_page(html: &str, report: &Value, connectwise: &str) {
                 "candidate {candidate} links to its configuration: {row}"
             );
         }
+        if let Some(merge) = conflict["merge"].as_str() {
+            assert!(
+                row.contains(&format!("<code>{merge}</code>")),
+                "the row names the merge: {row}"
+            );
+        }
     }
+    assert!(
+        report["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["merge"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("lscw merge "))),
+        "the scenario's twins are one device each: their conflicts name the merge"
+    );
     let site = connectwise
         .split("/v4_6_release")
         .next()

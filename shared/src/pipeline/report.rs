@@ -517,6 +517,7 @@ mod tests {
             name: "pc-x1".into(),
             reason: "matches 2".into(),
             candidates: vec![1, 2],
+            merge: None,
         };
         let section = SectionRecord {
             site: "s1".into(),

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::guard::gone_assets;
 use super::load::text;
 use super::section::{SectionPlan, Sections};
+use crate::duplicates;
 use crate::error::PipelineError;
 use crate::layout::{ConflictReport, CreateItem, ModifyItem};
 use crate::lifecycle;
@@ -73,6 +74,9 @@ pub(super) struct Planner<'a, S> {
     /// Every key the sites listed, lower-cased.
     pub listed: &'a HashSet<String>,
     pub link: &'a Target,
+    /// Tickets per configuration as the enrichment last read them, loaded at the first
+    /// conflict that could be a merge: what picks the configuration its merge keeps.
+    pub tickets: tokio::sync::OnceCell<HashMap<i64, usize>>,
 }
 
 /// The assets a company's matching takes, each with the section it is counted in.
@@ -139,6 +143,7 @@ pub(super) fn assign(
                     identifier_of(company_id),
                 ),
                 candidates: elsewhere.iter().map(|(id, _)| *id).collect(),
+                merge: None,
             });
             continue;
         }
@@ -210,11 +215,20 @@ impl<S: Store> Planner<'_, S> {
             self.link,
         );
         plans[section].retires.extend(gone);
+        let by_id: HashMap<i64, &Compact> = if outcome.conflicts.is_empty() {
+            HashMap::new()
+        } else {
+            configurations
+                .iter()
+                .map(|c| (matching::configuration_id(c), c))
+                .collect()
+        };
         for conflict in &outcome.conflicts {
             let asset = &assets[conflict.asset_index];
             if self.ignored(asset) {
                 continue;
             }
+            let merge = self.resolving_merge(&conflict.candidates, &by_id).await?;
             plans[owners[conflict.asset_index]]
                 .conflicts
                 .push(ConflictReport {
@@ -222,9 +236,43 @@ impl<S: Store> Planner<'_, S> {
                     name: text(asset, "name"),
                     reason: conflict.reason.clone(),
                     candidates: conflict.candidates.clone(),
+                    merge,
                 });
         }
         Ok(linked)
+    }
+
+    /// The merge that resolves a conflict whose candidates are one device in use, with
+    /// the configuration `lscw duplicates` would keep.
+    async fn resolving_merge(
+        &self,
+        candidates: &[i64],
+        by_id: &HashMap<i64, &Compact>,
+    ) -> Result<Option<String>, PipelineError> {
+        let found: Vec<&Compact> = candidates
+            .iter()
+            .filter_map(|id| by_id.get(id).copied())
+            .collect();
+        if found.len() < 2
+            || found.len() != candidates.len()
+            || found.iter().any(|c| self.settings.retire.is_retired(c))
+        {
+            return Ok(None);
+        }
+        let tickets = self
+            .tickets
+            .get_or_try_init(|| async {
+                let known = crate::enrichment::known_tickets(self.store).await?;
+                let mut counts: HashMap<i64, usize> = HashMap::new();
+                for ticket in known.records.values() {
+                    for configuration in &ticket.configurations {
+                        *counts.entry(*configuration).or_default() += 1;
+                    }
+                }
+                Ok::<_, PipelineError>(counts)
+            })
+            .await?;
+        Ok(duplicates::resolving_merge(&found, tickets))
     }
 
     /// An asset no configuration matched: a creation, unless it is retired already.

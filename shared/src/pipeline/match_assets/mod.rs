@@ -83,6 +83,7 @@ pub async fn match_assets<S: Store>(
         missing: &missing,
         listed: &listed,
         link: &link,
+        tickets: tokio::sync::OnceCell::new(),
     };
     let mut linked: HashMap<i64, u64> = HashMap::new();
     for (company_id, members) in grouped {
