@@ -37,6 +37,9 @@ pub struct AssetHead {
 #[serde(rename_all = "camelCase")]
 pub struct Group {
     pub company: i64,
+    /// The company as the mapping names it (filled by whoever knows the names).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub company_name: String,
     /// What they share: `serial 5CD1234`, `MAC AA:BB:…`, `ls_asset_id 2f71…`.
     pub shared: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +194,7 @@ fn group_of<C: Fields>(
     let (keep, why) = keeper(&members);
     let mut group = Group {
         company,
+        company_name: String::new(),
         shared,
         asset: None,
         members,

@@ -69,7 +69,8 @@ pub fn print_groups(groups: &[Group]) {
             |a| format!("asset {} ({}, site {})", a.key, a.name, a.site),
         );
         println!(
-            "\n  company {}: share {}; {asset}",
+            "\n  company {} ({}): share {}; {asset}",
+            group.company_name,
             group.company,
             group.shared.join(", ")
         );

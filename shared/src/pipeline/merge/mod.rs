@@ -21,7 +21,7 @@ use crate::lansweeper::LansweeperClient;
 use crate::lease;
 use crate::matching::{self, Fields};
 use crate::normalize;
-use crate::references::{self, EnsureOptions, ReferenceKind, ReferenceNames};
+use crate::references::{self, EnsureOptions, ReferenceKind, ReferenceNames, name_key};
 use crate::settings::SyncSettings;
 use crate::store::Store;
 use crate::{custom_fields, layout, overrides};
@@ -52,6 +52,17 @@ pub async fn find_duplicates<S: Store>(
     }
     let tickets = find::tickets_by_configuration(connectwise, store, &with_duplicates).await?;
     let mut groups = find::group(&configurations, settings, &tickets);
+    // Each company as the operator spells it (the ids are keyed by a comparable form).
+    let spelled = company.map_or_else(|| mapping.companies(), |c| vec![c.to_string()]);
+    let names: HashMap<i64, String> = spelled
+        .into_iter()
+        .filter_map(|name| Some((*company_ids.get(&name_key(&name))?, name)))
+        .collect();
+    for group in &mut groups {
+        if let Some(name) = names.get(&group.company) {
+            group.company_name.clone_from(name);
+        }
+    }
     find::find_assets(lansweeper, &mapping, &company_ids, &mut groups).await?;
     Ok(groups)
 }
