@@ -135,27 +135,27 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Groups and merges the demo prints of each list.
+const SHOWN: usize = 3;
+
 /// The conflicts the runs reported are configurations entered twice before the
 /// integration: listed, merged (a dry run first), and the next sync reports none.
 async fn merge_duplicates(env: &Environment<AnyStore>, conflicts: usize) -> anyhow::Result<()> {
     println!(
         "\nDuplicates: the {conflicts} conflicts are devices ConnectWise has twice (`lscw duplicates`)."
     );
-    crate::merge::duplicates(env, None).await?;
+    crate::merge::duplicates(env, None, SHOWN).await?;
     println!("\n`lscw merge --all-suggested --dry-run`:");
     let mut options = MergeOptions {
         dry_run: true,
         approve: false,
     };
-    crate::merge::merge(env, &[], true, None, options).await?;
+    crate::merge::merge(env, &[], true, None, options, SHOWN).await?;
     println!(
-        "\n`lscw merge --all-suggested --approve` (more than the guard lets through at once):"
+        "\n`lscw merge --all-suggested` (within the guard: 40 retirements are 2% of the linked configurations):"
     );
-    options = MergeOptions {
-        dry_run: false,
-        approve: true,
-    };
-    let merged = crate::merge::merge(env, &[], true, None, options).await?;
+    options.dry_run = false;
+    let merged = crate::merge::merge(env, &[], true, None, options, SHOWN).await?;
     anyhow::ensure!(merged.failed.is_empty(), "some merges failed");
     println!("\nThe sync again: the merged devices are one configuration each.");
     let (report, _) = sync::run(env).await?;

@@ -8,9 +8,11 @@ use shared::pipeline::{self, MergeOptions, MergeReport, MergeRequest};
 use crate::store::AnyStore;
 
 /// Lists the groups of duplicates; answers them.
+/// `shown` limits the groups printed (the demo's page); the rest are counted.
 pub async fn duplicates(
     env: &Environment<AnyStore>,
     company: Option<&str>,
+    shown: usize,
 ) -> anyhow::Result<Vec<Group>> {
     let groups = pipeline::find_duplicates(
         &env.connectwise,
@@ -20,7 +22,7 @@ pub async fn duplicates(
         company,
     )
     .await?;
-    print_groups(&groups);
+    print_groups(&groups, shown);
     Ok(groups)
 }
 
@@ -30,7 +32,7 @@ pub async fn list(
     company: Option<&str>,
     json: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let groups = duplicates(env, company).await?;
+    let groups = duplicates(env, company, usize::MAX).await?;
     if let Some(path) = json {
         crate::sync::write_json(path, &groups)?;
     }
@@ -45,13 +47,13 @@ pub async fn run(
     company: Option<&str>,
     options: MergeOptions,
 ) -> anyhow::Result<()> {
-    let report = merge(env, ids, all_suggested, company, options).await?;
+    let report = merge(env, ids, all_suggested, company, options, usize::MAX).await?;
     anyhow::ensure!(report.failed.is_empty(), "some merges failed (above)");
     anyhow::ensure!(report.held.is_none(), "the guard held the merges (above)");
     Ok(())
 }
 
-pub fn print_groups(groups: &[Group]) {
+pub fn print_groups(groups: &[Group], shown: usize) {
     if groups.is_empty() {
         println!(
             "no duplicates: no two configurations in use share a serial, a MAC address or a link"
@@ -63,7 +65,7 @@ pub fn print_groups(groups: &[Group]) {
         "{} groups of duplicates ({mergeable} with a configuration to keep):",
         groups.len()
     );
-    for group in groups {
+    for group in groups.iter().take(shown) {
         let asset = group.asset.as_ref().map_or_else(
             || "no Lansweeper asset matches".to_string(),
             |a| format!("asset {} ({}, site {})", a.key, a.name, a.site),
@@ -99,15 +101,20 @@ pub fn print_groups(groups: &[Group]) {
             println!("    {command}");
         }
     }
+    if groups.len() > shown {
+        println!("\n  … {} more groups", groups.len() - shown);
+    }
 }
 
 /// `lscw merge KEEP DROP…`, or every suggested merge.
+/// `shown` limits the merges printed; the rest are counted.
 pub async fn merge(
     env: &Environment<AnyStore>,
     ids: &[i64],
     all_suggested: bool,
     company: Option<&str>,
     options: MergeOptions,
+    shown: usize,
 ) -> anyhow::Result<MergeReport> {
     let requests: Vec<MergeRequest> = if all_suggested {
         anyhow::ensure!(
@@ -146,11 +153,11 @@ pub async fn merge(
         options,
     )
     .await?;
-    print_report(&report);
+    print_report(&report, shown);
     Ok(report)
 }
 
-pub fn print_report(report: &MergeReport) {
+pub fn print_report(report: &MergeReport, shown: usize) {
     let verb = if report.dry_run {
         "would merge"
     } else {
@@ -161,7 +168,7 @@ pub fn print_report(report: &MergeReport) {
     }
     let done: Vec<_> = report.merged.iter().filter(|m| !m.already_merged).collect();
     println!("{verb} {} configurations", done.len());
-    for merged in &done {
+    for merged in done.iter().take(shown) {
         let link = merged
             .link
             .as_deref()
@@ -176,6 +183,9 @@ pub fn print_report(report: &MergeReport) {
             merged.drop,
             merged.renamed
         );
+    }
+    if done.len() > shown {
+        println!("  … {} more", done.len() - shown);
     }
     for merged in report.merged.iter().filter(|m| m.already_merged) {
         println!("  {} was merged into {} already", merged.drop, merged.keep);
