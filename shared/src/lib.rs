@@ -32,3 +32,4 @@ pub mod secrets;
 pub mod settings;
 pub mod staging;
 pub mod store;
+pub mod trail;

@@ -16,6 +16,7 @@ mod report;
 mod states;
 mod summary;
 mod sync;
+mod trail;
 mod write;
 
 pub use approve::{Approval, approve_retirement};
@@ -28,6 +29,9 @@ pub use match_assets::match_assets;
 pub use modify::bulk_modify;
 pub use report::{Counts, Plan, RunReport, RunStatus, SectionReport, plan, report};
 pub use states::{EnsureOutput, FetchInput, FetchOutput, MatchOutput};
-pub use summary::{METRIC_NAMESPACE, ReportInput, RunSummary, recent_runs, record_report};
+pub use summary::{
+    METRIC_NAMESPACE, ReportInput, Retention, RunSummary, recent_runs, record_report,
+};
 pub use sync::{Progress, run_sync};
+pub use trail::record_trail;
 pub use write::{GroupInput, GroupOutput, LaneOutput, write_group, write_lane};
