@@ -13,6 +13,7 @@ mod lanes;
 mod match_assets;
 mod modify;
 mod report;
+mod revert;
 mod states;
 mod summary;
 mod sync;
@@ -28,6 +29,7 @@ pub use lanes::{GROUP_SIZE, LANES, LaneInput, planned_groups};
 pub use match_assets::match_assets;
 pub use modify::bulk_modify;
 pub use report::{Counts, Plan, RunReport, RunStatus, SectionReport, plan, report};
+pub use revert::{Revert, revert_run};
 pub use states::{EnsureOutput, FetchInput, FetchOutput, MatchOutput};
 pub use summary::{
     METRIC_NAMESPACE, ReportInput, Retention, RunSummary, recent_runs, record_report,
