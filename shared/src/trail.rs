@@ -215,8 +215,10 @@ pub fn shown(value: Option<&str>) -> String {
             format!("({})", text.trim_start_matches('\u{1}'))
         }
         Some(text) => {
-            let mut short: String = text.chars().take(SHOWN_MAX).collect();
-            if short.len() < text.len() {
+            // One line of it: a software list is many.
+            let line = text.lines().next().unwrap_or_default();
+            let mut short: String = line.chars().take(SHOWN_MAX).collect();
+            if short.len() < text.trim_end().len() {
                 short.push('…');
             }
             format!("`{short}`")
@@ -294,5 +296,10 @@ mod tests {
         assert!(shown(Some(&long)).contains("300 characters"));
         assert_eq!(shown(None), "(empty)");
         assert_eq!(shown(Some("Linux")), "`Linux`");
+        assert_eq!(
+            shown(Some("7-Zip\nOffice")),
+            "`7-Zip…`",
+            "one line of a list"
+        );
     }
 }

@@ -33,6 +33,9 @@ pub async fn run(env: &Environment<AnyStore>, run_id: &str, approve: bool) -> an
 /// Lines shown of each list; the run's report holds them all.
 const SHOWN: usize = 10;
 
+/// Fields shown of each configuration going back.
+const FIELDS_SHOWN: usize = 3;
+
 fn print(revert: &Revert) {
     if let Some(by) = &revert.already_by {
         println!(
@@ -61,10 +64,11 @@ fn print(revert: &Revert) {
         revert.retire.len(),
         revert.unchanged
     );
-    for item in revert.restore.iter().take(SHOWN) {
-        let fields: Vec<String> = item
+    for item in revert.restore.iter().take(SHOWN / 2) {
+        let mut fields: Vec<String> = item
             .unmatched_fields
             .iter()
+            .take(FIELDS_SHOWN)
             .map(|d| {
                 format!(
                     "{} {} → {}",
@@ -78,6 +82,10 @@ fn print(revert: &Revert) {
                 )
             })
             .collect();
+        let more = item.unmatched_fields.len().saturating_sub(FIELDS_SHOWN);
+        if more > 0 {
+            fields.push(format!("{more} more fields"));
+        }
         println!(
             "    back: {} (configuration {}): {}",
             item.name,
@@ -85,7 +93,7 @@ fn print(revert: &Revert) {
             fields.join("; ")
         );
     }
-    for item in revert.retire.iter().take(SHOWN) {
+    for item in revert.retire.iter().take(SHOWN / 2) {
         println!(
             "    retired: {} (configuration {}), created by the run",
             item.name, item.configuration_id
@@ -100,7 +108,7 @@ fn print(revert: &Revert) {
             println!("    {}: {}", changed.name, changed.reason);
         }
     }
-    if let Some(guard) = &revert.guard {
+    if let Some(guard) = revert.guard.as_ref().filter(|_| revert.dry_run) {
         println!("  the retirement guard: {guard} (--approve retires them)");
     }
     if !revert.failed.is_empty() {
