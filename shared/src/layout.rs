@@ -32,9 +32,8 @@
 //! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
 //! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
 //! | `enrich/known/{kind}-pending/{part}` | records read whose `/configurations` the next invocation reads (a read stopped at its deadline) | ticket-agreement-enrich | [`KNOWN_TTL`] |
-//! | `run/{id}/trail`, `run/{id}/trail/part/{part}` | the run's audit trail: every configuration it wrote, each field before and after ([`crate::trail`]) | run-report (and `lscw revert` for its own run) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
-//! | `run/{id}/enrich/trail`, `run/{id}/enrich/trail/part/{part}` | the enrichment's audit trail: every asset it edited, each field before and after | ticket-agreement-enrich (its last invocation), `lscw revert` | audit TTL |
-//! | `run/{id}/trail/reverted`, `run/{id}/enrich/trail/reverted` | the revert of the run's writes ([`crate::trail::RevertMark`]): by which run, finished or not | `lscw revert` | audit TTL |
+//! | `run/{id}/trail`, `run/{id}/trail/part/{part}` | the run's audit trail: every configuration it wrote, each field before and after ([`crate::trail`]) | run-report (`lscw revert` names the run it reverts) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
+//! | `run/{id}/trail/reverted` | the revert of the run's writes ([`crate::trail::RevertMark`]): by which run, finished or not | `lscw revert` | audit TTL |
 //! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (90 days, `SyncSettings::report_ttl`) |
 //! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
 //! | `cache/references/{kind}`, `cache/references/{kind}/part/{part}` | reference name → id, per kind, in parts | ensure-references | reference TTL (24 h, `SyncSettings::reference_ttl`) |
