@@ -505,6 +505,14 @@ class IamTest(unittest.TestCase):
             own = self.resources[name]["Properties"].get("Environment", {}).get("Variables", {})
             self.assertNotIn("SECRET_ARN", own, name)
 
+    def test_the_audit_retention_reaches_every_function(self):
+        """Breaking it looks like: trails kept for the code's default whatever the operator
+        set, or reverts that find no trail after a few days."""
+        variables = self.template["Globals"]["Function"]["Environment"]["Variables"]
+        self.assertEqual(variables["AUDIT_RETENTION_DAYS"], {"Ref": "AuditRetentionDays"})
+        parameter = self.template["Parameters"]["AuditRetentionDays"]
+        self.assertEqual((parameter["Default"], parameter["MinValue"]), (90, 1))
+
     def test_no_function_can_delete_from_the_table(self):
         """A function granted DeleteItem, BatchWriteItem or DeleteTable (DynamoDBCrudPolicy
         grants the first two) could wipe staging, caches, reports or another run's lease;

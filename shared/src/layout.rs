@@ -32,6 +32,8 @@
 //! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
 //! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
 //! | `enrich/known/{kind}-pending/{part}` | records read whose `/configurations` the next invocation reads (a read stopped at its deadline) | ticket-agreement-enrich | [`KNOWN_TTL`] |
+//! | `run/{id}/trail`, `run/{id}/trail/part/{part}` | the run's audit trail: every configuration it wrote, each field before and after ([`crate::trail`]) | run-report (`lscw revert` names the run it reverts) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
+//! | `run/{id}/trail/reverted` | the revert of the run's writes ([`crate::trail::RevertMark`]): by which run, finished or not | `lscw revert` | audit TTL |
 //! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (90 days, `SyncSettings::report_ttl`) |
 //! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
 //! | `cache/references/{kind}`, `cache/references/{kind}/part/{part}` | reference name → id, per kind, in parts | ensure-references | reference TTL (24 h, `SyncSettings::reference_ttl`) |
@@ -195,6 +197,17 @@ pub fn known_records(kind: &str) -> String {
 /// The records of `kind` read whose `/configurations` are still to read.
 pub fn known_pending(kind: &str) -> String {
     format!("{KNOWN}/{kind}-pending")
+}
+
+/// The audit trail of a run's writes (`kind`: `trail`, `enrich/trail`): its record, its
+/// parts under it.
+pub fn trail(run_id: &str, kind: &str) -> String {
+    in_run(run_id, kind)
+}
+
+/// Whether a run's trail (`kind`) was reverted.
+pub fn trail_reverted(run_id: &str, kind: &str) -> String {
+    format!("{}/reverted", trail(run_id, kind))
 }
 
 pub fn run_summary(run_id: &str) -> String {
@@ -546,6 +559,8 @@ mod tests {
             enrich_plan_failed(run),
             enrich_progress(run, 0),
             enrich_failed(run, 0),
+            trail(run, "trail"),
+            trail_reverted(run, "enrich/trail"),
         ] {
             assert!(key.starts_with("run/run-1-abcd/"), "{key}");
         }

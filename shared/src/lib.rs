@@ -33,3 +33,4 @@ pub mod secrets;
 pub mod settings;
 pub mod staging;
 pub mod store;
+pub mod trail;

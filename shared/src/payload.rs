@@ -29,6 +29,12 @@ fn set(
     value: &str,
     context: &WriteContext,
 ) -> Result<(), String> {
+    if value.is_empty() {
+        // Empty clears: ConnectWise's PUT resets what the body omits (what a revert
+        // writes back where a field was empty before the run).
+        clear(body, target, context);
+        return Ok(());
+    }
     match target {
         Target::Field(path) => match path.split_once('.') {
             Some((field, "name")) => {
@@ -83,6 +89,27 @@ fn set(
         }
     }
     Ok(())
+}
+
+/// Takes a target's value out of a configuration body.
+fn clear(body: &mut Map<String, Value>, target: &Target, context: &WriteContext) {
+    match target {
+        Target::Field(path) => {
+            let field = path
+                .split_once('.')
+                .map_or(path.as_str(), |(field, _)| field);
+            body.remove(field);
+            if ReferenceKind::from_configuration_field(field) == Some(ReferenceKind::Location) {
+                body.remove("locationId");
+            }
+        }
+        Target::Custom(caption) => {
+            let id = context.custom_field_ids.get(caption).copied();
+            if let Some(fields) = body.get_mut("customFields").and_then(Value::as_array_mut) {
+                fields.retain(|f| id.is_none() || f.get("id").and_then(Value::as_i64) != id);
+            }
+        }
+    }
 }
 
 /// A new configuration for an unmatched asset.
@@ -246,5 +273,34 @@ mod tests {
         let diffs = differences(&MatchSpec::for_staged_assets(), &asset, &current);
         let body = update_body(&current, &diffs, &context()).unwrap();
         assert_eq!(body["contact"], json!({"id": 41}));
+    }
+
+    /// Breaking it looks like: a revert of a field that was empty before the run writes
+    /// an empty string, or fails on a reference named ``, instead of clearing it.
+    #[test]
+    fn an_empty_value_clears_the_field() {
+        let current = json!({
+            "id": 9, "name": "PC", "manufacturer": {"id": 7, "name": "Dell Inc."},
+            "location": {"id": 4}, "locationId": 4, "serialNumber": "S1",
+            "customFields": [{"id": 5, "value": "k"}, {"id": 6, "value": "https://u"}]
+        });
+        let clearing = |field: &str| FieldDiff {
+            field: field.into(),
+            target: None,
+            current: None,
+            desired: String::new(),
+        };
+        let diffs = [
+            clearing("manufacturer.name"),
+            clearing("location.name"),
+            clearing("serialNumber"),
+            clearing("customFields.ls_asset_url"),
+        ];
+        let body = update_body(&current, &diffs, &context()).unwrap();
+        for gone in ["manufacturer", "location", "locationId", "serialNumber"] {
+            assert!(body.get(gone).is_none(), "{gone}: {body}");
+        }
+        assert_eq!(body["customFields"], json!([{"id": 5, "value": "k"}]));
+        assert_eq!(body["name"], "PC");
     }
 }

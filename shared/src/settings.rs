@@ -31,6 +31,9 @@ pub struct SyncSettings {
     pub reference_ttl: Duration,
     /// How long a run's recorded summary is kept.
     pub report_ttl: Duration,
+    /// `AUDIT_RETENTION_DAYS`: how long a run's audit trail (what it changed, before and
+    /// after) is kept, and with it what `lscw revert` can take back (default 90).
+    pub audit_ttl: Duration,
     pub batch_size: usize,
     pub dry_run: bool,
     /// `CW_FIELD_POLICY`: who owns each synced field.
@@ -59,6 +62,7 @@ impl Default for SyncSettings {
             staging_ttl: Duration::from_secs(4 * 24 * 3600),
             reference_ttl: Duration::from_secs(24 * 3600),
             report_ttl: Duration::from_secs(90 * 24 * 3600),
+            audit_ttl: Duration::from_secs(90 * 24 * 3600),
             batch_size: 50,
             dry_run: false,
             field_policies: FieldPolicies::default(),
@@ -128,6 +132,15 @@ impl SyncSettings {
                     )));
                 }
                 None => Duration::from_secs(7 * 24 * 3600),
+            },
+            audit_ttl: match number("AUDIT_RETENTION_DAYS")? {
+                Some(days) if days >= 1 => Duration::from_secs(days.unsigned_abs() * 24 * 3600),
+                Some(days) => {
+                    return Err(PipelineError::Config(format!(
+                        "AUDIT_RETENTION_DAYS must be 1 or more, got {days}"
+                    )));
+                }
+                None => Duration::from_secs(90 * 24 * 3600),
             },
             ..Self::default()
         })
@@ -247,5 +260,17 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(level.to_string().contains("must be an integer"), "{level}");
+    }
+
+    /// Breaking it looks like: a trail kept for the default whatever the operator set, or
+    /// a retention of 0 days that keeps no trail at all and leaves nothing to revert.
+    #[test]
+    fn the_audit_retention_is_read_in_days_and_never_zero() {
+        let default = SyncSettings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(default.audit_ttl, Duration::from_secs(90 * 24 * 3600));
+        let year = SyncSettings::from_lookup(lookup(&[("AUDIT_RETENTION_DAYS", "365")])).unwrap();
+        assert_eq!(year.audit_ttl, Duration::from_secs(365 * 24 * 3600));
+        let none = SyncSettings::from_lookup(lookup(&[("AUDIT_RETENTION_DAYS", "0")])).unwrap_err();
+        assert!(none.to_string().contains("AUDIT_RETENTION_DAYS"), "{none}");
     }
 }

@@ -5,25 +5,23 @@
 // The runtime's future around the store's (the AWS SDK's) nests deeper than the default.
 #![recursion_limit = "256"]
 
-use std::time::Duration;
-
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::lambda::{self, StepError};
-use shared::pipeline::{ReportInput, RunSummary, record_report};
+use shared::pipeline::{ReportInput, Retention, RunSummary, record_report};
 use shared::settings::SyncSettings;
 use shared::store::Store;
 
 /// One invocation of the state machine's `RecordReport` state.
 pub async fn handler<S: Store>(
     store: &S,
-    report_ttl: Duration,
+    retention: Retention,
     event: LambdaEvent<ReportInput>,
 ) -> Result<RunSummary, StepError> {
     let input = &event.payload;
     let summary = lambda::step(
         "run-report",
         &event,
-        record_report(store, input, report_ttl),
+        record_report(store, input, &retention),
     )
     .await?;
     // Embedded metric format: CloudWatch reads these raw lines of the log as metrics.
@@ -36,6 +34,9 @@ pub async fn handler<S: Store>(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let store = lambda::start_store().await?;
-    let (store, ttl) = (&store, SyncSettings::default().report_ttl);
-    lambda_runtime::run(service_fn(move |event| handler(store, ttl, event))).await
+    // The audit retention from the environment (`AUDIT_RETENTION_DAYS`); this function
+    // reads no secret, so nothing else of the settings.
+    let settings = SyncSettings::from_lookup(|key| std::env::var(key).ok())?;
+    let (store, retention) = (&store, Retention::of(&settings));
+    lambda_runtime::run(service_fn(move |event| handler(store, retention, event))).await
 }

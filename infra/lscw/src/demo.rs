@@ -1,7 +1,8 @@
 //! `lscw demo` (what `make demo` runs): both simulators in-process with an MSP's estate
 //! (three Lansweeper sites, four clients' companies in ConnectWise), the mapping
 //! suggested and set, the whole sync with its report per site and company, then the same
-//! sync again to show that a second run writes nothing, then the enrichment twice.
+//! sync again to show that a second run writes nothing, then the enrichment twice, and
+//! last the revert of the run that wrote (a dry run first).
 
 use shared::environment::{Environment, Lookup};
 use shared::lansweeper::LansweeperOptions;
@@ -96,7 +97,9 @@ pub async fn run() -> anyhow::Result<()> {
         cw.control().writes() - writes_before
     );
     let page = std::env::temp_dir().join("lscw-demo-report.html");
-    crate::html::write(&env.store, &lookup, &report, &page).await?;
+    let trails = crate::revert::trails(&env.store, &report.run_id).await?;
+    crate::html::write(&env.store, &lookup, &report, &trails, &page).await?;
+    let written_run = report.run_id.clone();
     println!(
         "  The run on one page (`lscw report RUN --html FILE`): {}",
         page.display()
@@ -131,6 +134,41 @@ pub async fn run() -> anyhow::Result<()> {
     println!("  editAsset requests: {edits}");
     if edits != 0 {
         anyhow::bail!("the repeated enrichment made {edits} editAsset calls; it should make none");
+    }
+    revert_last(&mut env, &pair, &written_run).await
+}
+
+/// The demo's end: the run that wrote is taken back (`lscw revert`), a dry run first,
+/// then for real, then again to show a revert is written once.
+async fn revert_last(
+    env: &mut Environment<AnyStore>,
+    pair: &LinkedPair,
+    run_id: &str,
+) -> anyhow::Result<()> {
+    let cw = &pair.connectwise;
+    println!(
+        "\nRevert: the operator takes run {run_id} back. First `lscw revert {run_id} --dry-run`:"
+    );
+    let settings = env.settings.clone();
+    env.settings.dry_run = true;
+    let writes_before = cw.control().writes();
+    crate::revert::run(env, run_id, false).await?;
+    env.settings = settings;
+    if cw.control().writes() != writes_before {
+        anyhow::bail!("the dry run of the revert wrote to ConnectWise");
+    }
+    println!("\nThen for real, its many retirements approved (`lscw revert {run_id} --approve`):");
+    crate::revert::run(env, run_id, true).await?;
+    println!(
+        "  ConnectWise write requests: {}",
+        cw.control().writes() - writes_before
+    );
+    println!("\nReverting again writes nothing:");
+    let writes_before = cw.control().writes();
+    crate::revert::run(env, run_id, true).await?;
+    let writes = cw.control().writes() - writes_before;
+    if writes != 0 {
+        anyhow::bail!("the second revert wrote {writes} requests; it should write none");
     }
     Ok(())
 }

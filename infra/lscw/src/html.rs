@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use shared::environment::Lookup;
 use shared::pipeline::{RunReport, RunStatus, RunSummary};
 use shared::store::Store;
+use shared::trail::{Trail, TrailEntry};
 
 /// Writes `report`'s page to `path`, with the last runs from `store` and links into the
 /// ConnectWise that `lookup` names (no request is made).
@@ -17,6 +18,7 @@ pub async fn write<S: Store>(
     store: &S,
     lookup: &Lookup,
     report: &RunReport,
+    trails: &[Trail],
     path: &Path,
 ) -> anyhow::Result<()> {
     let recent = shared::pipeline::recent_runs(store).await?;
@@ -26,11 +28,8 @@ pub async fn write<S: Store>(
         .map(|(base, company)| {
             move |id: i64| shared::connectwise::configuration_url(&base, &company, id)
         });
-    let text = page(
-        report,
-        &recent,
-        link.as_ref().map(|l| l as &dyn Fn(i64) -> String),
-    );
+    let link = link.as_ref().map(|l| l as &dyn Fn(i64) -> String);
+    let text = with_trails(page(report, &recent, link), trails, link);
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -317,6 +316,87 @@ fn chart(recent: &[RunSummary]) -> String {
     svg
 }
 
+/// A run's report with its trails, as `lscw report --json` writes it: the report's
+/// members as they are, the trails beside them.
+#[derive(serde::Serialize)]
+pub struct WithTrails<'a> {
+    #[serde(flatten)]
+    report: &'a RunReport,
+    #[serde(skip_serializing_if = "<[Trail]>::is_empty")]
+    trails: &'a [Trail],
+}
+
+impl<'a> WithTrails<'a> {
+    pub fn of(report: &'a RunReport, trails: &'a [Trail]) -> Self {
+        Self { report, trails }
+    }
+}
+
+/// `page` with the run's trails before its end: each configuration (or asset) folded
+/// with its fields before and after, linked into ConnectWise.
+pub fn with_trails(
+    mut page: String,
+    trails: &[Trail],
+    configuration_link: Option<&dyn Fn(i64) -> String>,
+) -> String {
+    let mut html = String::new();
+    for trail in trails {
+        let _ = write!(
+            html,
+            "<h2>Trail: {} {} written in {}</h2><p class=\"muted\">Each field before and after the run{}. <code>lscw revert {}</code> takes it back.</p>",
+            trail.entries.len(),
+            match trail.system {
+                shared::trail::System::ConnectWise => "configurations",
+                shared::trail::System::Lansweeper => "assets",
+            },
+            trail.system.label(),
+            trail
+                .reverts
+                .as_ref()
+                .map(|r| format!(", the revert of run <code>{}</code>", escape(r)))
+                .unwrap_or_default(),
+            escape(&trail.run_id),
+        );
+        for entry in trail.entries.iter().take(ROWS) {
+            trail_entry(&mut html, entry, configuration_link);
+        }
+    }
+    let end = page.rfind("</body>").unwrap_or(page.len());
+    page.insert_str(end, &html);
+    page
+}
+
+fn trail_entry(
+    html: &mut String,
+    entry: &TrailEntry,
+    configuration_link: Option<&dyn Fn(i64) -> String>,
+) {
+    let id = match (entry.configuration_id, configuration_link) {
+        (Some(id), Some(link)) => format!(r#" <a href="{}">{id}</a>"#, escape(&link(id))),
+        (Some(id), None) => format!(" {id}"),
+        (None, _) => String::new(),
+    };
+    let _ = write!(
+        html,
+        "<details data-kind=\"trail\" data-asset=\"{}\"><summary>{} <b>{}</b>{id} <code class=\"muted\">{}</code> · {} fields</summary><table><tr><th>field</th><th>before</th><th>after</th></tr>",
+        escape(&entry.asset_key),
+        entry.action.label(),
+        escape(&entry.name),
+        escape(&entry.asset_key),
+        entry.fields.len()
+    );
+    for change in &entry.fields {
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            escape(&change.field),
+            escape(&shared::trail::shown(change.before.as_deref())),
+            escape(&shared::trail::shown(change.after.as_deref()))
+        );
+    }
+    html.push_str("</table></details>");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +456,45 @@ mod tests {
             html.matches("<table").count(),
             html.matches("</table>").count()
         );
+    }
+
+    /// Breaking it looks like: a trail missing from the page, a configuration not linked
+    /// into ConnectWise, a value shown unescaped, or the page's end misplaced.
+    #[test]
+    fn the_trail_folds_per_configuration_and_links_into_connectwise() {
+        use shared::trail::{Action, FieldChange, System, Trail, TrailEntry};
+        let trail = Trail {
+            run_id: "run-1".into(),
+            system: System::ConnectWise,
+            reverts: None,
+            recorded_at: 0,
+            entries: vec![TrailEntry {
+                asset_key: "k1".into(),
+                name: "PC <1>".into(),
+                configuration_id: Some(42),
+                site: String::new(),
+                action: Action::Modified,
+                fields: vec![FieldChange {
+                    field: "type.name".into(),
+                    before: Some("Windows".into()),
+                    after: Some("Managed <Workstation>".into()),
+                }],
+            }],
+        };
+        let link = |id: i64| format!("https://na.example/openrecord?recid={id}");
+        let html = with_trails(
+            page(&RunReport::default(), &[], Some(&link)),
+            &[trail],
+            Some(&link),
+        );
+        assert_eq!(html.matches("<details").count(), 1);
+        assert!(html.contains(r#"<a href="https://na.example/openrecord?recid=42">42</a>"#));
+        assert!(html.contains("Managed &lt;Workstation&gt;"));
+        assert!(html.contains("PC &lt;1&gt;"));
+        assert!(
+            html.trim_end().ends_with("</body></html>"),
+            "the trail inside the body"
+        );
+        assert!(html.find("<details").unwrap() < html.find("</body>").unwrap());
     }
 }

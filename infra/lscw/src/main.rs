@@ -8,6 +8,7 @@ mod embedded;
 mod html;
 mod mapping;
 mod merge;
+mod revert;
 mod secret;
 mod step;
 mod store;
@@ -144,6 +145,20 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Past the retirement guard's limits (many merges at once).
+        #[arg(long)]
+        approve: bool,
+    },
+    /// Takes back what a run wrote, from its audit trail: each field back to its value
+    /// before the run where it still holds what the run wrote (a field changed since is
+    /// reported, not touched), what it retired active again, what it created retired.
+    /// Once: reverting again writes nothing.
+    Revert {
+        /// The run to take back (`lscw runs` lists them).
+        run_id: String,
+        /// Write nothing; print what would go back.
+        #[arg(long)]
+        dry_run: bool,
+        /// Let more retirements through than the retirement guard allows.
         #[arg(long)]
         approve: bool,
     },
@@ -315,6 +330,10 @@ async fn main() -> ExitCode {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per command, each a call into its module"
+)]
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Action { key, input } => action(key, input).await,
@@ -366,6 +385,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             configuration_id,
         } => link(asset_key, configuration_id).await,
         Command::Retire { approve } => approve_retirements(approve).await,
+        Command::Revert {
+            run_id,
+            dry_run,
+            approve,
+        } => {
+            let env = environment(dry_run).await?;
+            revert::run(&env, &run_id, approve).await
+        }
         Command::Unlink { configuration_id } => unlink(configuration_id).await,
         Command::Duplicates { company, json } => {
             let env = environment(false).await?;
@@ -467,11 +494,15 @@ async fn report(
     if let Some(enriched) = shared::enrichment::recorded(&store, &run_id).await? {
         sync::print_enrich_report(&enriched);
     }
+    let trails = revert::trails(&store, &run_id).await?;
+    for trail in &trails {
+        revert::print_trail(trail);
+    }
     if let Some(path) = json {
-        sync::write_json(&path, &run_report)?;
+        sync::write_json(&path, &html::WithTrails::of(&run_report, &trails))?;
     }
     if let Some(path) = html {
-        html::write(&store, &lookup, &run_report, &path).await?;
+        html::write(&store, &lookup, &run_report, &trails, &path).await?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -65,8 +65,8 @@ pub async fn run(
         }
         StepName::RunReport => {
             let report_input: ReportInput = read(input()?)?;
-            let ttl = settings.report_ttl;
-            let answer = pipeline::record_report(store, &report_input, ttl).await?;
+            let retention = pipeline::Retention::of(settings);
+            let answer = pipeline::record_report(store, &report_input, &retention).await?;
             write(output, &answer)
         }
         StepName::ReleaseLease => {

@@ -69,7 +69,8 @@ pub async fn run(
             skipped_for: report.skipped_for.clone(),
             error: None,
         };
-        pipeline::record_report(&env.store, &input, env.settings.report_ttl).await?;
+        let retention = pipeline::Retention::of(&env.settings);
+        pipeline::record_report(&env.store, &input, &retention).await?;
         None
     };
     Ok((report, plan))

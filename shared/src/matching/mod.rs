@@ -18,7 +18,7 @@ mod spec;
 
 pub use spec::{
     CONTACT_PATH, Compact, Fields, LONG_VALUE, MatchSpec, Target, asset_value, fingerprint,
-    link_caption,
+    is_fingerprint, link_caption,
 };
 
 /// Marks a configuration outside the run's scope (`CW_MATCH_CONDITIONS`), read only for

@@ -208,7 +208,7 @@ impl Target {
     }
 
     /// Equal once both are in the target's normal form.
-    pub(super) fn same(&self, current: Option<&str>, desired: &str, case_sensitive: bool) -> bool {
+    pub fn same(&self, current: Option<&str>, desired: &str, case_sensitive: bool) -> bool {
         let Some(current) = current else {
             return false;
         };
@@ -254,6 +254,11 @@ pub fn fingerprint(text: &str, case_sensitive: bool) -> String {
         normal.chars().count(),
         hasher.finish()
     )
+}
+
+/// Whether a text is a [`fingerprint`] (what matching holds of a long text), not a value.
+pub fn is_fingerprint(text: &str) -> bool {
+    text.starts_with(FINGERPRINT)
 }
 
 fn as_text(value: &Value) -> Option<String> {

@@ -14,9 +14,11 @@ mod match_assets;
 mod merge;
 mod modify;
 mod report;
+mod revert;
 mod states;
 mod summary;
 mod sync;
+mod trail;
 mod write;
 
 pub use approve::{Approval, approve_retirement};
@@ -32,7 +34,11 @@ pub use merge::{
 };
 pub use modify::bulk_modify;
 pub use report::{Counts, Plan, RunReport, RunStatus, SectionReport, plan, report};
+pub use revert::{Revert, revert_run};
 pub use states::{EnsureOutput, FetchInput, FetchOutput, MatchOutput};
-pub use summary::{METRIC_NAMESPACE, ReportInput, RunSummary, recent_runs, record_report};
+pub use summary::{
+    METRIC_NAMESPACE, ReportInput, Retention, RunSummary, recent_runs, record_report,
+};
 pub use sync::{Progress, run_sync};
+pub use trail::record_trail;
 pub use write::{GroupInput, GroupOutput, LaneOutput, write_group, write_lane};

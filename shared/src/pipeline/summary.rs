@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::report::{Counts, RunReport, RunStatus, SectionReport, report};
+use super::trail::record_trail;
 use crate::calls::ApiCalls;
 use crate::clock::epoch_seconds;
 use crate::enrichment::{self, EnrichReport};
 use crate::error::PipelineError;
 use crate::layout::{self, LeaseHolder};
 use crate::lease;
+use crate::settings::SyncSettings;
 use crate::store::{Store, StoreExt};
 
 /// Summaries the list keeps.
@@ -171,12 +173,41 @@ impl EnrichSummary {
     }
 }
 
-/// Puts the run's report together and records its summary for `ttl`.
+/// How long what a run leaves is kept: its summary, and its audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub report: Duration,
+    pub audit: Duration,
+}
+
+impl Retention {
+    /// Both kept for `ttl` (tests).
+    pub fn both(ttl: Duration) -> Self {
+        Self {
+            report: ttl,
+            audit: ttl,
+        }
+    }
+
+    pub fn of(settings: &SyncSettings) -> Self {
+        Self {
+            report: settings.report_ttl,
+            audit: settings.audit_ttl,
+        }
+    }
+}
+
+/// Puts the run's report together and records its summary, and the trail of what it
+/// wrote (a run stopped by an error too: what it wrote before is in it).
 pub async fn record_report<S: Store>(
     store: &S,
     input: &ReportInput,
-    ttl: Duration,
+    retention: &Retention,
 ) -> Result<RunSummary, PipelineError> {
+    let ttl = retention.report;
+    if input.skipped_for.is_none() {
+        record_trail(store, &input.run_id, retention.audit).await?;
+    }
     let mut summary = if input.skipped_for.is_some() || input.error.is_some() {
         RunSummary::ended_early(input)
     } else {
@@ -473,7 +504,7 @@ mod tests {
                 run_id: run_id.clone(),
                 ..ReportInput::default()
             };
-            let summary = record_report(&store, &input, Duration::from_secs(600))
+            let summary = record_report(&store, &input, &Retention::both(Duration::from_secs(600)))
                 .await
                 .unwrap();
             assert_eq!(
@@ -517,7 +548,9 @@ mod tests {
             skipped_for: Some(holder.clone()),
             error: None,
         };
-        let summary = record_report(&store, &skipped, ttl).await.unwrap();
+        let summary = record_report(&store, &skipped, &Retention::both(ttl))
+            .await
+            .unwrap();
         assert_eq!(summary.status, RunStatus::Skipped);
         assert_eq!(summary.skipped_for, Some(holder));
         let line: Value = serde_json::from_str(&summary.metric_line()).unwrap();
@@ -532,7 +565,9 @@ mod tests {
             skipped_for: None,
             error: Some(json!({"Error": "Permanent", "Cause": cause.to_string()})),
         };
-        let summary = record_report(&store, &failed, ttl).await.unwrap();
+        let summary = record_report(&store, &failed, &Retention::both(ttl))
+            .await
+            .unwrap();
         assert_eq!(summary.status, RunStatus::Failed);
         assert_eq!(
             summary.error.as_deref(),
@@ -569,7 +604,9 @@ mod tests {
             run_id: "run-old".into(),
             ..ReportInput::default()
         };
-        let with_sections = record_report(&store, &input, ttl).await.unwrap();
+        let with_sections = record_report(&store, &input, &Retention::both(ttl))
+            .await
+            .unwrap();
         // As an earlier version kept them: 20 runs with their 50 sections each.
         let old: Vec<RunSummary> = (0..20)
             .map(|n| RunSummary {
@@ -591,7 +628,9 @@ mod tests {
             run_id: "run-new".into(),
             ..ReportInput::default()
         };
-        record_report(&store, &input, ttl).await.unwrap();
+        record_report(&store, &input, &Retention::both(ttl))
+            .await
+            .unwrap();
         let after = store.raw_len(layout::RECENT_RUNS).unwrap();
         assert!(after * 10 < before, "{before} bytes, then {after}");
         assert!(

@@ -1,0 +1,183 @@
+//! `lscw revert RUN [--dry-run] [--approve]`, and a run's audit trail as `lscw report`
+//! prints it.
+
+use shared::environment::Environment;
+use shared::pipeline::{self, Revert};
+use shared::store::Store;
+use shared::trail::{self, System, Trail, TrailEntry};
+
+use crate::store::AnyStore;
+
+/// Reverts what `run_id` wrote (to ConnectWise, and the enrichment's edits to
+/// Lansweeper when the run has them), or, in a dry run, says what it would write.
+pub async fn run(env: &Environment<AnyStore>, run_id: &str, approve: bool) -> anyhow::Result<()> {
+    let mut reverted = false;
+    if trail::load(&env.store, run_id, System::ConnectWise)
+        .await?
+        .is_some()
+    {
+        let revert =
+            pipeline::revert_run(&env.connectwise, &env.store, &env.settings, run_id, approve)
+                .await?;
+        print(&revert);
+        reverted = true;
+    }
+    anyhow::ensure!(
+        reverted,
+        "no trail of run {run_id}: it wrote nothing, or is older than the audit retention ({} days, AUDIT_RETENTION_DAYS)",
+        env.settings.audit_ttl.as_secs() / 86_400
+    );
+    Ok(())
+}
+
+/// Lines shown of each list; the run's report holds them all.
+const SHOWN: usize = 10;
+
+/// Fields shown of each configuration going back.
+const FIELDS_SHOWN: usize = 3;
+
+fn print(revert: &Revert) {
+    if let Some(by) = &revert.already_by {
+        println!(
+            "Run {} was reverted already (run {by}): nothing written",
+            revert.run_id
+        );
+        return;
+    }
+    let heading = if revert.dry_run {
+        format!("Revert of run {} (dry run: nothing written)", revert.run_id)
+    } else {
+        format!(
+            "Revert of run {} (run {})",
+            revert.run_id, revert.revert_run_id
+        )
+    };
+    println!("{heading}");
+    let (verb, retire_verb) = if revert.dry_run {
+        ("would go", "would be retired")
+    } else {
+        ("went", "retired")
+    };
+    println!(
+        "  {} configurations {verb} back to their values before the run, {} created by it {retire_verb}, {} with nothing left to take back",
+        revert.restore.len(),
+        revert.retire.len(),
+        revert.unchanged
+    );
+    for item in revert.restore.iter().take(SHOWN / 2) {
+        let mut fields: Vec<String> = item
+            .unmatched_fields
+            .iter()
+            .take(FIELDS_SHOWN)
+            .map(|d| {
+                format!(
+                    "{} {} → {}",
+                    d.field,
+                    trail::shown(d.current.as_deref()),
+                    trail::shown(
+                        Some(&d.desired)
+                            .filter(|v| !v.is_empty())
+                            .map(String::as_str)
+                    )
+                )
+            })
+            .collect();
+        let more = item.unmatched_fields.len().saturating_sub(FIELDS_SHOWN);
+        if more > 0 {
+            fields.push(format!("{more} more fields"));
+        }
+        println!(
+            "    back: {} (configuration {}): {}",
+            item.name,
+            item.configuration_id,
+            fields.join("; ")
+        );
+    }
+    for item in revert.retire.iter().take(SHOWN / 2) {
+        println!(
+            "    retired: {} (configuration {}), created by the run",
+            item.name, item.configuration_id
+        );
+    }
+    if !revert.changed_since.is_empty() {
+        println!(
+            "  {} configurations changed since the run (those fields left as they are):",
+            revert.changed_since.len()
+        );
+        for changed in revert.changed_since.iter().take(SHOWN) {
+            println!("    {}: {}", changed.name, changed.reason);
+        }
+    }
+    if let Some(guard) = revert.guard.as_ref().filter(|_| revert.dry_run) {
+        println!("  the retirement guard: {guard} (--approve retires them)");
+    }
+    if !revert.failed.is_empty() {
+        println!("  {} failed:", revert.failed.len());
+        for failed in revert.failed.iter().take(SHOWN) {
+            println!("    {}: {}", failed.asset_key, failed.reason);
+        }
+    }
+    if !revert.dry_run {
+        println!("  lscw report {} shows it in full", revert.revert_run_id);
+    }
+}
+
+/// The trails a run left (its writes to ConnectWise, its enrichment's to Lansweeper).
+pub async fn trails<S: Store>(store: &S, run_id: &str) -> anyhow::Result<Vec<Trail>> {
+    let mut found = Vec::new();
+    for system in [System::ConnectWise, System::Lansweeper] {
+        if let Some(trail) = trail::load(store, run_id, system).await? {
+            found.push(trail);
+        }
+    }
+    Ok(found)
+}
+
+/// A trail as `lscw report` prints it: per configuration, each field before → after.
+pub fn print_trail(trail: &Trail) {
+    let what = match trail.system {
+        System::ConnectWise => "configurations",
+        System::Lansweeper => "Lansweeper assets",
+    };
+    let reverts = trail
+        .reverts
+        .as_ref()
+        .map(|r| format!(" (the revert of run {r})"))
+        .unwrap_or_default();
+    println!(
+        "Trail{reverts}: {} {what} written in {}",
+        trail.entries.len(),
+        trail.system.label()
+    );
+    for entry in trail.entries.iter().take(SHOWN * 5) {
+        println!("  {}", heading(entry));
+        for change in &entry.fields {
+            println!(
+                "      {}: {} → {}",
+                change.field,
+                trail::shown(change.before.as_deref()),
+                trail::shown(change.after.as_deref())
+            );
+        }
+    }
+    if trail.entries.len() > SHOWN * 5 {
+        println!(
+            "  … and {} more (--json or --html for all)",
+            trail.entries.len() - SHOWN * 5
+        );
+    }
+}
+
+/// One entry's line: what was done to which configuration or asset.
+pub fn heading(entry: &TrailEntry) -> String {
+    let id = entry
+        .configuration_id
+        .map(|id| format!(" (configuration {id})"))
+        .unwrap_or_default();
+    format!(
+        "{} {}{id} [{}]",
+        entry.action.label(),
+        entry.name,
+        entry.asset_key
+    )
+}

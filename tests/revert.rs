@@ -1,0 +1,397 @@
+//! The audit trail and `lscw revert`: a run's writes kept field by field, and taken back
+//! (values back where nobody changed them since, retired ones active, created ones
+//! retired) once, under lost answers too.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::pipeline::{self, ReportInput, Retention, RunReport};
+use shared::policy::ValueMaps;
+use shared::settings::SyncSettings;
+use shared::store::{Claim, MemoryStore, Store, StoreError};
+use shared::trail::{self, Action, System, Trail};
+use simulators::connectwise::CONFIGURATIONS;
+use simulators::control::LostAnswer;
+
+use lscw_tests::world::{World, link_of, settings, sync_with, world};
+
+/// Every configuration by id, as ConnectWise shows it.
+fn configurations(world: &World) -> BTreeMap<i64, Value> {
+    world.cw.with_tenant(|t| {
+        t.records("configurations")
+            .map(|r| t.render(&CONFIGURATIONS, r, ""))
+            .map(|c| (c["id"].as_i64().unwrap(), c))
+            .collect()
+    })
+}
+
+/// What the sync writes of a configuration (custom fields by caption, the empty ones
+/// left out), for comparing before and after.
+fn synced(configuration: &Value) -> Value {
+    let mut view = json!({});
+    for field in [
+        "name",
+        "serialNumber",
+        "macAddress",
+        "ipAddress",
+        "osInfo",
+        "modelNumber",
+        "activeFlag",
+        "warrantyExpirationDate",
+    ] {
+        view[field] = configuration[field].clone();
+    }
+    for reference in ["type", "status", "manufacturer", "location"] {
+        view[reference] = configuration[reference]["name"].clone();
+    }
+    view["contact"] = configuration["contact"]["id"].clone();
+    for custom in configuration["customFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(value) = custom["value"].as_str().filter(|v| !v.is_empty()) {
+            view[custom["caption"].as_str().unwrap()] = json!(value);
+        }
+    }
+    view
+}
+
+fn is_retired(configuration: &Value) -> bool {
+    configuration["activeFlag"] == false && configuration["status"]["name"] == "Inactive"
+}
+
+/// The wrong map of the scenario: every Windows asset typed `Managed Workstation`.
+fn wrong_map() -> SyncSettings {
+    let mut wrong = settings();
+    wrong.value_maps =
+        ValueMaps::parse(Some(r#"{"Windows": "Managed Workstation"}"#), None, None).unwrap();
+    wrong.retire.retired_states = vec!["sold".into()];
+    wrong
+}
+
+/// A run under the wrong map, recorded as the state machine records it.
+async fn wrong_run(world: &World, settings: &SyncSettings) -> (RunReport, Trail) {
+    let report = sync_with(world, settings).await;
+    let input = ReportInput {
+        run_id: report.run_id.clone(),
+        ..ReportInput::default()
+    };
+    let retention = Retention::of(settings);
+    let requests = world.cw.control().total();
+    pipeline::record_report(&world.store, &input, &retention)
+        .await
+        .unwrap();
+    assert_eq!(
+        world.cw.control().total(),
+        requests,
+        "the trail is kept from what the writers stored, never read from ConnectWise"
+    );
+    let trail = trail::load(&world.store, &report.run_id, System::ConnectWise)
+        .await
+        .unwrap()
+        .unwrap();
+    (report, trail)
+}
+
+/// A run that created, modified and retired under a wrong type map is taken back: the
+/// values it changed are back, what it retired is active, what it created is retired;
+/// the one field an operator edited by hand since is left as it is and reported; the
+/// guard holds the retirements until approved; reverting again writes nothing.
+///
+/// Breaking it looks like: a configuration still typed `Managed Workstation` after the
+/// revert, a hand edit overwritten with the old value, a created configuration deleted
+/// or left active, a retired one left retired, a second revert that writes again, or a
+/// revert of many creations that retires them without `--approve`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: the run, a hand edit, the held, dry and approved reverts, the second"
+)]
+#[tokio::test]
+async fn a_run_under_a_wrong_type_map_is_taken_back_but_for_a_field_edited_since() {
+    let world = world(60).await;
+    let sold = configurations(&world)
+        .values()
+        .find_map(link_of)
+        .expect("a configuration linked to its asset");
+    world.ls.with_site(|site| {
+        let asset = site
+            .data
+            .assets
+            .iter_mut()
+            .find(|a| a["key"].as_str().unwrap().to_lowercase() == sold)
+            .unwrap();
+        asset["assetCustom"]["stateName"] = json!("Sold");
+    });
+    let before = configurations(&world);
+    let wrong = wrong_map();
+    let (report, trail) = wrong_run(&world, &wrong).await;
+    assert!(
+        report.counts.created > 10 && report.counts.modified > 0 && report.counts.retired == 1,
+        "{report:#?}"
+    );
+    let count = |action| trail.entries.iter().filter(|e| e.action == action).count() as u64;
+    assert_eq!(count(Action::Created), report.counts.created);
+    assert_eq!(count(Action::Retired), 1);
+    let retypes = trail.entries.iter().any(|e| {
+        e.action == Action::Modified
+            && e.fields.iter().any(|f| {
+                f.field == "type.name" && f.after.as_deref() == Some("Managed Workstation")
+            })
+    });
+    assert!(
+        retypes,
+        "the trail holds the wrong type written: {trail:#?}"
+    );
+
+    // An operator corrects one field by hand before anyone reverts.
+    let (edited_id, edited_field) = trail
+        .entries
+        .iter()
+        .filter(|e| e.action == Action::Modified)
+        .find_map(|e| {
+            let field = e.fields.iter().find(|f| {
+                ["name", "serialNumber", "ipAddress", "osInfo"].contains(&f.field.as_str())
+            })?;
+            Some((e.configuration_id.unwrap(), field.field.clone()))
+        })
+        .expect("a modified configuration with a plain field changed");
+    world.cw.with_tenant(|tenant| {
+        let mut body = tenant.get("configurations", edited_id).unwrap().clone();
+        body[&edited_field] = json!("set by hand");
+        tenant.replace(&CONFIGURATIONS, edited_id, &body).unwrap();
+    });
+
+    // Many creations to retire: the guard holds them until approved.
+    let writes = world.cw.control().writes();
+    let held = pipeline::revert_run(
+        &world.cw_client,
+        &world.store,
+        &settings(),
+        &report.run_id,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(held.to_string().contains("--approve"), "{held}");
+    assert_eq!(world.cw.control().writes(), writes, "held: nothing written");
+
+    let mut dry = settings();
+    dry.dry_run = true;
+    let planned = pipeline::revert_run(&world.cw_client, &world.store, &dry, &report.run_id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        world.cw.control().writes(),
+        writes,
+        "a dry run writes nothing"
+    );
+    assert_eq!(planned.retire.len() as u64, report.counts.created);
+
+    let revert = pipeline::revert_run(
+        &world.cw_client,
+        &world.store,
+        &settings(),
+        &report.run_id,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        revert.restore, planned.restore,
+        "the dry run said what the revert wrote"
+    );
+    let after = configurations(&world);
+    for (id, was) in &before {
+        let now = &after[id];
+        let mut expected = synced(was);
+        if *id == edited_id {
+            expected[&edited_field] = json!("set by hand");
+        }
+        assert_eq!(
+            synced(now),
+            expected,
+            "configuration {id} is back as it was"
+        );
+    }
+    let created: Vec<&Value> = after
+        .iter()
+        .filter(|(id, _)| !before.contains_key(id))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(created.len() as u64, report.counts.created, "never deleted");
+    assert!(
+        created.iter().all(|c| is_retired(c)),
+        "every creation retired"
+    );
+
+    assert_eq!(revert.changed_since.len(), 1, "{:#?}", revert.changed_since);
+    let reported = &revert.changed_since[0];
+    assert_eq!(reported.candidates, vec![edited_id]);
+    assert!(
+        reported.reason.contains(&edited_field) && reported.reason.contains("set by hand"),
+        "{reported:#?}"
+    );
+    assert!(revert.failed.is_empty(), "{:#?}", revert.failed);
+    let done = revert.report.unwrap();
+    assert_eq!(done.counts.retired, report.counts.created);
+    assert_eq!(done.counts.reactivated, 1);
+    assert_eq!(done.accounted(), done.assets, "{done:#?}");
+    let own = trail::load(&world.store, &revert.revert_run_id, System::ConnectWise)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own.reverts.as_deref(), Some(report.run_id.as_str()));
+    assert_eq!(
+        own.entries.len(),
+        revert.restore.len() + revert.retire.len(),
+        "the revert's own trail holds what it wrote"
+    );
+
+    let writes = world.cw.control().writes();
+    let again = pipeline::revert_run(
+        &world.cw_client,
+        &world.store,
+        &settings(),
+        &report.run_id,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again.already_by.as_deref(),
+        Some(revert.revert_run_id.as_str())
+    );
+    assert_eq!(
+        world.cw.control().writes(),
+        writes,
+        "reverted once: nothing written again"
+    );
+}
+
+/// A store over the world's that fails once to record one batch's result: the process
+/// died between sending the batch and recording what came of it.
+struct DiesBeforeRecording<'a> {
+    inner: &'a MemoryStore,
+    batch: Mutex<Option<String>>,
+}
+
+impl Store for DiesBeforeRecording<'_> {
+    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+        let dies = {
+            let mut batch = self.batch.lock().unwrap();
+            let dies = batch
+                .as_deref()
+                .is_some_and(|b| key.ends_with(&format!("{b}/result")));
+            if dies {
+                *batch = None;
+            }
+            dies
+        };
+        if dies {
+            return Err(StoreError::Backend("the process was killed".into()));
+        }
+        self.inner.put_raw(key, value, ttl).await
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_raw(key).await
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.inner.claim(key, owner, value, ttl).await
+    }
+
+    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        self.inner.release(key, owner).await
+    }
+}
+
+/// A revert killed after sending its second batch and before recording it, run again
+/// while ConnectWise loses answers (saved, then a 502 or a dropped connection), ends like
+/// a clean one: each configuration back once, every batch recorded once, nothing
+/// created, the first attempt's writes in the revert's report.
+///
+/// Breaking it looks like: a revert counted failed though ConnectWise saved it, a second
+/// attempt that plans again from the half-reverted state (its report missing what the
+/// first wrote, or calling it "changed since"), or a configuration created by a resend.
+#[tokio::test]
+async fn a_revert_killed_midway_and_run_again_under_lost_answers_ends_as_a_clean_one() {
+    let world = world(40).await;
+    let before = configurations(&world);
+    let mut wrong = wrong_map();
+    wrong.batch_size = 5;
+    let (report, _) = wrong_run(&world, &wrong).await;
+    let mut small = settings();
+    small.batch_size = 5;
+
+    let dying = DiesBeforeRecording {
+        inner: &world.store,
+        batch: Mutex::new(Some("modify/000/00/0001".into())),
+    };
+    let stopped =
+        pipeline::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
+    assert!(stopped.is_err(), "{stopped:?}");
+
+    world.cw.control().lose_answers_to(
+        "/company/configurations",
+        &[(LostAnswer::BadGateway, 2), (LostAnswer::DropConnection, 3)],
+    );
+    let revert = pipeline::revert_run(&world.cw_client, &world.store, &small, &report.run_id, true)
+        .await
+        .unwrap();
+    assert!(
+        world.cw.control().answers_lost_at("PUT ") > 0,
+        "answers were lost: {:?}",
+        world.cw.control().answers_lost()
+    );
+    world.cw.control().lose_answers(&[]);
+
+    let after = configurations(&world);
+    for (id, was) in &before {
+        assert_eq!(
+            synced(&after[id]),
+            synced(was),
+            "configuration {id} is back"
+        );
+    }
+    let created: Vec<&Value> = after
+        .iter()
+        .filter(|(id, _)| !before.contains_key(id))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(
+        created.len() as u64,
+        report.counts.created,
+        "nothing created by a resend"
+    );
+    assert!(created.iter().all(|c| is_retired(c)));
+    assert!(
+        revert.restore.len() > 5,
+        "more than one batch: {}",
+        revert.restore.len()
+    );
+    let done = revert.report.unwrap();
+    assert_eq!(
+        (done.counts.modified, done.counts.retired),
+        (revert.restore.len() as u64, revert.retire.len() as u64),
+        "each planned configuration written once, the first attempt's included: {done:#?}"
+    );
+    assert!(
+        done.failed.is_empty() && done.conflicts.is_empty(),
+        "{done:#?}"
+    );
+}
