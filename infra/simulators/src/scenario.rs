@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::connectwise::{self, CONFIGURATIONS, Tenant, TenantSpec};
+use crate::connectwise::{self, CONFIGURATIONS, CONTACTS, Tenant, TenantSpec};
 use crate::lansweeper::{self, Site, SiteSpec};
 
 /// Whether [`linked`] gives the asset at `index` a configuration entered by hand before
@@ -90,6 +90,96 @@ pub fn linked(spec: &SiteSpec) -> Result<(Tenant, Site), String> {
     }
     connectwise::generate::add_service_history(&mut tenant, spec.seed)?;
     Ok((tenant, site))
+}
+
+/// The mail domain of [`TARGET_COMPANY`]'s users.
+pub const MAIL_DOMAIN: &str = "bluelight.example";
+
+const FIRST_NAMES: &[&str] = &[
+    "Anna", "Ben", "Chloé", "David", "Emma", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kofi",
+    "Lena", "Marta", "Nils", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tara",
+];
+const LAST_NAMES: &[&str] = &[
+    "Smith", "García", "Müller", "Nguyen", "Kowalski", "Rossi", "Dubois", "Svensson", "Tanaka",
+    "Okafor", "Novak",
+];
+
+/// How the users [`give_users`] made are found among the contacts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Users {
+    /// A contact with the user's e-mail.
+    pub by_email: usize,
+    /// A contact with the user's names and no e-mail.
+    pub by_name: usize,
+    /// Two contacts with the user's names and no e-mail: reported, none written.
+    pub ambiguous: usize,
+    /// No contact at all: reported, none written.
+    pub unknown: usize,
+}
+
+/// Gives every `every`th asset of `site` a last logged-on user of [`TARGET_COMPANY`]
+/// (`first.last` of [`MAIL_DOMAIN`]), and the company the contacts they are: mostly by
+/// e-mail, some by name alone, a few twice by name, a few not at all.
+///
+/// # Errors
+/// The tenant has no [`TARGET_COMPANY`] or refuses a contact.
+pub fn give_users(tenant: &mut Tenant, site: &mut Site, every: usize) -> Result<Users, String> {
+    let company = tenant
+        .records("companies")
+        .find(|c| c["identifier"] == TARGET_COMPANY)
+        .and_then(|c| c["id"].as_i64())
+        .ok_or_else(|| format!("the tenant has no company {TARGET_COMPANY}"))?;
+    let mut users = Users::default();
+    let mut contact = |first: &str, last: &str, email: Option<&str>| {
+        let items: Vec<Value> = email
+            .map(|e| json!({"type": {"id": 1, "name": "Email"}, "value": e, "communicationType": "Email", "defaultFlag": true}))
+            .into_iter()
+            .collect();
+        tenant
+            .create(
+                &CONTACTS,
+                &json!({"firstName": first, "lastName": last, "company": {"id": company},
+                    "communicationItems": items, "inactiveFlag": false}),
+            )
+            .map(|_| ())
+            .map_err(|e| format!("scenario contact: {}", e.body))
+    };
+    for (n, asset) in site
+        .data
+        .assets
+        .iter_mut()
+        .step_by(every.max(1))
+        .enumerate()
+    {
+        let first = FIRST_NAMES[n % FIRST_NAMES.len()];
+        let last = LAST_NAMES[(n / FIRST_NAMES.len()) % LAST_NAMES.len()];
+        let generation = n / (FIRST_NAMES.len() * LAST_NAMES.len());
+        let last = if generation == 0 {
+            last.to_string()
+        } else {
+            format!("{last}{generation}")
+        };
+        let user = format!("{}.{}", first.to_lowercase(), last.to_lowercase());
+        asset["assetBasicInfo"]["userName"] = json!(user);
+        asset["assetBasicInfo"]["userDomain"] = json!(MAIL_DOMAIN);
+        match n % 20 {
+            0..=14 => {
+                contact(first, &last, Some(&format!("{user}@{MAIL_DOMAIN}")))?;
+                users.by_email += 1;
+            }
+            15 | 16 => {
+                contact(first, &last, None)?;
+                users.by_name += 1;
+            }
+            17 => {
+                contact(first, &last, None)?;
+                contact(first, &last, None)?;
+                users.ambiguous += 1;
+            }
+            _ => users.unknown += 1,
+        }
+    }
+    Ok(users)
 }
 
 /// The company the scenario's assets belong to (`CW_TARGET_COMPANY`).
