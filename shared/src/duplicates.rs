@@ -18,6 +18,9 @@ pub struct Member {
     pub name: String,
     /// Tickets attached to it.
     pub tickets: usize,
+    /// Their ids, when the tickets were read with the group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket_ids: Vec<i64>,
     /// The asset key its `ls_asset_id` holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
@@ -180,6 +183,7 @@ fn group_of<C: Fields>(
                 id,
                 name: configuration.at("name").unwrap_or_default(),
                 tickets: tickets.get(&id).copied().unwrap_or(0),
+                ticket_ids: Vec::new(),
                 link: configuration
                     .text(link)
                     .and_then(|k| normalize::text(&k))

@@ -122,8 +122,6 @@ pub async fn run() -> anyhow::Result<()> {
         anyhow::bail!("the repeated run wrote {writes} requests; it should write none");
     }
 
-    merge_duplicates(&env, report.conflicts.len()).await?;
-
     println!("\nEnrichment: tickets, agreements and SLA back onto the Lansweeper assets.");
     let edits_before = ls.control().count("POST graphql:editAsset");
     let enriched = sync::enrich(&env).await?;
@@ -142,6 +140,7 @@ pub async fn run() -> anyhow::Result<()> {
     if edits != 0 {
         anyhow::bail!("the repeated enrichment made {edits} editAsset calls; it should make none");
     }
+    merge_duplicates(&env, report.conflicts.len()).await?;
     revert_last(&mut env, &pair, &written_run).await
 }
 
@@ -189,7 +188,13 @@ async fn merge_duplicates(env: &Environment<AnyStore>, conflicts: usize) -> anyh
     println!(
         "\nDuplicates: the {conflicts} conflicts are devices ConnectWise has twice (`lscw duplicates`)."
     );
+    let (cw_before, ls_before) = (env.connectwise.api_calls(), env.lansweeper.api_calls());
     crate::merge::duplicates(env, None, SHOWN).await?;
+    println!(
+        "  read in {} ConnectWise requests (the tickets the enrichment knows, read again only where changed) and {} Lansweeper requests (filters, not the sites)",
+        env.connectwise.api_calls() - cw_before,
+        env.lansweeper.api_calls() - ls_before
+    );
     println!("\n`lscw merge --all-suggested --dry-run`:");
     let mut options = MergeOptions {
         dry_run: true,
@@ -200,7 +205,12 @@ async fn merge_duplicates(env: &Environment<AnyStore>, conflicts: usize) -> anyh
         "\n`lscw merge --all-suggested` (within the guard: 40 retirements are 2% of the linked configurations):"
     );
     options.dry_run = false;
+    let cw_before = env.connectwise.api_calls();
     let merged = crate::merge::merge(env, &[], true, None, options, SHOWN).await?;
+    println!(
+        "  {} ConnectWise requests, the duplicates found again included",
+        env.connectwise.api_calls() - cw_before
+    );
     anyhow::ensure!(merged.failed.is_empty(), "some merges failed");
     println!("\nThe sync again: the merged devices are one configuration each.");
     let (report, _) = sync::run(env).await?;

@@ -142,6 +142,7 @@ pub async fn merge(
             keep: *keep,
             drop: drop.to_vec(),
             asset_key: None,
+            tickets: std::collections::BTreeMap::new(),
         }]
     };
     let report = pipeline::merge(

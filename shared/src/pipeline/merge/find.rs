@@ -148,7 +148,11 @@ pub(super) fn group(
         .filter(|c| !settings.retire.is_retired(*c))
         .collect();
     let counts: HashMap<i64, usize> = tickets.iter().map(|(id, t)| (*id, t.len())).collect();
-    duplicates::groups(&in_use, &counts)
+    let mut groups = duplicates::groups(&in_use, &counts);
+    for member in groups.iter_mut().flat_map(|g| g.members.iter_mut()) {
+        member.ticket_ids = tickets.get(&member.id).cloned().unwrap_or_default();
+    }
+    groups
 }
 
 /// What is read of an asset to tell which group it is.

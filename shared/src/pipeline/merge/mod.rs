@@ -7,7 +7,7 @@
 
 mod find;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -76,16 +76,27 @@ pub struct MergeRequest {
     /// The asset the kept configuration is linked to, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asset_key: Option<String>,
+    /// The dropped configurations' tickets, when read with their group: not read again
+    /// (each is looked at before it is attached anyway).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tickets: BTreeMap<i64, Vec<i64>>,
 }
 
 impl MergeRequest {
     /// The merge `lscw duplicates` suggests for a group (none when no configuration is
     /// to be kept).
     pub fn suggested(group: &Group) -> Option<Self> {
+        let keep = group.keep?;
         Some(Self {
-            keep: group.keep?,
+            keep,
             drop: group.drops(),
             asset_key: group.asset.as_ref().map(|a| a.key.clone()),
+            tickets: group
+                .members
+                .iter()
+                .filter(|m| m.id != keep)
+                .map(|m| (m.id, m.ticket_ids.clone()))
+                .collect(),
         })
     }
 }
@@ -209,7 +220,16 @@ pub async fn merge<S: Store>(
         report.held = Some(format!("{reason}: nothing merged; `--approve` merges them"));
         return Ok(report);
     }
-    let tickets = find::tickets_by_configuration(connectwise, store, &companies).await?;
+    let mut tickets: HashMap<i64, Vec<i64>> = requests
+        .iter()
+        .flat_map(|r| r.tickets.iter().map(|(id, t)| (*id, t.clone())))
+        .collect();
+    let unread: BTreeSet<i64> = planned
+        .iter()
+        .filter(|p| !tickets.contains_key(&p.drop))
+        .map(|p| p.company)
+        .collect();
+    tickets.extend(find::tickets_by_configuration(connectwise, store, &unread).await?);
     link_targets(
         connectwise,
         lansweeper,
