@@ -21,6 +21,7 @@
 //! | `{batch}/intent` | [`CreateIntent`] | bulk-create | run TTL |
 //! | `{batch}/claim` | the invocation sending a create batch now | bulk-create | 5 minutes, renewed before every send; lapses at once when its result is recorded |
 //! | `{batch}/result` | [`BatchRecord`] | bulk-create, bulk-modify | run TTL |
+//! | `{batch}/trail/{part}` | the batch's audit trail: each configuration it wrote, each field before and after, long values as fingerprints ([`crate::trail::TrailEntry`]) | bulk-create, bulk-modify (before the result) | audit TTL |
 //! | `run/{id}/retire-held/{part}` | retirements the guard held ([`ModifyItem`]s) | match | run TTL |
 //! | `run/{id}/conflicts/{section}/{part}` | [`ConflictReport`]s | match | run TTL |
 //! | `run/{id}/match-failed/{section}/{part}` | assets match failed ([`Rejected`]) | match | run TTL |
@@ -32,7 +33,8 @@
 //! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
 //! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
 //! | `enrich/known/{kind}-pending/{part}` | records read whose `/configurations` the next invocation reads (a read stopped at its deadline) | ticket-agreement-enrich | [`KNOWN_TTL`] |
-//! | `run/{id}/trail`, `run/{id}/trail/part/{part}` | the run's audit trail: every configuration it wrote, each field before and after ([`crate::trail`]) | run-report (`lscw revert` names the run it reverts) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
+//! | `run/{id}/trail`, `run/{id}/trail/index/{part}` | the run's audit trail ([`crate::trail::TrailRecord`]) and its index: the keys of its batches' trail parts, in parts | run-report, from the batches' results (`lscw revert` names the run it reverts) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
+//! | `run/{id}/trail/part/{part}` | a trail saved whole (a revert's, before it writes) | `lscw revert` | audit TTL |
 //! | `run/{id}/trail/reverted` | the revert of the run's writes ([`crate::trail::RevertMark`]): by which run, finished or not | `lscw revert` | audit TTL |
 //! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (90 days, `SyncSettings::report_ttl`) |
 //! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
@@ -142,6 +144,12 @@ pub fn batch_claim(batch: &str) -> String {
 
 pub fn batch_result(batch: &str) -> String {
     format!("{batch}/result")
+}
+
+/// The trail of what a batch wrote, in parts (`{batch}/trail/{part}`): written with its
+/// result, kept for the audit retention.
+pub fn batch_trail(batch: &str) -> String {
+    format!("{batch}/trail")
 }
 
 pub fn held_retirements(run_id: &str) -> String {
@@ -432,6 +440,9 @@ pub struct BatchRecord {
     pub written: Vec<String>,
     pub failed: Vec<Rejected>,
     pub api_calls: ApiCalls,
+    /// The parts of the batch's trail ([`batch_trail`]): one entry per asset written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trail: Vec<String>,
 }
 
 /// The run's fetch record.

@@ -472,10 +472,12 @@ mod tests {
                 asset_key: "k1".into(),
                 name: "PC <1>".into(),
                 configuration_id: Some(42),
+                url: None,
                 site: String::new(),
                 action: Action::Modified,
                 fields: vec![FieldChange {
                     field: "type.name".into(),
+                    key: None,
                     before: Some("Windows".into()),
                     after: Some("Managed <Workstation>".into()),
                 }],
