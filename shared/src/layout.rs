@@ -31,6 +31,9 @@
 //! | `run/{id}/enrich/edits/{n}/{part}` | the planned asset edits | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/plan-failed/{part}` | assets the plan could not edit ([`Rejected`]) | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
+//! | `run/{id}/enrich/trail/part/{from}/{part}` | the trail of the edits Lansweeper accepted, from edit `from` to the next checkpoint: each field's value before and after ([`crate::trail::TrailEntry`]) | ticket-agreement-enrich (before the progress naming it) | audit TTL |
+//! | `run/{id}/enrich/trail`, `run/{id}/enrich/trail/index/{part}` | the enrichment's trail ([`crate::trail::TrailRecord`], `System::Lansweeper`) and its index of parts | ticket-agreement-enrich, at the end of each invocation | audit TTL |
+//! | `run/{id}/enrich/trail/reverted` | the revert of the enrichment's writes ([`crate::trail::RevertMark`]) | `lscw revert` | audit TTL |
 //! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
 //! | `enrich/known/{kind}-pending/{part}` | records read whose `/configurations` the next invocation reads (a read stopped at its deadline) | ticket-agreement-enrich | [`KNOWN_TTL`] |
 //! | `run/{id}/trail`, `run/{id}/trail/index/{part}` | the run's audit trail ([`crate::trail::TrailRecord`]) and its index: the keys of its batches' trail parts, in parts | run-report, from the batches' results (`lscw revert` names the run it reverts) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
@@ -193,6 +196,13 @@ pub fn enrich_progress(run_id: &str, start: usize) -> String {
 
 pub fn enrich_failed(run_id: &str, start: usize) -> String {
     in_run(run_id, &format!("enrich/failed/{start:07}"))
+}
+
+/// The trail of the edits an invocation wrote from edit `from` to its next checkpoint,
+/// in parts: named by where they start, so an invocation entered again from its
+/// checkpoint writes the same parts anew.
+pub fn enrich_trail_part(run_id: &str, from: usize) -> String {
+    in_run(run_id, &format!("enrich/trail/part/{from:07}"))
 }
 
 /// What the enrichment knows of tickets and agreements (their parts under it, per kind).
