@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::enrichment;
+use shared::enrichment::{self, EnrichRevert};
 use shared::pipeline::{self, Progress};
 use shared::settings::SyncSettings;
-use shared::store::MemoryStore;
+use shared::store::{MemoryStore, Store};
+use shared::trail::{self, System};
 use simulators::connectwise::ConnectWiseSimulator;
+use simulators::control::LostAnswer;
 use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
 use lscw_tests::{cw_config, fast_options, ls_client_for, ls_options, start_cw};
@@ -898,4 +900,239 @@ async fn a_full_read_cut_short_is_finished_by_the_next_run_not_begun_again() {
     );
     assert_eq!(next.written, uncut.written);
     assert_eq!(portable_values(&cut), portable_values(&whole));
+}
+
+/// The enrichment values of every asset by field name, empty ones left out (an empty
+/// string clears a field).
+fn set_values(world: &World) -> BTreeMap<String, BTreeMap<String, String>> {
+    site_values(world)
+        .into_iter()
+        .map(|(asset, values)| {
+            let set = values.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            (asset, set)
+        })
+        .collect()
+}
+
+/// Sets one asset's field (by name) as an operator would, in Lansweeper itself.
+fn edit_by_hand(world: &World, asset: &str, field: &str, value: &str) {
+    world.ls.with_site(|site| {
+        let key = site
+            .data
+            .custom_fields
+            .iter()
+            .find(|f| f.name == field)
+            .unwrap()
+            .key
+            .clone();
+        let asset = site
+            .data
+            .assets
+            .iter_mut()
+            .find(|a| a["key"] == asset)
+            .unwrap();
+        for custom in asset["assetCustom"]["fields"].as_array_mut().unwrap() {
+            if custom["fieldKey"] == key.as_str() {
+                custom["value"] = json!(value);
+            }
+        }
+    });
+}
+
+async fn revert(world: &World, settings: &SyncSettings, run_id: &str) -> EnrichRevert {
+    enrichment::revert_enrichment(&world.ls_client, &world.store, settings, run_id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// An enrichment's trail holds, per asset, each field's value before (what the plan
+/// read) and after, from what the run read anyway; its revert puts every value back but
+/// the one an operator edited since (reported, left as it is), reading the assets a
+/// hundred a request; a dry run writes nothing, and a second revert writes nothing.
+///
+/// Breaking it looks like: an extra Lansweeper read for the trail, a trail value that is
+/// not what the asset held, a value left as the run wrote it after the revert, a hand
+/// edit overwritten, an `editAsset` from a dry run or from a second revert.
+#[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: the run, its trail, a hand edit, the dry, real and second reverts"
+)]
+async fn an_enrichment_is_taken_back_once_but_for_a_value_edited_since() {
+    let world = synced_world(60).await;
+    let before = set_values(&world);
+    let reads = world.ls.control().count("POST graphql:assetResources");
+    let report = enrich_with(&world, &settings()).await;
+    assert!(report.written > 20, "{report:#?}");
+    assert_eq!(
+        world.ls.control().count("POST graphql:assetResources") - reads,
+        1,
+        "the plan's one page of the site: the trail reads nothing more"
+    );
+    let enriched = set_values(&world);
+    let trail = trail::load(&world.store, &report.run_id, System::Lansweeper)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(trail.entries.len() as u64, report.written);
+    for entry in &trail.entries {
+        assert!(
+            entry
+                .url
+                .as_deref()
+                .unwrap()
+                .ends_with(&format!("/asset/{}/summary", entry.asset_key)),
+            "{entry:?}"
+        );
+        assert!(!entry.name.is_empty());
+        for change in &entry.fields {
+            assert_eq!(
+                change.before.as_ref(),
+                before[&entry.asset_key].get(&change.field),
+                "{entry:?}"
+            );
+            assert_eq!(
+                change.after.as_ref(),
+                enriched[&entry.asset_key].get(&change.field),
+                "{entry:?}"
+            );
+        }
+    }
+
+    // An operator sets one written field by hand before anyone reverts.
+    let edited = trail
+        .entries
+        .iter()
+        .find(|e| e.fields.iter().any(|f| f.field == "cw_total_tickets"))
+        .unwrap();
+    edit_by_hand(&world, &edited.asset_key, "cw_total_tickets", "999");
+
+    let edits = || world.ls.control().count("POST graphql:editAsset");
+    let (written, reads) = (
+        edits(),
+        world.ls.control().count("POST graphql:assetResources"),
+    );
+    let mut dry = settings();
+    dry.dry_run = true;
+    let planned = revert(&world, &dry, &report.run_id).await;
+    assert_eq!(edits(), written, "a dry run writes nothing");
+    assert_eq!(
+        world.ls.control().count("POST graphql:assetResources") - reads,
+        1,
+        "the run's assets read a hundred a request"
+    );
+    let done = revert(&world, &settings(), &report.run_id).await;
+    assert_eq!(
+        done.restore, planned.restore,
+        "the dry run said what it wrote"
+    );
+    assert_eq!(done.written, done.restore.len() as u64);
+    assert!(done.failed.is_empty(), "{:?}", done.failed);
+    assert!(
+        edits() - written < done.restore.len() as u64,
+        "several edits a request"
+    );
+    let now = set_values(&world);
+    for (asset, was) in &before {
+        let mut expected = was.clone();
+        if asset == &edited.asset_key {
+            expected.insert("cw_total_tickets".into(), "999".into());
+        }
+        // The fields the hand-edited asset's other fields went back too.
+        assert_eq!(&now[asset], &expected, "asset {asset} is back as it was");
+    }
+    assert_eq!(done.changed_since.len(), 1, "{:?}", done.changed_since);
+    let reported = &done.changed_since[0];
+    assert_eq!(reported.asset_key, edited.asset_key);
+    assert!(
+        reported.reason.contains("cw_total_tickets") && reported.reason.contains("999"),
+        "{reported:?}"
+    );
+    let own = trail::load(&world.store, &done.revert_run_id, System::Lansweeper)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own.reverts.as_deref(), Some(report.run_id.as_str()));
+    assert_eq!(own.entries.len() as u64, done.written);
+
+    let written = edits();
+    let again = revert(&world, &settings(), &report.run_id).await;
+    assert_eq!(
+        again.already_by.as_deref(),
+        Some(done.revert_run_id.as_str())
+    );
+    assert_eq!(edits(), written, "reverted once: no editAsset again");
+}
+
+/// A revert whose edits' answers are lost (saved, then a 502 or a dropped connection)
+/// on a Lansweeper that refuses more than four edits a request ends as a clean one:
+/// run again after it stopped, every value is back and nothing is reported changed.
+///
+/// Breaking it looks like: a revert that stops for good on a lost answer, a field it
+/// wrote before the loss reported "changed since" when run again, a batch refused whole
+/// failing its assets, or a finished revert that writes again.
+#[tokio::test]
+async fn a_revert_under_lost_answers_and_refused_batches_ends_as_a_clean_one() {
+    let world = synced_world_with(60, Some(4)).await;
+    let before = set_values(&world);
+    let report = enrich_with(&world, &settings()).await;
+    assert!(
+        report.written > 20 && report.failed.is_empty(),
+        "{report:#?}"
+    );
+    // Forget the size the enrichment found: the revert finds it again.
+    world
+        .store
+        .put_raw(
+            shared::layout::LANSWEEPER_EDIT_BATCH,
+            r#"{"size":20}"#.into(),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    world.ls.control().lose_answers_to(
+        "graphql:editAsset",
+        &[(LostAnswer::BadGateway, 3), (LostAnswer::DropConnection, 4)],
+    );
+    let mut attempts = 0;
+    let done = loop {
+        attempts += 1;
+        assert!(attempts <= 10, "the revert never finished");
+        match enrichment::revert_enrichment(
+            &world.ls_client,
+            &world.store,
+            &settings(),
+            &report.run_id,
+        )
+        .await
+        {
+            Ok(done) => break done.unwrap(),
+            Err(error) => eprintln!("attempt {attempts} stopped: {error}"),
+        }
+    };
+    assert!(
+        world
+            .ls
+            .control()
+            .answers_lost()
+            .iter()
+            .any(|(_, _, n)| *n > 0),
+        "answers were lost"
+    );
+    world.ls.control().lose_answers(&[]);
+    assert!(
+        world
+            .ls
+            .control()
+            .refusals()
+            .contains_key("POST graphql:editAsset")
+    );
+    assert!(done.failed.is_empty(), "{:?}", done.failed);
+    assert!(done.changed_since.is_empty(), "{:?}", done.changed_since);
+    assert_eq!(set_values(&world), before, "every value back");
+    let edits = world.ls.control().count("POST graphql:editAsset");
+    let again = revert(&world, &settings(), &report.run_id).await;
+    assert!(again.already_by.is_some());
+    assert_eq!(world.ls.control().count("POST graphql:editAsset"), edits);
 }

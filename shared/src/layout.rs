@@ -21,6 +21,7 @@
 //! | `{batch}/intent` | [`CreateIntent`] | bulk-create | run TTL |
 //! | `{batch}/claim` | the invocation sending a create batch now | bulk-create | 5 minutes, renewed before every send; lapses at once when its result is recorded |
 //! | `{batch}/result` | [`BatchRecord`] | bulk-create, bulk-modify | run TTL |
+//! | `{batch}/trail/{part}` | the batch's audit trail: each configuration it wrote, each field before and after, long values as fingerprints ([`crate::trail::TrailEntry`]) | bulk-create, bulk-modify (before the result) | audit TTL |
 //! | `run/{id}/retire-held/{part}` | retirements the guard held ([`ModifyItem`]s) | match | run TTL |
 //! | `run/{id}/conflicts/{section}/{part}` | [`ConflictReport`]s | match | run TTL |
 //! | `run/{id}/match-failed/{section}/{part}` | assets match failed ([`Rejected`]) | match | run TTL |
@@ -30,9 +31,13 @@
 //! | `run/{id}/enrich/edits/{n}/{part}` | the planned asset edits | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/plan-failed/{part}` | assets the plan could not edit ([`Rejected`]) | ticket-agreement-enrich | run TTL |
 //! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
+//! | `run/{id}/enrich/trail/part/{from}/{part}` | the trail of the edits Lansweeper accepted, from edit `from` to the next checkpoint: each field's value before and after ([`crate::trail::TrailEntry`]) | ticket-agreement-enrich (before the progress naming it) | audit TTL |
+//! | `run/{id}/enrich/trail`, `run/{id}/enrich/trail/index/{part}` | the enrichment's trail ([`crate::trail::TrailRecord`], `System::Lansweeper`) and its index of parts | ticket-agreement-enrich, at the end of each invocation | audit TTL |
+//! | `run/{id}/enrich/trail/reverted` | the revert of the enrichment's writes ([`crate::trail::RevertMark`]) | `lscw revert` | audit TTL |
 //! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
 //! | `enrich/known/{kind}-pending/{part}` | records read whose `/configurations` the next invocation reads (a read stopped at its deadline) | ticket-agreement-enrich | [`KNOWN_TTL`] |
-//! | `run/{id}/trail`, `run/{id}/trail/part/{part}` | the run's audit trail: every configuration it wrote, each field before and after ([`crate::trail`]) | run-report (`lscw revert` names the run it reverts) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
+//! | `run/{id}/trail`, `run/{id}/trail/index/{part}` | the run's audit trail ([`crate::trail::TrailRecord`]) and its index: the keys of its batches' trail parts, in parts | run-report, from the batches' results (`lscw revert` names the run it reverts) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
+//! | `run/{id}/trail/part/{part}` | a trail saved whole (a revert's, before it writes) | `lscw revert` | audit TTL |
 //! | `run/{id}/trail/reverted` | the revert of the run's writes ([`crate::trail::RevertMark`]): by which run, finished or not | `lscw revert` | audit TTL |
 //! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (90 days, `SyncSettings::report_ttl`) |
 //! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
@@ -144,6 +149,12 @@ pub fn batch_result(batch: &str) -> String {
     format!("{batch}/result")
 }
 
+/// The trail of what a batch wrote, in parts (`{batch}/trail/{part}`): written with its
+/// result, kept for the audit retention.
+pub fn batch_trail(batch: &str) -> String {
+    format!("{batch}/trail")
+}
+
 pub fn held_retirements(run_id: &str) -> String {
     in_run(run_id, "retire-held")
 }
@@ -185,6 +196,13 @@ pub fn enrich_progress(run_id: &str, start: usize) -> String {
 
 pub fn enrich_failed(run_id: &str, start: usize) -> String {
     in_run(run_id, &format!("enrich/failed/{start:07}"))
+}
+
+/// The trail of the edits an invocation wrote from edit `from` to its next checkpoint,
+/// in parts: named by where they start, so an invocation entered again from its
+/// checkpoint writes the same parts anew.
+pub fn enrich_trail_part(run_id: &str, from: usize) -> String {
+    in_run(run_id, &format!("enrich/trail/part/{from:07}"))
 }
 
 /// What the enrichment knows of tickets and agreements (their parts under it, per kind).
@@ -432,6 +450,9 @@ pub struct BatchRecord {
     pub written: Vec<String>,
     pub failed: Vec<Rejected>,
     pub api_calls: ApiCalls,
+    /// The parts of the batch's trail ([`batch_trail`]): one entry per asset written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trail: Vec<String>,
 }
 
 /// The run's fetch record.

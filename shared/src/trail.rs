@@ -2,7 +2,10 @@
 //! audit retention (`AUDIT_RETENTION_DAYS`) long after the run's own records expire, so
 //! an operator can see it (`lscw report`) and take it back (`lscw revert`).
 //!
-//! A trail is one small record and its entries in parts: no item grows with the run.
+//! A trail is one small record, an index in parts and its entries in parts, written by
+//! the writers as they go (a part per batch): no item grows with the run, and no step
+//! holds a run's trail whole. A long value (a software list) is kept as its
+//! fingerprint: enough to tell whether a field still holds what the run wrote.
 
 use std::time::Duration;
 
@@ -66,6 +69,9 @@ impl Action {
 #[serde(rename_all = "camelCase")]
 pub struct FieldChange {
     pub field: String,
+    /// The Lansweeper field key a custom field is written by (its name is `field`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,9 +84,14 @@ pub struct FieldChange {
 pub struct TrailEntry {
     pub asset_key: String,
     pub name: String,
-    /// The configuration written; unknown for a creation (found by its link).
+    /// The configuration written; for a creation, the id ConnectWise answered (unknown
+    /// for one adopted after a lost answer that several configurations claim: found by
+    /// its link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration_id: Option<i64>,
+    /// An enriched asset's page in Lansweeper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// The Lansweeper site of an enriched asset (empty: the connection's own).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub site: String,
@@ -98,7 +109,14 @@ pub struct TrailRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverts: Option<String>,
     pub entries: u64,
+    /// The entries' parts, when saved at once ([`save`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<String>,
+    /// The parts of the index of the entries' parts, when the writers saved them as they
+    /// went ([`save_index`]): the index is a list as long as the run's batches, so it is
+    /// in parts too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index: Vec<String>,
     /// When it was recorded (epoch seconds).
     pub recorded_at: u64,
 }
@@ -134,13 +152,85 @@ pub async fn save<S: Store>(
         system,
         reverts: reverts.map(str::to_string),
         entries: entries.len() as u64,
-        parts: store
-            .put_parts(&format!("{key}/part"), entries, ttl)
-            .await?,
+        parts: put_entries(store, &format!("{key}/part"), entries, ttl).await?,
+        index: Vec::new(),
         recorded_at: clock::epoch_seconds(),
     };
     store.put(&key, &record, ttl).await?;
     Ok(record)
+}
+
+/// Stores a writer's entries (one batch's) in parts under `prefix`, long values as
+/// their fingerprints; answers the parts' keys, for the run's index.
+///
+/// # Errors
+/// The store fails.
+pub async fn put_entries<S: Store>(
+    store: &S,
+    prefix: &str,
+    entries: &[TrailEntry],
+    ttl: Duration,
+) -> Result<Vec<String>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kept: Vec<TrailEntry> = entries.iter().cloned().map(TrailEntry::kept).collect();
+    store.put_parts(prefix, &kept, ttl).await
+}
+
+/// Records the trail of `run_id`'s writes to `system` from the parts its writers stored
+/// ([`put_entries`]): the parts' keys in an index of parts, and the record naming it.
+/// Replaces any recorded before (recording again gives the same trail).
+///
+/// # Errors
+/// The store fails.
+pub async fn save_index<S: Store>(
+    store: &S,
+    run_id: &str,
+    system: System,
+    reverts: Option<&str>,
+    entries: u64,
+    parts: &[String],
+    ttl: Duration,
+) -> Result<TrailRecord, StoreError> {
+    let key = layout::trail(run_id, system.key());
+    let record = TrailRecord {
+        run_id: run_id.to_string(),
+        system,
+        reverts: reverts.map(str::to_string),
+        entries,
+        parts: Vec::new(),
+        index: store.put_parts(&format!("{key}/index"), parts, ttl).await?,
+        recorded_at: clock::epoch_seconds(),
+    };
+    store.put(&key, &record, ttl).await?;
+    Ok(record)
+}
+
+impl TrailEntry {
+    /// The entry as the trail keeps it: a value longer than matching keeps as its
+    /// fingerprint (case counts: the revert compares it so).
+    #[must_use]
+    pub fn kept(mut self) -> Self {
+        for change in &mut self.fields {
+            change.before = change.before.take().map(kept);
+            change.after = change.after.take().map(kept);
+        }
+        self
+    }
+}
+
+/// A value as the trail keeps it: whole, or its fingerprint when longer than matching
+/// keeps ([`crate::matching::LONG_VALUE`]): a software list is kilobytes, a run writes
+/// thousands, and the revert only asks whether a field still holds what the run wrote.
+pub fn kept(value: String) -> String {
+    if !crate::matching::is_fingerprint(&value)
+        && value.chars().count() > crate::matching::LONG_VALUE
+    {
+        crate::matching::fingerprint(&value, true)
+    } else {
+        value
+    }
 }
 
 /// The trail of `run_id`'s writes to `system`, when one is kept.
@@ -158,8 +248,10 @@ pub async fn load<S: Store>(
     else {
         return Ok(None);
     };
+    let mut parts = record.parts;
+    parts.extend(store.get_parts::<String>(&record.index).await?);
     Ok(Some(Trail {
-        entries: store.get_parts(&record.parts).await?,
+        entries: store.get_parts(&parts).await?,
         run_id: record.run_id,
         system: record.system,
         reverts: record.reverts,
@@ -206,13 +298,18 @@ pub async fn mark_reverted<S: Store>(
         .await
 }
 
-/// A value as a trail shows it: a fingerprint (what matching holds of a long text) as
+/// A value as a trail shows it: a fingerprint (what the trail keeps of a long text) as
 /// the length it stands for.
 pub fn shown(value: Option<&str>) -> String {
     match value {
         None => "(empty)".into(),
         Some(text) if crate::matching::is_fingerprint(text) => {
-            format!("({})", text.trim_start_matches('\u{1}'))
+            let length = text
+                .trim_start_matches('\u{1}')
+                .split(',')
+                .next()
+                .unwrap_or_default();
+            format!("(long value, not kept: {length})")
         }
         Some(text) => {
             // One line of it: a software list is many.
@@ -239,10 +336,12 @@ mod tests {
             asset_key: format!("asset-{i}"),
             name: format!("PC-{i}"),
             configuration_id: Some(i as i64),
+            url: None,
             site: String::new(),
             action: Action::Modified,
             fields: vec![FieldChange {
                 field: "type.name".into(),
+                key: None,
                 before: Some("Windows".into()),
                 after: Some("Linux".into()),
             }],
@@ -293,7 +392,7 @@ mod tests {
     fn a_fingerprint_is_shown_as_what_it_stands_for() {
         let long = crate::matching::fingerprint(&"x".repeat(300), false);
         assert_eq!(shown(Some(&long)).chars().next(), Some('('));
-        assert!(shown(Some(&long)).contains("300 characters"));
+        assert_eq!(shown(Some(&long)), "(long value, not kept: 300 characters)");
         assert_eq!(shown(None), "(empty)");
         assert_eq!(shown(Some("Linux")), "`Linux`");
         assert_eq!(

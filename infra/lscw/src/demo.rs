@@ -141,7 +141,7 @@ pub async fn run() -> anyhow::Result<()> {
         anyhow::bail!("the repeated enrichment made {edits} editAsset calls; it should make none");
     }
     merge_duplicates(&env, report.conflicts.len()).await?;
-    revert_last(&mut env, &pair, &written_run).await
+    revert_last(&mut env, &pair, &written_run, &enriched.run_id).await
 }
 
 /// The demo's end: the run that wrote is taken back (`lscw revert`), a dry run first,
@@ -150,6 +150,7 @@ async fn revert_last(
     env: &mut Environment<AnyStore>,
     pair: &LinkedPair,
     run_id: &str,
+    enrichment_run_id: &str,
 ) -> anyhow::Result<()> {
     let cw = &pair.connectwise;
     println!(
@@ -176,6 +177,31 @@ async fn revert_last(
     if writes != 0 {
         anyhow::bail!("the second revert wrote {writes} requests; it should write none");
     }
+    // The enrichment wrote under its own run here (the state machine's shares the
+    // sync's, and one `lscw revert` takes both back).
+    let ls = &pair.lansweeper;
+    let edits = || ls.control().count("POST graphql:editAsset");
+    println!("\nThe enrichment's values too (`lscw revert {enrichment_run_id}`), a dry run first:");
+    let settings = env.settings.clone();
+    env.settings.dry_run = true;
+    let edits_before = edits();
+    crate::revert::run(env, enrichment_run_id, false).await?;
+    env.settings = settings;
+    anyhow::ensure!(
+        edits() == edits_before,
+        "the dry run of the revert wrote to Lansweeper"
+    );
+    println!("\nThen for real:");
+    crate::revert::run(env, enrichment_run_id, false).await?;
+    println!("  editAsset requests: {}", edits() - edits_before);
+    println!("\nReverting the enrichment again writes nothing:");
+    let edits_before = edits();
+    crate::revert::run(env, enrichment_run_id, false).await?;
+    let written = edits() - edits_before;
+    anyhow::ensure!(
+        written == 0,
+        "the second revert made {written} editAsset calls; it should make none"
+    );
     Ok(())
 }
 

@@ -374,6 +374,11 @@ fn trail_entry(
     let id = match (entry.configuration_id, configuration_link) {
         (Some(id), Some(link)) => format!(r#" <a href="{}">{id}</a>"#, escape(&link(id))),
         (Some(id), None) => format!(" {id}"),
+        // An enriched asset: its page in Lansweeper.
+        (None, _) if entry.url.is_some() || !entry.site.is_empty() => format!(
+            r#" <a href="{}">asset</a>"#,
+            escape(&crate::revert::asset_page(entry))
+        ),
         (None, _) => String::new(),
     };
     let _ = write!(
@@ -472,10 +477,12 @@ mod tests {
                 asset_key: "k1".into(),
                 name: "PC <1>".into(),
                 configuration_id: Some(42),
+                url: None,
                 site: String::new(),
                 action: Action::Modified,
                 fields: vec![FieldChange {
                     field: "type.name".into(),
+                    key: None,
                     before: Some("Windows".into()),
                     after: Some("Managed <Workstation>".into()),
                 }],

@@ -1,6 +1,7 @@
 //! `lscw revert RUN [--dry-run] [--approve]`, and a run's audit trail as `lscw report`
 //! prints it.
 
+use shared::enrichment::{self, EnrichRevert};
 use shared::environment::Environment;
 use shared::pipeline::{self, Revert};
 use shared::store::Store;
@@ -20,6 +21,12 @@ pub async fn run(env: &Environment<AnyStore>, run_id: &str, approve: bool) -> an
             pipeline::revert_run(&env.connectwise, &env.store, &env.settings, run_id, approve)
                 .await?;
         print(&revert);
+        reverted = true;
+    }
+    if let Some(revert) =
+        enrichment::revert_enrichment(&env.lansweeper, &env.store, &env.settings, run_id).await?
+    {
+        print_enrichment(&revert);
         reverted = true;
     }
     anyhow::ensure!(
@@ -122,6 +129,65 @@ fn print(revert: &Revert) {
     }
 }
 
+fn print_enrichment(revert: &EnrichRevert) {
+    if let Some(by) = &revert.already_by {
+        println!("Its enrichment was reverted already (run {by}): no Lansweeper value written");
+        return;
+    }
+    let verb = if revert.dry_run { "would go" } else { "went" };
+    let fields: usize = revert.restore.iter().map(|e| e.values.len()).sum();
+    println!(
+        "Revert of the enrichment of run {}{}",
+        revert.run_id,
+        if revert.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  {fields} Lansweeper values of {} assets {verb} back to their values before the run, {} assets with nothing left to take back",
+        revert.restore.len(),
+        revert.unchanged
+    );
+    for edit in revert.restore.iter().take(SHOWN / 2) {
+        let fields: Vec<String> = edit
+            .before
+            .iter()
+            .zip(&edit.values)
+            .take(FIELDS_SHOWN)
+            .map(|((name, now), (_, back))| {
+                format!(
+                    "{name} {} → {}",
+                    trail::shown(Some(now.as_str()).filter(|v| !v.is_empty())),
+                    trail::shown(Some(back.as_str()).filter(|v| !v.is_empty()))
+                )
+            })
+            .collect();
+        let name = if edit.name.is_empty() {
+            &edit.asset_key
+        } else {
+            &edit.name
+        };
+        println!("    back: {name}: {}", fields.join("; "));
+    }
+    if !revert.changed_since.is_empty() {
+        println!(
+            "  {} assets changed since the run (those fields left as they are):",
+            revert.changed_since.len()
+        );
+        for changed in revert.changed_since.iter().take(SHOWN) {
+            println!("    {}: {}", changed.asset_key, changed.reason);
+        }
+    }
+    if !revert.failed.is_empty() {
+        println!("  {} failed:", revert.failed.len());
+        for failed in revert.failed.iter().take(SHOWN) {
+            println!("    {}: {}", failed.asset_key, failed.reason);
+        }
+    }
+}
+
 /// The trails a run left (its writes to ConnectWise, its enrichment's to Lansweeper).
 pub async fn trails<S: Store>(store: &S, run_id: &str) -> anyhow::Result<Vec<Trail>> {
     let mut found = Vec::new();
@@ -168,12 +234,26 @@ pub fn print_trail(trail: &Trail) {
     }
 }
 
+/// An enriched asset's page in Lansweeper: as read with the asset, else as Lansweeper
+/// forms it from the site and the key.
+pub fn asset_page(entry: &TrailEntry) -> String {
+    entry.url.clone().unwrap_or_else(|| {
+        format!(
+            "https://app.lansweeper.com/{}/asset/{}/summary",
+            entry.site, entry.asset_key
+        )
+    })
+}
+
 /// One entry's line: what was done to which configuration or asset.
 pub fn heading(entry: &TrailEntry) -> String {
-    let id = entry
-        .configuration_id
-        .map(|id| format!(" (configuration {id})"))
-        .unwrap_or_default();
+    let id = match entry.configuration_id {
+        Some(id) => format!(" (configuration {id})"),
+        None if entry.url.is_some() || !entry.site.is_empty() => {
+            format!(" ({})", asset_page(entry))
+        }
+        None => String::new(),
+    };
     format!(
         "{} {}{id} [{}]",
         entry.action.label(),

@@ -34,6 +34,16 @@ pub struct AssetEdit {
     pub asset_key: String,
     /// Lansweeper field key → value.
     pub values: Vec<(String, String)>,
+    /// Each field's name and the value the asset showed when the plan was made (empty:
+    /// none), one per value and in its order: the run's trail, and what its revert
+    /// writes back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<(String, String)>,
+    /// The asset's name and page in Lansweeper, as read with its values.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// What the first invocation planned, as the later ones and the report read it.
@@ -292,15 +302,24 @@ struct Related<'a> {
     tickets: HashMap<i64, Vec<&'a RecordText>>,
 }
 
+/// A field whose value changes: its key, the value it gets, its name and the value it
+/// had.
+struct Changed {
+    key: String,
+    value: String,
+    name: String,
+    before: String,
+}
+
 /// The fields of `asset` whose value differs from what its configuration (`linked`, at
-/// most one) says, by field key; or why the asset cannot be enriched.
+/// most one) says; or why the asset cannot be enriched.
 fn changes_of(
     asset: &Asset,
     linked: &[(i64, &RecordText)],
     related: &Related<'_>,
     field_keys: &HashMap<String, String>,
     configuration_url: impl Fn(i64) -> String,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<Changed>, String> {
     if linked.len() > 1 {
         let ids: Vec<String> = linked.iter().map(|(id, _)| id.to_string()).collect();
         return Err(format!(
@@ -334,7 +353,12 @@ fn changes_of(
         .filter_map(|(name, value)| {
             let field_key = field_keys.get(*name)?;
             let now = current.get(field_key).map_or("", String::as_str);
-            (now.trim() != value.trim()).then(|| (field_key.clone(), value.clone()))
+            (now.trim() != value.trim()).then(|| Changed {
+                key: field_key.clone(),
+                value: value.clone(),
+                name: (*name).to_string(),
+                before: now.to_string(),
+            })
         })
         .collect())
 }
@@ -406,8 +430,14 @@ impl Edits {
                 Ok(changes) if changes.is_empty() => self.unchanged += 1,
                 Ok(changes) => self.held.push(AssetEdit {
                     site: site.to_string(),
+                    name: asset.text("assetBasicInfo.name").unwrap_or_default(),
+                    url: asset.text("url"),
                     asset_key,
-                    values: changes,
+                    before: changes
+                        .iter()
+                        .map(|c| (c.name.clone(), c.before.clone()))
+                        .collect(),
+                    values: changes.into_iter().map(|c| (c.key, c.value)).collect(),
                 }),
                 Err(reason) => self.failed.push(Rejected { asset_key, reason }),
             }
@@ -617,8 +647,11 @@ async fn plan_site<S: Store>(
         Err(LansweeperError::Forbidden(reason)) => return Ok(SitePlanned::Unread(reason)),
         Err(other) => return Err(other.into()),
     };
+    // The name and page only for the run's trail: in the same request.
     let paths = [
         "key",
+        "url",
+        "assetBasicInfo.name",
         "assetCustom.fields.fieldKey",
         "assetCustom.fields.value",
     ];

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::plan::EnrichPlan;
-use super::write::{EnrichInput, EnrichOutput, EnrichProgress, enrich};
+use super::write::{EnrichInput, EnrichOutput, EnrichProgress, enrich, invocation_starts};
 use crate::calls::ApiCalls;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
@@ -84,24 +84,14 @@ pub async fn recorded<S: Store>(
     store: &S,
     run_id: &str,
 ) -> Result<Option<EnrichReport>, PipelineError> {
-    let Some(plan) = store
+    if store
         .get::<EnrichPlan>(&layout::enrich_plan(run_id))
         .await?
-    else {
-        return Ok(None);
-    };
-    let mut starts = Vec::new();
-    let mut start = 0;
-    while let Some(progress) = store
-        .get::<EnrichProgress>(&layout::enrich_progress(run_id, start))
-        .await?
+        .is_none()
     {
-        starts.push(start);
-        if progress.next <= start || progress.next >= plan.total {
-            break;
-        }
-        start = progress.next;
+        return Ok(None);
     }
+    let starts = invocation_starts(store, run_id).await?;
     Ok(Some(report(store, run_id, &starts, false).await?))
 }
 

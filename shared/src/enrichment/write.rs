@@ -16,6 +16,7 @@ use crate::quota;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
+use crate::trail::{self, Action, FieldChange, System, TrailEntry};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 // A misspelt key (`runID`) must be refused, never read as a new run.
@@ -56,6 +57,12 @@ pub(crate) struct EnrichProgress {
     /// Keys of the parts holding the edits Lansweeper refused, with why.
     pub failed: Vec<String>,
     pub api_calls: ApiCalls,
+    /// Keys of the parts of the trail of the edits Lansweeper accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trail: Vec<String>,
+    /// The entries in those parts.
+    #[serde(default)]
+    pub trail_entries: u64,
 }
 
 #[allow(
@@ -78,8 +85,23 @@ const FIRST_BATCH: usize = 20;
 /// it, down to one edit a request).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Batching {
+pub(super) struct Batching {
     size: usize,
+}
+
+impl Batching {
+    /// The size that last worked (the first size when none did yet).
+    pub(super) async fn load<S: Store>(store: &S) -> Result<Self, PipelineError> {
+        Ok(store
+            .get(layout::LANSWEEPER_EDIT_BATCH)
+            .await?
+            .unwrap_or(Self { size: FIRST_BATCH }))
+    }
+
+    /// How many edits the next request carries.
+    pub(super) fn size(self) -> usize {
+        self.size.max(1)
+    }
 }
 
 /// One invocation: plans until the plan is whole (over as many invocations as it
@@ -191,12 +213,10 @@ impl<S: Store> Writer<'_, S> {
         let calls_before = progress.api_calls;
         let mut next = progress.next.max(self.start);
         let mut wait_seconds = 0;
-        let mut batching: Batching = self
-            .store
-            .get(layout::LANSWEEPER_EDIT_BATCH)
-            .await?
-            .unwrap_or(Batching { size: FIRST_BATCH });
+        let mut batching = Batching::load(self.store).await?;
         let mut last_checkpoint = next;
+        // The trail of the edits accepted since the last checkpoint: stored with it.
+        let mut trail: Vec<TrailEntry> = Vec::new();
         if self.settings.dry_run {
             next = edits.len();
         }
@@ -220,28 +240,57 @@ impl<S: Store> Writer<'_, S> {
             let site = &edits[next].site;
             let batch: Vec<&AssetEdit> = edits[next..]
                 .iter()
-                .take(batching.size.max(1))
+                .take(batching.size())
                 .take_while(|edit| &edit.site == site)
                 .collect();
             let outcomes = write_batch(self.lansweeper, &batch, &mut batching, self.store).await?;
-            for outcome in outcomes {
+            for (edit, outcome) in batch.iter().zip(outcomes) {
                 match outcome {
-                    Ok(()) => progress.written += 1,
+                    Ok(()) => {
+                        progress.written += 1;
+                        trail.push(entry_of(edit));
+                    }
                     Err(refused) => failed.push(refused),
                 }
             }
             next += batch.len();
             if next - last_checkpoint >= CHECKPOINT_EVERY {
+                self.keep_trail(&mut progress, &mut trail, last_checkpoint)
+                    .await?;
                 progress = self
                     .checkpoint(progress, &failed, next, calls_before)
                     .await?;
                 last_checkpoint = next;
             }
         }
+        self.keep_trail(&mut progress, &mut trail, last_checkpoint)
+            .await?;
         let progress = self
             .checkpoint(progress, &failed, next, calls_before)
             .await?;
+        if !self.settings.dry_run {
+            record_trail(self.store, self.run_id, self.settings.audit_ttl).await?;
+        }
         Ok((next, progress, wait_seconds))
+    }
+
+    /// Stores the trail of the edits accepted since the checkpoint at `from`, before the
+    /// checkpoint that names it: an invocation entered again from that checkpoint writes
+    /// the same part anew.
+    async fn keep_trail(
+        &self,
+        progress: &mut EnrichProgress,
+        trail: &mut Vec<TrailEntry>,
+        from: usize,
+    ) -> Result<(), PipelineError> {
+        let key = layout::enrich_trail_part(self.run_id, from);
+        let ttl = self.settings.audit_ttl;
+        progress
+            .trail
+            .extend(trail::put_entries(self.store, &key, trail, ttl).await?);
+        progress.trail_entries += trail.len() as u64;
+        trail.clear();
+        Ok(())
     }
 
     /// Saves where the invocation stands (and the quota it spent).
@@ -272,12 +321,100 @@ impl<S: Store> Writer<'_, S> {
     }
 }
 
+/// What the trail keeps of an edit Lansweeper accepted: each field's value before and
+/// after (empty is none).
+pub(super) fn entry_of(edit: &AssetEdit) -> TrailEntry {
+    let text = |value: &str| Some(value.to_string()).filter(|v| !v.trim().is_empty());
+    TrailEntry {
+        asset_key: edit.asset_key.clone(),
+        name: edit.name.clone(),
+        configuration_id: None,
+        url: edit.url.clone(),
+        site: edit.site.clone(),
+        action: Action::Modified,
+        fields: edit
+            .values
+            .iter()
+            .enumerate()
+            .map(|(index, (key, value))| {
+                let before = edit.before.get(index);
+                FieldChange {
+                    field: before.map_or_else(|| key.clone(), |(name, _)| name.clone()),
+                    key: Some(key.clone()),
+                    before: before.and_then(|(_, value)| text(value)),
+                    after: text(value),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Records the enrichment's trail as its invocations stored it so far: the index of
+/// their trail parts (each invocation's progress names its own). Recorded again by each
+/// invocation, so an enrichment stopped midway has the trail of what it wrote.
+///
+/// # Errors
+/// The store fails.
+pub(crate) async fn record_trail<S: Store>(
+    store: &S,
+    run_id: &str,
+    ttl: std::time::Duration,
+) -> Result<(), PipelineError> {
+    let mut parts = Vec::new();
+    let mut entries = 0;
+    for start in invocation_starts(store, run_id).await? {
+        let progress: EnrichProgress = store
+            .require(&layout::enrich_progress(run_id, start))
+            .await?;
+        entries += progress.trail_entries;
+        parts.extend(progress.trail);
+    }
+    trail::save_index(
+        store,
+        run_id,
+        System::Lansweeper,
+        None,
+        entries,
+        &parts,
+        ttl,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Where each write invocation of the run started, in order (each one's progress names
+/// where the next started).
+pub(crate) async fn invocation_starts<S: Store>(
+    store: &S,
+    run_id: &str,
+) -> Result<Vec<usize>, PipelineError> {
+    let Some(plan) = store
+        .get::<EnrichPlan>(&layout::enrich_plan(run_id))
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut starts = Vec::new();
+    let mut start = 0;
+    while let Some(progress) = store
+        .get::<EnrichProgress>(&layout::enrich_progress(run_id, start))
+        .await?
+    {
+        starts.push(start);
+        if progress.next <= start || progress.next >= plan.total {
+            break;
+        }
+        start = progress.next;
+    }
+    Ok(starts)
+}
+
 /// Writes a batch of one site's edits in one request, each asset refused alone; a batch
 /// refused whole is split in two and each half tried again, down to single edits (a
 /// part as large as one refused is split unsent). When the parts then go through whole,
 /// the size was what was refused: `batching` becomes the largest that went through, and
 /// is remembered.
-async fn write_batch<S: Store>(
+pub(super) async fn write_batch<S: Store>(
     lansweeper: &LansweeperClient,
     batch: &[&AssetEdit],
     batching: &mut Batching,

@@ -16,5 +16,7 @@ pub use pager::{AssetPageStats, AssetPager};
 pub const DEFAULT_API_URL: &str = "https://api.lansweeper.com/api/v2/graphql";
 /// Lansweeper refuses requests naming more field paths than this.
 pub const MAX_PATHS_PER_REQUEST: usize = 30;
+/// Lansweeper refuses a filter of more conditions than this.
+pub const MAX_FILTER_CONDITIONS: usize = 100;
 /// The practical page maximum of `assetResources`.
 pub const PAGE_SIZE: u32 = 500;

@@ -14,6 +14,7 @@ use crate::references::{self, EnsureOptions, ReferenceKind};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{PART_BYTES, SizedGroups, Store, StoreError, StoreExt};
+use crate::trail::{self, TrailEntry};
 
 /// What a write step does to the configurations of its batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,29 +76,25 @@ pub(crate) async fn batch_assets<S: Store>(
     })
 }
 
-/// Records the batch's outcome per asset; the report reads it.
+/// Records the batch's outcome per asset (the report reads it) and the trail of what
+/// it wrote (`trail_of` an asset written).
 pub(super) async fn finish_batch<S: Store>(
     store: &S,
     settings: &SyncSettings,
     input: &BatchInput,
     meter: &CallMeter<'_>,
     outcomes: Vec<(String, Result<(), String>)>,
+    trail_of: impl Fn(&str) -> Option<TrailEntry>,
 ) -> Result<BatchOutput, PipelineError> {
-    let mut record = BatchRecord::default();
-    for (asset_key, outcome) in outcomes {
-        match outcome {
-            Ok(()) => record.written.push(asset_key),
-            Err(reason) => record.failed.push(Rejected { asset_key, reason }),
-        }
-    }
-    record.api_calls = meter.read();
-    store
-        .put(
-            &layout::batch_result(&input.batch),
-            &record,
-            settings.staging_ttl,
-        )
-        .await?;
+    let record = record_result(
+        store,
+        settings,
+        &input.batch,
+        outcomes,
+        trail_of,
+        meter.read(),
+    )
+    .await?;
     Ok(BatchOutput {
         run_id: input.run_id.clone(),
         batch: input.batch.clone(),
@@ -106,6 +103,43 @@ pub(super) async fn finish_batch<S: Store>(
         api_calls: record.api_calls,
     })
 }
+
+/// Stores a batch's trail, then its result: a batch whose result is recorded has its
+/// trail (a writer that dies between the two writes the batch again, and its trail
+/// anew). The trail is the batch's alone, so no step holds more of it than a batch.
+pub(super) async fn record_result<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    batch: &str,
+    outcomes: Vec<(String, Result<(), String>)>,
+    trail_of: impl Fn(&str) -> Option<TrailEntry>,
+    api_calls: ApiCalls,
+) -> Result<BatchRecord, PipelineError> {
+    let mut record = BatchRecord::default();
+    let mut entries = Vec::new();
+    for (asset_key, outcome) in outcomes {
+        match outcome {
+            Ok(()) => {
+                entries.extend(trail_of(&asset_key));
+                record.written.push(asset_key);
+            }
+            Err(reason) => record.failed.push(Rejected { asset_key, reason }),
+        }
+    }
+    record.api_calls = api_calls;
+    record.trail = trail::put_entries(
+        store,
+        &layout::batch_trail(batch),
+        &entries,
+        settings.audit_ttl,
+    )
+    .await?;
+    store
+        .put(&layout::batch_result(batch), &record, settings.staging_ttl)
+        .await?;
+    Ok(record)
+}
+
 /// ConnectWise's reason for a failed item, as the report shows it.
 pub(super) fn reason(result: &BulkItemResult) -> String {
     match &result.error {

@@ -19,6 +19,7 @@ use super::batch::{
     BatchInput, BatchOutput, finish_batch, point_at, reason, renew_stale_references,
     stale_reference,
 };
+use super::trail::{Names, created_entry};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::clock;
 use crate::connectwise::linked::configurations_linked_to;
@@ -136,10 +137,12 @@ async fn send<S: Store>(
     let meter = CallMeter::connectwise(connectwise);
     let mut items: Vec<CreateItem> = store.require(&input.batch).await?;
     let mut outcomes: HashMap<usize, Result<(), String>> = HashMap::new();
+    // The configurations created, by item: what the trail names (a revert retires them).
+    let mut ids: HashMap<usize, i64> = HashMap::new();
     let mut pending: Vec<usize> = (0..items.len()).collect();
     if record_intent(store, settings, &input.batch).await? {
         // Entered before: the batch may be in ConnectWise already.
-        adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
+        adopt_saved(connectwise, &items, &mut pending, &mut outcomes, &mut ids).await?;
     }
 
     let mut sends = 0;
@@ -158,6 +161,9 @@ async fn send<S: Store>(
                 let mut uncertain = Vec::new();
                 for (&index, result) in pending.iter().zip(results) {
                     if result.success {
+                        if let Some(id) = result.data.as_ref().and_then(|d| d.get("id")?.as_i64()) {
+                            ids.insert(index, id);
+                        }
                         outcomes.insert(index, Ok(()));
                     } else if result.status_code >= 500 && !last_send {
                         uncertain.push(index);
@@ -172,7 +178,7 @@ async fn send<S: Store>(
             }
             Err(error) if error.may_have_been_applied() => {
                 tracing::warn!(batch = %input.batch, %error, "bulk create answer lost; reading what was saved");
-                adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
+                adopt_saved(connectwise, &items, &mut pending, &mut outcomes, &mut ids).await?;
                 if last_send {
                     for &index in &pending {
                         outcomes.insert(
@@ -204,7 +210,7 @@ async fn send<S: Store>(
         };
         pending = uncertain;
         if !pending.is_empty() {
-            adopt_saved(connectwise, &items, &mut pending, &mut outcomes).await?;
+            adopt_saved(connectwise, &items, &mut pending, &mut outcomes, &mut ids).await?;
         }
         // Refused for a reference ConnectWise no longer has: resolved again and sent once
         // more with the new id, in this run (refused items were not saved: no duplicate).
@@ -225,9 +231,33 @@ async fn send<S: Store>(
             max_sends += u32::from(!pending.is_empty());
         }
     }
-    let outcomes = by_asset(&items, outcomes);
     renew_claim(store, &input.batch, claimant).await?;
-    finish_batch(store, settings, input, &meter, outcomes).await
+    finish_created(store, settings, input, &meter, &items, outcomes, &ids).await
+}
+
+/// Records the batch's outcome and trail: each creation with the id ConnectWise
+/// answered (or adopted), the references and custom fields of its body by name.
+async fn finish_created<S: Store>(
+    store: &S,
+    settings: &SyncSettings,
+    input: &BatchInput,
+    meter: &CallMeter<'_>,
+    items: &[CreateItem],
+    outcomes: HashMap<usize, Result<(), String>>,
+    ids: &HashMap<usize, i64>,
+) -> Result<BatchOutput, PipelineError> {
+    let names = Names::of_run(store, &input.run_id).await?;
+    let by_key: HashMap<&str, (usize, &CreateItem)> = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| (item.asset_key.as_str(), (index, item)))
+        .collect();
+    let trail_of = |key: &str| {
+        let (index, item) = by_key.get(key)?;
+        Some(created_entry(item, ids.get(index).copied(), &names))
+    };
+    let outcomes = by_asset(items, outcomes);
+    finish_batch(store, settings, input, meter, outcomes, trail_of).await
 }
 
 /// Each item's outcome by its asset, in the batch's order.
@@ -287,6 +317,7 @@ async fn adopt_saved(
     items: &[CreateItem],
     pending: &mut Vec<usize>,
     outcomes: &mut HashMap<usize, Result<(), String>>,
+    created: &mut HashMap<usize, i64>,
 ) -> Result<(), PipelineError> {
     let keys: Vec<String> = pending
         .iter()
@@ -298,6 +329,10 @@ async fn adopt_saved(
         match saved.get(&key.to_lowercase()) {
             Some(ids) => {
                 tracing::info!(asset_key = %key, configurations = ?ids, "already saved; adopted, not sent again");
+                // Several claim it: the revert finds them by the link and says so.
+                if let [id] = ids.as_slice() {
+                    created.insert(index, *id);
+                }
                 outcomes.insert(index, Ok(()));
                 false
             }

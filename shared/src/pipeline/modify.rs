@@ -11,10 +11,11 @@ use super::batch::{
     BatchInput, BatchOutput, finish_batch, point_at, reason, renew_stale_references,
     stale_reference,
 };
+use super::trail::modified_entry;
 use crate::calls::CallMeter;
 use crate::connectwise::{BulkItemResult, ConnectWiseClient, Field, ListQuery, actions, endpoint};
 use crate::error::PipelineError;
-use crate::layout::{self, ModifyItem};
+use crate::layout::{self, MatchRecord, ModifyItem};
 use crate::matching::FieldDiff;
 use crate::payload::{self, WriteContext};
 use crate::references::ReferenceKind;
@@ -40,6 +41,7 @@ pub async fn bulk_modify<S: Store>(
             s.modify_batches.contains(&input.batch) || s.retire_batches.contains(&input.batch)
         })
         .map_or(0, |s| s.company_id);
+    let retire = is_retirement(&record, &input.batch);
     let context = WriteContext {
         company_id,
         references: ensured.ids,
@@ -122,7 +124,19 @@ pub async fn bulk_modify<S: Store>(
         .into_iter()
         .map(|outcome| outcome.map_err(|refused| reason(&refused)));
     outcomes.extend(keys.into_iter().zip(written));
-    finish_batch(store, settings, input, &meter, outcomes).await
+    let by_key: HashMap<&str, &ModifyItem> =
+        items.iter().map(|i| (i.asset_key.as_str(), i)).collect();
+    let trail_of = |key: &str| Some(modified_entry(by_key.get(key)?, retire));
+    finish_batch(store, settings, input, &meter, outcomes, trail_of).await
+}
+
+/// Whether a batch holds retirements (the match's, or those approved since).
+fn is_retirement(record: &MatchRecord, batch: &String) -> bool {
+    record.approved.contains(batch)
+        || record
+            .sections
+            .iter()
+            .any(|s| s.retire_batches.contains(batch))
 }
 
 /// One bulk PUT; the items that failed on ConnectWise's side are sent alone once more.

@@ -498,6 +498,7 @@ mod tests {
                 connectwise: 2,
                 lansweeper: 0,
             },
+            ..BatchRecord::default()
         };
         for (key, record) in [
             (

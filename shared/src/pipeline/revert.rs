@@ -306,11 +306,14 @@ impl Planned {
     }
 }
 
-/// Whether two values are the same as the target compares them; empty is none.
+/// Whether two values are the same as the target compares them; empty is none. A
+/// value the trail kept as its fingerprint (a long one) is the same as a text with that
+/// fingerprint.
 fn same(target: &Target, now: Option<&str>, value: Option<&str>) -> bool {
     let empty = |v: Option<&str>| v.is_none_or(|v| v.trim().is_empty());
     match (now, value) {
         (_, None) | (None, _) => empty(now) && empty(value),
+        (Some(now), Some(kept)) if is_fingerprint(kept) => target.same(Some(kept), now, true),
         (Some(now), Some(value)) => target.same(Some(now), value, true),
     }
 }

@@ -1,8 +1,11 @@
-//! The run's audit trail, put together when the run is recorded from what the writers
-//! stored: each batch's planned values (the match's before and after) and its result
-//! (which configurations were written). It costs no ConnectWise request.
+//! The run's audit trail. Each writer stores the trail of its batch as it records the
+//! batch's result ([`super::batch::record_result`]): the match's before and after of
+//! each configuration it wrote, a creation with the id ConnectWise answered. The
+//! run-report step then only indexes the batches' parts, reading each batch's result
+//! (a few kilobytes), never a trail part: whatever the run's size, no step holds more
+//! of the trail than a batch's. It costs no ConnectWise request.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,8 +16,9 @@ use crate::references::{ReferenceIds, ReferenceKind};
 use crate::store::{Store, StoreExt};
 use crate::trail::{self, Action, FieldChange, System, TrailEntry, TrailRecord};
 
-/// Records the trail of what `run_id` wrote to ConnectWise, for `ttl`; a run that never
-/// reached its match has none. A revert's trail keeps the run it reverts.
+/// Records the trail of what `run_id` wrote to ConnectWise, for `ttl`: the index of its
+/// batches' trail parts. A run that never reached its match has none. A revert's trail
+/// keeps the run it reverts.
 ///
 /// # Errors
 /// The store fails.
@@ -33,106 +37,90 @@ pub async fn record_trail<S: Store>(
         .get::<TrailRecord>(&layout::trail(run_id, System::ConnectWise.key()))
         .await?
         .and_then(|t| t.reverts);
-    let references = match layout::read_ensured(store, run_id).await {
-        Ok((ensured, _)) => ensured.ids,
-        Err(_) => ReferenceIds::default(),
-    };
-    let names = Names::of(&references, &record.custom_field_ids);
-    let mut entries = Vec::new();
-    for section in &record.sections {
-        for batch in &section.create_batches {
-            let Some(written) = written(store, batch).await? else {
-                continue;
-            };
-            let items: Vec<CreateItem> = store.require(batch).await?;
-            entries.extend(
-                items
-                    .into_iter()
-                    .filter(|i| written.contains(&i.asset_key))
-                    .map(|i| created(&i, &names)),
-            );
+    let batches = record
+        .sections
+        .iter()
+        .flat_map(|s| {
+            s.create_batches
+                .iter()
+                .chain(&s.modify_batches)
+                .chain(&s.retire_batches)
+        })
+        .chain(&record.approved);
+    let mut parts = Vec::new();
+    let mut entries = 0;
+    for batch in batches {
+        if let Some(result) = store
+            .get::<BatchRecord>(&layout::batch_result(batch))
+            .await?
+            && !result.trail.is_empty()
+        {
+            entries += result.written.len() as u64;
+            parts.extend(result.trail);
         }
-        let modifies = section.modify_batches.iter().map(|b| (b, false));
-        let retires = section.retire_batches.iter().map(|b| (b, true));
-        for (batch, retire) in modifies.chain(retires) {
-            modified(store, batch, retire, &mut entries).await?;
-        }
-    }
-    for batch in &record.approved {
-        modified(store, batch, true, &mut entries).await?;
     }
     Ok(Some(
-        trail::save(
+        trail::save_index(
             store,
             run_id,
             System::ConnectWise,
             reverts.as_deref(),
-            &entries,
+            entries,
+            &parts,
             ttl,
         )
         .await?,
     ))
 }
 
-/// The assets a batch wrote, when its result is recorded.
-async fn written<S: Store>(
-    store: &S,
-    batch: &str,
-) -> Result<Option<HashSet<String>>, PipelineError> {
-    Ok(store
-        .get::<BatchRecord>(&layout::batch_result(batch))
-        .await?
-        .map(|result| result.written.into_iter().collect()))
-}
-
-/// The entries of a written batch of changes (retirements when `retire`).
-async fn modified<S: Store>(
-    store: &S,
-    batch: &str,
-    retire: bool,
-    entries: &mut Vec<TrailEntry>,
-) -> Result<(), PipelineError> {
-    let Some(written) = written(store, batch).await? else {
-        return Ok(());
+/// The entry of a written change (a retirement when `retire`).
+pub(super) fn modified_entry(item: &ModifyItem, retire: bool) -> TrailEntry {
+    let reactivated = item
+        .unmatched_fields
+        .iter()
+        .any(|d| d.field == "activeFlag" && d.desired == "true");
+    let action = match (retire, reactivated) {
+        (true, _) => Action::Retired,
+        (false, true) => Action::Reactivated,
+        (false, false) => Action::Modified,
     };
-    let items: Vec<ModifyItem> = store.require(batch).await?;
-    for item in items.into_iter().filter(|i| written.contains(&i.asset_key)) {
-        let reactivated = item
+    TrailEntry {
+        asset_key: item.asset_key.clone(),
+        name: item.name.clone(),
+        configuration_id: Some(item.configuration_id),
+        url: None,
+        site: String::new(),
+        action,
+        fields: item
             .unmatched_fields
             .iter()
-            .any(|d| d.field == "activeFlag" && d.desired == "true");
-        let action = match (retire, reactivated) {
-            (true, _) => Action::Retired,
-            (false, true) => Action::Reactivated,
-            (false, false) => Action::Modified,
-        };
-        entries.push(TrailEntry {
-            asset_key: item.asset_key,
-            name: item.name,
-            configuration_id: Some(item.configuration_id),
-            site: String::new(),
-            action,
-            fields: item
-                .unmatched_fields
-                .into_iter()
-                .map(|d| FieldChange {
-                    field: d.field,
-                    before: d.current,
-                    after: Some(d.desired),
-                })
-                .collect(),
-        });
+            .map(|d| FieldChange {
+                field: d.field.clone(),
+                key: None,
+                before: d.current.clone(),
+                after: Some(d.desired.clone()),
+            })
+            .collect(),
     }
-    Ok(())
 }
 
 /// The names of what a creation's body holds by id: references and custom fields.
-struct Names {
+pub(super) struct Names {
     references: HashMap<(&'static str, i64), String>,
     captions: HashMap<i64, String>,
 }
 
 impl Names {
+    /// The run's: the references it ensured, the custom fields its match checked.
+    pub(super) async fn of_run<S: Store>(store: &S, run_id: &str) -> Result<Self, PipelineError> {
+        let record = layout::read_match(store, run_id).await?;
+        let references = match layout::read_ensured(store, run_id).await {
+            Ok((ensured, _)) => ensured.ids,
+            Err(_) => ReferenceIds::default(),
+        };
+        Ok(Self::of(&references, &record.custom_field_ids))
+    }
+
     fn of(references: &ReferenceIds, custom_field_ids: &HashMap<String, i64>) -> Self {
         let references = references
             .0
@@ -154,11 +142,17 @@ impl Names {
     }
 }
 
-/// A creation's entry: every field of its body, none before.
-fn created(item: &CreateItem, names: &Names) -> TrailEntry {
+/// A creation's entry: every field of its body, none before; the configuration's id
+/// when ConnectWise answered it.
+pub(super) fn created_entry(
+    item: &CreateItem,
+    configuration_id: Option<i64>,
+    names: &Names,
+) -> TrailEntry {
     let mut fields = Vec::new();
     let after = |field: String, value: Option<String>| FieldChange {
         field,
+        key: None,
         before: None,
         after: value,
     };
@@ -202,7 +196,8 @@ fn created(item: &CreateItem, names: &Names) -> TrailEntry {
     TrailEntry {
         asset_key: item.asset_key.clone(),
         name: item.name.clone(),
-        configuration_id: None,
+        configuration_id,
+        url: None,
         site: String::new(),
         action: Action::Created,
         fields,
@@ -219,15 +214,19 @@ fn text(value: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use serde_json::json;
 
+    use super::super::batch::record_result;
     use super::*;
+    use crate::calls::ApiCalls;
     use crate::layout::SectionRecord;
     use crate::matching::FieldDiff;
-    use crate::store::{MAX_VALUE_BYTES, MemoryStore};
+    use crate::settings::SyncSettings;
+    use crate::store::{Claim, MAX_VALUE_BYTES, MemoryStore, StoreError};
 
     const RUN: &str = "run-1";
-    const TTL: Duration = Duration::from_secs(600);
 
     fn diff(field: &str, current: &str, desired: &str) -> FieldDiff {
         FieldDiff {
@@ -238,11 +237,64 @@ mod tests {
         }
     }
 
+    /// A store that remembers the largest value read or written through it, and every
+    /// key read: what a step holds at once, measured.
+    struct Measured {
+        inner: MemoryStore,
+        largest: Mutex<usize>,
+        read: Mutex<Vec<String>>,
+    }
+
+    impl Measured {
+        fn saw(&self, bytes: usize) {
+            let mut largest = self.largest.lock().unwrap();
+            *largest = (*largest).max(bytes);
+        }
+    }
+
+    impl Store for Measured {
+        async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
+            self.saw(value.len());
+            self.inner.put_raw(key, value, ttl).await
+        }
+        async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
+            let value = self.inner.get_raw(key).await?;
+            self.saw(value.as_ref().map_or(0, String::len));
+            self.read.lock().unwrap().push(key.to_string());
+            Ok(value)
+        }
+        async fn claim(
+            &self,
+            key: &str,
+            owner: &str,
+            value: String,
+            ttl: Duration,
+        ) -> Result<Claim, StoreError> {
+            self.inner.claim(key, owner, value, ttl).await
+        }
+        async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+            self.inner.release(key, owner).await
+        }
+    }
+
     /// A run of 10,000 assets as its match and writers leave it: 5,000 creations (each
-    /// with a software list of 4 KB) and 5,000 changes, in batches of 50, one asset of
-    /// each batch refused.
-    async fn ten_thousand_written(store: &MemoryStore) -> u64 {
+    /// with a software list of 4 KB) and 5,000 changes (a software list among them), in
+    /// batches of 50, one asset of each batch refused; each batch's result recorded as
+    /// the writers record it, with its trail.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one run's two kinds of batch, built and recorded side by side"
+    )]
+    async fn ten_thousand_written(store: &MemoryStore, settings: &SyncSettings) -> u64 {
         let software = "Microsoft Office 365 ProPlus 16.0.1 (Microsoft); ".repeat(80);
+        let ttl = settings.staging_ttl;
+        let custom_field_ids: HashMap<String, i64> = [
+            ("ls_asset_id".to_string(), 5),
+            ("ls_software".to_string(), 7),
+        ]
+        .into_iter()
+        .collect();
+        let names = Names::of(&ReferenceIds::default(), &custom_field_ids);
         let mut section = SectionRecord::default();
         let mut written = 0;
         for n in 0..100 {
@@ -275,88 +327,136 @@ mod tests {
                     asset_gone: false,
                 })
                 .collect();
-            for (kind, keys, batches) in [
-                (
-                    "create",
-                    creates
-                        .iter()
-                        .map(|c| c.asset_key.clone())
-                        .collect::<Vec<_>>(),
-                    &mut section.create_batches,
-                ),
-                (
-                    "modify",
-                    modifies.iter().map(|m| m.asset_key.clone()).collect(),
-                    &mut section.modify_batches,
-                ),
-            ] {
-                let batch = layout::batch(RUN, &format!("{kind}/000/00"), n as usize);
-                if kind == "create" {
-                    store.put(&batch, &creates, TTL).await.unwrap();
-                } else {
-                    store.put(&batch, &modifies, TTL).await.unwrap();
-                }
-                let (refused, ok) = keys.split_first().unwrap();
-                let result = BatchRecord {
-                    written: ok.to_vec(),
-                    failed: vec![crate::staging::Rejected {
-                        asset_key: refused.clone(),
-                        reason: "ConnectWise 400".into(),
-                    }],
-                    ..BatchRecord::default()
-                };
-                store
-                    .put(&layout::batch_result(&batch), &result, TTL)
-                    .await
-                    .unwrap();
-                written += ok.len() as u64;
-                batches.push(batch);
-            }
+            // The first asset of each batch refused.
+            let outcomes = |keys: Vec<String>| -> Vec<(String, Result<(), String>)> {
+                keys.into_iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        (
+                            k,
+                            if i == 0 {
+                                Err("ConnectWise 400".into())
+                            } else {
+                                Ok(())
+                            },
+                        )
+                    })
+                    .collect()
+            };
+            let batch = layout::batch(RUN, "create/000/00", n as usize);
+            store.put(&batch, &creates, ttl).await.unwrap();
+            let keys = creates.iter().map(|c| c.asset_key.clone()).collect();
+            let result = record_result(
+                store,
+                settings,
+                &batch,
+                outcomes(keys),
+                |key| {
+                    let i = creates.iter().position(|c| c.asset_key == key)?;
+                    Some(created_entry(
+                        &creates[i],
+                        Some(i64::from(n) * 1000 + i as i64),
+                        &names,
+                    ))
+                },
+                ApiCalls::default(),
+            )
+            .await
+            .unwrap();
+            written += result.written.len() as u64;
+            section.create_batches.push(batch);
+
+            let batch = layout::batch(RUN, "modify/000/00", n as usize);
+            store.put(&batch, &modifies, ttl).await.unwrap();
+            let keys = modifies.iter().map(|m| m.asset_key.clone()).collect();
+            let result = record_result(
+                store,
+                settings,
+                &batch,
+                outcomes(keys),
+                |key| {
+                    Some(modified_entry(
+                        modifies.iter().find(|m| m.asset_key == key)?,
+                        false,
+                    ))
+                },
+                ApiCalls::default(),
+            )
+            .await
+            .unwrap();
+            written += result.written.len() as u64;
+            section.modify_batches.push(batch);
         }
         let record = MatchRecord {
             sections: vec![section],
-            custom_field_ids: [
-                ("ls_asset_id".to_string(), 5),
-                ("ls_software".to_string(), 7),
-            ]
-            .into_iter()
-            .collect(),
+            custom_field_ids,
             ..MatchRecord::default()
         };
         store
-            .put(&layout::match_record(RUN), &record, TTL)
+            .put(&layout::match_record(RUN), &record, ttl)
             .await
             .unwrap();
         written
     }
 
-    /// Breaking it looks like: the run-report step of a large run failing on an item
-    /// over the store's limit (and so no report and no trail), a refused asset in the
-    /// trail as written, or a creation's custom fields shown by id.
+    /// Breaking it looks like: the run-report step of a large run reading the trail's
+    /// parts (holding the run's trail whole: out of memory at 100,000 assets) or an item
+    /// over the store's limit, a long value kept whole (the trail ten times larger), a
+    /// refused asset in the trail as written, a creation without the id ConnectWise
+    /// answered, or its custom fields shown by id.
     #[tokio::test]
-    async fn the_trail_of_a_10_000_asset_run_stays_within_item_limits() {
-        let store = MemoryStore::new();
-        let written = ten_thousand_written(&store).await;
-        let before: std::collections::HashSet<String> = store.keys().into_iter().collect();
-        let record = record_trail(&store, RUN, TTL).await.unwrap().unwrap();
-        assert_eq!(record.entries, written);
-        let trail_keys: Vec<String> = store
+    async fn the_trail_of_a_10_000_asset_run_is_written_per_batch_and_indexed_in_small_reads() {
+        let settings = SyncSettings::default();
+        let memory = MemoryStore::new();
+        let before_writes: std::collections::HashSet<String> = memory.keys().into_iter().collect();
+        let written = ten_thousand_written(&memory, &settings).await;
+        let trail_keys: Vec<String> = memory
             .keys()
             .into_iter()
-            .filter(|k| !before.contains(k))
+            .filter(|k| !before_writes.contains(k) && k.contains("/trail"))
+            .collect();
+        let store = Measured {
+            inner: memory,
+            largest: Mutex::new(0),
+            read: Mutex::new(Vec::new()),
+        };
+        let record = record_trail(&store, RUN, settings.audit_ttl)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.entries, written);
+        let largest_moved = *store.largest.lock().unwrap();
+        let read = store.read.lock().unwrap().clone();
+        assert!(
+            read.iter().all(|k| !k.contains("/trail/")),
+            "the report step reads no trail part: {read:?}"
+        );
+        // A batch's result (50 keys) is the most the step reads at once.
+        assert!(largest_moved < 16 * 1024, "{largest_moved} bytes at once");
+        let memory = &store.inner;
+        let trail_keys: Vec<String> = trail_keys
+            .into_iter()
+            .chain(
+                memory
+                    .keys()
+                    .into_iter()
+                    .filter(|k| k.starts_with(&layout::trail(RUN, "trail"))),
+            )
             .collect();
         let sizes: Vec<usize> = trail_keys
             .iter()
-            .map(|k| store.raw_len(k).unwrap())
+            .map(|k| memory.raw_len(k).unwrap())
             .collect();
         let largest = sizes.iter().max().copied().unwrap_or_default();
+        let total = sizes.iter().sum::<usize>();
         assert!(largest <= MAX_VALUE_BYTES, "{largest} bytes");
         println!(
-            "trail of {written} configurations: {} items, {} bytes in all, the largest {largest} bytes",
+            "trail of {written} configurations: {} items, {total} bytes in all, the largest {largest} bytes; the report step moved at most {largest_moved} bytes at once",
             trail_keys.len(),
-            sizes.iter().sum::<usize>()
         );
-        let trail = trail::load(&store, RUN, System::ConnectWise)
+        // Was 41.8 MB with long values kept whole.
+        assert!(total < 8 * 1024 * 1024, "{total} bytes in all");
+        let trail = trail::load(memory, RUN, System::ConnectWise)
             .await
             .unwrap()
             .unwrap();
@@ -371,10 +471,18 @@ mod tests {
             .find(|e| e.action == Action::Created)
             .unwrap();
         assert!(
-            created
-                .fields
-                .iter()
-                .any(|f| f.field == "customFields.ls_software")
+            created.configuration_id.is_some(),
+            "the id ConnectWise answered"
+        );
+        let software = created
+            .fields
+            .iter()
+            .find(|f| f.field == "customFields.ls_software")
+            .unwrap();
+        assert!(
+            trail::shown(software.after.as_deref()).starts_with("(long value, not kept"),
+            "{:?}",
+            software.after
         );
         assert!(
             created

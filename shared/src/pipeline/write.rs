@@ -163,7 +163,7 @@ pub async fn write_group<S: Store>(
                     .into_iter()
                     .map(|(asset_key, _)| (asset_key, Err(reason.clone())))
                     .collect();
-                finish_batch(store, settings, &one, &meter, outcomes).await?
+                finish_batch(store, settings, &one, &meter, outcomes, |_| None).await?
             }
             Err(other) => return Err(other),
         };

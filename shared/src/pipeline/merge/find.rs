@@ -11,7 +11,7 @@ use crate::connectwise::linked::{TICKET_FIELDS, keep_link_only};
 use crate::connectwise::{ConnectWiseClient, Field, ListQuery, MAX_CONDITION_CHARS, endpoint};
 use crate::duplicates::{self, AssetHead, Group};
 use crate::error::PipelineError;
-use crate::lansweeper::LansweeperClient;
+use crate::lansweeper::{LansweeperClient, MAX_FILTER_CONDITIONS};
 use crate::mapping::{self, Mapping};
 use crate::normalize;
 use crate::references::name_key;
@@ -162,9 +162,6 @@ const ASSET_PATHS: &[&str] = &[
     "assetBasicInfo.mac",
     "assetCustom.serialNumber",
 ];
-
-/// Most conditions Lansweeper takes in one filter.
-const MAX_FILTER_CONDITIONS: usize = 100;
 
 /// Fills each group's asset: the one of the company's sites whose key, serial or MAC
 /// address the group shares, found with filters (a request per site and hundred
