@@ -406,6 +406,22 @@ mod tests {
     }
 
     #[test]
+    fn a_fingerprint_is_the_same_in_every_build() {
+        // The audit trail keeps fingerprints for months: a later compiler or standard
+        // library must compute the same one (the standard hasher may change between them).
+        assert_eq!(
+            fingerprint("Program 1.0 (Vendor)", false),
+            fingerprint("  PROGRAM 1.0 (vendor) ", false)
+        );
+        assert!(
+            fingerprint("Program 1.0 (Vendor)", false)
+                .ends_with("20 characters, fingerprint 3cd8c6a75a13e707"),
+            "{}",
+            fingerprint("Program 1.0 (Vendor)", false)
+        );
+    }
+
+    #[test]
     fn a_long_value_held_as_its_fingerprint_compares_as_the_text_would() {
         let software = (0..200)
             .map(|i| format!("Program {i} 1.0 (Vendor)"))

@@ -245,14 +245,13 @@ const FINGERPRINT: char = '\u{1}';
 /// A stand-in for a long text: the length and a hash of its normal form, equal for two
 /// texts exactly when their normal forms are (within one process).
 pub fn fingerprint(text: &str, case_sensitive: bool) -> String {
-    use std::hash::{Hash, Hasher};
+    // FNV-1a, not the standard hasher: the audit trail keeps fingerprints for months,
+    // and a later build must compute the same one for the same text.
     let normal = normalize::comparable(text, case_sensitive);
-    let mut hasher = std::hash::DefaultHasher::new();
-    normal.hash(&mut hasher);
     format!(
         "{FINGERPRINT}{} characters, fingerprint {:016x}",
         normal.chars().count(),
-        hasher.finish()
+        normalize::fnv1a(&normal)
     )
 }
 
