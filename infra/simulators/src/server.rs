@@ -2,6 +2,11 @@
 
 use std::net::SocketAddr;
 
+use axum::body::Bytes;
+use axum::response::{IntoResponse, Response};
+
+use crate::control::{Control, LostAnswer};
+
 /// A running HTTP server. Dropping it stops the server.
 pub struct Server {
     addr: SocketAddr,
@@ -44,6 +49,34 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(task) = &self.task {
             task.abort();
+        }
+    }
+}
+
+/// The answer to a saved write, or the way [`crate::control::Control::lost_answer`] says
+/// it is lost.
+pub async fn lose_answer(control: &Control, endpoint: &str, response: Response) -> Response {
+    match control.lost_answer(endpoint) {
+        None => response,
+        Some(LostAnswer::BadGateway) => (
+            axum::http::StatusCode::BAD_GATEWAY,
+            [(axum::http::header::CONTENT_TYPE, "text/html")],
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
+        )
+            .into_response(),
+        Some(LostAnswer::DropConnection) => {
+            let (parts, _) = response.into_parts();
+            let broken = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection dropped by the simulated gateway",
+                ))
+            });
+            Response::from_parts(parts, axum::body::Body::from_stream(broken))
+        }
+        Some(LostAnswer::Late(delay)) => {
+            tokio::time::sleep(delay).await;
+            response
         }
     }
 }

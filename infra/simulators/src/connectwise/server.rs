@@ -17,7 +17,7 @@ use super::Shared;
 use super::conditions::{self, Expr};
 use super::schema::{Kind, Resource, route};
 use super::tenant::{ApiError, Tenant, not_found};
-use crate::control::{LostAnswer, endpoint_key};
+use crate::control::endpoint_key;
 
 const MAX_PAGE_SIZE: usize = 1000;
 /// The longest path and query ConnectWise's web server takes.
@@ -220,29 +220,7 @@ async fn answer(
         return response;
     }
     // The write is saved; its answer may still be lost on the way back.
-    match control.lost_answer(&endpoint) {
-        None => response,
-        Some(LostAnswer::BadGateway) => (
-            StatusCode::BAD_GATEWAY,
-            [(header::CONTENT_TYPE, "text/html")],
-            "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
-        )
-            .into_response(),
-        Some(LostAnswer::DropConnection) => {
-            let (parts, _) = response.into_parts();
-            let broken = futures_util::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "connection dropped by the simulated gateway",
-                ))
-            });
-            Response::from_parts(parts, axum::body::Body::from_stream(broken))
-        }
-        Some(LostAnswer::Late(delay)) => {
-            tokio::time::sleep(delay).await;
-            response
-        }
-    }
+    crate::server::lose_answer(control, &endpoint, response).await
 }
 
 struct Request {

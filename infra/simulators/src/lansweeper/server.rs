@@ -226,7 +226,7 @@ async fn answer(app: &AppState, endpoint: &str, headers: &HeaderMap, body: &Byte
         // An edit is saved; its answer may still be lost on the way back (as
         // `Control::lose_answers_to("graphql:editAsset", …)` says).
         if endpoint.ends_with(":editAsset") && response.status().is_success() {
-            lose_answer(control, endpoint, response).await
+            crate::server::lose_answer(control, endpoint, response).await
         } else {
             response
         }
@@ -250,39 +250,6 @@ async fn answer(app: &AppState, endpoint: &str, headers: &HeaderMap, body: &Byte
         }
     }
     response
-}
-
-/// The answer to a saved write, or the way [`crate::control::Control::lost_answer`] says
-/// it is lost.
-async fn lose_answer(
-    control: &crate::control::Control,
-    endpoint: &str,
-    response: Response,
-) -> Response {
-    use crate::control::LostAnswer;
-    match control.lost_answer(endpoint) {
-        None => response,
-        Some(LostAnswer::BadGateway) => (
-            StatusCode::BAD_GATEWAY,
-            [(header::CONTENT_TYPE, "text/html")],
-            "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
-        )
-            .into_response(),
-        Some(LostAnswer::DropConnection) => {
-            let (parts, _) = response.into_parts();
-            let broken = futures_util::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "connection dropped by the simulated gateway",
-                ))
-            });
-            Response::from_parts(parts, axum::body::Body::from_stream(broken))
-        }
-        Some(LostAnswer::Late(delay)) => {
-            tokio::time::sleep(delay).await;
-            response
-        }
-    }
 }
 
 /// How many root fields the request's mutation carries (each alias counts); 0 for a query
