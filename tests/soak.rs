@@ -79,6 +79,8 @@ struct Fired {
     arn: String,
     hour: u64,
     ended: Option<(Instant, String)>,
+    /// A failed execution's error and cause, as Step Functions describes them.
+    cause: Option<String>,
 }
 
 /// The world the soak runs in.
@@ -321,6 +323,15 @@ impl Soak {
                 running += 1;
             } else {
                 execution.ended = Some((Instant::now(), status.to_string()));
+                if status != "SUCCEEDED" {
+                    // What a failed execution says, printed with the verdict: a soak at
+                    // scale takes an hour to run again.
+                    execution.cause = Some(format!(
+                        "{}: {}",
+                        description["error"].as_str().unwrap_or("no error"),
+                        description["cause"].as_str().unwrap_or("no cause")
+                    ));
+                }
             }
         }
         running
@@ -334,6 +345,7 @@ impl Soak {
             arn,
             hour,
             ended: None,
+            cause: None,
         });
         let deadline = Instant::now() + Duration::from_secs(1_800);
         while self.follow(fired).await > 0 {
@@ -441,6 +453,7 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
             arn,
             hour,
             ended: None,
+            cause: None,
         });
         soak.follow(&mut fired).await;
         if hour % 12 == 0 {
@@ -499,7 +512,15 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
             .to_string();
         *by_run_status.entry(run_status.clone()).or_default() += 1;
         if status != "SUCCEEDED" || run_status == "FAILED" || run_status == "NONE" {
-            failed_for_good.push(format!("{} {status} {run_status}", execution.name));
+            let error = recorded
+                .as_ref()
+                .and_then(|r| r["error"].as_str())
+                .unwrap_or("no error recorded");
+            let cause = execution.cause.as_deref().unwrap_or("");
+            failed_for_good.push(format!(
+                "{} {status} {run_status}: {error}; execution {cause}",
+                execution.name
+            ));
         }
         if let Some(recorded) = recorded.filter(|_| run_status != "SKIPPED") {
             runs_counted += 1;
