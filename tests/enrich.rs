@@ -710,6 +710,64 @@ async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
     );
 }
 
+/// Refused for rate past its retries (another user of the token spent the minute),
+/// first while planning and then while writing: each invocation hands back Lansweeper's
+/// wait and where it stopped, the next goes on from there, and the run ends with every
+/// asset written, none failed.
+///
+/// Breaking it looks like: the invocation failing with the refusal (the state machine's
+/// retries refused again, the run failed), or a stopped invocation starting over.
+#[tokio::test]
+async fn a_rate_refusal_past_the_retries_is_waited_for_never_a_failure() {
+    let world = synced_world(60).await;
+    let run_id = "run-refused-for-rate";
+    assert_eq!(
+        shared::lease::acquire(&world.store, run_id).await.unwrap(),
+        None
+    );
+    let control = world.ls.control();
+    // As many refusals as the client's attempts (the tests' retry policy makes 4).
+    control.fail_next(4, 429, Some(1), Some("POST graphql:assetResources"));
+    let mut input = enrichment::EnrichInput {
+        run_id: Some(run_id.into()),
+        next: None,
+    };
+    let mut waits = Vec::new();
+    for invocation in 0.. {
+        assert!(invocation < 20, "the enrichment never ends");
+        if invocation == 1 {
+            control.fail_next(4, 429, Some(1), Some("POST graphql:editAsset"));
+        }
+        let output = enrichment::enrich(
+            &world.cw_client,
+            &world.ls_client,
+            &world.store,
+            &settings(),
+            &input,
+            None,
+        )
+        .await
+        .unwrap();
+        waits.push(output.wait_seconds);
+        if output.done {
+            break;
+        }
+        input.next = Some(output.next);
+    }
+    assert!(
+        waits.len() >= 3 && waits[0] >= 1 && waits[1] >= 1,
+        "a wait handed back by the planning and by the writing invocation: {waits:?}"
+    );
+    let recorded = enrichment::recorded(&world.store, run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(recorded.failed.is_empty(), "{:?}", recorded.failed);
+    assert!(recorded.written > 0);
+    assert_eq!(recorded.written + recorded.unchanged, recorded.assets);
+    assert!(control.refused() >= 8, "{} refused", control.refused());
+}
+
 /// Every asset's enrichment values, each simulator's own address taken out of the links.
 fn portable_values(world: &World) -> BTreeMap<String, BTreeMap<String, String>> {
     let site = world.cw.site();

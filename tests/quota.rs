@@ -132,3 +132,86 @@ async fn without_the_ledger_the_same_spend_is_refused() {
     assert!(spent.answered < SPEND);
     assert!(sim.rate_refusals() > 0);
 }
+
+/// What each of two clients sends at once, beside the other: [`SIDE_BY_SIDE`] requests,
+/// as fast as its pacing lets it. Answers the first error, and how many were answered.
+async fn side_by_side(sync: LansweeperClient, enrichment: LansweeperClient) -> Spent {
+    async fn send_all(client: LansweeperClient) -> (usize, Option<LansweeperError>) {
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..SIDE_BY_SIDE {
+            let client = client.clone();
+            requests.spawn(async move { client.custom_fields().await });
+        }
+        let mut answered = 0;
+        while let Some(outcome) = requests.join_next().await {
+            match outcome.unwrap() {
+                Ok(_) => answered += 1,
+                Err(error) => return (answered, Some(error)),
+            }
+        }
+        (answered, None)
+    }
+    let started = Instant::now();
+    let ((a, first), (b, second)) = tokio::join!(send_all(sync), send_all(enrichment));
+    Spent {
+        elapsed: started.elapsed(),
+        answered: a + b,
+        error: first.or(second),
+    }
+}
+
+/// Requests each of the two sends: two minutes of the whole window's limit.
+const SIDE_BY_SIDE: usize = 300;
+
+/// The sync's fetch and the enrichment run beside each other for hours at 100,000
+/// assets: each within its share of the minute, together they stay within the
+/// minute, and the simulator refuses nothing.
+///
+/// Breaking it looks like: a refusal, the penalty minute that any request during it
+/// restarts, and both fetch and enrichment failing once their retries are spent (as
+/// the 100,000-asset soak did with each pacing itself to the whole minute).
+#[tokio::test]
+async fn the_sync_s_fetch_beside_the_enrichment_each_in_its_share_refuse_nothing() {
+    let sim = simulator().await;
+    let spent = side_by_side(
+        client(&sim).with_window_share(quota::SYNC_SHARE),
+        client(&sim).with_window_share(quota::ENRICHMENT_SHARE),
+    )
+    .await;
+    assert!(spent.error.is_none(), "{:?}", spent.error);
+    assert_eq!(spent.answered, 2 * SIDE_BY_SIDE);
+    assert_eq!(sim.rate_refusals(), 0, "the simulator refused nothing");
+    // Each at its pace: the sync's 300 at two thirds of the window's limit take more
+    // than two windows.
+    assert!(
+        spent.elapsed >= ls_sim_options().rate_window * 2,
+        "{:?}",
+        spent.elapsed
+    );
+}
+
+/// Each pacing itself to the whole minute, the same two are refused: the test above
+/// would be, if the shares stopped being applied or added up to more than the minute.
+#[tokio::test]
+async fn each_pacing_itself_to_the_whole_minute_the_two_are_refused() {
+    let sim = simulator().await;
+    let spent = side_by_side(client(&sim), client(&sim)).await;
+    assert!(
+        matches!(
+            spent.error,
+            Some(LansweeperError::Transport(
+                shared::http::TransportError::RateLimited { .. }
+            ))
+        ),
+        "{:?}",
+        spent.error.map(|e| e.to_string())
+    );
+    assert!(sim.rate_refusals() > 0);
+}
+
+/// The shares of the minute add up to at most the whole of it.
+#[test]
+fn the_shares_of_the_minute_add_up_to_at_most_the_whole() {
+    let (sync, enrichment) = (quota::SYNC_SHARE, quota::ENRICHMENT_SHARE);
+    assert!(sync.0 * enrichment.1 + enrichment.0 * sync.1 <= sync.1 * enrichment.1);
+}

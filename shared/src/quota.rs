@@ -26,6 +26,16 @@ struct Ledger {
 /// The least of the hourly quota the enrichment leaves for the sync's next fetch.
 const MIN_FETCH_RESERVE: usize = 50;
 
+/// Lansweeper's minute, split between the two that run beside each other: the sync's
+/// fetch and the enrichment (its own lease, its own hours-long loop). Each within its
+/// share, they never exceed the minute together. Each pacing itself to the whole minute,
+/// they did; and as every request during the penalty minute that follows restarts it,
+/// neither got through again before its retries ran out (both runs failed). The
+/// enrichment's third, 50 a minute, is still more than the hour leaves it (2,000).
+pub const SYNC_SHARE: (usize, usize) = (2, 3);
+/// The enrichment's part of the minute (see [`SYNC_SHARE`]).
+pub const ENRICHMENT_SHARE: (usize, usize) = (1, 3);
+
 /// How the token's hour is shared, as the ledger says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Share {

@@ -697,6 +697,19 @@ async fn plan_site<S: Store>(
                 pages = lansweeper.asset_pager(&paths, None)?;
                 continue;
             }
+            // Refused for rate past the retries (another user of the token): stopped at
+            // this page, as at a deadline, for the next invocation after the wait.
+            Err(error)
+                if error.rate_limited_for().is_some()
+                    && (planned_pages == 0 || pages.cursor().is_some()) =>
+            {
+                edits.site_cursor = pages.cursor().map(str::to_string);
+                let wait = error.rate_limited_for().unwrap_or_default();
+                tracing::warn!(%run_id, wait_s = wait.as_secs(), "Lansweeper refused for rate; planning goes on after the wait");
+                return Ok(SitePlanned::Stopped {
+                    wait_seconds: wait.as_secs().max(1),
+                });
+            }
             Err(other) => return Err(other.into()),
         };
         resumed = None;

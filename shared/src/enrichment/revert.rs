@@ -60,6 +60,7 @@ pub async fn revert_enrichment<S: Store>(
     settings: &SyncSettings,
     run_id: &str,
 ) -> Result<Option<EnrichRevert>, PipelineError> {
+    let lansweeper = &lansweeper.with_window_share(quota::ENRICHMENT_SHARE);
     let Some(trail) = trail::load(store, run_id, System::Lansweeper).await? else {
         return Ok(None);
     };

@@ -114,6 +114,7 @@ pub async fn enrich<S: Store>(
     input: &EnrichInput,
     deadline: Option<Instant>,
 ) -> Result<EnrichOutput, PipelineError> {
+    let lansweeper = &lansweeper.with_window_share(quota::ENRICHMENT_SHARE);
     let meter = CallMeter::both(connectwise, lansweeper);
     let run_id = input.run_id.clone().unwrap_or_else(layout::new_run_id);
     if !settings.dry_run {
@@ -243,7 +244,21 @@ impl<S: Store> Writer<'_, S> {
                 .take(batching.size())
                 .take_while(|edit| &edit.site == site)
                 .collect();
-            let outcomes = write_batch(self.lansweeper, &batch, &mut batching, self.store).await?;
+            let outcomes = match write_batch(self.lansweeper, &batch, &mut batching, self.store)
+                .await
+            {
+                Ok(outcomes) => outcomes,
+                // Refused for rate past the retries (another user of the token): the
+                // batch is sent again after the wait, by the next invocation; an edit
+                // sets values, so one sent twice changes nothing more.
+                Err(PipelineError::Lansweeper(error)) if error.rate_limited_for().is_some() => {
+                    let wait = error.rate_limited_for().unwrap_or_default();
+                    tracing::warn!(run_id = %self.run_id, wait_s = wait.as_secs(), "Lansweeper refused for rate; writing goes on after the wait");
+                    wait_seconds = wait.as_secs().max(1);
+                    break;
+                }
+                Err(error) => return Err(error),
+            };
             for (edit, outcome) in batch.iter().zip(outcomes) {
                 match outcome {
                     Ok(()) => {

@@ -116,6 +116,9 @@ pub struct LansweeperClient {
     page_size: u32,
     /// The longest quota window: how far back spent requests still count.
     horizon: Duration,
+    /// The short window's limit and length, as Lansweeper counts them for the token.
+    rate_limit: usize,
+    rate_window: Duration,
 }
 
 impl LansweeperClient {
@@ -145,6 +148,8 @@ impl LansweeperClient {
             authorization,
             page_size: options.page_size.clamp(1, PAGE_SIZE),
             horizon: options.hourly_window.max(options.rate_window),
+            rate_limit: options.rate_limit,
+            rate_window: options.rate_window,
         })
     }
 
@@ -214,6 +219,25 @@ impl LansweeperClient {
             authorization: self.authorization.clone(),
             page_size: self.page_size,
             horizon: self.horizon,
+            rate_limit: self.rate_limit,
+            rate_window: self.rate_window,
+        }
+    }
+
+    /// The same connection, paced to `share` of the token's short window (`(n, d)`: n
+    /// of every d requests a window allows). Two processes that run beside each other,
+    /// each within its own share, never exceed the window together, where each pacing
+    /// itself to all of it would; the hourly quota and the call counts stay shared.
+    /// Built before the client's first request: what it spent so far is not carried over.
+    #[must_use]
+    pub fn with_window_share(&self, (n, d): (usize, usize)) -> Self {
+        let limit = (self.rate_limit * n / d.max(1)).max(1);
+        Self {
+            http: self
+                .http
+                .clone()
+                .with_pacer(RatePacer::new(limit, self.rate_window)),
+            ..self.for_site(&self.config.site_id)
         }
     }
 

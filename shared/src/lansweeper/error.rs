@@ -55,6 +55,15 @@ pub enum LansweeperError {
 }
 
 impl LansweeperError {
+    /// How long Lansweeper asked to wait, when it still refused for rate once the
+    /// retries were spent: work that can stop here hands the wait back instead of failing.
+    pub fn rate_limited_for(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Transport(TransportError::RateLimited { wait, .. }) => Some(*wait),
+            _ => None,
+        }
+    }
+
     /// Whether trying again later may succeed (network, 5xx, 429, a garbled answer); a
     /// refused token, refused input or a GraphQL error will fail again.
     pub fn is_transient(&self) -> bool {

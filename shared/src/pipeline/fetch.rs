@@ -39,6 +39,7 @@ pub async fn fetch_assets<S: Store>(
     )
     .await?;
     mapping.check()?;
+    let lansweeper = &lansweeper.with_window_share(quota::SYNC_SHARE);
     quota::load(store, lansweeper).await?;
     let meter = CallMeter::lansweeper(lansweeper);
     let mut staging = Staging::new(&run_id, settings);
