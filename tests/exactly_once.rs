@@ -21,6 +21,7 @@ use shared::pipeline::{self, BatchInput, GroupInput, WriteKind};
 use shared::store::{Claim, MemoryStore, Store, StoreError};
 use simulators::control::LostAnswer;
 
+use lscw_tests::dying::DiesBeforeRecording;
 use lscw_tests::world::{
     clean_state, create_groups, cw_client_timing_out, matched, settings, state, sync, sync_on,
     world,
@@ -227,60 +228,13 @@ async fn a_step_invoked_twice_with_the_same_input_creates_once() {
     state(&world.cw);
 }
 
-/// A store over another that fails once to record a batch's result: the process died
-/// between sending the batch and recording what came of it.
-struct DiesBeforeRecording<'a> {
-    inner: &'a MemoryStore,
-    batch: Mutex<Option<String>>,
-}
-
-impl Store for DiesBeforeRecording<'_> {
-    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
-        let dies = {
-            let mut batch = self.batch.lock().unwrap();
-            let dies = batch
-                .as_deref()
-                .is_some_and(|b| key == format!("{b}/result"));
-            if dies {
-                *batch = None;
-            }
-            dies
-        };
-        if dies {
-            return Err(StoreError::Backend("the process was killed".into()));
-        }
-        self.inner.put_raw(key, value, ttl).await
-    }
-
-    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.inner.get_raw(key).await
-    }
-
-    async fn claim(
-        &self,
-        key: &str,
-        owner: &str,
-        value: String,
-        ttl: Duration,
-    ) -> Result<Claim, StoreError> {
-        self.inner.claim(key, owner, value, ttl).await
-    }
-
-    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
-        self.inner.release(key, owner).await
-    }
-}
-
 #[tokio::test]
 async fn a_group_retried_after_dying_halfway_creates_each_batch_once() {
     let world = world(600).await;
     let matched = matched(&world, "run-half").await;
     let batches = create_groups(&world, &matched).await[0].clone();
     assert!(batches.len() >= 4, "{} batches", batches.len());
-    let dying = DiesBeforeRecording {
-        inner: &world.store,
-        batch: Mutex::new(Some(batches[batches.len() / 2].clone())),
-    };
+    let dying = DiesBeforeRecording::at(&world.store, batches[batches.len() / 2].clone());
     let group = GroupInput {
         run_id: "run-half".into(),
         batches: batches.clone(),
@@ -343,10 +297,7 @@ async fn a_batch_killed_between_send_and_record_is_adopted_when_invoked_again() 
         run_id: "run-killed".into(),
         batch: create_groups(&world, &matched).await[0][0].clone(),
     };
-    let dying = DiesBeforeRecording {
-        inner: &world.store,
-        batch: Mutex::new(Some(input.batch.clone())),
-    };
+    let dying = DiesBeforeRecording::at(&world.store, input.batch.clone());
     assert!(
         pipeline::bulk_create(&world.cw_client, &dying, &settings(), &input)
             .await

@@ -8,18 +8,16 @@
 )]
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::pipeline::{self, ReportInput, Retention, RunReport};
 use shared::policy::ValueMaps;
 use shared::settings::SyncSettings;
-use shared::store::{Claim, MemoryStore, Store, StoreError};
 use shared::trail::{self, Action, System, Trail};
 use simulators::connectwise::CONFIGURATIONS;
 use simulators::control::LostAnswer;
 
+use lscw_tests::dying::DiesBeforeRecording;
 use lscw_tests::world::{World, link_of, settings, sync_with, world};
 
 /// Every configuration by id, as ConnectWise shows it.
@@ -276,50 +274,6 @@ async fn a_run_under_a_wrong_type_map_is_taken_back_but_for_a_field_edited_since
     );
 }
 
-/// A store over the world's that fails once to record one batch's result: the process
-/// died between sending the batch and recording what came of it.
-struct DiesBeforeRecording<'a> {
-    inner: &'a MemoryStore,
-    batch: Mutex<Option<String>>,
-}
-
-impl Store for DiesBeforeRecording<'_> {
-    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
-        let dies = {
-            let mut batch = self.batch.lock().unwrap();
-            let dies = batch
-                .as_deref()
-                .is_some_and(|b| key.ends_with(&format!("{b}/result")));
-            if dies {
-                *batch = None;
-            }
-            dies
-        };
-        if dies {
-            return Err(StoreError::Backend("the process was killed".into()));
-        }
-        self.inner.put_raw(key, value, ttl).await
-    }
-
-    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.inner.get_raw(key).await
-    }
-
-    async fn claim(
-        &self,
-        key: &str,
-        owner: &str,
-        value: String,
-        ttl: Duration,
-    ) -> Result<Claim, StoreError> {
-        self.inner.claim(key, owner, value, ttl).await
-    }
-
-    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
-        self.inner.release(key, owner).await
-    }
-}
-
 /// A revert killed after sending its second batch and before recording it, run again
 /// while ConnectWise loses answers (saved, then a 502 or a dropped connection), ends like
 /// a clean one: each configuration back once, every batch recorded once, nothing
@@ -338,10 +292,7 @@ async fn a_revert_killed_midway_and_run_again_under_lost_answers_ends_as_a_clean
     let mut small = settings();
     small.batch_size = 5;
 
-    let dying = DiesBeforeRecording {
-        inner: &world.store,
-        batch: Mutex::new(Some("modify/000/00/0001".into())),
-    };
+    let dying = DiesBeforeRecording::at(&world.store, "modify/000/00/0001");
     let stopped =
         pipeline::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
     assert!(stopped.is_err(), "{stopped:?}");

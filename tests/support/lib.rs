@@ -127,6 +127,7 @@ pub async fn ls_with(assets: usize) -> (LansweeperSimulator, LansweeperClient) {
     (simulator, client)
 }
 pub mod aws;
+pub mod dying;
 pub mod world;
 
 /// The ConnectWise keys of a connection to this simulator, as the secret holds them.

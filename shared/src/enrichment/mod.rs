@@ -16,7 +16,7 @@ mod revert;
 mod values;
 mod write;
 
-pub use plan::{AssetEdit, ensure_fields, known_tickets};
+pub use plan::{AssetEdit, ensure_fields, known_tickets, ticket_counts};
 pub use report::{EnrichReport, recorded, report, run_enrich, run_enrich_watched};
 pub use revert::{EnrichRevert, revert_enrichment};
 pub use values::{FIELDS, chosen_agreement, desired_values};

@@ -147,6 +147,38 @@ pub async fn known_tickets<S: Store>(store: &S) -> Result<KnownRecords, Pipeline
     })
 }
 
+/// How many known tickets each configuration has, read a part at a time: only the
+/// counts are held, never the tickets (a run's match names merges at 100,000 assets).
+/// Empty when the enrichment knows no tickets yet or its read of them is unfinished.
+///
+/// # Errors
+/// The store cannot be read.
+pub async fn ticket_counts<S: Store>(store: &S) -> Result<HashMap<i64, usize>, PipelineError> {
+    /// A known ticket as far as counting goes.
+    #[derive(Deserialize)]
+    struct Attached {
+        #[serde(default)]
+        configurations: Vec<i64>,
+    }
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    let Some(head) = store.get::<KnownHead>(layout::KNOWN).await? else {
+        return Ok(counts);
+    };
+    let pending: Vec<serde::de::IgnoredAny> = store.get_parts(&head.tickets.pending).await?;
+    if !pending.is_empty() {
+        return Ok(counts);
+    }
+    for key in &head.tickets.parts {
+        let part: Vec<(i64, Attached)> = store.require(key).await?;
+        for (_, ticket) in part {
+            for configuration in ticket.configurations {
+                *counts.entry(configuration).or_default() += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
 async fn save_part<S: Store>(
     store: &S,
     kind: &str,

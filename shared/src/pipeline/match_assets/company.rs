@@ -261,16 +261,7 @@ impl<S: Store> Planner<'_, S> {
         }
         let tickets = self
             .tickets
-            .get_or_try_init(|| async {
-                let known = crate::enrichment::known_tickets(self.store).await?;
-                let mut counts: HashMap<i64, usize> = HashMap::new();
-                for ticket in known.records.values() {
-                    for configuration in &ticket.configurations {
-                        *counts.entry(*configuration).or_default() += 1;
-                    }
-                }
-                Ok::<_, PipelineError>(counts)
-            })
+            .get_or_try_init(|| crate::enrichment::ticket_counts(self.store))
             .await?;
         Ok(duplicates::resolving_merge(&found, tickets))
     }
