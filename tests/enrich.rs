@@ -653,12 +653,15 @@ async fn incremental_enrichment_equals_a_full_one_after_each_change() {
     assert!(report.written >= 1);
 }
 
-/// What run-report records and `lscw report` shows of a run's enrichment: every
-/// invocation's writes, found by following where each stopped.
-#[tokio::test]
-async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
-    let world = synced_world(60).await;
-    let run_id = "run-with-enrichment";
+/// A run's enrichment as the state machine's loop invokes it, under the run's lease,
+/// each invocation past its deadline at once when `tight` (one write each) or with none;
+/// `before` is called with each invocation's number before it. Answers every output.
+async fn invoke_to_the_end(
+    world: &World,
+    run_id: &str,
+    tight: bool,
+    mut before: impl FnMut(usize),
+) -> Vec<enrichment::EnrichOutput> {
     assert_eq!(
         shared::lease::acquire(&world.store, run_id).await.unwrap(),
         None
@@ -667,25 +670,37 @@ async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
         run_id: Some(run_id.into()),
         next: None,
     };
-    let mut invocations = 0;
+    let mut outputs = Vec::new();
     loop {
-        // A deadline already past: one write an invocation, as under a tight budget.
+        assert!(outputs.len() < 1_000, "the enrichment never ends");
+        before(outputs.len());
         let output = enrichment::enrich(
             &world.cw_client,
             &world.ls_client,
             &world.store,
             &settings(),
             &input,
-            Some(std::time::Instant::now()),
+            tight.then(std::time::Instant::now),
         )
         .await
         .unwrap();
-        invocations += 1;
-        if output.done {
-            break;
-        }
         input.next = Some(output.next);
+        let done = output.done;
+        outputs.push(output);
+        if done {
+            return outputs;
+        }
     }
+}
+
+/// What run-report records and `lscw report` shows of a run's enrichment: every
+/// invocation's writes, found by following where each stopped.
+#[tokio::test]
+async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
+    let world = synced_world(60).await;
+    let run_id = "run-with-enrichment";
+    // A deadline already past: one write an invocation, as under a tight budget.
+    let invocations = invoke_to_the_end(&world, run_id, true, |_| {}).await.len();
     assert!(invocations > 2, "{invocations}");
     let recorded = enrichment::recorded(&world.store, run_id)
         .await
@@ -721,39 +736,18 @@ async fn the_enrichment_of_a_run_is_put_together_from_all_its_invocations() {
 async fn a_rate_refusal_past_the_retries_is_waited_for_never_a_failure() {
     let world = synced_world(60).await;
     let run_id = "run-refused-for-rate";
-    assert_eq!(
-        shared::lease::acquire(&world.store, run_id).await.unwrap(),
-        None
-    );
     let control = world.ls.control();
     // As many refusals as the client's attempts (the tests' retry policy makes 4).
     control.fail_next(4, 429, Some(1), Some("POST graphql:assetResources"));
-    let mut input = enrichment::EnrichInput {
-        run_id: Some(run_id.into()),
-        next: None,
-    };
-    let mut waits = Vec::new();
-    for invocation in 0.. {
-        assert!(invocation < 20, "the enrichment never ends");
+    let waits: Vec<u64> = invoke_to_the_end(&world, run_id, false, |invocation| {
         if invocation == 1 {
             control.fail_next(4, 429, Some(1), Some("POST graphql:editAsset"));
         }
-        let output = enrichment::enrich(
-            &world.cw_client,
-            &world.ls_client,
-            &world.store,
-            &settings(),
-            &input,
-            None,
-        )
-        .await
-        .unwrap();
-        waits.push(output.wait_seconds);
-        if output.done {
-            break;
-        }
-        input.next = Some(output.next);
-    }
+    })
+    .await
+    .iter()
+    .map(|output| output.wait_seconds)
+    .collect();
     assert!(
         waits.len() >= 3 && waits[0] >= 1 && waits[1] >= 1,
         "a wait handed back by the planning and by the writing invocation: {waits:?}"

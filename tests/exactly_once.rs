@@ -21,7 +21,7 @@ use shared::pipeline::{self, BatchInput, GroupInput, WriteKind};
 use shared::store::{Claim, MemoryStore, Store, StoreError};
 use simulators::control::LostAnswer;
 
-use lscw_tests::dying::DiesBeforeRecording;
+use lscw_tests::dying::dies_before_recording;
 use lscw_tests::world::{
     clean_state, create_groups, cw_client_timing_out, matched, settings, state, sync, sync_on,
     world,
@@ -234,7 +234,7 @@ async fn a_group_retried_after_dying_halfway_creates_each_batch_once() {
     let matched = matched(&world, "run-half").await;
     let batches = create_groups(&world, &matched).await[0].clone();
     assert!(batches.len() >= 4, "{} batches", batches.len());
-    let dying = DiesBeforeRecording::at(&world.store, batches[batches.len() / 2].clone());
+    let dying = dies_before_recording(&world.store, batches[batches.len() / 2].clone());
     let group = GroupInput {
         run_id: "run-half".into(),
         batches: batches.clone(),
@@ -297,7 +297,7 @@ async fn a_batch_killed_between_send_and_record_is_adopted_when_invoked_again() 
         run_id: "run-killed".into(),
         batch: create_groups(&world, &matched).await[0][0].clone(),
     };
-    let dying = DiesBeforeRecording::at(&world.store, input.batch.clone());
+    let dying = dies_before_recording(&world.store, input.batch.clone());
     assert!(
         pipeline::bulk_create(&world.cw_client, &dying, &settings(), &input)
             .await

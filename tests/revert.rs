@@ -17,7 +17,7 @@ use shared::trail::{self, Action, System, Trail};
 use simulators::connectwise::CONFIGURATIONS;
 use simulators::control::LostAnswer;
 
-use lscw_tests::dying::DiesBeforeRecording;
+use lscw_tests::dying::dies_before_recording;
 use lscw_tests::world::{World, link_of, settings, sync_with, world};
 
 /// Every configuration by id, as ConnectWise shows it.
@@ -292,7 +292,7 @@ async fn a_revert_killed_midway_and_run_again_under_lost_answers_ends_as_a_clean
     let mut small = settings();
     small.batch_size = 5;
 
-    let dying = DiesBeforeRecording::at(&world.store, "modify/000/00/0001");
+    let dying = dies_before_recording(&world.store, "modify/000/00/0001");
     let stopped =
         pipeline::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
     assert!(stopped.is_err(), "{stopped:?}");

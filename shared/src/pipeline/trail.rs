@@ -214,7 +214,7 @@ fn text(value: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use serde_json::json;
 
@@ -224,7 +224,7 @@ mod tests {
     use crate::layout::SectionRecord;
     use crate::matching::FieldDiff;
     use crate::settings::SyncSettings;
-    use crate::store::{Claim, MAX_VALUE_BYTES, MemoryStore, StoreError};
+    use crate::store::{MAX_VALUE_BYTES, MemoryStore, Watched};
 
     const RUN: &str = "run-1";
 
@@ -234,46 +234,6 @@ mod tests {
             target: None,
             current: Some(current.into()),
             desired: desired.into(),
-        }
-    }
-
-    /// A store that remembers the largest value read or written through it, and every
-    /// key read: what a step holds at once, measured.
-    struct Measured {
-        inner: MemoryStore,
-        largest: Mutex<usize>,
-        read: Mutex<Vec<String>>,
-    }
-
-    impl Measured {
-        fn saw(&self, bytes: usize) {
-            let mut largest = self.largest.lock().unwrap();
-            *largest = (*largest).max(bytes);
-        }
-    }
-
-    impl Store for Measured {
-        async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
-            self.saw(value.len());
-            self.inner.put_raw(key, value, ttl).await
-        }
-        async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
-            let value = self.inner.get_raw(key).await?;
-            self.saw(value.as_ref().map_or(0, String::len));
-            self.read.lock().unwrap().push(key.to_string());
-            Ok(value)
-        }
-        async fn claim(
-            &self,
-            key: &str,
-            owner: &str,
-            value: String,
-            ttl: Duration,
-        ) -> Result<Claim, StoreError> {
-            self.inner.claim(key, owner, value, ttl).await
-        }
-        async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
-            self.inner.release(key, owner).await
         }
     }
 
@@ -415,25 +375,41 @@ mod tests {
             .into_iter()
             .filter(|k| !before_writes.contains(k) && k.contains("/trail"))
             .collect();
-        let store = Measured {
-            inner: memory,
-            largest: Mutex::new(0),
-            read: Mutex::new(Vec::new()),
+        // The largest value read or written, and every key read: what the step holds
+        // at once, measured.
+        let largest = Arc::new(Mutex::new(0));
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let saw = |largest: &Arc<Mutex<usize>>| {
+            let largest = Arc::clone(largest);
+            move |bytes: usize| {
+                let mut largest = largest.lock().unwrap();
+                *largest = (*largest).max(bytes);
+            }
         };
+        let (saw_put, saw_get, keys_read) = (saw(&largest), saw(&largest), Arc::clone(&read));
+        let store = Watched::new(memory.clone())
+            .before_put(move |_, value| {
+                saw_put(value.len());
+                Ok(())
+            })
+            .after_get(move |key, value| {
+                saw_get(value.map_or(0, str::len));
+                keys_read.lock().unwrap().push(key.to_string());
+            });
         let record = record_trail(&store, RUN, settings.audit_ttl)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(record.entries, written);
-        let largest_moved = *store.largest.lock().unwrap();
-        let read = store.read.lock().unwrap().clone();
+        let largest_moved = *largest.lock().unwrap();
+        let read = read.lock().unwrap().clone();
         assert!(
             read.iter().all(|k| !k.contains("/trail/")),
             "the report step reads no trail part: {read:?}"
         );
         // A batch's result (50 keys) is the most the step reads at once.
         assert!(largest_moved < 16 * 1024, "{largest_moved} bytes at once");
-        let memory = &store.inner;
+        let memory = &memory;
         let trail_keys: Vec<String> = trail_keys
             .into_iter()
             .chain(

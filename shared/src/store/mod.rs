@@ -7,6 +7,8 @@
 pub mod contract;
 mod dynamodb;
 mod memory;
+#[cfg(any(test, feature = "contract"))]
+mod watched;
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,6 +18,8 @@ use serde::de::DeserializeOwned;
 
 pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
+#[cfg(any(test, feature = "contract"))]
+pub use watched::Watched;
 
 /// DynamoDB refuses items over 400 KB; values are kept well under.
 pub const MAX_VALUE_BYTES: usize = 300 * 1024;
