@@ -488,13 +488,26 @@ async fn report(
 ) -> anyhow::Result<()> {
     let lookup = Lookup::load().await?;
     let store = AnyStore::from_lookup(&lookup).await;
-    let run_report = sync::report(&store, &run_id).await?;
-    sync::print_report(&run_report);
+    let trails = revert::trails(&store, &run_id).await?;
+    let run_report = match sync::report(&store, &run_id).await? {
+        Some(run_report) => {
+            sync::print_report(&run_report);
+            run_report
+        }
+        // The run's own records are kept days, its trail months: past the first, what
+        // the run wrote is still told, from the trail.
+        None if !trails.is_empty() => {
+            let run_report = revert::report_from_trails(&run_id, &trails);
+            println!("Run {run_id}: its records have expired; from its audit trail, it wrote:");
+            revert::print_trail_counts(&run_report);
+            run_report
+        }
+        None => return Err(sync::no_run(&store, &run_id)),
+    };
     // The state machine's enrichment runs under the sync's run id.
     if let Some(enriched) = shared::enrichment::recorded(&store, &run_id).await? {
         sync::print_enrich_report(&enriched);
     }
-    let trails = revert::trails(&store, &run_id).await?;
     for trail in &trails {
         revert::print_trail(trail);
     }

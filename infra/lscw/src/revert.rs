@@ -3,9 +3,9 @@
 
 use shared::enrichment::{self, EnrichRevert};
 use shared::environment::Environment;
-use shared::pipeline::{self, Revert};
+use shared::pipeline::{self, Revert, RunReport};
 use shared::store::Store;
-use shared::trail::{self, System, Trail, TrailEntry};
+use shared::trail::{self, Action, System, Trail, TrailEntry};
 
 use crate::store::AnyStore;
 
@@ -199,6 +199,39 @@ pub async fn trails<S: Store>(store: &S, run_id: &str) -> anyhow::Result<Vec<Tra
     Ok(found)
 }
 
+/// A run's report put together from its trails alone, once its own records expired:
+/// the configurations it created, modified, retired and reactivated, nothing it did not
+/// write (the assets it left unchanged, its conflicts and failures are not in a trail).
+pub fn report_from_trails(run_id: &str, trails: &[Trail]) -> RunReport {
+    let mut report = RunReport {
+        run_id: run_id.to_string(),
+        ..RunReport::default()
+    };
+    let written = trails
+        .iter()
+        .filter(|trail| trail.system == System::ConnectWise)
+        .flat_map(|trail| &trail.entries);
+    for entry in written {
+        let count = match entry.action {
+            Action::Created => &mut report.counts.created,
+            Action::Modified => &mut report.counts.modified,
+            Action::Retired => &mut report.counts.retired,
+            Action::Reactivated => &mut report.counts.reactivated,
+        };
+        *count += 1;
+    }
+    report
+}
+
+/// What [`report_from_trails`] knows, printed.
+pub fn print_trail_counts(report: &RunReport) {
+    let counts = &report.counts;
+    println!("  created     {:>6}", counts.created);
+    println!("  modified    {:>6}", counts.modified);
+    println!("  retired     {:>6}", counts.retired);
+    println!("  reactivated {:>6}", counts.reactivated);
+}
+
 /// A trail as `lscw report` prints it: per configuration, each field before → after.
 pub fn print_trail(trail: &Trail) {
     let what = match trail.system {
@@ -260,4 +293,66 @@ pub fn heading(entry: &TrailEntry) -> String {
         entry.name,
         entry.asset_key
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(action: Action) -> TrailEntry {
+        TrailEntry {
+            asset_key: "key".into(),
+            name: "PC".into(),
+            configuration_id: Some(1),
+            url: None,
+            site: String::new(),
+            action,
+            fields: Vec::new(),
+        }
+    }
+
+    fn trail(system: System, actions: &[Action]) -> Trail {
+        Trail {
+            run_id: "run-old".into(),
+            system,
+            reverts: None,
+            recorded_at: 0,
+            entries: actions.iter().copied().map(entry).collect(),
+        }
+    }
+
+    /// A run whose records expired is told from its trail: each ConnectWise write
+    /// counted under its action, the Lansweeper edits (reported apart) not among them.
+    ///
+    /// Breaking it looks like: an expired run reported as having written nothing, or
+    /// the enrichment's edits counted as configurations modified.
+    #[test]
+    fn an_expired_run_is_told_from_its_trail() {
+        let trails = [
+            trail(
+                System::ConnectWise,
+                &[
+                    Action::Created,
+                    Action::Created,
+                    Action::Modified,
+                    Action::Retired,
+                    Action::Reactivated,
+                ],
+            ),
+            trail(System::Lansweeper, &[Action::Modified, Action::Modified]),
+        ];
+        let report = report_from_trails("run-old", &trails);
+        assert_eq!(report.run_id, "run-old");
+        let counts = report.counts;
+        assert_eq!(
+            (
+                counts.created,
+                counts.modified,
+                counts.retired,
+                counts.reactivated
+            ),
+            (2, 1, 1, 1)
+        );
+        assert_eq!((report.assets, counts.unchanged), (0, 0));
+    }
 }

@@ -77,20 +77,27 @@ pub async fn run(
 }
 
 /// A run's report from the store, with what to do when it is not there.
-pub async fn report(store: &AnyStore, run_id: &str) -> anyhow::Result<RunReport> {
+pub async fn report(store: &AnyStore, run_id: &str) -> anyhow::Result<Option<RunReport>> {
     match pipeline::report(store, run_id, false).await {
-        Ok(report) => Ok(report),
-        Err(PipelineError::Store(StoreError::Missing(key))) => Err(match store {
-            AnyStore::Memory(_) => anyhow::anyhow!("no run {run_id} in this process's store"),
-            AnyStore::Embedded(embedded) => anyhow::anyhow!(
-                "no run {run_id} in {} ({key} is missing or expired)",
-                embedded.path().display()
-            ),
-            AnyStore::Dynamo(_) => {
-                anyhow::anyhow!("no run {run_id} in the table ({key} is missing or expired)")
-            }
-        }),
+        Ok(report) => Ok(Some(report)),
+        Err(PipelineError::Store(StoreError::Missing(_))) => Ok(None),
         Err(other) => Err(other.into()),
+    }
+}
+
+/// Why `lscw report` has nothing for `run_id`.
+pub fn no_run(store: &AnyStore, run_id: &str) -> anyhow::Error {
+    match store {
+        AnyStore::Memory(_) => anyhow::anyhow!("no run {run_id} in this process's store"),
+        AnyStore::Embedded(embedded) => anyhow::anyhow!(
+            "no run {run_id} in {} (missing, or its records and trail expired)",
+            embedded.path().display()
+        ),
+        AnyStore::Dynamo(_) => {
+            anyhow::anyhow!(
+                "no run {run_id} in the table (missing, or its records and trail expired)"
+            )
+        }
     }
 }
 
