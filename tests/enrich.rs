@@ -351,6 +351,7 @@ async fn a_run_cut_by_its_time_budget_resumes_and_ends_like_an_uncut_one() {
         // A budget spent before it starts: one chunk of reading or one batch of writes
         // an invocation, however fast the machine.
         Some(Duration::ZERO),
+        None,
         &|output| outputs.lock().unwrap().push(output.clone()),
     )
     .await

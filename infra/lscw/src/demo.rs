@@ -124,7 +124,7 @@ pub async fn run() -> anyhow::Result<()> {
 
     println!("\nEnrichment: tickets, agreements and SLA back onto the Lansweeper assets.");
     let edits_before = ls.control().count("POST graphql:editAsset");
-    let enriched = sync::enrich(&env).await?;
+    let enriched = sync::enrich(&env, Some(&report.run_id)).await?;
     sync::print_enrich_report(&enriched);
     println!(
         "  editAsset requests: {}",
@@ -133,7 +133,7 @@ pub async fn run() -> anyhow::Result<()> {
 
     println!("\nEnrichment again: nothing changed in ConnectWise, so nothing is written.");
     let edits_before = ls.control().count("POST graphql:editAsset");
-    let again = sync::enrich(&env).await?;
+    let again = sync::enrich(&env, None).await?;
     sync::print_enrich_report(&again);
     let edits = ls.control().count("POST graphql:editAsset") - edits_before;
     println!("  editAsset requests: {edits}");

@@ -375,11 +375,11 @@ fn trail_entry(
         (Some(id), Some(link)) => format!(r#" <a href="{}">{id}</a>"#, escape(&link(id))),
         (Some(id), None) => format!(" {id}"),
         // An enriched asset: its page in Lansweeper.
-        (None, _) if entry.url.is_some() || !entry.site.is_empty() => format!(
-            r#" <a href="{}">asset</a>"#,
-            escape(&crate::revert::asset_page(entry))
-        ),
-        (None, _) => String::new(),
+        (None, _) => entry
+            .url
+            .as_deref()
+            .map(|url| format!(r#" <a href="{}">asset</a>"#, escape(url)))
+            .unwrap_or_default(),
     };
     let _ = write!(
         html,

@@ -360,7 +360,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Enrich { dry_run, report } => {
             let env = environment(dry_run).await?;
-            let enrich_report = sync::enrich(&env).await?;
+            let enrich_report = sync::enrich(&env, None).await?;
             sync::print_enrich_report(&enrich_report);
             if let Some(path) = report {
                 sync::write_json(&path, &enrich_report)?;
@@ -371,7 +371,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let env = environment(dry_run).await?;
             let (run_report, _) = sync::run(&env).await?;
             sync::print_report(&run_report);
-            let enrich_report = sync::enrich(&env).await?;
+            // Under the sync's run id, as the state machine runs it: `lscw report RUN`
+            // shows both. A skipped sync's id is not the enrichment's to take.
+            let run_id =
+                Some(run_report.run_id.as_str()).filter(|_| run_report.skipped_for.is_none());
+            let enrich_report = sync::enrich(&env, run_id).await?;
             sync::print_enrich_report(&enrich_report);
             Ok(())
         }

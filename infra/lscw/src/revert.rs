@@ -267,24 +267,13 @@ pub fn print_trail(trail: &Trail) {
     }
 }
 
-/// An enriched asset's page in Lansweeper: as read with the asset, else as Lansweeper
-/// forms it from the site and the key.
-pub fn asset_page(entry: &TrailEntry) -> String {
-    entry.url.clone().unwrap_or_else(|| {
-        format!(
-            "https://app.lansweeper.com/{}/asset/{}/summary",
-            entry.site, entry.asset_key
-        )
-    })
-}
-
 /// One entry's line: what was done to which configuration or asset.
 pub fn heading(entry: &TrailEntry) -> String {
     let id = match entry.configuration_id {
         Some(id) => format!(" (configuration {id})"),
-        None if entry.url.is_some() || !entry.site.is_empty() => {
-            format!(" ({})", asset_page(entry))
-        }
+        // An enriched asset's page, as Lansweeper gave it with the asset: its address
+        // names the site by its slug, which the trail does not keep, so none is made up.
+        None if entry.url.is_some() => format!(" ({})", entry.url.as_deref().unwrap_or_default()),
         None => String::new(),
     };
     format!(

@@ -317,7 +317,12 @@ pub fn print_plan(plan: &pipeline::Plan) {
 }
 
 /// The enrichment on this machine, with a spinner.
-pub async fn enrich(env: &Environment<AnyStore>) -> anyhow::Result<EnrichReport> {
+/// The enrichment to its end, under `run_id` (the sync's it follows, as the state
+/// machine runs it) or a new one.
+pub async fn enrich(
+    env: &Environment<AnyStore>,
+    run_id: Option<&str>,
+) -> anyhow::Result<EnrichReport> {
     // Hidden when standard error is not a terminal (indicatif's default).
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -347,6 +352,7 @@ pub async fn enrich(env: &Environment<AnyStore>) -> anyhow::Result<EnrichReport>
         &env.store,
         &env.settings,
         Some(Duration::from_secs(20)),
+        run_id,
         &watch,
     )
     .await;

@@ -261,6 +261,24 @@ async fn sync_then_enrich_as_processes_share_the_store_and_lansweeper_s_quota() 
     let runs = lscw(&["runs"]).await;
     let row = runs.lines().find(|line| line.starts_with(&run_id)).unwrap();
     assert!(row.contains("SUCCEEDED_WITH_FAILURES"), "{runs}");
+
+    // `lscw run`: the enrichment under the sync's run id, as the state machine runs
+    // it, so `lscw report` of that run tells both.
+    let ran = lscw(&["run"]).await;
+    let ids: Vec<&str> = ran
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("Run ")
+                .or_else(|| line.strip_prefix("Enrichment "))
+        })
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert!(ids.len() == 2 && ids[0] == ids[1], "{ran}");
+    let reported = lscw(&["report", ids[0]]).await;
+    assert!(
+        reported.contains(&format!("Enrichment {}", ids[0])),
+        "{reported}"
+    );
     let _ = std::fs::remove_dir_all(&data);
 }
 

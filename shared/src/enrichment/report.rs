@@ -105,16 +105,27 @@ pub async fn run_enrich<S: Store>(
     settings: &SyncSettings,
     budget: Option<Duration>,
 ) -> Result<(EnrichReport, usize), PipelineError> {
-    run_enrich_watched(connectwise, lansweeper, store, settings, budget, &|_| {}).await
+    run_enrich_watched(
+        connectwise,
+        lansweeper,
+        store,
+        settings,
+        budget,
+        None,
+        &|_| {},
+    )
+    .await
 }
 
-/// As [`run_enrich`], telling `watch` what each invocation did (for progress bars).
+/// As [`run_enrich`], under `run_id` (a sync's, as the state machine runs it; a new one
+/// when none), telling `watch` what each invocation did (for progress bars).
 pub async fn run_enrich_watched<S: Store>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
     store: &S,
     settings: &SyncSettings,
     budget: Option<Duration>,
+    run_id: Option<&str>,
     watch: &(dyn Fn(&EnrichOutput) + Sync),
 ) -> Result<(EnrichReport, usize), PipelineError> {
     let first = enrich(
@@ -122,7 +133,10 @@ pub async fn run_enrich_watched<S: Store>(
         lansweeper,
         store,
         settings,
-        &EnrichInput::default(),
+        &EnrichInput {
+            run_id: run_id.map(str::to_string),
+            next: None,
+        },
         budget.map(|b| Instant::now() + b),
     )
     .await?;
