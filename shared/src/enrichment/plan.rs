@@ -57,6 +57,10 @@ pub(crate) struct EnrichPlan {
     pub assets: u64,
     pub unchanged: u64,
     pub edits: Vec<String>,
+    /// How many edits each part of `edits` holds (absent from a plan stored before they
+    /// were counted: then its parts are read whole).
+    #[serde(default)]
+    pub edit_counts: Vec<usize>,
     pub total: usize,
     /// Keys of the parts holding the assets that cannot be enriched, with why.
     pub failed: Vec<String>,
@@ -411,8 +415,10 @@ type PageContext<'a, 'r> = (
 struct Edits {
     #[serde(skip)]
     held: Vec<AssetEdit>,
-    /// The stored parts' keys.
+    /// The stored parts' keys, and how many edits each holds.
     parts: Vec<String>,
+    #[serde(default)]
+    part_counts: Vec<usize>,
     total: usize,
     #[serde(skip)]
     failed: Vec<Rejected>,
@@ -489,7 +495,10 @@ impl Edits {
         self.total += self.held.len();
         let key = layout::enrich_edits(run_id, self.parts.len());
         let held = std::mem::take(&mut self.held);
-        self.parts.extend(store.put_parts(&key, &held, ttl).await?);
+        for (part, count) in store.put_counted_parts(&key, &held, ttl).await? {
+            self.parts.push(part);
+            self.part_counts.push(count);
+        }
         Ok(())
     }
 
@@ -507,6 +516,7 @@ impl Edits {
     fn back_to(&mut self, counts: Counts) {
         self.held.clear();
         self.parts.truncate(counts.parts);
+        self.part_counts.truncate(counts.parts);
         self.total = counts.total;
         self.failed.truncate(counts.failed);
         self.unchanged = counts.unchanged;
@@ -639,6 +649,7 @@ pub(crate) async fn plan<S: Store>(
         unchanged: edits.unchanged,
         total: edits.total,
         edits: edits.parts,
+        edit_counts: edits.part_counts,
         failed: store
             .put_parts(&layout::enrich_plan_failed(run_id), &edits.failed, ttl)
             .await?,

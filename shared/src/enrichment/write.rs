@@ -164,7 +164,7 @@ pub async fn enrich<S: Store>(
             }
         },
     };
-    let edits: Vec<AssetEdit> = store.get_parts(&plan.edits).await?;
+    let mut edits = PlannedEdits::of(store, &plan);
     let mut writer = Writer {
         lansweeper,
         store,
@@ -174,16 +174,70 @@ pub async fn enrich<S: Store>(
         meter: &meter,
         fetch_reserve: share.fetch_reserve,
     };
-    let (next, progress, wait_seconds) = writer.write(&edits, deadline).await?;
+    let (next, progress, wait_seconds) = writer.write(&mut edits, deadline).await?;
     Ok(EnrichOutput {
         run_id,
-        done: next >= edits.len(),
+        done: next >= plan.total,
         next,
-        edits: edits.len(),
+        edits: plan.total,
         api_calls: progress.api_calls,
         wait_seconds,
         skipped_for: None,
     })
+}
+
+/// The plan's edits, read a stored part at a time: an invocation holds the part it
+/// writes from, never the run's edits (100,000 of them at the first enrichment of a
+/// large estate).
+struct PlannedEdits<'a, S: Store> {
+    store: &'a S,
+    parts: &'a [String],
+    /// How many edits each part holds; none counted (an older plan): read whole.
+    counts: &'a [usize],
+    total: usize,
+    loaded: Vec<AssetEdit>,
+    /// The index of `loaded`'s first edit in the plan.
+    loaded_from: usize,
+}
+
+impl<'a, S: Store> PlannedEdits<'a, S> {
+    fn of(store: &'a S, plan: &'a EnrichPlan) -> Self {
+        Self {
+            store,
+            parts: &plan.edits,
+            counts: &plan.edit_counts,
+            total: plan.total,
+            loaded: Vec::new(),
+            loaded_from: 0,
+        }
+    }
+
+    /// The edits from `next` to the end of the part that holds it (none past the end).
+    async fn from(&mut self, next: usize) -> Result<&[AssetEdit], PipelineError> {
+        let held = next >= self.loaded_from && next < self.loaded_from + self.loaded.len();
+        if !held {
+            self.loaded = Vec::new();
+            if self.counts.len() == self.parts.len() {
+                let mut first = 0;
+                for (key, &count) in self.parts.iter().zip(self.counts) {
+                    if next < first + count {
+                        self.loaded = self.store.require(key).await?;
+                        self.loaded_from = first;
+                        break;
+                    }
+                    first += count;
+                }
+            } else {
+                self.loaded = self.store.get_parts(self.parts).await?;
+                self.loaded_from = 0;
+            }
+        }
+        Ok(self
+            .loaded
+            .get(next.saturating_sub(self.loaded_from)..)
+            .filter(|_| next >= self.loaded_from)
+            .unwrap_or_default())
+    }
 }
 
 /// The write half of an invocation: the planned edits from `start`, in batches.
@@ -203,7 +257,7 @@ impl<S: Store> Writer<'_, S> {
     /// Lansweeper's quota before the next invocation.
     async fn write(
         &mut self,
-        edits: &[AssetEdit],
+        edits: &mut PlannedEdits<'_, S>,
         deadline: Option<Instant>,
     ) -> Result<(usize, EnrichProgress, u64), PipelineError> {
         let key = layout::enrich_progress(self.run_id, self.start);
@@ -219,9 +273,9 @@ impl<S: Store> Writer<'_, S> {
         // The trail of the edits accepted since the last checkpoint: stored with it.
         let mut trail: Vec<TrailEntry> = Vec::new();
         if self.settings.dry_run {
-            next = edits.len();
+            next = edits.total;
         }
-        while next < edits.len() {
+        while next < edits.total {
             if next > self.start && deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
@@ -238,8 +292,14 @@ impl<S: Store> Writer<'_, S> {
                 }
                 tokio::time::sleep(wait).await;
             }
-            let site = &edits[next].site;
-            let batch: Vec<&AssetEdit> = edits[next..]
+            let window = edits.from(next).await?;
+            let Some(site) = window.first().map(|edit| &edit.site) else {
+                // The parts hold fewer edits than the plan counts: nothing more to write.
+                tracing::warn!(run_id = %self.run_id, next, total = edits.total, "the plan's parts end early");
+                next = edits.total;
+                break;
+            };
+            let batch: Vec<&AssetEdit> = window
                 .iter()
                 .take(batching.size())
                 .take_while(|edit| &edit.site == site)
@@ -516,4 +576,86 @@ pub(super) async fn write_batch<S: Store>(
             .await?;
     }
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::{MemoryStore, Watched};
+
+    fn edit(n: usize) -> AssetEdit {
+        AssetEdit {
+            site: format!("site-{}", n / 700),
+            asset_key: format!("asset-{n}"),
+            values: vec![("field".into(), "x".repeat(300))],
+            before: Vec::new(),
+            name: format!("PC-{n}"),
+            url: None,
+        }
+    }
+
+    /// An invocation reads the one part that holds the edits it writes from, whichever
+    /// part that is, and the edits come in the plan's order across parts; a plan stored
+    /// before its parts were counted is still read, whole.
+    ///
+    /// Breaking it looks like: every part read by every invocation (memory growing with
+    /// the estate: the first enrichment of 100,000 assets held whole), an edit skipped or
+    /// repeated at a part's edge, or an older plan written as empty.
+    #[tokio::test]
+    async fn an_invocation_reads_only_the_part_it_writes_from() {
+        let memory = MemoryStore::new();
+        let all: Vec<AssetEdit> = (0..2_000).map(edit).collect();
+        let parts = memory
+            .put_counted_parts("run/r/enrich/edits/0000", &all, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(parts.len() >= 2, "{} parts", parts.len());
+        let plan = EnrichPlan {
+            edits: parts.iter().map(|(key, _)| key.clone()).collect(),
+            edit_counts: parts.iter().map(|(_, count)| *count).collect(),
+            total: all.len(),
+            ..EnrichPlan::default()
+        };
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let keys_read = Arc::clone(&read);
+        let store = Watched::new(memory.clone()).after_get(move |key, _| {
+            keys_read.lock().unwrap().push(key.to_string());
+        });
+
+        // Where a later invocation starts: in the last part.
+        let start = all.len() - parts.last().unwrap().1 + 3;
+        let mut edits = PlannedEdits::of(&store, &plan);
+        let window = edits.from(start).await.unwrap();
+        assert_eq!(window.first().unwrap().asset_key, all[start].asset_key);
+        assert_eq!(window.len(), all.len() - start);
+        assert_eq!(*read.lock().unwrap(), vec![parts.last().unwrap().0.clone()]);
+
+        // From the start to the end, part by part: every edit once, in order, each part
+        // read once.
+        read.lock().unwrap().clear();
+        let mut edits = PlannedEdits::of(&store, &plan);
+        let mut next = 0;
+        let mut seen = Vec::new();
+        while next < plan.total {
+            let window = edits.from(next).await.unwrap();
+            let batch: Vec<String> = window.iter().take(7).map(|e| e.asset_key.clone()).collect();
+            next += batch.len();
+            seen.extend(batch);
+        }
+        let keys: Vec<String> = all.iter().map(|e| e.asset_key.clone()).collect();
+        assert_eq!(seen, keys);
+        assert_eq!(read.lock().unwrap().len(), parts.len());
+        assert!(edits.from(plan.total).await.unwrap().is_empty());
+
+        // A plan without its parts' counts.
+        let older = EnrichPlan {
+            edit_counts: Vec::new(),
+            ..plan.clone()
+        };
+        let mut edits = PlannedEdits::of(&store, &older);
+        assert_eq!(edits.from(start).await.unwrap().len(), all.len() - start);
+    }
 }

@@ -194,13 +194,27 @@ pub trait StoreExt: Store {
         ttl: Duration,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
         async move {
-            let mut keys = Vec::new();
-            for part in split_by_size(items, PART_BYTES)? {
-                let key = format!("{prefix}/{:04}", keys.len());
+            let parts = self.put_counted_parts(prefix, items, ttl).await?;
+            Ok(parts.into_iter().map(|(key, _)| key).collect())
+        }
+    }
+
+    /// As [`StoreExt::put_parts`], answering with each part's key how many items it
+    /// holds: a reader can then fetch only the part that holds the item it wants.
+    fn put_counted_parts<T: Serialize + Sync>(
+        &self,
+        prefix: &str,
+        items: &[T],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Vec<(String, usize)>, StoreError>> + Send {
+        async move {
+            let mut parts = Vec::new();
+            for (part, count) in split_by_size(items, PART_BYTES)? {
+                let key = format!("{prefix}/{:04}", parts.len());
                 self.put_raw(&key, part, ttl).await?;
-                keys.push(key);
+                parts.push((key, count));
             }
-            Ok(keys)
+            Ok(parts)
         }
     }
 
@@ -250,8 +264,12 @@ pub trait StoreExt: Store {
 
 impl<S: Store + ?Sized> StoreExt for S {}
 
-/// Serialised JSON arrays of the items, each under `limit` bytes.
-fn split_by_size<T: Serialize>(items: &[T], limit: usize) -> Result<Vec<String>, StoreError> {
+/// Serialised JSON arrays of the items, each under `limit` bytes, with how many items
+/// each holds.
+fn split_by_size<T: Serialize>(
+    items: &[T],
+    limit: usize,
+) -> Result<Vec<(String, usize)>, StoreError> {
     let sized = SizedGroups::of(items, usize::MAX, limit)?;
     if let Some(&index) = sized.too_large.first() {
         return Err(StoreError::TooLarge {
@@ -259,16 +277,16 @@ fn split_by_size<T: Serialize>(items: &[T], limit: usize) -> Result<Vec<String>,
             bytes: sized.texts[index].len(),
         });
     }
-    let mut parts: Vec<String> = sized
+    let mut parts: Vec<(String, usize)> = sized
         .groups
         .iter()
         .map(|group| {
             let texts: Vec<&str> = group.iter().map(|&i| sized.texts[i].as_str()).collect();
-            format!("[{}]", texts.join(","))
+            (format!("[{}]", texts.join(",")), group.len())
         })
         .collect();
     if parts.is_empty() {
-        parts.push("[]".into());
+        parts.push(("[]".into(), 0));
     }
     Ok(parts)
 }
