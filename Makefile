@@ -4,7 +4,7 @@ VENV ?= .venv
 TOOLING := infra/tooling
 FUNCTIONS := fetch-assets ensure-references match bulk-create bulk-modify ticket-agreement-enrich run-report
 
-.PHONY: demo test setup browser validate structure fmt lint unit build build-cli invoke bench soak clean
+.PHONY: demo test setup browser validate structure fmt lint unit contract-model build build-cli invoke bench soak clean
 
 ## The whole sync on this machine, against in-process simulators; no AWS account needed.
 demo:
@@ -52,8 +52,21 @@ fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+unit: contract-model
 	$(CARGO) test --workspace
+
+## ConnectWise's published model, generated from its OpenAPI document (the pyconnectwise
+## package, from PyPI): what tests/contract.rs holds every request the product sends against.
+CONTRACT_VENV := .venv-contract
+CONTRACT_MODEL := target/contract/connectwise-model.json
+contract-model: $(CONTRACT_MODEL)
+
+$(CONTRACT_MODEL): infra/contract/connectwise_model.py
+	python3 -m venv $(CONTRACT_VENV)
+	$(CONTRACT_VENV)/bin/pip install --quiet pyconnectwise==0.6.1.2 pydantic==2.14.4
+	mkdir -p $(dir $@)
+	$(CONTRACT_VENV)/bin/python infra/contract/connectwise_model.py --compact > $@.tmp
+	mv $@.tmp $@
 
 ## The functions for Lambda (arm64, provided.al2023), built exactly as the README's
 ## deployment steps build them: `sam build --beta-features` (SAM runs cargo lambda for each

@@ -333,7 +333,10 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
     let hostile_config = linked("hostile-asset");
     assert_eq!(hostile_config.len(), 1);
     assert_eq!(hostile_config[0]["name"], hostile);
-    assert_eq!(hostile_config[0]["location"]["name"], hostile);
+    assert_eq!(
+        cw.with_tenant(|t| t.location_name(&hostile_config[0])),
+        hostile
+    );
     assert_eq!(hostile_config[0]["company"]["identifier"], "BlueLightCo");
     for conflict in &first.conflicts {
         assert!(

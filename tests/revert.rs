@@ -46,7 +46,8 @@ fn synced(configuration: &Value) -> Value {
     ] {
         view[field] = configuration[field].clone();
     }
-    for reference in ["type", "status", "manufacturer", "location"] {
+    view["locationId"] = configuration["locationId"].clone();
+    for reference in ["type", "status", "manufacturer"] {
         view[reference] = configuration[reference]["name"].clone();
     }
     view["contact"] = configuration["contact"]["id"].clone();

@@ -46,11 +46,7 @@ fn set(
                         kind.configuration_field()
                     )
                 })?;
-                body.insert(field.to_string(), json!({ "id": id }));
-                if kind == ReferenceKind::Location {
-                    // A configuration holds its location twice; both must say the same.
-                    body.insert("locationId".into(), json!(id));
-                }
+                kind.point_at(body, id);
             }
             Some(("contact", "id")) => {
                 let id: i64 = value
@@ -99,8 +95,8 @@ fn clear(body: &mut Map<String, Value>, target: &Target, context: &WriteContext)
                 .split_once('.')
                 .map_or(path.as_str(), |(field, _)| field);
             body.remove(field);
-            if ReferenceKind::from_configuration_field(field) == Some(ReferenceKind::Location) {
-                body.remove("locationId");
+            if let Some(kind) = ReferenceKind::from_configuration_field(field) {
+                body.remove(kind.member());
             }
         }
         Target::Custom(caption) => {
@@ -197,6 +193,7 @@ mod tests {
             (ReferenceKind::Type, "Windows", 1),
             (ReferenceKind::Type, "Linux", 2),
             (ReferenceKind::Manufacturer, "Dell Inc.", 7),
+            (ReferenceKind::Location, "Rotterdam", 4),
         ] {
             references
                 .0
@@ -275,13 +272,36 @@ mod tests {
         assert_eq!(body["contact"], json!({"id": 41}));
     }
 
+    /// ConnectWise's model gives a configuration its location by id alone.
+    ///
+    /// Breaking it looks like: a `location` object in every bulk POST and PUT, a field
+    /// the published model does not have.
+    #[test]
+    fn a_location_is_written_by_id_alone() {
+        let spec = MatchSpec::for_staged_assets();
+        let asset = json!({"key": "k", "name": "PC", "type": "Windows", "location": "ROTTERDAM"});
+        let body = create_body(&spec, &asset, &context()).unwrap();
+        assert_eq!(body["locationId"], 4);
+        assert!(body.get("location").is_none(), "{body}");
+        let current = json!({"id": 9, "name": "PC", "type": {"id": 1}, "locationId": 2});
+        let diffs = [FieldDiff {
+            field: "location.name".into(),
+            target: None,
+            current: Some("#2".into()),
+            desired: "Rotterdam".into(),
+        }];
+        let body = update_body(&current, &diffs, &context()).unwrap();
+        assert_eq!(body["locationId"], 4);
+        assert!(body.get("location").is_none(), "{body}");
+    }
+
     /// Breaking it looks like: a revert of a field that was empty before the run writes
     /// an empty string, or fails on a reference named ``, instead of clearing it.
     #[test]
     fn an_empty_value_clears_the_field() {
         let current = json!({
             "id": 9, "name": "PC", "manufacturer": {"id": 7, "name": "Dell Inc."},
-            "location": {"id": 4}, "locationId": 4, "serialNumber": "S1",
+            "locationId": 4, "serialNumber": "S1",
             "customFields": [{"id": 5, "value": "k"}, {"id": 6, "value": "https://u"}]
         });
         let clearing = |field: &str| FieldDiff {

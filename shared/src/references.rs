@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::connectwise::{ConnectWiseClient, ConnectWiseError, Field, ListQuery, endpoint};
+use crate::connectwise::{
+    ApiErrorBody, ConnectWiseClient, ConnectWiseError, Field, ListQuery, endpoint,
+};
 use crate::normalize;
 use crate::store::{Store, StoreError, StoreExt};
 
@@ -52,14 +54,38 @@ impl ReferenceKind {
         }
     }
 
-    /// The kind a configuration member references (`locationId` is the location's too).
+    /// The kind a configuration member references (`locationId` is the location's).
     pub fn from_configuration_field(field: &str) -> Option<Self> {
-        if field == "locationId" {
-            return Some(Self::Location);
-        }
         Self::ALL
             .into_iter()
-            .find(|k| k.configuration_field() == field)
+            .find(|k| k.configuration_field() == field || k.member() == field)
+    }
+
+    /// The member of a configuration's body that holds the reference: ConnectWise's model
+    /// gives a configuration its location by id alone (`locationId`, a number), the others
+    /// as a reference object (`{"id": n}`).
+    pub fn member(self) -> &'static str {
+        match self {
+            Self::Location => "locationId",
+            _ => self.configuration_field(),
+        }
+    }
+
+    /// The id a configuration's body gives this reference.
+    pub fn id_in(self, body: &Value) -> Option<i64> {
+        match self {
+            Self::Location => body.get(self.member())?.as_i64(),
+            _ => body.get(self.member())?.get("id")?.as_i64(),
+        }
+    }
+
+    /// Sets the reference in a configuration's body.
+    pub fn point_at(self, body: &mut serde_json::Map<String, Value>, id: i64) {
+        let value = match self {
+            Self::Location => json!(id),
+            _ => json!({ "id": id }),
+        };
+        body.insert(self.member().into(), value);
     }
 
     pub fn label(self) -> &'static str {
@@ -117,6 +143,85 @@ impl ReferenceIds {
 
     pub fn insert(&mut self, kind: ReferenceKind, name: &str, id: i64) {
         self.0.entry(kind).or_default().insert(name_key(name), id);
+    }
+
+    /// Id → name (as [`name_key`] folds it) of one kind.
+    pub fn names_by_id(&self, kind: ReferenceKind) -> HashMap<i64, String> {
+        self.0
+            .get(&kind)
+            .into_iter()
+            .flatten()
+            .map(|(name, id)| (*id, name.clone()))
+            .collect()
+    }
+}
+
+/// The reference of a configuration's `body` that ConnectWise refused it for, read from
+/// the refusal as data, whatever its shape: a detail's `field` naming the member
+/// (`manufacturer`, `manufacturer/id`, `manufacturer.id`, `locationId`), or else a message
+/// (a detail's or the whole refusal's) naming both the kind and the id the body holds
+/// (`manufacturer 35 was not found`). Nothing when the refusal names no reference of the
+/// body: the sync sends references by id alone, so a refused one is an id ConnectWise no
+/// longer has (deleted or merged behind the cache), and resolving it again by name is
+/// safe either way (a name still at that id resolves to it).
+pub fn refused_reference(error: &ApiErrorBody, body: &Value) -> Option<(ReferenceKind, i64)> {
+    let by_field = error.errors.iter().find_map(|detail| {
+        let field = detail.field.as_deref()?;
+        let member = field
+            .split(['/', '.'])
+            .find(|part| !part.is_empty())
+            .unwrap_or(field);
+        let kind = ReferenceKind::ALL.into_iter().find(|kind| {
+            member.eq_ignore_ascii_case(kind.configuration_field())
+                || member.eq_ignore_ascii_case(kind.member())
+        })?;
+        Some((kind, kind.id_in(body)?))
+    });
+    let messages = error
+        .errors
+        .iter()
+        .filter_map(|detail| detail.message.as_deref())
+        .chain([error.message.as_str()]);
+    by_field.or_else(|| {
+        messages
+            .flat_map(|message| {
+                ReferenceKind::ALL
+                    .into_iter()
+                    .filter_map(move |kind| named_in(message, kind, body))
+            })
+            .next()
+    })
+}
+
+/// The kind's id in `body` when `message` names both the kind (as a word) and that id.
+fn named_in(message: &str, kind: ReferenceKind, body: &Value) -> Option<(ReferenceKind, i64)> {
+    let id = kind.id_in(body)?;
+    let words: Vec<String> = message
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let names_kind = words.iter().any(|w| {
+        w == kind.configuration_field() || w.eq_ignore_ascii_case(kind.member())
+    });
+    let names_id = words.iter().any(|w| w == &id.to_string());
+    (names_kind && names_id).then_some((kind, id))
+}
+
+/// A configuration as ConnectWise answers it, with its location named: ConnectWise gives
+/// a configuration's location as `locationId` alone, while matching, the trail and a
+/// revert compare it by name, as `location.name` (`#id` for an id no name has). Only for
+/// reading: a body written back carries `locationId` alone.
+pub fn name_location(configuration: &mut Value, location_names: &HashMap<i64, String>) {
+    let Some(id) = configuration.get("locationId").and_then(Value::as_i64) else {
+        return;
+    };
+    let name = location_names
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| format!("#{id}"));
+    if let Some(object) = configuration.as_object_mut() {
+        object.insert("location".into(), json!({ "id": id, "name": name }));
     }
 }
 
@@ -182,7 +287,19 @@ pub async fn ensure<S: Store>(
             // The cache misses some: read what ConnectWise has, once.
             known = list_names(client, kind).await?;
         }
+        // Why a name's creation failed, by name key: a later spelling of the same name is
+        // the same reference, so it fails with it and is never sent (a creation whose
+        // answer was lost may well be saved, and a second POST would be refused).
+        let mut refused: HashMap<String, String> = HashMap::new();
         for name in missing(&known) {
+            if let Some(reason) = refused.get(&name_key(&name)) {
+                outcome.failures.push(ReferenceFailure {
+                    kind,
+                    name,
+                    reason: reason.clone(),
+                });
+                continue;
+            }
             // Names ConnectWise compares as one ("UBIQUITI", "Ubiquiti ") are one
             // reference: the first spelling is created, the others take its id.
             if known.contains_key(&name_key(&name))
@@ -207,6 +324,7 @@ pub async fn ensure<S: Store>(
                 }
                 Err(error) => {
                     tracing::warn!(kind = kind.label(), %name, %error, "could not create reference");
+                    refused.insert(name_key(&name), error.to_string());
                     outcome.failures.push(ReferenceFailure {
                         kind,
                         name,
@@ -270,6 +388,21 @@ pub async fn replace_stale<S: Store>(
     }
     let outcome = ensure(client, store, &needed, options).await?;
     Ok(stale.iter().find_map(|name| outcome.ids.get(kind, name)))
+}
+
+/// Id → name (as [`name_key`] folds it) of every reference of `kind` ConnectWise has.
+///
+/// # Errors
+/// ConnectWise fails.
+pub async fn names_by_id(
+    client: &ConnectWiseClient,
+    kind: ReferenceKind,
+) -> Result<HashMap<i64, String>, ConnectWiseError> {
+    Ok(list_names(client, kind)
+        .await?
+        .into_iter()
+        .map(|(name, id)| (id, name))
+        .collect())
 }
 
 async fn list_names(
@@ -366,4 +499,85 @@ async fn find_by_name(
         )
         .await?;
     Ok(found.into_iter().next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(text: &str) -> ApiErrorBody {
+        serde_json::from_str(text).unwrap()
+    }
+
+    /// ConnectWise publishes no shape for a refused reference; tenants word it apart.
+    ///
+    /// Breaking it looks like: a manufacturer deleted behind the cache healed only when
+    /// the refusal names the member exactly as one tenant does, and every new asset of
+    /// that manufacturer failing run after run elsewhere.
+    #[test]
+    fn a_refused_reference_is_read_whatever_the_refusal_s_shape() {
+        let body = json!({"name": "PC", "type": {"id": 3}, "manufacturer": {"id": 35}, "locationId": 8});
+        for (shape, expected) in [
+            (
+                r#"{"code":"InvalidObject","message":"configuration object is invalid","errors":[{"code":"InvalidField","message":"no record with id 35","resource":"configuration","field":"manufacturer"}]}"#,
+                Some((ReferenceKind::Manufacturer, 35)),
+            ),
+            (
+                r#"{"code":"InvalidObject","message":"configuration object is invalid","errors":[{"code":"InvalidReference","message":"manufacturer 35 was not found","resource":"configuration","field":"manufacturer/id"}]}"#,
+                Some((ReferenceKind::Manufacturer, 35)),
+            ),
+            (
+                r#"{"code":"InvalidObject","message":"invalid","errors":[{"code":"InvalidReference","message":"not found","field":"Manufacturer.Id"}]}"#,
+                Some((ReferenceKind::Manufacturer, 35)),
+            ),
+            (
+                r#"{"code":"InvalidObject","message":"invalid","errors":[{"code":"InvalidReference","message":"The manufacturer (35) was not found."}]}"#,
+                Some((ReferenceKind::Manufacturer, 35)),
+            ),
+            (
+                r#"{"code":"InvalidObject","message":"manufacturer 35 was not found","errors":null}"#,
+                Some((ReferenceKind::Manufacturer, 35)),
+            ),
+            (
+                r#"{"code":"InvalidObject","message":"invalid","errors":[{"code":"InvalidField","message":"no record with id 8","field":"locationId"}]}"#,
+                Some((ReferenceKind::Location, 8)),
+            ),
+            (
+                r#"{"code":"InvalidObject","message":"location 8 does not exist","errors":[]}"#,
+                Some((ReferenceKind::Location, 8)),
+            ),
+            // A kind named without the body's id, or an id without its kind: not a
+            // reference of this body.
+            (
+                r#"{"code":"InvalidObject","message":"manufacturer 36 was not found","errors":null}"#,
+                None,
+            ),
+            (
+                r#"{"code":"InvalidObject","message":"name cannot be longer than 35 characters","errors":null}"#,
+                None,
+            ),
+            (
+                r#"{"code":"InvalidObject","message":"invalid","errors":[{"code":"InvalidField","message":"too long","field":"serialNumber"}]}"#,
+                None,
+            ),
+        ] {
+            assert_eq!(refused_reference(&refusal(shape), &body), expected, "{shape}");
+        }
+    }
+
+    #[test]
+    fn a_location_is_named_from_its_id_for_reading() {
+        let mut ids = ReferenceIds::default();
+        ids.insert(ReferenceKind::Location, "Rotterdam", 4);
+        let names = ids.names_by_id(ReferenceKind::Location);
+        let mut known = json!({"id": 1, "locationId": 4});
+        name_location(&mut known, &names);
+        assert_eq!(known["location"], json!({"id": 4, "name": "rotterdam"}));
+        let mut unknown = json!({"id": 2, "locationId": 9});
+        name_location(&mut unknown, &names);
+        assert_eq!(unknown["location"]["name"], "#9");
+        let mut none = json!({"id": 3});
+        name_location(&mut none, &names);
+        assert!(none.get("location").is_none());
+    }
 }

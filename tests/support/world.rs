@@ -252,7 +252,7 @@ pub fn state(cw: &ConnectWiseSimulator) -> (BTreeMap<String, Value>, usize) {
                 "macAddress": shown["macAddress"], "ipAddress": shown["ipAddress"],
                 "type": shown["type"]["name"], "status": shown["status"]["name"],
                 "manufacturer": shown["manufacturer"]["name"],
-                "location": shown["location"]["name"], "company": shown["company"]["id"],
+                "location": tenant.location_name(&shown), "company": shown["company"]["id"],
             });
             assert!(
                 linked.insert(link.clone(), projection).is_none(),

@@ -82,8 +82,23 @@ fn parse_lost_answers(text: &str) -> Result<Vec<(LostAnswer, u64)>, String> {
         .collect()
 }
 
+/// One request as it arrived: what the contract tests hold against what the vendor
+/// publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub method: String,
+    /// The path after the API's base (`/company/configurations/bulk`, `/api/v2/graphql`).
+    pub path: String,
+    /// The query parameters, decoded.
+    pub query: Vec<(String, String)>,
+    /// The body, when it is JSON.
+    pub body: Option<serde_json::Value>,
+}
+
 #[derive(Debug, Default)]
 struct ControlState {
+    /// Every request since [`Control::record_requests`] turned recording on.
+    seen: Option<Vec<Seen>>,
     faults: VecDeque<Fault>,
     latency: Duration,
     /// Item name → how many more times a bulk write of it fails.
@@ -120,6 +135,24 @@ impl Control {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// From now on every request is kept as it arrived (`false`: none, and those kept
+    /// are dropped): for the contract tests, never for a long run.
+    pub fn record_requests(&self, on: bool) {
+        self.state().seen = on.then(Vec::new);
+    }
+
+    /// The requests kept since recording began.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state().seen.clone().unwrap_or_default()
+    }
+
+    /// Keeps a request, when recording.
+    pub fn see(&self, request: impl FnOnce() -> Seen) {
+        if let Some(seen) = self.state().seen.as_mut() {
+            seen.push(request());
+        }
     }
 
     /// The next `times` requests (matching `endpoint`, if given) are answered `status`.

@@ -521,17 +521,14 @@ pub(super) async fn write_batch<S: Store>(
             ranges.push((from, middle));
             continue;
         }
-        let answer = if let [edit] = part {
-            site.edit_asset_custom_fields(&edit.asset_key, &edit.values)
-                .await
-                .map(|_| vec![Ok(())])
-        } else {
-            let request: Vec<(&str, &[(String, String)])> = part
-                .iter()
-                .map(|e| (e.asset_key.as_str(), e.values.as_slice()))
-                .collect();
-            site.edit_assets_custom_fields(&request).await
-        };
+        // One document whatever the size, a single edit included: a request refused for
+        // what it says (not how many edits it carries) fails its edits alone with the
+        // reason, and never teaches that one edit a request is what goes through.
+        let request: Vec<(&str, &[(String, String)])> = part
+            .iter()
+            .map(|e| (e.asset_key.as_str(), e.values.as_slice()))
+            .collect();
+        let answer = site.edit_assets_custom_fields(&request).await;
         match answer {
             Ok(answers) => {
                 written_at = written_at.max(part.len());

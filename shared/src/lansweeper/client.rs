@@ -6,25 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::PAGE_SIZE;
+use super::documents::{self, AUTHORIZED_SITES, CREATE_CUSTOM_FIELD, CUSTOM_FIELDS, EDIT_ASSET, PROFILE_SITES};
 use super::config::LansweeperConfig;
 use super::error::{GraphQlError, LansweeperError};
 use crate::http::{HttpExecutor, Idempotence, RatePacer, RetryPolicy};
-
-const CUSTOM_FIELDS_QUERY: &str = "query CustomFields($siteId: ID!) {
-  site(id: $siteId) { customFields { key name type } }
-}";
-
-const CREATE_CUSTOM_FIELD: &str =
-    "mutation CreateCustomField($siteId: ID!, $field: CustomFieldInput!) {
-  site(id: $siteId) { createCustomField(field: $field) { key name type } }
-}";
-
-const EDIT_ASSET: &str = "mutation EditAsset($siteId: ID!, $key: ID!, $fields: EditAssetInput!) {
-  site(id: $siteId) { editAsset(key: $key, fields: $fields) { assetCustom { fields { fieldKey name value } } } }
-}";
-
-const AUTHORIZED_SITES: &str = "query { authorizedSites { sites { id name } } }";
-const PROFILE_SITES: &str = "query { me { profiles { site { id name } } } }";
 
 /// Tuning; the defaults are Lansweeper's published limits.
 #[derive(Debug, Clone)]
@@ -305,7 +290,7 @@ impl LansweeperClient {
     pub async fn custom_fields(&self) -> Result<Vec<CustomField>, LansweeperError> {
         let site_id = self.config.require_site()?;
         let data = self
-            .graphql(CUSTOM_FIELDS_QUERY, json!({"siteId": site_id}))
+            .graphql(CUSTOM_FIELDS, json!({"siteId": site_id}))
             .await?;
         decode(&data["site"]["customFields"], "site.customFields")
     }
@@ -343,30 +328,19 @@ impl LansweeperClient {
         edits: &[(&str, &[(String, String)])],
     ) -> Result<Vec<Result<(), String>>, LansweeperError> {
         let site_id = self.config.require_site()?;
-        let mut declared = vec!["$siteId: ID!".to_string()];
-        let mut selections = Vec::with_capacity(edits.len());
         let mut variables = serde_json::Map::new();
         variables.insert("siteId".into(), json!(site_id));
         for (index, (asset_key, values)) in edits.iter().enumerate() {
-            declared.push(format!("$k{index}: ID!, $f{index}: EditAssetInput!"));
-            selections.push(format!(
-                "e{index}: site(id: $siteId) {{ editAsset(key: $k{index}, fields: $f{index}) {{ key }} }}"
-            ));
             variables.insert(format!("k{index}"), json!(asset_key));
             variables.insert(format!("f{index}"), edit_input(values));
         }
-        let query = format!(
-            "mutation EditAssets({}) {{ {} }}",
-            declared.join(", "),
-            selections.join(" ")
-        );
+        let query = documents::edit_assets(edits.len());
         let alias_of = |error: &GraphQlError| {
             error
                 .path
                 .first()
                 .and_then(Value::as_str)
-                .and_then(|alias| alias.strip_prefix('e')?.parse::<usize>().ok())
-                .filter(|index| *index < edits.len())
+                .and_then(|alias| (0..edits.len()).find(|i| documents::edit_alias(*i) == alias))
         };
         let (data, errors) = match self.graphql(&query, Value::Object(variables)).await {
             Ok(data) => (data, Vec::new()),
@@ -382,7 +356,7 @@ impl LansweeperClient {
                 if let Some(refused) = errors.iter().find(|e| alias_of(e) == Some(index)) {
                     return Err(refused.message.clone());
                 }
-                match data.get(format!("e{index}")).map(|site| &site["editAsset"]) {
+                match data.get(documents::edit_alias(index)).map(|site| &site["editAsset"]) {
                     Some(edited) if !edited.is_null() => Ok(()),
                     _ => Err("Lansweeper answered nothing for this edit".to_string()),
                 }

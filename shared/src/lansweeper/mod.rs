@@ -4,6 +4,7 @@
 mod asset;
 mod client;
 mod config;
+pub mod documents;
 mod error;
 mod pager;
 

@@ -8,29 +8,8 @@ use serde_json::{Value, json};
 use super::MAX_PATHS_PER_REQUEST;
 use super::asset::{Asset, merge};
 use super::client::LansweeperClient;
+use super::documents::{FIRST_PAGE, NEXT_PAGE};
 use super::error::LansweeperError;
-
-/// The first page's query: Lansweeper answers `total` only with `FIRST` (it refuses a
-/// query that selects it with `NEXT`, `PREV` or `LAST`).
-const FIRST_PAGE_QUERY: &str = "query Assets($siteId: ID!, $pagination: AssetsPaginationInputValidated, $fields: [String!]!, $filters: AssetsFilterGroupedInput) {
-  site(id: $siteId) {
-    assetResources(assetPagination: $pagination, fields: $fields, filters: $filters) {
-      total
-      pagination { limit current next page }
-      items
-    }
-  }
-}";
-
-/// Every later page's query, without `total`.
-const NEXT_PAGE_QUERY: &str = "query Assets($siteId: ID!, $pagination: AssetsPaginationInputValidated, $fields: [String!]!, $filters: AssetsFilterGroupedInput) {
-  site(id: $siteId) {
-    assetResources(assetPagination: $pagination, fields: $fields, filters: $filters) {
-      pagination { limit current next page }
-      items
-    }
-  }
-}";
 
 /// Groups of at most 30 paths; with more than one group each carries `key` to merge on.
 fn split_paths(paths: &[&str]) -> Result<Vec<Vec<String>>, LansweeperError> {
@@ -149,11 +128,11 @@ impl AssetPager<'_> {
             }
             let (query, pagination) = match &self.cursors[index] {
                 None => (
-                    FIRST_PAGE_QUERY,
+                    FIRST_PAGE,
                     json!({"limit": self.client.page_size(), "page": "FIRST"}),
                 ),
                 Some(cursor) => (
-                    NEXT_PAGE_QUERY,
+                    NEXT_PAGE,
                     json!({"limit": self.client.page_size(), "page": "NEXT", "cursor": cursor}),
                 ),
             };

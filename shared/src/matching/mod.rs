@@ -17,7 +17,7 @@ use crate::normalize;
 mod spec;
 
 pub use spec::{
-    CONTACT_PATH, Compact, Fields, LONG_VALUE, MatchSpec, Target, asset_value, fingerprint,
+    CONTACT_PATH, Compact, Fields, LOCATION_NAME, LONG_VALUE, MatchSpec, Target, asset_value, fingerprint,
     is_fingerprint, link_caption,
 };
 
@@ -680,7 +680,7 @@ mod tests {
         let fields = MatchSpec::for_staged_assets().configuration_fields();
         assert_eq!(
             fields,
-            "id,name,serialNumber,macAddress,modelNumber,ipAddress,type/name,status/name,manufacturer/name,location/name,warrantyExpirationDate,osInfo,contact/id,customFields"
+            "id,name,serialNumber,macAddress,modelNumber,ipAddress,type/name,status/name,manufacturer/name,locationId,warrantyExpirationDate,osInfo,contact/id,customFields"
         );
     }
 }

@@ -107,7 +107,7 @@ impl MatchSpec {
                 ("type", "type.name"),
                 ("state", "status.name"),
                 ("manufacturer", "manufacturer.name"),
-                ("location", "location.name"),
+                ("location", LOCATION_NAME),
                 ("warrantyDate", "warrantyExpirationDate"),
                 ("osInfo", "osInfo"),
                 // Not staged: match finds it from the asset's user and the company's
@@ -165,6 +165,8 @@ impl MatchSpec {
         ];
         for (_, target) in self.targets() {
             let field = match target {
+                // Read as ConnectWise holds it: by id (named again by the reader).
+                Target::Field(path) if path == LOCATION_NAME => "locationId".into(),
                 Target::Field(path) => path.replace('.', "/"),
                 Target::Custom(_) => "customFields".into(),
             };
@@ -178,6 +180,10 @@ impl MatchSpec {
         fields.join(",")
     }
 }
+
+/// The location as matching compares it, by name: ConnectWise holds it as `locationId`,
+/// named by [`crate::references::name_location`] when read.
+pub const LOCATION_NAME: &str = "location.name";
 
 /// Where a value goes in a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

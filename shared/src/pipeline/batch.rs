@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::calls::{ApiCalls, CallMeter};
-use crate::connectwise::{BulkItemResult, ConnectWiseClient};
+use crate::connectwise::{ApiErrorBody, BulkItemResult, ConnectWiseClient, ConnectWiseError};
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateItem, Keyed, ModifyItem};
 use crate::references::{self, EnsureOptions, ReferenceKind};
@@ -243,21 +243,54 @@ pub(super) async fn put_planned<S: Store>(
     Ok(keys)
 }
 
-/// The reference a bulk item was refused for, as its body named it: a refusal of one of
-/// the configuration's reference members (the sync sends them by id only, so a refused
-/// one is an id ConnectWise does not have: deleted or merged behind the cache).
+/// The reference a bulk item was refused for, as its body named it
+/// ([`references::refused_reference`]): a refusal of the item's input, never one of the
+/// credentials, the quota or the server.
 pub(super) fn stale_reference(
     result: &BulkItemResult,
     body: &Value,
 ) -> Option<(ReferenceKind, i64)> {
-    if result.status_code != 400 {
+    if !(400..500).contains(&result.status_code)
+        || [401, 403, 429].contains(&result.status_code)
+    {
         return None;
     }
-    result.error.as_ref()?.errors.iter().find_map(|detail| {
-        let kind = ReferenceKind::from_configuration_field(detail.field.as_deref()?)?;
-        let id = body.get(kind.configuration_field())?.get("id")?.as_i64()?;
-        Some((kind, id))
-    })
+    references::refused_reference(result.error.as_ref()?, body)
+}
+
+/// A bulk request ConnectWise refused whole for its input (a 4xx other than the
+/// credentials', a missing endpoint's or the quota's: nothing of it was saved), as one
+/// refused result per item, each carrying the refusal: what a per-item refusal would
+/// say, so a refused reference is found and healed the same way whatever the shape.
+pub(super) fn refused_whole(error: &ConnectWiseError, items: usize) -> Option<Vec<BulkItemResult>> {
+    let ConnectWiseError::Api {
+        status,
+        code,
+        message,
+        errors,
+    } = error
+    else {
+        return None;
+    };
+    if !(400..500).contains(status) || [401, 403, 404, 429].contains(status) {
+        return None;
+    }
+    let refusal = ApiErrorBody {
+        code: code.clone(),
+        message: message.clone(),
+        errors: errors.clone(),
+    };
+    Some(
+        (0..items)
+            .map(|index| BulkItemResult {
+                success: false,
+                original_index: index,
+                status_code: *status,
+                data: None,
+                error: Some(refusal.clone()),
+            })
+            .collect(),
+    )
 }
 
 /// Resolves each stale reference again (dropped from the cache; created anew when
@@ -302,11 +335,9 @@ pub(super) async fn renew_stale_references<S: Store>(
     Ok(renewed)
 }
 
-/// Points a configuration body's reference of `kind` at `id` (a location at both of its
-/// members).
+/// Points a configuration body's reference of `kind` at `id`.
 pub(super) fn point_at(body: &mut Value, kind: ReferenceKind, id: i64) {
-    body[kind.configuration_field()] = json!({ "id": id });
-    if kind == ReferenceKind::Location && body.get("locationId").is_some() {
-        body["locationId"] = json!(id);
+    if let Some(body) = body.as_object_mut() {
+        kind.point_at(body, id);
     }
 }

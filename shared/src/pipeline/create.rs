@@ -16,14 +16,14 @@ use std::time::Duration;
 use reqwest::Method;
 
 use super::batch::{
-    BatchInput, BatchOutput, finish_batch, point_at, reason, renew_stale_references,
-    stale_reference,
+    BatchInput, BatchOutput, finish_batch, point_at, reason, refused_whole,
+    renew_stale_references, stale_reference,
 };
 use super::trail::{Names, created_entry};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::clock;
 use crate::connectwise::linked::configurations_linked_to;
-use crate::connectwise::{ConnectWiseClient, ConnectWiseError, actions};
+use crate::connectwise::{ConnectWiseClient, actions};
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateIntent, CreateItem};
 use crate::references::ReferenceKind;
@@ -154,9 +154,20 @@ async fn send<S: Store>(
         let last_send = sends >= max_sends;
         let bodies: Vec<_> = pending.iter().map(|&i| items[i].body.clone()).collect();
         let mut stale = Vec::new();
-        let uncertain: Vec<usize> = match actions::bulk(connectwise, Method::POST, &bodies, false)
-            .await
-        {
+        // Refused whole for its input: nothing of it was saved, each item carries the
+        // refusal (a reference it names is healed as an item's would be).
+        let mut whole_refusal = false;
+        let answer = match actions::bulk(connectwise, Method::POST, &bodies, false).await {
+            Err(error) => match refused_whole(&error, bodies.len()) {
+                Some(results) => {
+                    whole_refusal = true;
+                    Ok(results)
+                }
+                None => Err(error),
+            },
+            answered => answered,
+        };
+        let uncertain: Vec<usize> = match answer {
             Ok(results) => {
                 let mut uncertain = Vec::new();
                 for (&index, result) in pending.iter().zip(results) {
@@ -171,7 +182,12 @@ async fn send<S: Store>(
                         if let Some(reference) = stale_reference(&result, &items[index].body) {
                             stale.push((index, reference));
                         }
-                        outcomes.insert(index, Err(reason(&result)));
+                        let reason = if whole_refusal {
+                            format!("ConnectWise refused the batch: {}", reason(&result))
+                        } else {
+                            reason(&result)
+                        };
+                        outcomes.insert(index, Err(reason));
                     }
                 }
                 uncertain
@@ -193,20 +209,17 @@ async fn send<S: Store>(
                     pending.clone()
                 }
             }
-            // The request refused as a whole (not for the credentials): its assets
-            // fail with the reason, and the run goes on.
-            Err(error @ ConnectWiseError::Api { status, .. })
-                if (400..500).contains(&status) && ![401, 403, 404, 429].contains(&status) =>
-            {
-                for &index in &pending {
-                    outcomes.insert(
-                        index,
-                        Err(format!("ConnectWise refused the batch: {error}")),
-                    );
-                }
-                Vec::new()
-            }
             Err(other) => return Err(other.into()),
+        };
+        // The items a whole refusal failed for another item's reference go again with it.
+        let innocent: Vec<usize> = if whole_refusal && !stale.is_empty() {
+            pending
+                .iter()
+                .copied()
+                .filter(|index| !stale.iter().any(|(stale, _)| stale == index))
+                .collect()
+        } else {
+            Vec::new()
         };
         pending = uncertain;
         if !pending.is_empty() {
@@ -226,6 +239,12 @@ async fn send<S: Store>(
                     point_at(&mut items[*index].body, reference.0, *fresh);
                     outcomes.remove(index);
                     pending.push(*index);
+                }
+            }
+            if !pending.is_empty() {
+                for index in innocent {
+                    outcomes.remove(&index);
+                    pending.push(index);
                 }
             }
             max_sends += u32::from(!pending.is_empty());

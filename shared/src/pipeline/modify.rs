@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::batch::{
-    BatchInput, BatchOutput, finish_batch, point_at, reason, renew_stale_references,
-    stale_reference,
+    BatchInput, BatchOutput, finish_batch, point_at, reason, refused_whole,
+    renew_stale_references, stale_reference,
 };
 use super::trail::modified_entry;
 use crate::calls::CallMeter;
@@ -90,7 +90,8 @@ pub async fn bulk_modify<S: Store>(
             Err(reason) => outcomes.push((item.asset_key.clone(), Err(reason))),
         }
     }
-    let mut written = write_with_one_retry(connectwise, Method::PUT, &bodies).await?;
+    let (mut written, whole_refusal) =
+        write_with_one_retry(connectwise, Method::PUT, &bodies).await?;
     // Refused for a reference ConnectWise no longer has: resolved again and written once
     // more with the new id (a PUT sets the record: sending it again is safe).
     let stale: Vec<(usize, (ReferenceKind, i64))> = written
@@ -107,15 +108,22 @@ pub async fn bulk_modify<S: Store>(
         let renewed =
             renew_stale_references(connectwise, store, settings, &input.run_id, &references)
                 .await?;
-        let again: Vec<usize> = stale
+        let mut again: Vec<usize> = stale
             .iter()
             .filter_map(|(index, reference)| {
                 point_at(&mut bodies[*index], reference.0, *renewed.get(reference)?);
                 Some(*index)
             })
             .collect();
+        // A whole refusal failed the others for these: a PUT sets the record, so they go
+        // again with them.
+        if whole_refusal && !again.is_empty() {
+            again.extend(
+                (0..written.len()).filter(|index| !stale.iter().any(|(stale, _)| stale == index)),
+            );
+        }
         let resent: Vec<Value> = again.iter().map(|&index| bodies[index].clone()).collect();
-        let second = write_with_one_retry(connectwise, Method::PUT, &resent).await?;
+        let (second, _) = write_with_one_retry(connectwise, Method::PUT, &resent).await?;
         for (index, outcome) in again.into_iter().zip(second) {
             written[index] = outcome;
         }
@@ -140,17 +148,23 @@ fn is_retirement(record: &MatchRecord, batch: &String) -> bool {
 }
 
 /// One bulk PUT; the items that failed on ConnectWise's side are sent alone once more.
-/// Answers each item's outcome: written, or the result that refused it.
+/// Answers each item's outcome (written, or the result that refused it) and whether
+/// ConnectWise refused the request whole.
 async fn write_with_one_retry(
     connectwise: &ConnectWiseClient,
     method: Method,
     bodies: &[Value],
-) -> Result<Vec<Result<(), BulkItemResult>>, PipelineError> {
+) -> Result<(Vec<Result<(), BulkItemResult>>, bool), PipelineError> {
     if bodies.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
     let needs_id = method == Method::PUT;
-    let first = actions::bulk(connectwise, method.clone(), bodies, needs_id).await?;
+    // Refused whole for its input: each item carries the refusal, as an item's own would.
+    let (first, whole_refusal) =
+        match actions::bulk(connectwise, method.clone(), bodies, needs_id).await {
+            Err(error) => (refused_whole(&error, bodies.len()).ok_or(error)?, true),
+            answered => (answered?, false),
+        };
     let mut outcomes = Vec::with_capacity(bodies.len());
     for (index, result) in first.into_iter().enumerate() {
         if result.success {
@@ -178,5 +192,5 @@ async fn write_with_one_retry(
         };
         outcomes.push(outcome);
     }
-    Ok(outcomes)
+    Ok((outcomes, whole_refusal))
 }

@@ -27,7 +27,7 @@ use crate::layout::{
     self, BatchRecord, ConflictReport, FetchRecord, MatchRecord, ModifyItem, SectionRecord,
 };
 use crate::lease;
-use crate::matching::{FieldDiff, Fields, Target, is_fingerprint};
+use crate::matching::{FieldDiff, Fields, LOCATION_NAME, Target, is_fingerprint};
 use crate::payload::target_from_label;
 use crate::references::{self, EnsureOptions, EnsureOutcome, ReferenceKind, ReferenceNames};
 use crate::settings::SyncSettings;
@@ -197,7 +197,18 @@ async fn plan(
         .filter_map(|e| e.configuration_id)
         .chain(linked.values().flatten().copied())
         .collect();
-    let current = configurations(connectwise, &ids).await?;
+    let mut current = configurations(connectwise, &ids).await?;
+    let names_location = trail
+        .entries
+        .iter()
+        .flat_map(|e| &e.fields)
+        .any(|f| f.field == LOCATION_NAME);
+    if names_location {
+        let names = references::names_by_id(connectwise, ReferenceKind::Location).await?;
+        for configuration in current.values_mut() {
+            references::name_location(configuration, &names);
+        }
+    }
     let mut planned = Planned::default();
     for entry in &trail.entries {
         let id = match (entry.configuration_id, entry.action) {

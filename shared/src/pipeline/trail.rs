@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateItem, MatchRecord, ModifyItem};
+use crate::matching::LOCATION_NAME;
 use crate::references::{ReferenceIds, ReferenceKind};
 use crate::store::{Store, StoreExt};
 use crate::trail::{self, Action, FieldChange, System, TrailEntry, TrailRecord};
@@ -158,8 +159,16 @@ pub(super) fn created_entry(
     };
     for (key, value) in item.body.as_object().into_iter().flatten() {
         match (key.as_str(), value) {
-            // Said once, as `location.name`.
-            ("locationId", _) => {}
+            // By name, as matching compares it.
+            ("locationId", Value::Number(id)) => {
+                let id = id.as_i64().unwrap_or_default();
+                let name = names
+                    .references
+                    .get(&(ReferenceKind::Location.configuration_field(), id))
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{id}"));
+                fields.push(after(LOCATION_NAME.to_string(), Some(name)));
+            }
             ("customFields", Value::Array(custom)) => {
                 for field in custom {
                     let id = field.get("id").and_then(Value::as_i64).unwrap_or_default();

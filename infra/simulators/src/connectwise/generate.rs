@@ -449,7 +449,7 @@ fn configuration(rng: &mut Rng, index: usize, spec: &TenantSpec) -> Value {
         "billFlag": rng.chance(20),
     });
     if spec.locations > 0 {
-        body["location"] = json!({"id": 1 + rng.below(spec.locations) as i64});
+        body["locationId"] = json!(1 + rng.below(spec.locations) as i64);
     }
     if spec.manufacturers > 0 {
         body["manufacturer"] = json!({"id": 1 + rng.below(spec.manufacturers) as i64});

@@ -16,7 +16,7 @@ pub use generate::{
 pub use schema::{
     AGREEMENTS, CONFIGURATIONS, CONTACTS, RESOURCES, Resource, TICKETS, USER_DEFINED_FIELDS,
 };
-pub use tenant::{ApiError, CustomFieldDef, Tenant, TenantData};
+pub use tenant::{ApiError, CustomFieldDef, ReferenceRefusal, Tenant, TenantData};
 
 use crate::control::Control;
 use crate::server::Server;

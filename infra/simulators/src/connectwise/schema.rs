@@ -144,9 +144,8 @@ pub static CONFIGURATIONS: Resource = Resource {
         required("type", Kind::Reference(&TYPE_REF)),
         required("company", Kind::Reference(&COMPANY_REF)),
         field("status", Kind::Reference(&STATUS_REF)),
-        field("location", Kind::Reference(&LOCATION_REF)),
-        // The same location by id: kept equal to `location`; a write where they
-        // disagree is refused (which one ConnectWise honours is not documented).
+        // ConnectWise's model gives a configuration its location by id alone (no
+        // `location` object): an id no location has is refused.
         field("locationId", Kind::Int),
         field("manufacturer", Kind::Reference(&MANUFACTURER_REF)),
         field("deviceIdentifier", Kind::Text(100)),

@@ -17,7 +17,7 @@ use super::Shared;
 use super::conditions::{self, Expr};
 use super::schema::{Kind, Resource, route};
 use super::tenant::{ApiError, Tenant, not_found};
-use crate::control::endpoint_key;
+use crate::control::{Seen, endpoint_key};
 
 const MAX_PAGE_SIZE: usize = 1000;
 /// The longest path and query ConnectWise's web server takes.
@@ -149,6 +149,12 @@ async fn answer(
             .into_response();
     }
     let endpoint = endpoint_key(method.as_str(), &format!("/{rest}"));
+    control.see(|| Seen {
+        method: method.to_string(),
+        path: format!("/{rest}"),
+        query: raw_params.clone(),
+        body: serde_json::from_slice(&body).ok(),
+    });
     let fault = control.on_request(&endpoint);
     let forward_only_ignored = control.ignores_forward_only(&endpoint);
     let latency = control.latency();
@@ -895,6 +901,9 @@ fn bulk(
             "A bulk request body is an array of objects.",
         )
     })?;
+    if let Some(refused) = tenant.whole_refusal(resource, items) {
+        return Err(refused);
+    }
     let creating = request.method == Method::POST;
     let endpoint = endpoint_key(request.method.as_str(), &format!("/{}", request.path));
     let payload: Vec<Value> = items

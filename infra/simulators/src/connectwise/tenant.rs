@@ -123,6 +123,55 @@ pub struct Tenant {
     collections: HashMap<String, Collection>,
     attachments: BTreeMap<String, BTreeSet<i64>>,
     configuration_pod_id: i64,
+    /// How a write naming a reference that is gone is refused.
+    pub reference_refusal: ReferenceRefusal,
+}
+
+/// The shapes a refusal of a write naming a missing reference takes: ConnectWise
+/// publishes none, and tenants (and versions) word it differently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReferenceRefusal {
+    /// `{"code":"InvalidField","field":"manufacturer","message":"no record with id 35 in …"}`.
+    #[default]
+    Member,
+    /// `{"code":"InvalidReference","field":"manufacturer/id","message":"manufacturer 35 was not found"}`.
+    SlashPath,
+    /// As [`ReferenceRefusal::SlashPath`] with `field: "manufacturer.id"`.
+    DotPath,
+    /// No `field`, only the message: `manufacturer 35 was not found`.
+    MessageOnly,
+    /// A bulk write refused whole (nothing saved) with that message and no details.
+    WholeRequest,
+}
+
+impl ReferenceRefusal {
+    pub const ALL: [Self; 5] = [
+        Self::Member,
+        Self::SlashPath,
+        Self::DotPath,
+        Self::MessageOnly,
+        Self::WholeRequest,
+    ];
+
+    /// The detail a write naming `id` as its `member` (gone from `path`) is refused with.
+    fn detail(self, resource: &str, member: &str, id: Option<i64>, path: &str) -> Value {
+        let kind = member.strip_suffix("Id").unwrap_or(member);
+        let id_text = id.map_or_else(|| "?".to_string(), |id| id.to_string());
+        let not_found = format!("{kind} {id_text} was not found");
+        match self {
+            Self::Member => field_error(
+                resource,
+                member,
+                "InvalidField",
+                &format!("no record with id {id_text} in {path}"),
+            ),
+            Self::SlashPath => field_error(resource, &format!("{kind}/id"), "InvalidReference", &not_found),
+            Self::DotPath => field_error(resource, &format!("{kind}.id"), "InvalidReference", &not_found),
+            Self::MessageOnly | Self::WholeRequest => {
+                json!({"code": "InvalidReference", "message": not_found, "resource": resource})
+            }
+        }
+    }
 }
 
 impl Tenant {
@@ -168,6 +217,7 @@ impl Tenant {
             collections,
             attachments: data.attachments,
             configuration_pod_id: data.configuration_pod_id,
+            reference_refusal: ReferenceRefusal::default(),
         })
     }
 
@@ -282,6 +332,15 @@ impl Tenant {
             .get(&format!("{}/{id}", resource.collection))
             .map(|ids| ids.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The name of the location a configuration's `locationId` names; null when none.
+    pub fn location_name(&self, configuration: &Value) -> Value {
+        configuration
+            .get("locationId")
+            .and_then(Value::as_i64)
+            .and_then(|id| self.get("locations", id))
+            .map_or(Value::Null, |location| location["name"].clone())
     }
 
     pub fn get(&self, collection: &str, id: i64) -> Option<&Value> {
@@ -534,6 +593,27 @@ impl Tenant {
         clippy::too_many_lines,
         reason = "ConnectWise's checks of a record, in the order it makes them, each with its own error"
     )]
+    /// The refusal of a whole bulk write, when this tenant refuses a missing reference
+    /// that way ([`ReferenceRefusal::WholeRequest`]) and an item names one.
+    pub fn whole_refusal(&self, resource: &Resource, items: &[Value]) -> Option<ApiError> {
+        if self.reference_refusal != ReferenceRefusal::WholeRequest {
+            return None;
+        }
+        items.iter().find_map(|item| {
+            let refused = self.build(resource, item).err()?;
+            let detail = refused.body["errors"]
+                .as_array()?
+                .iter()
+                .find(|d| d["code"] == "InvalidReference")?
+                .clone();
+            Some(ApiError::new(
+                400,
+                "InvalidObject",
+                detail["message"].as_str().unwrap_or_default(),
+            ))
+        })
+    }
+
     fn build(&self, resource: &Resource, body: &Value) -> Result<Map<String, Value>, ApiError> {
         let input = body.as_object().ok_or_else(|| {
             ApiError::new(
@@ -643,43 +723,31 @@ impl Tenant {
                     Ok(resolved) => {
                         record.insert(spec.name.into(), resolved);
                     }
+                    Err(_) if value.get("id").and_then(Value::as_i64).is_some() => {
+                        errors.push(self.reference_refusal.detail(
+                            resource.name,
+                            spec.name,
+                            value.get("id").and_then(Value::as_i64),
+                            reference.path,
+                        ));
+                    }
                     Err(message) => errors.push(problem("InvalidField", message)),
                 },
             }
         }
-        // A configuration names its location twice (`location`, `locationId`): a write
-        // where they disagree is refused; one given alone sets the other.
-        if resource.fields.iter().any(|f| f.name == "locationId") {
-            let by_reference = record
-                .get("location")
-                .and_then(|l| l.get("id"))
-                .and_then(Value::as_i64);
-            let by_id = record.get("locationId").and_then(Value::as_i64);
-            match (by_reference, by_id) {
-                (Some(a), Some(b)) if a != b => errors.push(field_error(
-                    resource.name,
-                    "locationId",
-                    "InvalidField",
-                    &format!("locationId {b} and location {a} name different locations."),
-                )),
-                (Some(id), None) => {
-                    record.insert("locationId".into(), json!(id));
-                }
-                (None, Some(id)) => {
-                    match self.resolve(&super::schema::LOCATION_REF, &json!({"id": id})) {
-                        Ok(resolved) => {
-                            record.insert("location".into(), resolved);
-                        }
-                        Err(message) => errors.push(field_error(
-                            resource.name,
-                            "locationId",
-                            "InvalidField",
-                            &message,
-                        )),
-                    }
-                }
-                _ => {}
-            }
+        // A configuration's location is an id that must name a location.
+        if resource.fields.iter().any(|f| f.name == "locationId")
+            && let Some(id) = record.get("locationId").and_then(Value::as_i64)
+            && self
+                .resolve(&super::schema::LOCATION_REF, &json!({"id": id}))
+                .is_err()
+        {
+            errors.push(self.reference_refusal.detail(
+                resource.name,
+                "locationId",
+                Some(id),
+                super::schema::LOCATION_REF.path,
+            ));
         }
         if errors.is_empty() {
             Ok(record)

@@ -3,6 +3,7 @@
 
 mod clock;
 mod generate;
+pub mod published;
 mod schema;
 mod server;
 mod site;
@@ -16,6 +17,11 @@ pub use site::{CustomFieldDef, Site, SiteData, VALID_PATHS, shape};
 
 use crate::control::Control;
 use crate::server::Server;
+
+/// The default cap on the mutations one request carries: below the product's first
+/// batch (20), so every run of the simulator shows the product finding the size that
+/// goes through, as it must against a Lansweeper whose limit is unpublished.
+pub const MUTATIONS_PER_REQUEST: usize = 10;
 
 /// How the simulator enforces Lansweeper's limits.
 #[derive(Debug, Clone)]
@@ -31,8 +37,8 @@ pub struct LansweeperOptions {
     pub clock: QuotaClock,
     /// The most root mutation fields (aliased `site { editAsset }`s) one request may
     /// carry; a request with more is refused whole, as a GraphQL server with a batching
-    /// or complexity limit refuses it. `None`: no cap (what a GraphQL server does by
-    /// default; Lansweeper publishes neither).
+    /// or complexity limit refuses it. Lansweeper publishes no such limit, so the default
+    /// is a cautious [`MUTATIONS_PER_REQUEST`]; `None`: no cap.
     pub mutations_per_request: Option<usize>,
 }
 
@@ -44,7 +50,7 @@ impl Default for LansweeperOptions {
             rate_window: Duration::from_secs(60),
             hourly_limit: 2_000,
             clock: QuotaClock::default(),
-            mutations_per_request: None,
+            mutations_per_request: Some(MUTATIONS_PER_REQUEST),
         }
     }
 }

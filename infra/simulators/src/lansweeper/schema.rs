@@ -437,10 +437,11 @@ struct AssetCustomOutput {
     fields: Vec<AssetCustomFieldValue>,
 }
 
+/// What `editAsset` answers: the asset's parts, never its key (Lansweeper's
+/// `EditAssetResponse` has no other field).
 #[derive(SimpleObject)]
-#[graphql(name = "Asset")]
+#[graphql(name = "EditAssetResponse")]
 struct EditedAsset {
-    key: ID,
     asset_custom: AssetCustomOutput,
 }
 
@@ -547,7 +548,6 @@ impl SiteMutation {
         }
         *stored = Value::Array(list.clone());
         Ok(EditedAsset {
-            key,
             asset_custom: AssetCustomOutput {
                 fields: list
                     .iter()
@@ -592,7 +592,7 @@ mod tests {
         for expected in [
             "assetResources(assetPagination: AssetsPaginationInputValidated, fields: [String!]!, filters: AssetsFilterGroupedInput): AssetResources!",
             "createCustomField(field: CustomFieldInput!): CustomField!",
-            "editAsset(key: ID!, fields: EditAssetInput!): Asset!",
+            "editAsset(key: ID!, fields: EditAssetInput!): EditAssetResponse!",
             "authorizedSites: AuthorizedSites!",
             "site(id: ID!): SiteQueries!",
         ] {

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use super::Shared;
+use super::{Shared, published};
+use crate::control::Seen;
 use super::schema::{self, LansweeperSchema};
 
 #[derive(Clone)]
@@ -147,6 +148,12 @@ async fn graphql(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
         "POST graphql:{}",
         operation(&String::from_utf8_lossy(&body))
     );
+    app.shared.control.see(|| Seen {
+        method: "POST".into(),
+        path: "/api/v2/graphql".into(),
+        query: Vec::new(),
+        body: serde_json::from_slice(&body).ok(),
+    });
     let response = answer(&app, &endpoint, &headers, &body).await;
     app.shared
         .control
@@ -287,6 +294,19 @@ async fn execute(schema: &LansweeperSchema, body: &[u8], mutation_cap: Option<us
             );
         }
     };
+    // Lansweeper's published schema first: what it refuses is refused here, whatever this
+    // simulator's own schema would take.
+    let raw: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if let Err(refused) = published::check(
+        &request.query,
+        request.operation_name.as_deref(),
+        raw.get("variables").unwrap_or(&Value::Null),
+    ) {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            errors_body(&refused.message, Some(refused.code)),
+        );
+    }
     if let Some(cap) = mutation_cap {
         let carried = root_mutations(&request.query);
         if carried > cap {

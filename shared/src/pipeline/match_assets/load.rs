@@ -12,7 +12,7 @@ use crate::error::PipelineError;
 use crate::layout::{self, FetchRecord};
 use crate::matching::{self, Compact, Fields, MatchSpec, OUT_OF_SCOPE, Target};
 use crate::overrides::{self, Overrides};
-use crate::references::EnsureOutcome;
+use crate::references::{self, EnsureOutcome, ReferenceKind};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -80,7 +80,8 @@ impl Inputs {
                 settings.staging_ttl,
             )
             .await?;
-        let configurations = configurations(connectwise, settings, spec).await?;
+        let location_names = ensured.ids.names_by_id(ReferenceKind::Location);
+        let configurations = configurations(connectwise, settings, spec, &location_names).await?;
         Ok(Self {
             ensured,
             fetched,
@@ -143,6 +144,7 @@ pub(super) async fn configurations(
     connectwise: &ConnectWiseClient,
     settings: &SyncSettings,
     spec: &MatchSpec,
+    location_names: &HashMap<i64, String>,
 ) -> Result<Vec<Compact>, PipelineError> {
     let fields = format!("{},company/id,activeFlag", spec.configuration_fields());
     let query = ListQuery {
@@ -160,11 +162,12 @@ pub(super) async fn configurations(
                 Target::Field(OUT_OF_SCOPE.to_string()),
             ]),
     );
-    let compact = |configuration: &Value| {
-        Compact::of(configuration, &targets, Some(spec.case_sensitive_match))
+    let compact = |mut configuration: Value| {
+        references::name_location(&mut configuration, location_names);
+        Compact::of(&configuration, &targets, Some(spec.case_sensitive_match))
     };
     let mut configurations = connectwise
-        .list_complete_as(endpoint::CONFIGURATIONS, &query, |c| compact(&c))
+        .list_complete_as(endpoint::CONFIGURATIONS, &query, &compact)
         .await?;
     if settings.match_conditions.is_some() {
         let in_scope: HashSet<i64> = configurations
@@ -186,7 +189,7 @@ pub(super) async fn configurations(
                     return None;
                 }
                 c[OUT_OF_SCOPE] = Value::Bool(true);
-                Some(compact(&c))
+                Some(compact(c))
             })
             .await?;
         configurations.extend(outside.into_iter().flatten());
