@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use shared::pipeline::RunStatus;
+use simulators::connectwise::ReferenceRefusal;
 
 use lscw_tests::world::{state, sync, world, world_of};
 
@@ -272,13 +273,23 @@ async fn a_company_identifier_made_of_digits_is_that_company_not_an_id() {
 /// A manufacturer deleted (or merged into another) in ConnectWise after the sync cached
 /// its id: the next run's creations that use it are refused as naming a missing record.
 /// The reference is dropped from the cache, resolved again (created anew here, its name
-/// gone too) and the refused items sent once more in the same run.
+/// gone too) and the refused items sent once more in the same run, whatever shape the
+/// refusal takes: the member named as `manufacturer`, `manufacturer/id` or
+/// `manufacturer.id`, only in a message, or the bulk request refused whole.
 ///
 /// Breaking it looks like: every new asset of that manufacturer failed `… not found` run
-/// after run until the cache expires a day later (5 of 5 measured).
+/// after run until the cache expires a day later (5 of 5 measured), on a tenant whose
+/// refusal is worded otherwise than the one the healing was written for.
 #[tokio::test]
 async fn a_reference_deleted_behind_the_cache_is_resolved_again_in_the_same_run() {
+    for shape in ReferenceRefusal::ALL {
+        reference_deleted_behind_the_cache(shape).await;
+    }
+}
+
+async fn reference_deleted_behind_the_cache(shape: ReferenceRefusal) {
     let world = world(30).await;
+    world.cw.with_tenant(|t| t.reference_refusal = shape);
     let first = sync(&world).await;
     assert!(first.failed.is_empty(), "{:#?}", first.failed);
     let maker = world.ls.with_site(|site| {
@@ -313,8 +324,8 @@ async fn a_reference_deleted_behind_the_cache_is_resolved_again_in_the_same_run(
         }
     });
     let second = sync(&world).await;
-    assert!(second.failed.is_empty(), "{:#?}", second.failed);
-    assert!(second.counts.created >= 5, "{second:#?}");
+    assert!(second.failed.is_empty(), "{shape:?}: {:#?}", second.failed);
+    assert!(second.counts.created >= 5, "{shape:?}: {second:#?}");
     let renewed = world.cw.with_tenant(|t| {
         t.records("manufacturers")
             .find(|m| m["name"].as_str() == Some(maker.as_str()))
@@ -322,7 +333,7 @@ async fn a_reference_deleted_behind_the_cache_is_resolved_again_in_the_same_run(
             .as_i64()
             .unwrap()
     });
-    assert_ne!(renewed, deleted, "made again under a new id");
+    assert_ne!(renewed, deleted, "{shape:?}: made again under a new id");
     // Every configuration of that manufacturer, new or modified, now points at it.
     let (linked, _) = state(&world.cw);
     for n in 0..5 {
@@ -345,7 +356,7 @@ async fn a_reference_deleted_behind_the_cache_is_resolved_again_in_the_same_run(
             third.failed.len()
         ),
         (0, 0, 0),
-        "settled"
+        "{shape:?}: settled"
     );
 }
 
@@ -419,6 +430,81 @@ async fn case_variants_of_a_reference_made_under_lost_answers_are_one_reference(
     };
     assert_eq!(count("configurationTypes", "thin client"), 1);
     assert_eq!(count("manufacturers", "igel technology"), 1);
+    let refused = world.cw.control().refusals();
+    for creation in [
+        "POST /company/configurations/types",
+        "POST /procurement/manufacturers",
+    ] {
+        assert_eq!(
+            refused.get(creation),
+            None,
+            "{creation} refused: {refused:?}"
+        );
+    }
+}
+
+/// A name's creation that failed (its answer lost, or refused) is not sent again in the
+/// same run under another spelling of the name: a creation whose answer was lost may
+/// well be saved, and ConnectWise compares names without case. The variants' assets fail
+/// with the first spelling's reason; the next run resolves the name once for all.
+///
+/// Breaking it looks like: `POST …/types {"name":"access point"}` sent after `Access
+/// Point` was saved with its answer lost, refused as already existing.
+#[tokio::test]
+async fn a_variant_of_a_name_whose_creation_failed_is_not_sent_in_that_run() {
+    let world = world(20).await;
+    world.ls.with_site(|site| {
+        let base = site.data.assets[1].clone();
+        for (n, kind) in ["Access Point", "ACCESS POINT", "access point"]
+            .iter()
+            .enumerate()
+        {
+            let mut asset = base.clone();
+            asset["key"] = json!(format!("variant-{n}"));
+            asset["assetBasicInfo"]["name"] = json!(format!("ap-{n}"));
+            asset["assetBasicInfo"]["type"] = json!(kind);
+            asset["assetCustom"]["serialNumber"] = json!(format!("SER-AP-{n}"));
+            asset["assetBasicInfo"]["mac"] = Value::Null;
+            site.add_asset(asset).unwrap();
+        }
+    });
+    let posts = || {
+        world
+            .cw
+            .control()
+            .count("POST /company/configurations/types")
+    };
+    world
+        .cw
+        .control()
+        .fail_next(1, 400, None, Some("POST /company/configurations/types"));
+    let first = sync(&world).await;
+    assert_eq!(posts(), 1, "one creation for the three spellings");
+    let variants: Vec<_> = first
+        .failed
+        .iter()
+        .filter(|f| f.asset_key.starts_with("variant-"))
+        .collect();
+    assert_eq!(variants.len(), 3, "{:#?}", first.failed);
+    let second = sync(&world).await;
+    assert_eq!(posts(), 2, "made once, by the next run");
+    assert!(
+        second
+            .failed
+            .iter()
+            .all(|f| !f.asset_key.starts_with("variant-")),
+        "{:#?}",
+        second.failed
+    );
+    let (linked, _) = state(&world.cw);
+    for n in 0..3 {
+        assert!(
+            linked[&format!("variant-{n}")]["type"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case("access point")
+        );
+    }
 }
 
 /// An MSP that starts using configurations with this product: no configuration in

@@ -201,9 +201,9 @@ fn named_in(message: &str, kind: ReferenceKind, body: &Value) -> Option<(Referen
         .filter(|w| !w.is_empty())
         .map(str::to_ascii_lowercase)
         .collect();
-    let names_kind = words.iter().any(|w| {
-        w == kind.configuration_field() || w.eq_ignore_ascii_case(kind.member())
-    });
+    let names_kind = words
+        .iter()
+        .any(|w| w == kind.configuration_field() || w.eq_ignore_ascii_case(kind.member()));
     let names_id = words.iter().any(|w| w == &id.to_string());
     (names_kind && names_id).then_some((kind, id))
 }
@@ -516,7 +516,8 @@ mod tests {
     /// that manufacturer failing run after run elsewhere.
     #[test]
     fn a_refused_reference_is_read_whatever_the_refusal_s_shape() {
-        let body = json!({"name": "PC", "type": {"id": 3}, "manufacturer": {"id": 35}, "locationId": 8});
+        let body =
+            json!({"name": "PC", "type": {"id": 3}, "manufacturer": {"id": 35}, "locationId": 8});
         for (shape, expected) in [
             (
                 r#"{"code":"InvalidObject","message":"configuration object is invalid","errors":[{"code":"InvalidField","message":"no record with id 35","resource":"configuration","field":"manufacturer"}]}"#,
@@ -561,7 +562,11 @@ mod tests {
                 None,
             ),
         ] {
-            assert_eq!(refused_reference(&refusal(shape), &body), expected, "{shape}");
+            assert_eq!(
+                refused_reference(&refusal(shape), &body),
+                expected,
+                "{shape}"
+            );
         }
     }
 

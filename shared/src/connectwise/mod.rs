@@ -13,7 +13,9 @@ pub mod linked;
 mod query;
 
 pub use actions::{ACTION_KEYS, run_action};
-pub use client::{ApiErrorBody, BulkItemResult, ClientOptions, ConnectWiseClient, configuration_url};
+pub use client::{
+    ApiErrorBody, BulkItemResult, ClientOptions, ConnectWiseClient, configuration_url,
+};
 pub use condition::{Condition, Field, Literal, encoded_len};
 pub use config::ConnectionConfig;
 pub use error::{ApiErrorDetail, ConnectWiseError};

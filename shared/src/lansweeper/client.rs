@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::PAGE_SIZE;
-use super::documents::{self, AUTHORIZED_SITES, CREATE_CUSTOM_FIELD, CUSTOM_FIELDS, EDIT_ASSET, PROFILE_SITES};
 use super::config::LansweeperConfig;
+use super::documents::{
+    self, AUTHORIZED_SITES, CREATE_CUSTOM_FIELD, CUSTOM_FIELDS, EDIT_ASSET, PROFILE_SITES,
+};
 use super::error::{GraphQlError, LansweeperError};
 use crate::http::{HttpExecutor, Idempotence, RatePacer, RetryPolicy};
 
@@ -356,7 +358,10 @@ impl LansweeperClient {
                 if let Some(refused) = errors.iter().find(|e| alias_of(e) == Some(index)) {
                     return Err(refused.message.clone());
                 }
-                match data.get(documents::edit_alias(index)).map(|site| &site["editAsset"]) {
+                match data
+                    .get(documents::edit_alias(index))
+                    .map(|site| &site["editAsset"])
+                {
                     Some(edited) if !edited.is_null() => Ok(()),
                     _ => Err("Lansweeper answered nothing for this edit".to_string()),
                 }

@@ -17,8 +17,8 @@ use crate::normalize;
 mod spec;
 
 pub use spec::{
-    CONTACT_PATH, Compact, Fields, LOCATION_NAME, LONG_VALUE, MatchSpec, Target, asset_value, fingerprint,
-    is_fingerprint, link_caption,
+    CONTACT_PATH, Compact, Fields, LOCATION_NAME, LONG_VALUE, MatchSpec, Target, asset_value,
+    fingerprint, is_fingerprint, link_caption,
 };
 
 /// Marks a configuration outside the run's scope (`CW_MATCH_CONDITIONS`), read only for

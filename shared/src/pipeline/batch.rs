@@ -250,9 +250,7 @@ pub(super) fn stale_reference(
     result: &BulkItemResult,
     body: &Value,
 ) -> Option<(ReferenceKind, i64)> {
-    if !(400..500).contains(&result.status_code)
-        || [401, 403, 429].contains(&result.status_code)
-    {
+    if !(400..500).contains(&result.status_code) || [401, 403, 429].contains(&result.status_code) {
         return None;
     }
     references::refused_reference(result.error.as_ref()?, body)

@@ -16,8 +16,8 @@ use std::time::Duration;
 use reqwest::Method;
 
 use super::batch::{
-    BatchInput, BatchOutput, finish_batch, point_at, reason, refused_whole,
-    renew_stale_references, stale_reference,
+    BatchInput, BatchOutput, finish_batch, point_at, reason, refused_whole, renew_stale_references,
+    stale_reference,
 };
 use super::trail::{Names, created_entry};
 use crate::calls::{ApiCalls, CallMeter};

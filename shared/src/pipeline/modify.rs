@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::batch::{
-    BatchInput, BatchOutput, finish_batch, point_at, reason, refused_whole,
-    renew_stale_references, stale_reference,
+    BatchInput, BatchOutput, finish_batch, point_at, reason, refused_whole, renew_stale_references,
+    stale_reference,
 };
 use super::trail::modified_entry;
 use crate::calls::CallMeter;

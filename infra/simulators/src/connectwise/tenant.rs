@@ -165,8 +165,18 @@ impl ReferenceRefusal {
                 "InvalidField",
                 &format!("no record with id {id_text} in {path}"),
             ),
-            Self::SlashPath => field_error(resource, &format!("{kind}/id"), "InvalidReference", &not_found),
-            Self::DotPath => field_error(resource, &format!("{kind}.id"), "InvalidReference", &not_found),
+            Self::SlashPath => field_error(
+                resource,
+                &format!("{kind}/id"),
+                "InvalidReference",
+                &not_found,
+            ),
+            Self::DotPath => field_error(
+                resource,
+                &format!("{kind}.id"),
+                "InvalidReference",
+                &not_found,
+            ),
             Self::MessageOnly | Self::WholeRequest => {
                 json!({"code": "InvalidReference", "message": not_found, "resource": resource})
             }

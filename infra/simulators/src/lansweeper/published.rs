@@ -105,12 +105,22 @@ mod tests {
         let fields = json!({"assetCustom": {"fields": [{"fieldKey": "cf-1", "value": "3"}]}});
         check(edit, None, &json!({"s": "site", "k": "a", "f": fields})).unwrap();
         let selects_key = edit.replace("assetCustom { fields { fieldKey } }", "key");
-        let refused = check(&selects_key, None, &json!({"s": "site", "k": "a", "f": fields}))
-            .unwrap_err();
+        let refused = check(
+            &selects_key,
+            None,
+            &json!({"s": "site", "k": "a", "f": fields}),
+        )
+        .unwrap_err();
         assert_eq!(refused.code, "GRAPHQL_VALIDATION_FAILED");
         assert!(refused.message.contains("key"), "{refused}");
         let unknown_input = json!({"s": "site", "k": "a", "f": {"assetCustom": {"fields": [{"fieldKey": "cf-1", "colour": "red"}]}}});
-        assert_eq!(check(edit, None, &unknown_input).unwrap_err().code, "BAD_USER_INPUT");
-        assert_eq!(check("query {", None, &Value::Null).unwrap_err().code, "GRAPHQL_PARSE_FAILED");
+        assert_eq!(
+            check(edit, None, &unknown_input).unwrap_err().code,
+            "BAD_USER_INPUT"
+        );
+        assert_eq!(
+            check("query {", None, &Value::Null).unwrap_err().code,
+            "GRAPHQL_PARSE_FAILED"
+        );
     }
 }

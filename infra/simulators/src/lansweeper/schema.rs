@@ -437,12 +437,29 @@ struct AssetCustomOutput {
     fields: Vec<AssetCustomFieldValue>,
 }
 
+#[derive(SimpleObject)]
+#[graphql(name = "AssetBasicInfo")]
+struct AssetBasicInfoOutput {
+    name: Option<String>,
+    description: Option<String>,
+    ip_address: Option<String>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(name = "CloudAssetCustom")]
+struct CloudAssetCustomOutput {
+    industry: Option<String>,
+    vendor_name: Option<String>,
+}
+
 /// What `editAsset` answers: the asset's parts, never its key (Lansweeper's
-/// `EditAssetResponse` has no other field).
+/// `EditAssetResponse` has these three fields and no other).
 #[derive(SimpleObject)]
 #[graphql(name = "EditAssetResponse")]
 struct EditedAsset {
+    asset_basic_info: AssetBasicInfoOutput,
     asset_custom: AssetCustomOutput,
+    cloud_asset_custom: Option<CloudAssetCustomOutput>,
 }
 
 pub struct SiteMutation(String);
@@ -547,7 +564,18 @@ impl SiteMutation {
             }
         }
         *stored = Value::Array(list.clone());
+        let basic = site
+            .asset_mut(key.as_str())
+            .map(|asset| asset["assetBasicInfo"].clone())
+            .unwrap_or_default();
+        let text = |field: &str| basic.get(field).and_then(Value::as_str).map(str::to_string);
         Ok(EditedAsset {
+            asset_basic_info: AssetBasicInfoOutput {
+                name: text("name"),
+                description: text("description"),
+                ip_address: text("ipAddress"),
+            },
+            cloud_asset_custom: None,
             asset_custom: AssetCustomOutput {
                 fields: list
                     .iter()

@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use super::schema::{self, LansweeperSchema};
 use super::{Shared, published};
 use crate::control::Seen;
-use super::schema::{self, LansweeperSchema};
 
 #[derive(Clone)]
 struct AppState {
