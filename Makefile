@@ -87,11 +87,14 @@ bench:
 ## state machine fired every hour through the local engine over the real functions, 50
 ## clients, SIZE assets, HOURS hours, faults throughout. CLOCK compresses the hours, the
 ## Wait states and the functions' timeouts together (an hour lasts 3600/CLOCK seconds).
+## LS_MUTATIONS: the aliased edits the Lansweeper simulator takes in one request.
 SIZE ?= 20000
 HOURS ?= 720
 CLOCK ?= 20
+LS_MUTATIONS ?= 10
 soak: $(VENV)/.installed
 	LSCW_SOAK_ASSETS=$(SIZE) LSCW_SOAK_HOURS=$(HOURS) LSCW_SOAK_CLOCK=$(CLOCK) \
+		LSCW_SOAK_LS_MUTATIONS=$(LS_MUTATIONS) \
 		$(CARGO) test --release -p lscw-tests --test soak -- --nocapture
 
 build-cli:

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use shared::lansweeper::documents;
 use shared::pipeline::{self, MergeOptions, MergeRequest};
 use simulators::connectwise::{CONFIGURATIONS, TICKETS};
-use simulators::control::Seen;
+use simulators::control::{Seen, path_template};
 use simulators::lansweeper::published;
 
 use lscw_tests::world::{World, settings, sync, world};
@@ -65,17 +65,7 @@ impl Model {
     /// The path's entry, found as ConnectWise routes it: numeric segments are ids, case
     /// does not matter.
     fn path(&self, method: &str, path: &str) -> Result<&Value, String> {
-        let template: Vec<&str> = path
-            .split('/')
-            .map(|s| {
-                if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
-                    "{id}"
-                } else {
-                    s
-                }
-            })
-            .collect();
-        let template = template.join("/");
+        let template = path_template(path);
         let entry = self.0["paths"]
             .as_object()
             .unwrap()
@@ -468,11 +458,7 @@ async fn every_connectwise_request_is_in_connectwise_s_published_model() {
             format!(
                 "{} {}",
                 s.method,
-                s.path
-                    .split('/')
-                    .filter(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
-                    .collect::<Vec<_>>()
-                    .join("/")
+                path_template(&s.path).replace("/{id}", "")
             )
         })
         .collect();
@@ -544,6 +530,136 @@ async fn every_lansweeper_document_validates_against_lansweeper_s_published_sche
         None,
         "nothing refused as malformed"
     );
+}
+
+/// What is not settled about an endpoint the product uses, and how the product lives
+/// with either answer (`../shared/reference/`).
+const UNCONFIRMED: &[(&str, &str)] = &[
+    (
+        "/company/configurations/bulk",
+        "the answer: the OpenAPI document says one configuration, tenants answer a `BulkResult` (one result per item); the product reads per-item results and fails a request it cannot read, never guessing which items were saved",
+    ),
+    (
+        "/company/configurations",
+        "`pageId` and `pagination-type: forward-only` (the developer guide's, not the model's parameters); some endpoints ignore them and answer numbered pages, which the product detects",
+    ),
+    (
+        "/service/tickets",
+        "`lastUpdated` in conditions: the developer guide's example; the model keeps it under `_info`",
+    ),
+    (
+        "editAsset",
+        "how many aliased edits one request may carry (unpublished): the product starts at 20, halves on a whole refusal, and remembers the size that went through",
+    ),
+    (
+        "assetResources",
+        "the filter operators `EXISTS` and `REGEXP` (in the introspected schema, not in Lansweeper's MCP server's list); the product sends only `EQUAL`",
+    ),
+];
+
+/// The table of `docs/vendor-contract.md` between its markers, as the product's requests
+/// make it: every endpoint and operation it sends, the published source it is checked
+/// against, and what is unconfirmed.
+fn endpoint_table(model: &Model, connectwise: &[Seen], lansweeper: &[Seen]) -> String {
+    let mut rows = BTreeSet::new();
+    for seen in connectwise {
+        let template = path_template(&seen.path);
+        let class = model
+            .path(&seen.method, &seen.path)
+            .ok()
+            .and_then(|e| e["endpointClass"].as_str())
+            .unwrap_or("(not in the model)");
+        let collection = template.trim_end_matches("/count");
+        let unconfirmed = UNCONFIRMED
+            .iter()
+            .find(|(path, _)| *path == collection && seen.method != "PATCH")
+            .map_or("", |(_, note)| note);
+        rows.insert(format!(
+            "| ConnectWise | `{} {template}` | OpenAPI model, `{class}` | {unconfirmed} |",
+            seen.method
+        ));
+    }
+    for seen in lansweeper {
+        let query = seen
+            .body
+            .as_ref()
+            .and_then(|b| b["query"].as_str())
+            .unwrap_or("");
+        let operation = lansweeper_operation(query);
+        let unconfirmed = UNCONFIRMED
+            .iter()
+            .find(|(name, _)| operation.contains(name))
+            .map_or("", |(_, note)| note);
+        rows.insert(format!(
+            "| Lansweeper | `{operation}` | published schema (`infra/contract/lansweeper.graphql`) | {unconfirmed} |"
+        ));
+    }
+    let mut table = String::from(
+        "| API | endpoint or operation | checked against | unconfirmed |\n|---|---|---|---|\n",
+    );
+    for row in rows {
+        table.push_str(&row);
+        table.push('\n');
+    }
+    table
+}
+
+/// A GraphQL document as its operation and the fields it reaches: `mutation site.editAsset
+/// ×n`, `query site.assetResources`.
+fn lansweeper_operation(query: &str) -> String {
+    let kind = if query.trim_start().starts_with("mutation") {
+        "mutation"
+    } else {
+        "query"
+    };
+    let reached = [
+        ("authorizedSites", "authorizedSites.sites"),
+        ("me {", "me.profiles.site"),
+        ("customFields", "site.customFields"),
+        ("createCustomField", "site.createCustomField"),
+        ("assetResources", "site.assetResources"),
+        ("editAsset", "site.editAsset"),
+    ]
+    .iter()
+    .find(|(needle, _)| query.contains(needle))
+    .map_or("?", |(_, path)| path);
+    let selects_total = if query.contains("total") {
+        " (first page, with `total`)"
+    } else if reached == "site.assetResources" {
+        " (later pages)"
+    } else {
+        ""
+    };
+    let aliased = if query.contains("e1: site(") {
+        " (aliased, several a request)"
+    } else {
+        ""
+    };
+    format!("{kind} {reached}{selects_total}{aliased}")
+}
+
+/// Breaking it looks like: an endpoint the product has begun to use that nobody has
+/// checked against what the vendor publishes, or a table that says one the product no
+/// longer sends. `UPDATE_CONTRACT_DOC=1` writes the table anew.
+#[tokio::test]
+async fn the_endpoint_table_is_what_the_product_sends() {
+    let model = connectwise_model();
+    let (_world, connectwise, lansweeper) = everything_the_product_sends().await;
+    let table = endpoint_table(&model, &connectwise, &lansweeper);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/vendor-contract.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    let (begin, end) = ("<!-- endpoints: begin -->\n", "<!-- endpoints: end -->");
+    let start = page.find(begin).expect("the table's opening marker") + begin.len();
+    let stop = page.find(end).expect("the table's closing marker");
+    if page[start..stop] != table {
+        if std::env::var("UPDATE_CONTRACT_DOC").is_ok() {
+            std::fs::write(path, format!("{}{table}{}", &page[..start], &page[stop..])).unwrap();
+        } else {
+            panic!(
+                "docs/vendor-contract.md is behind what the product sends: UPDATE_CONTRACT_DOC=1 cargo test -p lscw-tests --test contract\n{table}"
+            );
+        }
+    }
 }
 
 /// The checks themselves: a field outside the model, a wrong type, an unknown path or

@@ -371,12 +371,26 @@ async fn planned_edits(world: &World, run_id: &str) -> Vec<shared::enrichment::A
 /// request.
 #[tokio::test]
 async fn an_invocation_past_its_deadline_still_writes_one_batch_when_the_quota_has_room() {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use shared::enrichment::{EnrichInput, enrich};
+    use shared::store::Store;
 
     let world = world(40).await;
     sync(&world).await;
+    // The batch size an earlier enrichment found goes through (the simulator's cap).
+    world
+        .store
+        .put_raw(
+            shared::layout::LANSWEEPER_EDIT_BATCH,
+            format!(
+                r#"{{"size":{}}}"#,
+                simulators::lansweeper::MUTATIONS_PER_REQUEST
+            ),
+            Duration::from_secs(3_600),
+        )
+        .await
+        .unwrap();
     let requests = || world.ls.control().count("POST graphql:editAsset");
     let first = enrich(
         &world.cw_client,

@@ -387,8 +387,13 @@ impl Drop for InFlight {
     }
 }
 
-/// The endpoint key of a path: numeric segments become `{id}`.
+/// The endpoint key of a path: `METHOD` and its [`path_template`].
 pub fn endpoint_key(method: &str, path: &str) -> String {
+    format!("{method} {}", path_template(path))
+}
+
+/// A path with its numeric segments (record ids) as `{id}`.
+pub fn path_template(path: &str) -> String {
     let template: Vec<&str> = path
         .split('/')
         .map(|segment| {
@@ -399,7 +404,7 @@ pub fn endpoint_key(method: &str, path: &str) -> String {
             }
         })
         .collect();
-    format!("{method} {}", template.join("/"))
+    template.join("/")
 }
 
 #[cfg(test)]
