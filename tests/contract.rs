@@ -295,6 +295,10 @@ fn condition_fields(text: &str) -> Vec<String> {
 /// Every kind of request the product sends, in one world: a sync, a rerun after changes
 /// on both sides, an enrichment, duplicates found and merged, both reverts, and the
 /// Lansweeper calls of setup (sites, one edit).
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario, every kind of request in the order an operator meets them: read top to bottom"
+)]
 async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
     let mut world = world(60).await;
     // Pages of 25: later pages (`NEXT`) are sent too.
@@ -569,10 +573,9 @@ fn endpoint_table(model: &Model, connectwise: &[Seen], lansweeper: &[Seen]) -> S
             .ok()
             .and_then(|e| e["endpointClass"].as_str())
             .unwrap_or("(not in the model)");
-        let collection = template.trim_end_matches("/count");
         let unconfirmed = UNCONFIRMED
             .iter()
-            .find(|(path, _)| *path == collection && seen.method != "PATCH")
+            .find(|(path, _)| *path == template && seen.method != "PATCH")
             .map_or("", |(_, note)| note);
         rows.insert(format!(
             "| ConnectWise | `{} {template}` | OpenAPI model, `{class}` | {unconfirmed} |",
@@ -624,7 +627,7 @@ fn lansweeper_operation(query: &str) -> String {
     .find(|(needle, _)| query.contains(needle))
     .map_or("?", |(_, path)| path);
     let selects_total = if query.contains("total") {
-        " (first page, with `total`)"
+        " (first page, selecting total)"
     } else if reached == "site.assetResources" {
         " (later pages)"
     } else {

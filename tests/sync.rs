@@ -94,11 +94,9 @@ async fn first_run_writes_everything_second_run_writes_nothing() {
     assert!(report.failed.is_empty(), "{:#?}", report.failed);
     assert!(world.cw.control().writes() > before);
     // Bulk writes: at most one request per 50 assets, plus the retries of failed items.
-    let bulk = world
-        .cw
-        .control()
-        .count("POST /company/configurations/bulk")
-        + world.cw.control().count("PUT /company/configurations/bulk");
+    let control = world.cw.control();
+    let bulk = control.count("POST /company/configurations/bulk")
+        + control.count("PUT /company/configurations/bulk");
     assert!(
         bulk <= report.counts.created.div_ceil(50) + report.counts.modified.div_ceil(50) + 2,
         "{bulk}"
@@ -118,6 +116,7 @@ async fn first_run_writes_everything_second_run_writes_nothing() {
             .without_configuration
             .contains(&a["key"].as_str().unwrap().to_lowercase())
     });
+    let location_of = |c: &Value| world.cw.with_tenant(|t| t.location_name(c));
     for (index, asset) in created {
         let key = asset["key"].as_str().unwrap();
         let linked = configuration_by_link(&configurations, key);
@@ -129,10 +128,7 @@ async fn first_run_writes_everything_second_run_writes_nothing() {
             asset["assetBasicInfo"]["type"]
         );
         if let Some(location) = asset["assetCustom"]["location"].as_str() {
-            assert_eq!(
-                world.cw.with_tenant(|t| t.location_name(configuration)),
-                location
-            );
+            assert_eq!(location_of(configuration), location);
         }
         let url = configuration["customFields"]
             .as_array()

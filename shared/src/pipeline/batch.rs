@@ -256,11 +256,38 @@ pub(super) fn stale_reference(
     references::refused_reference(result.error.as_ref()?, body)
 }
 
+/// A bulk write's answer with a whole refusal of its input turned into one refused
+/// result per item ([`refused_whole`]), and whether it was one.
+pub(super) fn per_item(
+    answer: Result<Vec<BulkItemResult>, ConnectWiseError>,
+    items: usize,
+) -> (Result<Vec<BulkItemResult>, ConnectWiseError>, bool) {
+    match answer {
+        Err(error) => match refused_whole(&error, items) {
+            Some(results) => (Ok(results), true),
+            None => (Err(error), false),
+        },
+        answered => (answered, false),
+    }
+}
+
+/// The items of a request refused whole that were refused for another item's stale
+/// reference (`stale`: by item index): they go again with it.
+pub(super) fn bystanders(
+    items: impl IntoIterator<Item = usize>,
+    stale: &[(usize, (ReferenceKind, i64))],
+) -> Vec<usize> {
+    items
+        .into_iter()
+        .filter(|index| !stale.iter().any(|(stale, _)| stale == index))
+        .collect()
+}
+
 /// A bulk request ConnectWise refused whole for its input (a 4xx other than the
 /// credentials', a missing endpoint's or the quota's: nothing of it was saved), as one
 /// refused result per item, each carrying the refusal: what a per-item refusal would
 /// say, so a refused reference is found and healed the same way whatever the shape.
-pub(super) fn refused_whole(error: &ConnectWiseError, items: usize) -> Option<Vec<BulkItemResult>> {
+fn refused_whole(error: &ConnectWiseError, items: usize) -> Option<Vec<BulkItemResult>> {
     let ConnectWiseError::Api {
         status,
         code,
@@ -275,7 +302,7 @@ pub(super) fn refused_whole(error: &ConnectWiseError, items: usize) -> Option<Ve
     }
     let refusal = ApiErrorBody {
         code: code.clone(),
-        message: message.clone(),
+        message: format!("refused the batch whole: {message}"),
         errors: errors.clone(),
     };
     Some(

@@ -16,8 +16,8 @@ use std::time::Duration;
 use reqwest::Method;
 
 use super::batch::{
-    BatchInput, BatchOutput, finish_batch, point_at, reason, refused_whole, renew_stale_references,
-    stale_reference,
+    BatchInput, BatchOutput, bystanders, finish_batch, per_item, point_at, reason,
+    renew_stale_references, stale_reference,
 };
 use super::trail::{Names, created_entry};
 use crate::calls::{ApiCalls, CallMeter};
@@ -156,17 +156,10 @@ async fn send<S: Store>(
         let mut stale = Vec::new();
         // Refused whole for its input: nothing of it was saved, each item carries the
         // refusal (a reference it names is healed as an item's would be).
-        let mut whole_refusal = false;
-        let answer = match actions::bulk(connectwise, Method::POST, &bodies, false).await {
-            Err(error) => match refused_whole(&error, bodies.len()) {
-                Some(results) => {
-                    whole_refusal = true;
-                    Ok(results)
-                }
-                None => Err(error),
-            },
-            answered => answered,
-        };
+        let (answer, whole_refusal) = per_item(
+            actions::bulk(connectwise, Method::POST, &bodies, false).await,
+            bodies.len(),
+        );
         let uncertain: Vec<usize> = match answer {
             Ok(results) => {
                 let mut uncertain = Vec::new();
@@ -182,12 +175,7 @@ async fn send<S: Store>(
                         if let Some(reference) = stale_reference(&result, &items[index].body) {
                             stale.push((index, reference));
                         }
-                        let reason = if whole_refusal {
-                            format!("ConnectWise refused the batch: {}", reason(&result))
-                        } else {
-                            reason(&result)
-                        };
-                        outcomes.insert(index, Err(reason));
+                        outcomes.insert(index, Err(reason(&result)));
                     }
                 }
                 uncertain
@@ -212,12 +200,8 @@ async fn send<S: Store>(
             Err(other) => return Err(other.into()),
         };
         // The items a whole refusal failed for another item's reference go again with it.
-        let innocent: Vec<usize> = if whole_refusal && !stale.is_empty() {
-            pending
-                .iter()
-                .copied()
-                .filter(|index| !stale.iter().any(|(stale, _)| stale == index))
-                .collect()
+        let innocent = if whole_refusal {
+            bystanders(pending.iter().copied(), &stale)
         } else {
             Vec::new()
         };

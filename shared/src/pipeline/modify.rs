@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::batch::{
-    BatchInput, BatchOutput, finish_batch, point_at, reason, refused_whole, renew_stale_references,
-    stale_reference,
+    BatchInput, BatchOutput, bystanders, finish_batch, per_item, point_at, reason,
+    renew_stale_references, stale_reference,
 };
 use super::trail::modified_entry;
 use crate::calls::CallMeter;
@@ -47,18 +47,7 @@ pub async fn bulk_modify<S: Store>(
         references: ensured.ids,
         custom_field_ids: record.custom_field_ids,
     };
-    let ids = items.iter().map(|i| i.configuration_id);
-    let condition = Field::new("id")?.is_in(ids);
-    let current = connectwise
-        .list(
-            endpoint::CONFIGURATIONS,
-            &ListQuery {
-                conditions: Some(condition.to_string()),
-                page_size: Some(items.len().clamp(1, 1000) as u32),
-                ..ListQuery::default()
-            },
-        )
-        .await?;
+    let current = configurations(connectwise, &items).await?;
     let by_id: HashMap<i64, &Value> = current
         .iter()
         .filter_map(|c| Some((c.get("id")?.as_i64()?, c)))
@@ -118,9 +107,7 @@ pub async fn bulk_modify<S: Store>(
         // A whole refusal failed the others for these: a PUT sets the record, so they go
         // again with them.
         if whole_refusal && !again.is_empty() {
-            again.extend(
-                (0..written.len()).filter(|index| !stale.iter().any(|(stale, _)| stale == index)),
-            );
+            again.extend(bystanders(0..written.len(), &stale));
         }
         let resent: Vec<Value> = again.iter().map(|&index| bodies[index].clone()).collect();
         let (second, _) = write_with_one_retry(connectwise, Method::PUT, &resent).await?;
@@ -136,6 +123,21 @@ pub async fn bulk_modify<S: Store>(
         items.iter().map(|i| (i.asset_key.as_str(), i)).collect();
     let trail_of = |key: &str| Some(modified_entry(by_key.get(key)?, retire));
     finish_batch(store, settings, input, &meter, outcomes, trail_of).await
+}
+
+/// The batch's configurations as ConnectWise holds them now: what a PUT starts from.
+async fn configurations(
+    connectwise: &ConnectWiseClient,
+    items: &[ModifyItem],
+) -> Result<Vec<Value>, PipelineError> {
+    let ids = items.iter().map(|i| i.configuration_id);
+    let condition = Field::new("id")?.is_in(ids);
+    let query = ListQuery {
+        conditions: Some(condition.to_string()),
+        page_size: Some(items.len().clamp(1, 1000) as u32),
+        ..ListQuery::default()
+    };
+    Ok(connectwise.list(endpoint::CONFIGURATIONS, &query).await?)
 }
 
 /// Whether a batch holds retirements (the match's, or those approved since).
@@ -160,11 +162,11 @@ async fn write_with_one_retry(
     }
     let needs_id = method == Method::PUT;
     // Refused whole for its input: each item carries the refusal, as an item's own would.
-    let (first, whole_refusal) =
-        match actions::bulk(connectwise, method.clone(), bodies, needs_id).await {
-            Err(error) => (refused_whole(&error, bodies.len()).ok_or(error)?, true),
-            answered => (answered?, false),
-        };
+    let (first, whole_refusal) = per_item(
+        actions::bulk(connectwise, method.clone(), bodies, needs_id).await,
+        bodies.len(),
+    );
+    let first = first?;
     let mut outcomes = Vec::with_capacity(bodies.len());
     for (index, result) in first.into_iter().enumerate() {
         if result.success {

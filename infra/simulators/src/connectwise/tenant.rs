@@ -597,12 +597,6 @@ impl Tenant {
         Ok(())
     }
 
-    /// The record `body` describes, as stored: known fields only, validated, references
-    /// resolved, booleans defaulted, custom fields complete.
-    #[allow(
-        clippy::too_many_lines,
-        reason = "ConnectWise's checks of a record, in the order it makes them, each with its own error"
-    )]
     /// The refusal of a whole bulk write, when this tenant refuses a missing reference
     /// that way ([`ReferenceRefusal::WholeRequest`]) and an item names one.
     pub fn whole_refusal(&self, resource: &Resource, items: &[Value]) -> Option<ApiError> {
@@ -624,6 +618,12 @@ impl Tenant {
         })
     }
 
+    /// The record `body` describes, as stored: known fields only, validated, references
+    /// resolved, booleans defaulted, custom fields complete.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "ConnectWise's checks of a record, in the order it makes them, each with its own error"
+    )]
     fn build(&self, resource: &Resource, body: &Value) -> Result<Map<String, Value>, ApiError> {
         let input = body.as_object().ok_or_else(|| {
             ApiError::new(
