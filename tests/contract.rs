@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use shared::lansweeper::documents;
 use shared::pipeline::{self, MergeOptions, MergeRequest};
-use simulators::connectwise::{CONFIGURATIONS, TICKETS};
+use simulators::connectwise::{CONFIGURATION_POD, CONFIGURATIONS, TICKETS, USER_DEFINED_FIELDS};
 use simulators::control::{Seen, path_template};
 use simulators::lansweeper::published;
 
@@ -310,6 +310,12 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
             ..lscw_tests::ls_options()
         },
     );
+    // Some devices have a last user: their contacts are looked up.
+    world.cw.with_tenant(|tenant| {
+        world
+            .ls
+            .with_site(|site| simulators::scenario::give_users(tenant, site, 5).unwrap())
+    });
     world.cw.control().record_requests(true);
     world.ls.control().record_requests(true);
     let first = sync(&world).await;
@@ -417,6 +423,26 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
     .await
     .unwrap()
     .expect("the enrichment wrote");
+    // `lscw doctor --fix` on a tenant whose configurations screen lost the sync's fields:
+    // the definitions read, the missing ones made.
+    world.cw.with_tenant(|tenant| {
+        let ours: Vec<i64> = tenant
+            .records("userDefinedFields")
+            .filter(|d| d["podId"] == CONFIGURATION_POD)
+            .map(|d| d["id"].as_i64().unwrap())
+            .collect();
+        for id in ours {
+            tenant.delete(&USER_DEFINED_FIELDS, id).unwrap();
+        }
+    });
+    let named = shared::settings::SyncSettings {
+        configuration_pod_id: Some(CONFIGURATION_POD),
+        ..settings()
+    };
+    let made = shared::custom_fields::find_or_create(&world.cw_client, &named, true)
+        .await
+        .unwrap();
+    assert!(!made.created.is_empty(), "{made:?}");
     // Setup's calls: the sites both ways a token sees them, one edit alone.
     world.ls_client.sites().await.unwrap();
     world
@@ -472,6 +498,8 @@ async fn every_connectwise_request_is_in_connectwise_s_published_model() {
         "GET /company/configurations",
         "GET /service/tickets",
         "POST /service/tickets/configurations",
+        "GET /company/contacts",
+        "POST /system/userDefinedFields",
     ] {
         assert!(
             kinds.contains(expected),

@@ -139,10 +139,6 @@ async fn a_site_of_hostile_values_syncs_without_a_refused_request_or_a_duplicate
             let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
             assert!(twice.is_empty(), "{collection}: {twice:?}");
         }
-        // ConnectWise's model has no `location` on a configuration: none is stored.
-        for record in tenant.records("configurations") {
-            assert!(record.get("location").is_none(), "{record}");
-        }
     });
     let rotterdam = report
         .references_created
@@ -292,72 +288,101 @@ async fn reference_deleted_behind_the_cache(shape: ReferenceRefusal) {
     world.cw.with_tenant(|t| t.reference_refusal = shape);
     let first = sync(&world).await;
     assert!(first.failed.is_empty(), "{:#?}", first.failed);
-    let maker = world.ls.with_site(|site| {
-        site.data.assets[1]["assetCustom"]["manufacturer"]
-            .as_str()
-            .unwrap()
-            .to_string()
+    // Two manufacturers deleted (a request refused whole names one at a time), and one
+    // kept: its assets share the batch, refused only for the others'.
+    let (bases, makers) = world.ls.with_site(|site| {
+        let mut bases: Vec<Value> = Vec::new();
+        for asset in &site.data.assets {
+            let maker = &asset["assetCustom"]["manufacturer"];
+            if maker.is_string()
+                && bases
+                    .iter()
+                    .all(|b| &b["assetCustom"]["manufacturer"] != maker)
+            {
+                bases.push(asset.clone());
+            }
+        }
+        bases.truncate(3);
+        let makers: Vec<String> = bases
+            .iter()
+            .map(|b| {
+                b["assetCustom"]["manufacturer"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        (bases, makers)
     });
+    assert_eq!(makers.len(), 3, "three manufacturers in the site");
     let manufacturers = *simulators::connectwise::RESOURCES
         .iter()
         .find(|r| r.collection == "manufacturers")
         .unwrap();
-    let deleted = world.cw.with_tenant(|t| {
-        let id = t
-            .records("manufacturers")
-            .find(|m| m["name"].as_str() == Some(maker.as_str()))
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap();
-        t.delete(manufacturers, id).unwrap();
-        id
+    let id_of = |maker: &str| {
+        world.cw.with_tenant(|t| {
+            t.records("manufacturers")
+                .find(|m| m["name"].as_str() == Some(maker))
+                .unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+    };
+    let deleted: Vec<i64> = makers[..2].iter().map(|m| id_of(m)).collect();
+    world.cw.with_tenant(|t| {
+        for id in &deleted {
+            t.delete(manufacturers, *id).unwrap();
+        }
     });
     world.ls.with_site(|site| {
-        let base = site.data.assets[1].clone();
-        for n in 0..5 {
-            let mut asset = base.clone();
-            asset["key"] = json!(format!("after-delete-{n}"));
-            asset["assetBasicInfo"]["name"] = json!(format!("pc-after-delete-{n}"));
-            asset["assetCustom"]["serialNumber"] = json!(format!("SER-AFTER-{n}"));
-            asset["assetBasicInfo"]["mac"] = Value::Null;
-            site.add_asset(asset).unwrap();
+        for (b, base) in bases.iter().enumerate() {
+            for n in 0..2 {
+                let mut asset = base.clone();
+                asset["key"] = json!(format!("after-delete-{b}-{n}"));
+                asset["assetBasicInfo"]["name"] = json!(format!("pc-after-delete-{b}-{n}"));
+                asset["assetCustom"]["serialNumber"] = json!(format!("SER-AFTER-{b}-{n}"));
+                asset["assetBasicInfo"]["mac"] = Value::Null;
+                site.add_asset(asset).unwrap();
+            }
         }
     });
     let second = sync(&world).await;
     assert!(second.failed.is_empty(), "{shape:?}: {:#?}", second.failed);
-    assert!(second.counts.created >= 5, "{shape:?}: {second:#?}");
-    let renewed = world.cw.with_tenant(|t| {
-        t.records("manufacturers")
-            .find(|m| m["name"].as_str() == Some(maker.as_str()))
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap()
-    });
-    assert_ne!(renewed, deleted, "{shape:?}: made again under a new id");
-    // Every configuration of that manufacturer, new or modified, now points at it.
-    let (linked, _) = state(&world.cw);
-    for n in 0..5 {
-        assert_eq!(
-            linked[&format!("after-delete-{n}")]["manufacturer"],
-            maker.as_str()
+    assert!(second.counts.created >= 6, "{shape:?}: {second:#?}");
+    for (maker, deleted) in makers.iter().zip(&deleted) {
+        assert_ne!(
+            id_of(maker),
+            *deleted,
+            "{shape:?}: {maker} made again under a new id"
         );
+    }
+    // Every new configuration, the bystanders' too, points at its manufacturer.
+    let (linked, _) = state(&world.cw);
+    for (b, maker) in makers.iter().enumerate() {
+        for n in 0..2 {
+            assert_eq!(
+                linked[&format!("after-delete-{b}-{n}")]["manufacturer"],
+                maker.as_str(),
+                "{shape:?}"
+            );
+        }
     }
     let dangling = world.cw.with_tenant(|t| {
         t.records("configurations")
-            .filter(|c| c["manufacturer"]["id"] == deleted)
+            .filter(|c| deleted.iter().any(|d| c["manufacturer"]["id"] == *d))
             .count()
     });
-    assert_eq!(dangling, 0, "no configuration left naming the deleted one");
-    let third = sync(&world).await;
     assert_eq!(
-        (
-            third.counts.created,
-            third.counts.modified,
-            third.failed.len()
-        ),
-        (0, 0, 0),
-        "{shape:?}: settled"
+        dangling, 0,
+        "{shape:?}: no configuration left naming a deleted one"
     );
+    let third = sync(&world).await;
+    let settled = (
+        third.counts.created,
+        third.counts.modified,
+        third.failed.len(),
+    );
+    assert_eq!(settled, (0, 0, 0), "{shape:?}: settled");
 }
 
 /// New type and manufacturer names that differ only in case, each first created under

@@ -40,12 +40,16 @@ fn set(
             Some((field, "name")) => {
                 let kind = ReferenceKind::from_configuration_field(field)
                     .ok_or_else(|| format!("the sync does not write `{path}`"))?;
-                let id = context.references.get(kind, value).ok_or_else(|| {
-                    format!(
-                        "{} `{value}` does not exist in ConnectWise",
-                        kind.configuration_field()
-                    )
-                })?;
+                // `#id`: a reference no name was known for (as the trail keeps it).
+                let known_id = value.strip_prefix('#').and_then(|id| id.parse().ok());
+                let id = known_id
+                    .or_else(|| context.references.get(kind, value))
+                    .ok_or_else(|| {
+                        format!(
+                            "{} `{value}` does not exist in ConnectWise",
+                            kind.configuration_field()
+                        )
+                    })?;
                 kind.point_at(body, id);
             }
             Some(("contact", "id")) => {

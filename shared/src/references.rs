@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::connectwise::{
     ApiErrorBody, ConnectWiseClient, ConnectWiseError, Field, ListQuery, endpoint,
 };
+use crate::matching::{LOCATION_NAME, MatchSpec, Target};
 use crate::normalize;
 use crate::store::{Store, StoreError, StoreExt};
 
@@ -388,6 +389,27 @@ pub async fn replace_stale<S: Store>(
     }
     let outcome = ensure(client, store, &needed, options).await?;
     Ok(stale.iter().find_map(|name| outcome.ids.get(kind, name)))
+}
+
+/// The names of ConnectWise's locations by id, when `spec` compares a configuration's
+/// location (which ConnectWise holds by id alone); none otherwise. Read whole, one
+/// request for up to a thousand locations: a location made since the run's references
+/// were listed is named too.
+///
+/// # Errors
+/// ConnectWise fails.
+pub async fn location_names(
+    client: &ConnectWiseClient,
+    spec: &MatchSpec,
+) -> Result<HashMap<i64, String>, ConnectWiseError> {
+    let compares_location = spec
+        .targets()
+        .iter()
+        .any(|(_, target)| *target == Target::Field(LOCATION_NAME.into()));
+    if !compares_location {
+        return Ok(HashMap::new());
+    }
+    names_by_id(client, ReferenceKind::Location).await
 }
 
 /// Id → name (as [`name_key`] folds it) of every reference of `kind` ConnectWise has.

@@ -165,7 +165,11 @@ async fn match_configurations(
         fields: Some(spec.configuration_fields()),
         ..ListQuery::default()
     };
-    let configurations = client.list(CONFIGURATIONS, &query).await?;
+    let mut configurations = client.list(CONFIGURATIONS, &query).await?;
+    let locations = crate::references::location_names(client, &spec).await?;
+    for configuration in &mut configurations {
+        crate::references::name_location(configuration, &locations);
+    }
     let outcome =
         crate::matching::match_with_differences(&spec, &input.external_data, &configurations);
     let asset = |index: usize| input.external_data[index].clone();

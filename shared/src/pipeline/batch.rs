@@ -256,6 +256,12 @@ pub(super) fn stale_reference(
     references::refused_reference(result.error.as_ref()?, body)
 }
 
+/// Whether ConnectWise refused what was sent (a 4xx), not the credentials (401, 403),
+/// the path (404: on cloud tenants also a bad login) or the pace (429).
+fn refuses_input(status: u16) -> bool {
+    (400..500).contains(&status) && ![401, 403, 404, 429].contains(&status)
+}
+
 /// A bulk write's answer with a whole refusal of its input turned into one refused
 /// result per item ([`refused_whole`]), and whether it was one.
 pub(super) fn per_item(
@@ -269,18 +275,6 @@ pub(super) fn per_item(
         },
         answered => (answered, false),
     }
-}
-
-/// The items of a request refused whole that were refused for another item's stale
-/// reference (`stale`: by item index): they go again with it.
-pub(super) fn bystanders(
-    items: impl IntoIterator<Item = usize>,
-    stale: &[(usize, (ReferenceKind, i64))],
-) -> Vec<usize> {
-    items
-        .into_iter()
-        .filter(|index| !stale.iter().any(|(stale, _)| stale == index))
-        .collect()
 }
 
 /// A bulk request ConnectWise refused whole for its input (a 4xx other than the
@@ -297,7 +291,7 @@ fn refused_whole(error: &ConnectWiseError, items: usize) -> Option<Vec<BulkItemR
     else {
         return None;
     };
-    if !(400..500).contains(status) || [401, 403, 404, 429].contains(status) {
+    if !refuses_input(*status) {
         return None;
     }
     let refusal = ApiErrorBody {
@@ -318,10 +312,88 @@ fn refused_whole(error: &ConnectWiseError, items: usize) -> Option<Vec<BulkItemR
     )
 }
 
+/// References refused as gone, healed over as many rounds as each brings one no round
+/// tried yet (so as many as a batch holds, never more).
+pub(super) struct Healing<'a> {
+    connectwise: &'a ConnectWiseClient,
+    settings: &'a SyncSettings,
+    run_id: &'a str,
+    tried: HashSet<(ReferenceKind, i64)>,
+    renewed: HashMap<(ReferenceKind, i64), i64>,
+}
+
+impl<'a> Healing<'a> {
+    pub(super) fn new(
+        connectwise: &'a ConnectWiseClient,
+        settings: &'a SyncSettings,
+        run_id: &'a str,
+    ) -> Self {
+        Self {
+            connectwise,
+            settings,
+            run_id,
+            tried: HashSet::new(),
+            renewed: HashMap::new(),
+        }
+    }
+
+    /// Resolves the references of `stale` (item index, reference) that no round tried yet,
+    /// and answers which items of the request go again: those refused for a renewed
+    /// reference, and, for a request refused whole (which saved nothing), every item it
+    /// carried (`sent`), the others having been refused only for those. None when nothing
+    /// new was renewed. A body goes again through [`Healing::apply`].
+    pub(super) async fn round<S: Store>(
+        &mut self,
+        store: &S,
+        stale: &[(usize, (ReferenceKind, i64))],
+        whole_refusal: bool,
+        sent: &[usize],
+    ) -> Result<Vec<usize>, PipelineError> {
+        let untried: Vec<(ReferenceKind, i64)> = stale
+            .iter()
+            .map(|(_, reference)| *reference)
+            .filter(|reference| self.tried.insert(*reference))
+            .collect();
+        if untried.is_empty() {
+            return Ok(Vec::new());
+        }
+        let renewed = renew_stale_references(
+            self.connectwise,
+            store,
+            self.settings,
+            self.run_id,
+            &untried,
+        )
+        .await?;
+        if renewed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.renewed.extend(renewed);
+        Ok(if whole_refusal {
+            sent.to_vec()
+        } else {
+            stale
+                .iter()
+                .filter(|(_, reference)| self.renewed.contains_key(reference))
+                .map(|(index, _)| *index)
+                .collect()
+        })
+    }
+
+    /// Points a body's references at the ids renewed so far.
+    pub(super) fn apply(&self, body: &mut Value) {
+        for (&(kind, stale), &fresh) in &self.renewed {
+            if kind.id_in(body) == Some(stale) {
+                point_at(body, kind, fresh);
+            }
+        }
+    }
+}
+
 /// Resolves each stale reference again (dropped from the cache; created anew when
 /// ConnectWise no longer has the name); answers (kind, stale id) → the id now in force,
 /// for those that now have another id.
-pub(super) async fn renew_stale_references<S: Store>(
+async fn renew_stale_references<S: Store>(
     connectwise: &ConnectWiseClient,
     store: &S,
     settings: &SyncSettings,

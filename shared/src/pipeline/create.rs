@@ -16,8 +16,7 @@ use std::time::Duration;
 use reqwest::Method;
 
 use super::batch::{
-    BatchInput, BatchOutput, bystanders, finish_batch, per_item, point_at, reason,
-    renew_stale_references, stale_reference,
+    BatchInput, BatchOutput, Healing, finish_batch, per_item, reason, stale_reference,
 };
 use super::trail::{Names, created_entry};
 use crate::calls::{ApiCalls, CallMeter};
@@ -26,7 +25,6 @@ use crate::connectwise::linked::configurations_linked_to;
 use crate::connectwise::{ConnectWiseClient, actions};
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateIntent, CreateItem};
-use crate::references::ReferenceKind;
 use crate::settings::SyncSettings;
 use crate::store::{Claim, Store, StoreExt};
 
@@ -147,10 +145,11 @@ async fn send<S: Store>(
 
     let mut sends = 0;
     let mut max_sends = MAX_SENDS;
-    let mut stale_renewed = false;
+    let mut healing = Healing::new(connectwise, settings, &input.run_id);
     while !pending.is_empty() {
         renew_claim(store, &input.batch, claimant).await?;
         sends += 1;
+        let sent = pending.clone();
         let last_send = sends >= max_sends;
         let bodies: Vec<_> = pending.iter().map(|&i| items[i].body.clone()).collect();
         let mut stale = Vec::new();
@@ -199,39 +198,20 @@ async fn send<S: Store>(
             }
             Err(other) => return Err(other.into()),
         };
-        // The items a whole refusal failed for another item's reference go again with it.
-        let innocent = if whole_refusal {
-            bystanders(pending.iter().copied(), &stale)
-        } else {
-            Vec::new()
-        };
         pending = uncertain;
         if !pending.is_empty() {
             adopt_saved(connectwise, &items, &mut pending, &mut outcomes, &mut ids).await?;
         }
         // Refused for a reference ConnectWise no longer has: resolved again and sent once
         // more with the new id, in this run (refused items were not saved: no duplicate).
-        if !stale.is_empty() && !stale_renewed {
-            stale_renewed = true;
-            let references: Vec<(ReferenceKind, i64)> =
-                stale.iter().map(|(_, reference)| *reference).collect();
-            let renewed =
-                renew_stale_references(connectwise, store, settings, &input.run_id, &references)
-                    .await?;
-            for (index, reference) in &stale {
-                if let Some(fresh) = renewed.get(reference) {
-                    point_at(&mut items[*index].body, reference.0, *fresh);
-                    outcomes.remove(index);
-                    pending.push(*index);
-                }
+        let again = healing.round(store, &stale, whole_refusal, &sent).await?;
+        max_sends += u32::from(!again.is_empty());
+        for index in again {
+            healing.apply(&mut items[index].body);
+            outcomes.remove(&index);
+            if !pending.contains(&index) {
+                pending.push(index);
             }
-            if !pending.is_empty() {
-                for index in innocent {
-                    outcomes.remove(&index);
-                    pending.push(index);
-                }
-            }
-            max_sends += u32::from(!pending.is_empty());
         }
     }
     renew_claim(store, &input.batch, claimant).await?;

@@ -8,8 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::batch::{
-    BatchInput, BatchOutput, bystanders, finish_batch, per_item, point_at, reason,
-    renew_stale_references, stale_reference,
+    BatchInput, BatchOutput, Healing, finish_batch, per_item, reason, stale_reference,
 };
 use super::trail::modified_entry;
 use crate::calls::CallMeter;
@@ -79,41 +78,33 @@ pub async fn bulk_modify<S: Store>(
             Err(reason) => outcomes.push((item.asset_key.clone(), Err(reason))),
         }
     }
-    let (mut written, whole_refusal) =
+    let (mut written, mut whole_refusal) =
         write_with_one_retry(connectwise, Method::PUT, &bodies).await?;
     // Refused for a reference ConnectWise no longer has: resolved again and written once
     // more with the new id (a PUT sets the record: sending it again is safe).
-    let stale: Vec<(usize, (ReferenceKind, i64))> = written
-        .iter()
-        .enumerate()
-        .filter_map(|(index, outcome)| {
-            let refused = outcome.as_ref().err()?;
-            Some((index, stale_reference(refused, &bodies[index])?))
-        })
-        .collect();
-    if !stale.is_empty() {
-        let references: Vec<(ReferenceKind, i64)> =
-            stale.iter().map(|(_, reference)| *reference).collect();
-        let renewed =
-            renew_stale_references(connectwise, store, settings, &input.run_id, &references)
-                .await?;
-        let mut again: Vec<usize> = stale
+    let mut healing = Healing::new(connectwise, settings, &input.run_id);
+    let mut sent: Vec<usize> = (0..bodies.len()).collect();
+    loop {
+        let stale: Vec<(usize, (ReferenceKind, i64))> = sent
             .iter()
-            .filter_map(|(index, reference)| {
-                point_at(&mut bodies[*index], reference.0, *renewed.get(reference)?);
-                Some(*index)
+            .filter_map(|&index| {
+                let refused = written[index].as_ref().err()?;
+                Some((index, stale_reference(refused, &bodies[index])?))
             })
             .collect();
-        // A whole refusal failed the others for these: a PUT sets the record, so they go
-        // again with them.
-        if whole_refusal && !again.is_empty() {
-            again.extend(bystanders(0..written.len(), &stale));
+        let again = healing.round(store, &stale, whole_refusal, &sent).await?;
+        if again.is_empty() {
+            break;
+        }
+        for &index in &again {
+            healing.apply(&mut bodies[index]);
         }
         let resent: Vec<Value> = again.iter().map(|&index| bodies[index].clone()).collect();
-        let (second, _) = write_with_one_retry(connectwise, Method::PUT, &resent).await?;
-        for (index, outcome) in again.into_iter().zip(second) {
+        let (second, whole) = write_with_one_retry(connectwise, Method::PUT, &resent).await?;
+        for (&index, outcome) in again.iter().zip(second) {
             written[index] = outcome;
         }
+        (sent, whole_refusal) = (again, whole);
     }
     let written = written
         .into_iter()
@@ -176,15 +167,17 @@ async fn write_with_one_retry(
         // A 4xx from validation will fail again; only a server-side failure is retried.
         let retry = result.status_code >= 500;
         let outcome = if retry {
-            match actions::bulk(
-                connectwise,
-                method.clone(),
-                &bodies[index..=index],
-                needs_id,
-            )
-            .await?
-            .pop()
-            {
+            let (again, _) = per_item(
+                actions::bulk(
+                    connectwise,
+                    method.clone(),
+                    &bodies[index..=index],
+                    needs_id,
+                )
+                .await,
+                1,
+            );
+            match again?.pop() {
                 Some(second) if second.success => Ok(()),
                 Some(second) => Err(second),
                 None => Err(result),

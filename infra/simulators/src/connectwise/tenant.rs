@@ -142,15 +142,19 @@ pub enum ReferenceRefusal {
     MessageOnly,
     /// A bulk write refused whole (nothing saved) with that message and no details.
     WholeRequest,
+    /// A bulk write refused whole with one detail naming the member
+    /// (`manufacturer/id`), not the id: which item it means is not said.
+    WholeRequestByField,
 }
 
 impl ReferenceRefusal {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Member,
         Self::SlashPath,
         Self::DotPath,
         Self::MessageOnly,
         Self::WholeRequest,
+        Self::WholeRequestByField,
     ];
 
     /// The detail a write naming `id` as its `member` (gone from `path`) is refused with.
@@ -180,6 +184,12 @@ impl ReferenceRefusal {
             Self::MessageOnly | Self::WholeRequest => {
                 json!({"code": "InvalidReference", "message": not_found, "resource": resource})
             }
+            Self::WholeRequestByField => field_error(
+                resource,
+                &format!("{kind}/id"),
+                "InvalidReference",
+                "The referenced record was not found.",
+            ),
         }
     }
 }
@@ -600,9 +610,11 @@ impl Tenant {
     /// The refusal of a whole bulk write, when this tenant refuses a missing reference
     /// that way ([`ReferenceRefusal::WholeRequest`]) and an item names one.
     pub fn whole_refusal(&self, resource: &Resource, items: &[Value]) -> Option<ApiError> {
-        if self.reference_refusal != ReferenceRefusal::WholeRequest {
-            return None;
-        }
+        let by_field = match self.reference_refusal {
+            ReferenceRefusal::WholeRequest => false,
+            ReferenceRefusal::WholeRequestByField => true,
+            _ => return None,
+        };
         items.iter().find_map(|item| {
             let refused = self.build(resource, item).err()?;
             let detail = refused.body["errors"]
@@ -610,11 +622,15 @@ impl Tenant {
                 .iter()
                 .find(|d| d["code"] == "InvalidReference")?
                 .clone();
-            Some(ApiError::new(
-                400,
-                "InvalidObject",
-                detail["message"].as_str().unwrap_or_default(),
-            ))
+            Some(if by_field {
+                ApiError::invalid(resource.name, &[detail])
+            } else {
+                ApiError::new(
+                    400,
+                    "InvalidObject",
+                    detail["message"].as_str().unwrap_or_default(),
+                )
+            })
         })
     }
 

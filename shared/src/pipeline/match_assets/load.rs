@@ -12,7 +12,7 @@ use crate::error::PipelineError;
 use crate::layout::{self, FetchRecord};
 use crate::matching::{self, Compact, Fields, MatchSpec, OUT_OF_SCOPE, Target};
 use crate::overrides::{self, Overrides};
-use crate::references::{self, EnsureOutcome, ReferenceKind};
+use crate::references::{self, EnsureOutcome};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
@@ -80,7 +80,7 @@ impl Inputs {
                 settings.staging_ttl,
             )
             .await?;
-        let location_names = ensured.ids.names_by_id(ReferenceKind::Location);
+        let location_names = references::location_names(connectwise, spec).await?;
         let configurations = configurations(connectwise, settings, spec, &location_names).await?;
         Ok(Self {
             ensured,
