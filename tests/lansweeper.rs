@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use lscw_tests::{fast_retry, ls_client_for, ls_options, ls_with};
 use serde_json::{Value, json};
 use shared::http::{RetryPolicy, TransportError};
-use shared::lansweeper::{ASSET_PATHS, CustomFieldType, LansweeperError, LansweeperOptions};
+use shared::lansweeper::{
+    ASSET_PATHS, CustomFieldType, LansweeperClient, LansweeperError, LansweeperOptions,
+};
 use simulators::lansweeper::{self as ls_sim, SiteData, VALID_PATHS};
 
 #[tokio::test]
@@ -210,21 +212,17 @@ async fn custom_fields_are_created_with_their_types_and_written_with_edit_asset(
     assert!(err.to_string().contains("already exists"), "{err}");
 
     let key = sim.with_site(|site| site.data.assets[2]["key"].as_str().unwrap().to_string());
-    let written = client
-        .edit_asset_custom_fields(
-            &key,
-            &[
-                (total.key.clone(), "12".into()),
-                (link.key.clone(), "https://cw.example/config/7".into()),
-                (end.key.clone(), "2028-09-30".into()),
-            ],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        written["assetCustom"]["fields"].as_array().unwrap().len(),
-        3
-    );
+    edit(
+        &client,
+        &key,
+        &[
+            (total.key.clone(), "12".into()),
+            (link.key.clone(), "https://cw.example/config/7".into()),
+            (end.key.clone(), "2028-09-30".into()),
+        ],
+    )
+    .await
+    .unwrap();
 
     assert_eq!(
         custom_values(&client, &key).await,
@@ -236,46 +234,53 @@ async fn custom_fields_are_created_with_their_types_and_written_with_edit_asset(
     );
 
     // A wrong value fails the whole edit and writes nothing.
-    let err = client
-        .edit_asset_custom_fields(
-            &key,
-            &[
-                (link.key.clone(), String::new()),
-                (total.key.clone(), "twelve".into()),
-            ],
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("not a valid NUMERIC value"),
-        "{err}"
-    );
+    let err = edit(
+        &client,
+        &key,
+        &[
+            (link.key.clone(), String::new()),
+            (total.key.clone(), "twelve".into()),
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("not a valid NUMERIC value"), "{err}");
     assert_eq!(custom_values(&client, &key).await.len(), 3);
 
     // Lansweeper's documented way to clear: an empty string, on a field of any type
     // (text, number, date): what the connector sends for a value that is gone.
-    client
-        .edit_asset_custom_fields(
-            &key,
-            &[
-                (link.key.clone(), String::new()),
-                (end.key.clone(), String::new()),
-            ],
-        )
-        .await
-        .unwrap();
+    edit(
+        &client,
+        &key,
+        &[
+            (link.key.clone(), String::new()),
+            (end.key.clone(), String::new()),
+        ],
+    )
+    .await
+    .unwrap();
     assert_eq!(custom_values(&client, &key).await, [json!("12")]);
-    client
-        .edit_asset_custom_fields(&key, &[(total.key.clone(), String::new())])
+    edit(&client, &key, &[(total.key.clone(), String::new())])
         .await
         .unwrap();
     assert!(custom_values(&client, &key).await.is_empty());
 
-    let err = client
-        .edit_asset_custom_fields("no-such-asset", &[(total.key.clone(), "1".into())])
+    let err = edit(&client, "no-such-asset", &[(total.key.clone(), "1".into())])
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("not found"), "{err}");
+    assert!(err.contains("not found"), "{err}");
+}
+
+/// One asset's edit, as the enrichment sends it (a batch of one): written, or why not.
+async fn edit(
+    client: &LansweeperClient,
+    key: &str,
+    values: &[(String, String)],
+) -> Result<(), String> {
+    match client.edit_assets_custom_fields(&[(key, values)]).await {
+        Ok(mut outcomes) => outcomes.remove(0),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 #[tokio::test]

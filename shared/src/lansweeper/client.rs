@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 
 use super::PAGE_SIZE;
 use super::config::LansweeperConfig;
-use super::documents::{
-    self, AUTHORIZED_SITES, CREATE_CUSTOM_FIELD, CUSTOM_FIELDS, EDIT_ASSET, PROFILE_SITES,
-};
+use super::documents::{self, AUTHORIZED_SITES, CREATE_CUSTOM_FIELD, CUSTOM_FIELDS, PROFILE_SITES};
 use super::error::{GraphQlError, LansweeperError};
 use crate::http::{HttpExecutor, Idempotence, RatePacer, RetryPolicy};
 
@@ -367,24 +365,6 @@ impl LansweeperClient {
                 }
             })
             .collect())
-    }
-
-    /// Writes custom field values (`fieldKey` → value) onto one asset, and answers the
-    /// asset's custom fields as Lansweeper then holds them (see [`edit_input`] for how a
-    /// value is cleared).
-    pub async fn edit_asset_custom_fields(
-        &self,
-        asset_key: &str,
-        values: &[(String, String)],
-    ) -> Result<Value, LansweeperError> {
-        let site_id = self.config.require_site()?;
-        let data = self
-            .graphql(
-                EDIT_ASSET,
-                json!({"siteId": site_id, "key": asset_key, "fields": edit_input(values)}),
-            )
-            .await?;
-        Ok(data["site"]["editAsset"].clone())
     }
 }
 

@@ -19,12 +19,6 @@ pub const CREATE_CUSTOM_FIELD: &str =
   site(id: $siteId) { createCustomField(field: $field) { key name type } }
 }";
 
-/// One asset's custom field values set, answering the asset's custom fields as
-/// Lansweeper then holds them.
-pub const EDIT_ASSET: &str = "mutation EditAsset($siteId: ID!, $key: ID!, $fields: EditAssetInput!) {
-  site(id: $siteId) { editAsset(key: $key, fields: $fields) { assetCustom { fields { fieldKey name value } } } }
-}";
-
 /// The first page of a listing: Lansweeper answers `total` only with `FIRST` (it refuses
 /// a query that selects it with `NEXT`, `PREV` or `LAST`).
 pub const FIRST_PAGE: &str = "query Assets($siteId: ID!, $pagination: AssetsPaginationInputValidated, $fields: [String!]!, $filters: AssetsFilterGroupedInput) {
