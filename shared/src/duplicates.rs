@@ -264,19 +264,20 @@ pub fn keeper(members: &[Member]) -> (Option<i64>, String) {
     with_reason(newest, reason)
 }
 
-/// The merge that resolves an asset matching several configurations, when they are one
-/// device (they share its serial, MAC address or link): `lscw merge KEEP DROP…`.
-pub fn resolving_merge<C: Fields>(
-    candidates: &[C],
-    tickets: &HashMap<i64, usize>,
-) -> Option<String> {
-    let found = groups(candidates, tickets);
-    let [group] = found.as_slice() else {
-        return None;
-    };
-    (group.members.len() == candidates.len())
-        .then(|| group.command())
-        .flatten()
+/// The merge that resolves an asset matching several configurations (`candidates`),
+/// when they are one device: the group of the company's configurations (`groups`, as
+/// [`groups`] builds them, transitively) that holds every candidate, with its keeper, as
+/// `lscw duplicates` names it: `lscw merge KEEP DROP…`. None when the candidates are in
+/// no group together (two devices that share a name).
+pub fn resolving_merge(groups: &[Group], candidates: &[i64]) -> Option<String> {
+    groups
+        .iter()
+        .find(|group| {
+            candidates
+                .iter()
+                .all(|id| group.members.iter().any(|m| m.id == *id))
+        })?
+        .command()
 }
 
 #[cfg(test)]
@@ -393,8 +394,9 @@ mod tests {
             configuration(7, "S", "", None),
             configuration(8, "S", "", None),
         ];
+        let found = groups(&twins, &HashMap::from([(7, 1)]));
         assert_eq!(
-            resolving_merge(&twins, &HashMap::from([(7, 1)])).as_deref(),
+            resolving_merge(&found, &[7, 8]).as_deref(),
             Some("lscw merge 7 8")
         );
         // Matched by name only: two devices that happen to share a name.
@@ -402,6 +404,29 @@ mod tests {
             configuration(7, "S1", "", None),
             configuration(8, "S2", "", None),
         ];
-        assert_eq!(resolving_merge(&namesakes, &HashMap::new()), None);
+        let found = groups(&namesakes, &HashMap::new());
+        assert_eq!(resolving_merge(&found, &[7, 8]), None);
+    }
+
+    /// Breaking it looks like: the report suggesting `lscw merge 2012 2011` where `lscw
+    /// duplicates` says `lscw merge 2013 2011 2012` (2013 shares a MAC with 2012 and has
+    /// the most tickets): following the report keeps the wrong one and needs a second merge.
+    #[test]
+    fn a_conflict_s_merge_is_the_whole_group_lscw_duplicates_builds_with_its_keeper() {
+        let company = vec![
+            configuration(2011, "S", "", None),
+            configuration(2012, "S", "AA:BB:CC:00:11:22", None),
+            configuration(2013, "OTHER", "aabb.cc00.1122", None),
+            configuration(2014, "ELSE", "", None),
+        ];
+        let tickets = HashMap::from([(2013, 3), (2012, 1)]);
+        let found = groups(&company, &tickets);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            resolving_merge(&found, &[2011, 2012]).as_deref(),
+            Some("lscw merge 2013 2011 2012"),
+            "as lscw duplicates names it: {:?}",
+            found[0].command()
+        );
     }
 }

@@ -223,12 +223,15 @@ impl<S: Store> Planner<'_, S> {
                 .map(|c| (matching::configuration_id(c), c))
                 .collect()
         };
+        let mut groups = None;
         for conflict in &outcome.conflicts {
             let asset = &assets[conflict.asset_index];
             if self.ignored(asset) {
                 continue;
             }
-            let merge = self.resolving_merge(&conflict.candidates, &by_id).await?;
+            let merge = self
+                .resolving_merge(&conflict.candidates, &by_id, &mut groups)
+                .await?;
             plans[owners[conflict.asset_index]]
                 .conflicts
                 .push(ConflictReport {
@@ -242,12 +245,14 @@ impl<S: Store> Planner<'_, S> {
         Ok(linked)
     }
 
-    /// The merge that resolves a conflict whose candidates are one device in use, with
-    /// the configuration `lscw duplicates` would keep.
+    /// The merge that resolves a conflict whose candidates are one device in use: the
+    /// group `lscw duplicates` builds of the company's configurations in use (`groups`,
+    /// built at the first conflict that could be a merge), with the same keeper.
     async fn resolving_merge(
         &self,
         candidates: &[i64],
         by_id: &HashMap<i64, &Compact>,
+        groups: &mut Option<Vec<duplicates::Group>>,
     ) -> Result<Option<String>, PipelineError> {
         let found: Vec<&Compact> = candidates
             .iter()
@@ -259,11 +264,21 @@ impl<S: Store> Planner<'_, S> {
         {
             return Ok(None);
         }
-        let tickets = self
-            .tickets
-            .get_or_try_init(|| crate::enrichment::ticket_counts(self.store))
-            .await?;
-        Ok(duplicates::resolving_merge(&found, tickets))
+        if groups.is_none() {
+            let tickets = self
+                .tickets
+                .get_or_try_init(|| crate::enrichment::ticket_counts(self.store))
+                .await?;
+            let in_use: Vec<&Compact> = by_id
+                .values()
+                .copied()
+                .filter(|c| !self.settings.retire.is_retired(*c))
+                .collect();
+            *groups = Some(duplicates::groups(&in_use, tickets));
+        }
+        Ok(groups
+            .as_deref()
+            .and_then(|groups| duplicates::resolving_merge(groups, candidates)))
     }
 
     /// An asset no configuration matched: a creation, unless it is retired already.
