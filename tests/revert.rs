@@ -347,3 +347,82 @@ async fn a_revert_killed_midway_and_run_again_under_lost_answers_ends_as_a_clean
         "{done:#?}"
     );
 }
+
+/// A revert stopped after its second batch, a configuration of a later batch given a
+/// type by hand while it was stopped, and the revert run again: the hand edit stays and
+/// is reported; every other field goes back.
+///
+/// Breaking it looks like: the resumed revert writing the stored "before" value over the
+/// hand edit, its report naming only what changed before the revert began.
+#[tokio::test]
+async fn a_hand_edit_made_while_a_revert_was_stopped_is_left_and_reported() {
+    use shared::layout::{self, ModifyItem};
+    use shared::store::StoreExt;
+
+    let world = world(40).await;
+    let mut wrong = wrong_map();
+    wrong.batch_size = 5;
+    let (report, _) = wrong_run(&world, &wrong).await;
+    let mut small = settings();
+    small.batch_size = 5;
+    let dying = dies_before_recording(&world.store, "modify/000/00/0001");
+    let stopped =
+        pipeline::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
+    assert!(stopped.is_err(), "{stopped:?}");
+
+    // The last batch of the revert's plan is not written yet: one of its configurations
+    // whose type the revert takes back is given another type by hand.
+    let plan = layout::read_match(&world.store, &format!("{}-revert", report.run_id))
+        .await
+        .unwrap();
+    let last = plan
+        .sections
+        .iter()
+        .flat_map(|s| &s.modify_batches)
+        .next_back()
+        .unwrap()
+        .clone();
+    let items: Vec<ModifyItem> = world.store.require(&last).await.unwrap();
+    let edited = items
+        .iter()
+        .find(|i| i.unmatched_fields.iter().any(|d| d.field == "type.name"))
+        .expect("a type the revert takes back")
+        .clone();
+    let by_hand = world.cw.with_tenant(|tenant| {
+        let mut body = tenant
+            .get("configurations", edited.configuration_id)
+            .unwrap()
+            .clone();
+        let current = body["type"]["id"].as_i64().unwrap();
+        let other = tenant
+            .records("configurationTypes")
+            .find(|t| t["id"].as_i64() != Some(current))
+            .unwrap()
+            .clone();
+        body["type"] = json!({"id": other["id"]});
+        tenant
+            .replace(&CONFIGURATIONS, edited.configuration_id, &body)
+            .unwrap();
+        other["name"].as_str().unwrap().to_string()
+    });
+
+    let revert = pipeline::revert_run(&world.cw_client, &world.store, &small, &report.run_id, true)
+        .await
+        .unwrap();
+    let after = configurations(&world);
+    assert_eq!(
+        after[&edited.configuration_id]["type"]["name"], by_hand,
+        "the hand edit is left as it is"
+    );
+    let done = revert.report.unwrap();
+    let reported = done
+        .failed
+        .iter()
+        .find(|f| f.asset_key == edited.asset_key)
+        .unwrap_or_else(|| panic!("the hand edit is reported: {:#?}", done.failed));
+    assert!(
+        reported.reason.contains("type.name") && reported.reason.contains("left as it is"),
+        "{}",
+        reported.reason
+    );
+}

@@ -177,6 +177,37 @@ pub fn update_body(
     Ok(Value::Object(body))
 }
 
+/// The changes of `diffs` a configuration (as ConnectWise holds it now, its location
+/// named) still calls for: those whose field holds what the plan found there. A field
+/// already holding the desired value needs no write; one changed to anything else since
+/// the plan (by hand, most likely) is left as it is and described, for the report.
+pub fn still_planned(configuration: &Value, diffs: &[FieldDiff]) -> (Vec<FieldDiff>, Vec<String>) {
+    let mut planned = Vec::new();
+    let mut changed = Vec::new();
+    for diff in diffs {
+        let Some(target) = diff
+            .target
+            .clone()
+            .or_else(|| target_from_label(&diff.field))
+        else {
+            planned.push(diff.clone());
+            continue;
+        };
+        let now = target.current(configuration);
+        if target.holds(now.as_deref(), diff.current.as_deref()) {
+            planned.push(diff.clone());
+        } else if !target.holds(now.as_deref(), Some(&diff.desired)) {
+            changed.push(format!(
+                "{}: planned from {}, now {}",
+                diff.field,
+                crate::trail::shown(diff.current.as_deref()),
+                crate::trail::shown(now.as_deref())
+            ));
+        }
+    }
+    (planned, changed)
+}
+
 /// The target a [`FieldDiff`] names, after a trip through JSON.
 pub fn target_from_label(label: &str) -> Option<Target> {
     match label.strip_prefix("customFields.") {

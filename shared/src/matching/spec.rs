@@ -213,6 +213,20 @@ impl Target {
         as_text(value)
     }
 
+    /// Whether a configuration holding `now` still holds `value`, as this target compares
+    /// them: empty is none, and a value kept as its fingerprint (a long one, taken with
+    /// or without case) is the same as a text with that fingerprint.
+    pub fn holds(&self, now: Option<&str>, value: Option<&str>) -> bool {
+        let empty = |v: Option<&str>| v.is_none_or(|v| v.trim().is_empty());
+        match (now, value) {
+            (_, None) | (None, _) => empty(now) && empty(value),
+            (Some(now), Some(kept)) if is_fingerprint(kept) => {
+                self.same(Some(kept), now, true) || self.same(Some(kept), now, false)
+            }
+            (Some(now), Some(value)) => self.same(Some(now), value, true),
+        }
+    }
+
     /// Equal once both are in the target's normal form.
     pub fn same(&self, current: Option<&str>, desired: &str, case_sensitive: bool) -> bool {
         let Some(current) = current else {

@@ -15,9 +15,9 @@ use crate::calls::CallMeter;
 use crate::connectwise::{BulkItemResult, ConnectWiseClient, Field, ListQuery, actions, endpoint};
 use crate::error::PipelineError;
 use crate::layout::{self, MatchRecord, ModifyItem};
-use crate::matching::FieldDiff;
+use crate::matching::{FieldDiff, LOCATION_NAME};
 use crate::payload::{self, WriteContext};
-use crate::references::ReferenceKind;
+use crate::references::{self, ReferenceKind};
 use crate::settings::SyncSettings;
 use crate::store::{Store, StoreExt};
 
@@ -51,33 +51,14 @@ pub async fn bulk_modify<S: Store>(
         .iter()
         .filter_map(|c| Some((c.get("id")?.as_i64()?, c)))
         .collect();
-    let mut bodies: Vec<Value> = Vec::new();
-    let mut keys = Vec::new();
-    let mut outcomes: Vec<(String, Result<(), String>)> = Vec::new();
-    for item in &items {
-        let body = by_id
-            .get(&item.configuration_id)
-            .ok_or_else(|| format!("configuration {} no longer exists", item.configuration_id))
-            .and_then(|current| {
-                let diffs: Vec<FieldDiff> = item
-                    .unmatched_fields
-                    .iter()
-                    .cloned()
-                    .map(|mut d| {
-                        d.target = payload::target_from_label(&d.field);
-                        d
-                    })
-                    .collect();
-                payload::update_body(current, &diffs, &context)
-            });
-        match body {
-            Ok(body) => {
-                bodies.push(body);
-                keys.push(item.asset_key.clone());
-            }
-            Err(reason) => outcomes.push((item.asset_key.clone(), Err(reason))),
-        }
-    }
+    let locations = location_names(connectwise, &items).await?;
+    let Prepared {
+        mut bodies,
+        keys,
+        mut outcomes,
+        changed_since,
+        writes,
+    } = prepare(&items, &by_id, &locations, &context);
     let (mut written, mut whole_refusal) =
         write_with_one_retry(connectwise, Method::PUT, &bodies).await?;
     // Refused for a reference ConnectWise no longer has: resolved again and written once
@@ -106,14 +87,110 @@ pub async fn bulk_modify<S: Store>(
         }
         (sent, whole_refusal) = (again, whole);
     }
-    let written = written
-        .into_iter()
-        .map(|outcome| outcome.map_err(|refused| reason(&refused)));
-    outcomes.extend(keys.into_iter().zip(written));
+    let written = written.into_iter().zip(keys).map(|(outcome, key)| {
+        // Written, but for the fields changed since the plan: said as the asset's outcome.
+        let outcome = match (outcome, changed_since.get(&key)) {
+            (Ok(()), Some(changed)) => Err(format!("{changed} (its other fields were written)")),
+            (Ok(()), None) => Ok(()),
+            (Err(refused), _) => Err(reason(&refused)),
+        };
+        (key, outcome)
+    });
+    outcomes.extend(written);
+    // The trail holds what was written: the changes still called for.
     let by_key: HashMap<&str, &ModifyItem> =
-        items.iter().map(|i| (i.asset_key.as_str(), i)).collect();
+        writes.iter().map(|i| (i.asset_key.as_str(), i)).collect();
     let trail_of = |key: &str| Some(modified_entry(by_key.get(key)?, retire));
     finish_batch(store, settings, input, &meter, outcomes, trail_of).await
+}
+
+/// A batch's writes, made ready from the plan and the configurations as they are now.
+#[derive(Default)]
+struct Prepared {
+    /// The PUT bodies, and the asset each is for.
+    bodies: Vec<Value>,
+    keys: Vec<String>,
+    /// The assets settled without a write: gone, refused before sending, nothing left.
+    outcomes: Vec<(String, Result<(), String>)>,
+    /// Fields changed in ConnectWise since the plan, by asset: left as they are, reported.
+    changed_since: HashMap<String, String>,
+    /// What each written item writes: the plan's changes its configuration still calls for.
+    writes: Vec<ModifyItem>,
+}
+
+/// Each item's body: its configuration as ConnectWise holds it (`by_id`) with the planned
+/// changes it still calls for ([`payload::still_planned`]).
+fn prepare(
+    items: &[ModifyItem],
+    by_id: &HashMap<i64, &Value>,
+    locations: &HashMap<i64, String>,
+    context: &WriteContext,
+) -> Prepared {
+    let mut prepared = Prepared::default();
+    for item in items {
+        let Some(current) = by_id.get(&item.configuration_id) else {
+            let gone = format!("configuration {} no longer exists", item.configuration_id);
+            prepared.outcomes.push((item.asset_key.clone(), Err(gone)));
+            continue;
+        };
+        let mut named = (*current).clone();
+        references::name_location(&mut named, locations);
+        let (planned, changed) = payload::still_planned(&named, &item.unmatched_fields);
+        let changed = (!changed.is_empty()).then(|| {
+            format!(
+                "changed in ConnectWise since this was planned, left as it is: {}",
+                changed.join("; ")
+            )
+        });
+        if planned.is_empty() {
+            let outcome = changed.map_or(Ok(()), Err);
+            prepared.outcomes.push((item.asset_key.clone(), outcome));
+            continue;
+        }
+        if let Some(changed) = changed {
+            prepared
+                .changed_since
+                .insert(item.asset_key.clone(), changed);
+        }
+        let diffs: Vec<FieldDiff> = planned
+            .iter()
+            .cloned()
+            .map(|mut d| {
+                d.target = payload::target_from_label(&d.field);
+                d
+            })
+            .collect();
+        match payload::update_body(current, &diffs, context) {
+            Ok(body) => {
+                prepared.bodies.push(body);
+                prepared.keys.push(item.asset_key.clone());
+                prepared.writes.push(ModifyItem {
+                    unmatched_fields: planned,
+                    ..item.clone()
+                });
+            }
+            Err(reason) => prepared
+                .outcomes
+                .push((item.asset_key.clone(), Err(reason))),
+        }
+    }
+    prepared
+}
+
+/// The names of ConnectWise's locations by id, when a change of the batch is to a
+/// location (ConnectWise holds it by id; the plan by name).
+async fn location_names(
+    connectwise: &ConnectWiseClient,
+    items: &[ModifyItem],
+) -> Result<HashMap<i64, String>, PipelineError> {
+    let changes_location = items
+        .iter()
+        .flat_map(|i| &i.unmatched_fields)
+        .any(|d| d.field == LOCATION_NAME);
+    if !changes_location {
+        return Ok(HashMap::new());
+    }
+    Ok(references::names_by_id(connectwise, ReferenceKind::Location).await?)
 }
 
 /// The batch's configurations as ConnectWise holds them now: what a PUT starts from.

@@ -27,7 +27,7 @@ use crate::layout::{
     self, BatchRecord, ConflictReport, FetchRecord, MatchRecord, ModifyItem, SectionRecord,
 };
 use crate::lease;
-use crate::matching::{FieldDiff, Fields, LOCATION_NAME, Target, is_fingerprint};
+use crate::matching::{FieldDiff, Fields, LOCATION_NAME, is_fingerprint};
 use crate::payload::target_from_label;
 use crate::references::{self, EnsureOptions, EnsureOutcome, ReferenceKind, ReferenceNames};
 use crate::settings::SyncSettings;
@@ -266,7 +266,7 @@ impl Planned {
                 continue;
             };
             let now = configuration.text(&target);
-            if same(&target, now.as_deref(), change.after.as_deref()) {
+            if target.holds(now.as_deref(), change.after.as_deref()) {
                 if change.before.as_deref().is_some_and(is_fingerprint) {
                     self.failed.push(rejected(
                         entry,
@@ -283,7 +283,7 @@ impl Planned {
                     current: now,
                     desired: change.before.clone().unwrap_or_default(),
                 });
-            } else if !same(&target, now.as_deref(), change.before.as_deref()) {
+            } else if !target.holds(now.as_deref(), change.before.as_deref()) {
                 changed.push(format!(
                     "{}: the run wrote {}, now {}",
                     change.field,
@@ -314,18 +314,6 @@ impl Planned {
             self.reactivated += 1;
         }
         self.restore.push(item(entry, id, back, false));
-    }
-}
-
-/// Whether two values are the same as the target compares them; empty is none. A
-/// value the trail kept as its fingerprint (a long one) is the same as a text with that
-/// fingerprint.
-fn same(target: &Target, now: Option<&str>, value: Option<&str>) -> bool {
-    let empty = |v: Option<&str>| v.is_none_or(|v| v.trim().is_empty());
-    match (now, value) {
-        (_, None) | (None, _) => empty(now) && empty(value),
-        (Some(now), Some(kept)) if is_fingerprint(kept) => target.same(Some(kept), now, true),
-        (Some(now), Some(value)) => target.same(Some(now), value, true),
     }
 }
 
