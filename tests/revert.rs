@@ -275,6 +275,21 @@ async fn a_run_under_a_wrong_type_map_is_taken_back_but_for_a_field_edited_since
     );
 }
 
+/// A run under the wrong map in batches of 5, and its revert killed after sending its
+/// second batch and before recording it: the run, and the settings to revert it with.
+async fn revert_stopped_midway(world: &World) -> (RunReport, SyncSettings) {
+    let mut wrong = wrong_map();
+    wrong.batch_size = 5;
+    let (report, _) = wrong_run(world, &wrong).await;
+    let mut small = settings();
+    small.batch_size = 5;
+    let dying = dies_before_recording(&world.store, "modify/000/00/0001");
+    let stopped =
+        pipeline::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
+    assert!(stopped.is_err(), "{stopped:?}");
+    (report, small)
+}
+
 /// A revert killed after sending its second batch and before recording it, run again
 /// while ConnectWise loses answers (saved, then a 502 or a dropped connection), ends like
 /// a clean one: each configuration back once, every batch recorded once, nothing
@@ -287,16 +302,7 @@ async fn a_run_under_a_wrong_type_map_is_taken_back_but_for_a_field_edited_since
 async fn a_revert_killed_midway_and_run_again_under_lost_answers_ends_as_a_clean_one() {
     let world = world(40).await;
     let before = configurations(&world);
-    let mut wrong = wrong_map();
-    wrong.batch_size = 5;
-    let (report, _) = wrong_run(&world, &wrong).await;
-    let mut small = settings();
-    small.batch_size = 5;
-
-    let dying = dies_before_recording(&world.store, "modify/000/00/0001");
-    let stopped =
-        pipeline::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
-    assert!(stopped.is_err(), "{stopped:?}");
+    let (report, small) = revert_stopped_midway(&world).await;
 
     world.cw.control().lose_answers_to(
         "/company/configurations",
@@ -360,15 +366,7 @@ async fn a_hand_edit_made_while_a_revert_was_stopped_is_left_and_reported() {
     use shared::store::StoreExt;
 
     let world = world(40).await;
-    let mut wrong = wrong_map();
-    wrong.batch_size = 5;
-    let (report, _) = wrong_run(&world, &wrong).await;
-    let mut small = settings();
-    small.batch_size = 5;
-    let dying = dies_before_recording(&world.store, "modify/000/00/0001");
-    let stopped =
-        pipeline::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
-    assert!(stopped.is_err(), "{stopped:?}");
+    let (report, small) = revert_stopped_midway(&world).await;
 
     // The last batch of the revert's plan is not written yet: one of its configurations
     // whose type the revert takes back is given another type by hand.
