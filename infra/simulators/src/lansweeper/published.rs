@@ -5,7 +5,8 @@
 //! before its own schema sees the request, so it is never more lenient than the published
 //! API; the contract tests run the same check over every document the product sends.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use apollo_compiler::request::coerce_variable_values;
 use apollo_compiler::response::JsonMap;
@@ -30,6 +31,49 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// A document validated against the schema, kept by its text: the product sends a
+/// handful of documents again and again, and a simulator under load must answer them as
+/// fast as it did before it checked them.
+fn validated(query: &str) -> Result<Arc<Valid<ExecutableDocument>>, Refusal> {
+    type Kept = HashMap<String, Result<Arc<Valid<ExecutableDocument>>, Refusal>>;
+    static KEPT: OnceLock<Mutex<Kept>> = OnceLock::new();
+    let kept = KEPT.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(known) = kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(query)
+    {
+        return known.clone();
+    }
+    let outcome = ExecutableDocument::parse_and_validate(schema(), query, "request.graphql")
+        .map(Arc::new)
+        .map_err(|invalid| Refusal {
+            code: if apollo_compiler::parser::Parser::new()
+                .parse_ast(query, "request.graphql")
+                .is_err()
+            {
+                "GRAPHQL_PARSE_FAILED"
+            } else {
+                "GRAPHQL_VALIDATION_FAILED"
+            },
+            message: invalid
+                .errors
+                .iter()
+                .map(|diagnostic| diagnostic.to_json().message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    let mut kept = kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Bounded: documents built from data (a test's, a hostile client's) never pile up.
+    if kept.len() >= 256 {
+        kept.clear();
+    }
+    kept.insert(query.to_string(), outcome.clone());
+    outcome
+}
+
 fn schema() -> &'static Valid<Schema> {
     static SCHEMA: OnceLock<Valid<Schema>> = OnceLock::new();
     SCHEMA.get_or_init(|| {
@@ -49,23 +93,7 @@ fn schema() -> &'static Valid<Schema> {
 /// variables do not fit their declared types.
 pub fn check(query: &str, operation: Option<&str>, variables: &Value) -> Result<(), Refusal> {
     let schema = schema();
-    let document = ExecutableDocument::parse_and_validate(schema, query, "request.graphql")
-        .map_err(|invalid| Refusal {
-            code: if apollo_compiler::parser::Parser::new()
-                .parse_ast(query, "request.graphql")
-                .is_err()
-            {
-                "GRAPHQL_PARSE_FAILED"
-            } else {
-                "GRAPHQL_VALIDATION_FAILED"
-            },
-            message: invalid
-                .errors
-                .iter()
-                .map(|diagnostic| diagnostic.to_json().message)
-                .collect::<Vec<_>>()
-                .join("; "),
-        })?;
+    let document = validated(query)?;
     let operation = document
         .operations
         .get(operation)
