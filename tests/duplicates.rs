@@ -373,3 +373,84 @@ async fn the_guard_holds_a_mass_merge() {
     assert_eq!(approved.merged.len(), 4, "{approved:#?}");
     assert!(approved.failed.is_empty());
 }
+
+/// Two configurations that share only their link, merged by `--all-suggested`, the
+/// merge stopped after the link moved and before the dropped one was retired (its
+/// retirement refused): the next `--all-suggested` finds no group any more (the link
+/// moved), yet finishes the stopped merge from the stored plan, and then has nothing
+/// left to do.
+///
+/// Breaking it looks like: "merged 0 configurations" after the stop, the dropped
+/// configuration left active, unlinked, under its old name, with nothing to show it.
+#[tokio::test]
+async fn a_merge_stopped_after_moving_the_link_is_finished_by_the_next_all_suggested() {
+    let world = world(12).await;
+    let (a, b) = world.cw.with_tenant(|tenant| {
+        let a = add(tenant, "twin-a", "SER-TWIN-A", "", Some("twin-key"));
+        let b = add(tenant, "twin-b", "SER-TWIN-B", "", Some("twin-key"));
+        open_ticket(tenant, &[b]);
+        (a, b)
+    });
+    let suggested = |groups: &[Group]| -> Vec<MergeRequest> {
+        groups.iter().filter_map(MergeRequest::suggested).collect()
+    };
+    let groups = duplicates(&world, &settings()).await;
+    let twins = groups
+        .iter()
+        .find(|g| g.members.iter().any(|m| m.id == a))
+        .expect("the twins are a group");
+    let (keep, drop) = (twins.keep.unwrap(), twins.drops()[0]);
+    assert_eq!((keep, drop), (b, a), "the one with a ticket is kept");
+    // The dropped one's link is cleared (its first PATCH); its retirement (the next) is
+    // refused, as a process killed there leaves it.
+    world
+        .cw
+        .control()
+        .fail_after(1, 1, 400, None, Some("PATCH /company/configurations/{id}"));
+    let twins_only = [MergeRequest::suggested(twins).unwrap()];
+    let stopped = merge(&world, &settings(), &twins_only, true).await;
+    assert_eq!(stopped.failed.len(), 1, "{stopped:?}");
+    let half = world
+        .cw
+        .with_tenant(|t| t.get("configurations", drop).unwrap().clone());
+    assert!(
+        link_of(&half).is_none() && half["activeFlag"] == true,
+        "{half}"
+    );
+
+    let groups = duplicates(&world, &settings()).await;
+    assert!(
+        groups
+            .iter()
+            .all(|g| g.members.iter().all(|m| m.id != drop)),
+        "the group is gone once the link moved: {groups:?}"
+    );
+    let finished = merge(&world, &settings(), &suggested(&groups), true).await;
+    assert!(finished.failed.is_empty(), "{finished:?}");
+    assert!(
+        finished
+            .merged
+            .iter()
+            .any(|m| m.keep == keep && m.drop == drop),
+        "{finished:?}"
+    );
+    let dropped = world
+        .cw
+        .with_tenant(|t| t.get("configurations", drop).unwrap().clone());
+    assert_eq!(dropped["activeFlag"], false);
+    assert!(
+        dropped["name"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("(merged into {keep})")),
+        "{dropped}"
+    );
+    let writes = world.cw.control().writes();
+    let groups = duplicates(&world, &settings()).await;
+    let again = merge(&world, &settings(), &suggested(&groups), true).await;
+    assert!(
+        again.merged.is_empty() && again.failed.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(world.cw.control().writes(), writes, "nothing left to do");
+}

@@ -14,6 +14,8 @@ pub struct Fault {
     pub retry_after: Option<u64>,
     /// Only requests whose endpoint key (`GET /system/locations`) starts with this.
     pub endpoint: Option<String>,
+    /// Matching requests let through before this fault answers one.
+    pub after: usize,
 }
 
 /// How an answer to a write ConnectWise has already saved gets lost on its way back, as
@@ -163,12 +165,26 @@ impl Control {
         retry_after: Option<u64>,
         endpoint: Option<&str>,
     ) {
+        self.fail_after(0, times, status, retry_after, endpoint);
+    }
+
+    /// As [`Control::fail_next`], once `after` matching requests have gone through: a
+    /// step of a sequence fails, the steps before it succeed.
+    pub fn fail_after(
+        &self,
+        after: usize,
+        times: usize,
+        status: u16,
+        retry_after: Option<u64>,
+        endpoint: Option<&str>,
+    ) {
         let mut state = self.state();
-        for _ in 0..times {
+        for n in 0..times {
             state.faults.push_back(Fault {
                 status,
                 retry_after,
                 endpoint: endpoint.map(str::to_string),
+                after: if n == 0 { after } else { 0 },
             });
         }
     }
@@ -209,6 +225,10 @@ impl Control {
                 .as_deref()
                 .is_none_or(|prefix| endpoint.starts_with(prefix))
         })?;
+        if state.faults[position].after > 0 {
+            state.faults[position].after -= 1;
+            return None;
+        }
         state.faults.remove(position)
     }
 

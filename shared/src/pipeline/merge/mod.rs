@@ -23,7 +23,7 @@ use crate::matching::{self, Fields};
 use crate::normalize;
 use crate::references::{self, EnsureOptions, ReferenceKind, ReferenceNames, name_key};
 use crate::settings::SyncSettings;
-use crate::store::Store;
+use crate::store::{Store, StoreExt};
 use crate::{custom_fields, layout, overrides};
 
 /// The groups of duplicates of the mapping's companies (or of `company` alone), each with
@@ -176,6 +176,7 @@ pub async fn merge<S: Store>(
         dry_run: options.dry_run,
         ..MergeReport::default()
     };
+    let requests = &with_stopped(store, requests).await?;
     let ids = requests
         .iter()
         .flat_map(|r| std::iter::once(r.keep).chain(r.drop.iter().copied()));
@@ -255,8 +256,76 @@ pub async fn merge<S: Store>(
             holder.run_id
         )));
     }
-    let work = apply(connectwise, store, settings, &planned, report);
+    let work = apply_planned(connectwise, store, settings, requests, &planned, report);
     lease::release_after(store, &run_id, work, |_| true).await
+}
+
+/// [`apply`] under the stored plan: the plan first, so a merge stopped from there on is
+/// finished by the next one; what is left of it once it ends is what failed midway (the
+/// next merge goes on with those).
+async fn apply_planned<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    settings: &SyncSettings,
+    requests: &[MergeRequest],
+    planned: &[Planned],
+    report: MergeReport,
+) -> Result<MergeReport, PipelineError> {
+    let stored: Vec<MergeRequest> = requests
+        .iter()
+        .map(|r| MergeRequest {
+            tickets: BTreeMap::new(),
+            ..r.clone()
+        })
+        .collect();
+    store
+        .put_list(layout::MERGE_PLAN, &stored, layout::KEPT)
+        .await?;
+    let refused_before = report.failed.len();
+    let report = apply(connectwise, store, settings, planned, report).await?;
+    let unfinished: Vec<MergeRequest> = report.failed[refused_before..]
+        .iter()
+        .map(|failed| MergeRequest {
+            keep: failed.keep,
+            drop: vec![failed.drop],
+            asset_key: requests
+                .iter()
+                .find(|r| r.keep == failed.keep && r.drop.contains(&failed.drop))
+                .and_then(|r| r.asset_key.clone()),
+            tickets: BTreeMap::new(),
+        })
+        .collect();
+    store
+        .put_list(layout::MERGE_PLAN, &unfinished, layout::KEPT)
+        .await?;
+    Ok(report)
+}
+
+/// `requests`, after the merges a stopped `lscw merge` set out to make and did not end
+/// (its stored plan): a merge moves the link before it retires, so a search made after a
+/// stop may no longer see the merge it left half done.
+async fn with_stopped<S: Store>(
+    store: &S,
+    requests: &[MergeRequest],
+) -> Result<Vec<MergeRequest>, PipelineError> {
+    let stopped: Vec<MergeRequest> = store
+        .get_list(layout::MERGE_PLAN)
+        .await?
+        .unwrap_or_default();
+    let mut all = Vec::with_capacity(stopped.len() + requests.len());
+    let mut seen: BTreeSet<(i64, i64)> = BTreeSet::new();
+    for request in stopped.into_iter().chain(requests.iter().cloned()) {
+        let drop: Vec<i64> = request
+            .drop
+            .iter()
+            .copied()
+            .filter(|drop| seen.insert((request.keep, *drop)))
+            .collect();
+        if !drop.is_empty() {
+            all.push(MergeRequest { drop, ..request });
+        }
+    }
+    Ok(all)
 }
 
 /// One dropped configuration's merge, checked.
