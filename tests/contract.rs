@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use shared::lansweeper::documents;
 use shared::pipeline::{self, MergeOptions, MergeRequest};
-use simulators::connectwise::{CONFIGURATION_POD, CONFIGURATIONS, TICKETS, USER_DEFINED_FIELDS};
+use simulators::connectwise::{CONFIGURATION_POD, CONFIGURATIONS, TICKETS};
 use simulators::control::{Seen, path_template};
 use simulators::lansweeper::published;
 
@@ -425,16 +425,7 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
     .expect("the enrichment wrote");
     // `lscw doctor --fix` on a tenant whose configurations screen lost the sync's fields:
     // the definitions read, the missing ones made.
-    world.cw.with_tenant(|tenant| {
-        let ours: Vec<i64> = tenant
-            .records("userDefinedFields")
-            .filter(|d| d["podId"] == CONFIGURATION_POD)
-            .map(|d| d["id"].as_i64().unwrap())
-            .collect();
-        for id in ours {
-            tenant.delete(&USER_DEFINED_FIELDS, id).unwrap();
-        }
-    });
+    world.cw.with_tenant(lscw_tests::drop_sync_fields);
     let named = shared::settings::SyncSettings {
         configuration_pod_id: Some(CONFIGURATION_POD),
         ..settings()

@@ -554,7 +554,7 @@ async fn a_variant_of_a_name_whose_creation_failed_is_not_sent_in_that_run() {
 /// taken for the configurations' link.
 #[tokio::test]
 async fn an_empty_tenant_gets_its_custom_fields_made_then_syncs() {
-    use simulators::connectwise::{CONFIGURATION_POD, CONFIGURATIONS, USER_DEFINED_FIELDS};
+    use simulators::connectwise::{CONFIGURATION_POD, CONFIGURATIONS};
     let world = world_of(9, 12, |tenant| {
         let configurations: Vec<i64> = tenant
             .records("configurations")
@@ -563,14 +563,7 @@ async fn an_empty_tenant_gets_its_custom_fields_made_then_syncs() {
         for id in configurations {
             tenant.delete(&CONFIGURATIONS, id).unwrap();
         }
-        let ours: Vec<i64> = tenant
-            .records("userDefinedFields")
-            .filter(|d| d["podId"] == CONFIGURATION_POD)
-            .map(|d| d["id"].as_i64().unwrap())
-            .collect();
-        for id in ours {
-            tenant.delete(&USER_DEFINED_FIELDS, id).unwrap();
-        }
+        lscw_tests::drop_sync_fields(tenant);
     })
     .await;
     let settings = lscw_tests::world::settings();

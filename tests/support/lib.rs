@@ -141,6 +141,21 @@ pub fn cw_sim_credentials(simulator: &ConnectWiseSimulator) -> serde_json::Value
     })
 }
 
+/// The sync's custom field definitions taken off the configurations screen, as on a
+/// tenant that never had them (or lost them).
+pub fn drop_sync_fields(tenant: &mut Tenant) {
+    let ours: Vec<i64> = tenant
+        .records("userDefinedFields")
+        .filter(|d| d["podId"] == cw_sim::CONFIGURATION_POD)
+        .map(|d| d["id"].as_i64().unwrap_or_default())
+        .collect();
+    for id in ours {
+        tenant
+            .delete(&cw_sim::USER_DEFINED_FIELDS, id)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+}
+
 /// A custom field the sync does not own (`warranty_contact`, id 9), as an MSP adds its
 /// own: updates must leave its values alone.
 pub fn add_foreign_custom_field(tenant: &mut Tenant) {
