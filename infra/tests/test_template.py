@@ -2,7 +2,7 @@
 run reaches the alarm topic with the threshold, period and missing-data treatment its
 purpose needs, every log group keeps its logs for the set retention, the dashboard draws
 the metrics the run-report function publishes, and each role may do what its code calls
-and nothing else (README, "What each role may do"). Parsed with cfn-lint's CloudFormation
+and nothing else (docs/operating.md, "What each role may do"). Parsed with cfn-lint's CloudFormation
 decoder (it knows !Ref, !GetAtt and !Sub)."""
 
 import fnmatch
@@ -43,7 +43,7 @@ def listed(value):
 # failed, a timed-out, a half-failed run, a run whose retirements the guard held): the Sum
 # over the period, firing on the first event (> 0 of a count is >= 1, `fires_at`), and a
 # period without data means nothing happened there, so missing data is not breaching (a
-# quiet schedule never alarms, README "Knowing how runs go"). The AWS/States metrics come
+# quiet schedule never alarms, docs/operating.md "Knowing how runs go"). The AWS/States metrics come
 # per execution, so five minutes tells of a failed run at once; the run-report metrics come
 # once per run (every 6 hours by default), so an hour is plenty. DatapointsToAlarm unset:
 # the one period is the one datapoint.
@@ -171,7 +171,7 @@ FUNCTIONS = ["FetchAssetsFunction", "EnsureReferencesFunction", "MatchFunction",
              "BulkCreateFunction", "BulkModifyFunction", "TicketAgreementEnrichFunction",
              "RunReportFunction"]
 
-# README, "What each role may do (nothing else, on nothing else)", with what the README's
+# docs/operating.md, "What each role may do (nothing else, on nothing else)", with what its
 # table leaves out: SAM's logs grant to every function, and the log-delivery and X-Ray
 # actions Step Functions needs, which take no resource.
 EXPECTED_GRANTS = {
@@ -464,7 +464,7 @@ class IamTest(unittest.TestCase):
             self.assertNotIn("Role", self.resources[name]["Properties"], name)
 
     def test_each_role_may_do_what_the_readme_says_and_nothing_else(self):
-        """An action or resource beyond README's role table (a DynamoDBCrudPolicy, a `*`)
+        """An action or resource beyond docs/operating.md's role table (a DynamoDBCrudPolicy, a `*`)
         is a grant no code of the sync calls."""
         self.assertEqual(set(self.grants), set(EXPECTED_GRANTS))
         for name, expected in EXPECTED_GRANTS.items():

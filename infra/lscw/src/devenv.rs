@@ -22,7 +22,7 @@ const TABLE: &str = "lscw-sync";
 
 #[allow(
     clippy::too_many_lines,
-    reason = "the local deployment resource by resource, in the order the README's deployment creates them"
+    reason = "the local deployment resource by resource, in the order the deployment steps (docs/deploying.md) create them"
 )]
 pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> anyhow::Result<()> {
     let spec = SiteSpec {

@@ -805,7 +805,7 @@ async fn secret_set_writes_only_what_both_apis_accept_and_echoes_nothing() {
     );
 }
 
-/// The README's deployment steps, against moto and the simulators, as an MSP of several
+/// The deployment steps (docs/deploying.md), against moto and the simulators, as an MSP of several
 /// clients follows them: the stack's table and empty secret (as the template makes
 /// them), `lscw secret set`, a mapping of three sites set with `lscw mapping set`
 /// against the deployed table, `lscw doctor` against the deployed secret and table, then
@@ -817,7 +817,7 @@ async fn secret_set_writes_only_what_both_apis_accept_and_echoes_nothing() {
 #[tokio::test]
 #[allow(
     clippy::too_many_lines,
-    reason = "the deployment steps in the README's order, each checked as it is taken"
+    reason = "the deployment steps in docs/deploying.md's order, each checked as it is taken"
 )]
 async fn the_deployment_steps_map_three_sites_and_the_state_machine_syncs_them() {
     use lscw_tests::aws::{
