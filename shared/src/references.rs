@@ -145,16 +145,6 @@ impl ReferenceIds {
     pub fn insert(&mut self, kind: ReferenceKind, name: &str, id: i64) {
         self.0.entry(kind).or_default().insert(name_key(name), id);
     }
-
-    /// Id → name (as [`name_key`] folds it) of one kind.
-    pub fn names_by_id(&self, kind: ReferenceKind) -> HashMap<i64, String> {
-        self.0
-            .get(&kind)
-            .into_iter()
-            .flatten()
-            .map(|(name, id)| (*id, name.clone()))
-            .collect()
-    }
 }
 
 /// The reference of a configuration's `body` that ConnectWise refused it for, read from
@@ -594,9 +584,7 @@ mod tests {
 
     #[test]
     fn a_location_is_named_from_its_id_for_reading() {
-        let mut ids = ReferenceIds::default();
-        ids.insert(ReferenceKind::Location, "Rotterdam", 4);
-        let names = ids.names_by_id(ReferenceKind::Location);
+        let names = HashMap::from([(4, name_key("Rotterdam"))]);
         let mut known = json!({"id": 1, "locationId": 4});
         name_location(&mut known, &names);
         assert_eq!(known["location"], json!({"id": 4, "name": "rotterdam"}));

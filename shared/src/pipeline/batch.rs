@@ -383,8 +383,10 @@ impl<'a> Healing<'a> {
     /// Points a body's references at the ids renewed so far.
     pub(super) fn apply(&self, body: &mut Value) {
         for (&(kind, stale), &fresh) in &self.renewed {
-            if kind.id_in(body) == Some(stale) {
-                point_at(body, kind, fresh);
+            if kind.id_in(body) == Some(stale)
+                && let Some(body) = body.as_object_mut()
+            {
+                kind.point_at(body, fresh);
             }
         }
     }
@@ -430,11 +432,4 @@ async fn renew_stale_references<S: Store>(
         }
     }
     Ok(renewed)
-}
-
-/// Points a configuration body's reference of `kind` at `id`.
-pub(super) fn point_at(body: &mut Value, kind: ReferenceKind, id: i64) {
-    if let Some(body) = body.as_object_mut() {
-        kind.point_at(body, id);
-    }
 }
