@@ -9,17 +9,18 @@
 )]
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::enrichment::{self, EnrichRevert};
 use shared::pipeline::{self, Progress};
 use shared::settings::SyncSettings;
-use shared::store::{MemoryStore, Store};
+use shared::store::{MemoryStore, Store, Watched};
 use shared::trail::{self, System};
 use simulators::connectwise::ConnectWiseSimulator;
 use simulators::control::LostAnswer;
-use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
+use simulators::lansweeper::{LansweeperSimulator, SiteSpec, Sites};
 
 use lscw_tests::{cw_config, fast_options, ls_client_for, ls_options, start_cw};
 
@@ -969,7 +970,11 @@ fn set_values(world: &World) -> BTreeMap<String, BTreeMap<String, String>> {
 
 /// Sets one asset's field (by name) as an operator would, in Lansweeper itself.
 fn edit_by_hand(world: &World, asset: &str, field: &str, value: &str) {
-    world.ls.with_site(|site| {
+    edit_site_by_hand(&world.ls.sites(), asset, field, value);
+}
+
+fn edit_site_by_hand(sites: &Sites, asset: &str, field: &str, value: &str) {
+    sites.with_site(|site| {
         let key = site
             .data
             .custom_fields
@@ -1116,6 +1121,61 @@ async fn an_enrichment_is_taken_back_once_but_for_a_value_edited_since() {
         Some(done.revert_run_id.as_str())
     );
     assert_eq!(edits(), written, "reverted once: no editAsset again");
+}
+
+/// A field edited by hand while a revert is writing (after the revert read it, before
+/// its batch is written) is left as it is and reported, as one edited before the revert
+/// began; every other value goes back.
+///
+/// Breaking it looks like: a revert that writes what it planned from its first read over
+/// a value set since, and reports nothing.
+#[tokio::test]
+async fn a_hand_edit_made_while_a_revert_writes_is_left_and_reported() {
+    let world = synced_world(60).await;
+    let before = set_values(&world);
+    let report = enrich_with(&world, &settings()).await;
+    let mut dry = settings();
+    dry.dry_run = true;
+    let planned = revert(&world, &dry, &report.run_id).await;
+    let last = planned.restore.last().unwrap().clone();
+    let (field, _) = last.before.first().unwrap().clone();
+
+    // Once the revert's first batch is written (its quota saved after it), an operator
+    // sets a field of the asset the last batch takes back.
+    let quota = shared::layout::lansweeper_quota(world.ls_client.token_hash());
+    let saves = Mutex::new(0);
+    let (sites, asset, by_hand) = (world.ls.sites(), last.asset_key.clone(), field.clone());
+    let store = Watched::new(world.store.clone()).before_put(move |key, _| {
+        let mut saves = saves.lock().unwrap();
+        if key == quota {
+            *saves += 1;
+            // The first save ends the plan's read; the second, the first batch.
+            if *saves == 2 {
+                edit_site_by_hand(&sites, &asset, &by_hand, "set by hand");
+            }
+        }
+        Ok(())
+    });
+    let done = enrichment::revert_enrichment(&world.ls_client, &store, &settings(), &report.run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = set_values(&world);
+    for (asset, was) in &before {
+        let mut expected = was.clone();
+        if asset == &last.asset_key {
+            expected.insert(field.clone(), "set by hand".into());
+        }
+        assert_eq!(&now[asset], &expected, "asset {asset}");
+    }
+    assert_eq!(done.changed_since.len(), 1, "{:?}", done.changed_since);
+    let reported = &done.changed_since[0];
+    assert_eq!(reported.asset_key, last.asset_key);
+    assert!(
+        reported.reason.contains(&field) && reported.reason.contains("set by hand"),
+        "{reported:?}"
+    );
+    assert!(done.failed.is_empty(), "{:?}", done.failed);
 }
 
 /// A revert whose edits' answers are lost (saved, then a 502 or a dropped connection)

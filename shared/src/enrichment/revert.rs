@@ -4,12 +4,14 @@
 //!
 //! The current values are read with the asset pager, a hundred keys a filter (the most
 //! Lansweeper takes), and the edits written in batches as the enrichment writes them,
-//! under the enrichment's lease and within the quota it respects. An edit sets a value,
+//! under the enrichment's lease and within the quota it respects. Each batch's assets are
+//! read again just before it is written, so a field edited by hand while the revert ran
+//! is left as it is and reported too. An edit sets a value,
 //! so one sent again after a lost answer writes the same; a revert stopped midway and
 //! run again finds the fields it wrote already back (nothing left to take back there)
 //! and writes the rest. A finished revert is marked, and never written again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -238,6 +240,33 @@ fn same(held: &str, kept: Option<&str>) -> bool {
     }
 }
 
+/// The way back of `entries` (one site's, one batch's) as their assets hold now, read
+/// just before it is written: a field changed since the plan read it is reported and left
+/// as it is, as one changed before. Each asset's planned edit and report are replaced by
+/// the fresh ones.
+async fn still_to_restore(
+    lansweeper: &LansweeperClient,
+    site: &str,
+    entries: &[&TrailEntry],
+    outcome: &mut EnrichRevert,
+) -> Result<Vec<AssetEdit>, PipelineError> {
+    let client = if site.is_empty() {
+        lansweeper.clone()
+    } else {
+        lansweeper.for_site(site)
+    };
+    let current = current_values(&client, entries).await?;
+    let keys: HashSet<String> = entries.iter().map(|e| e.asset_key.to_lowercase()).collect();
+    outcome
+        .changed_since
+        .retain(|r| !keys.contains(&r.asset_key.to_lowercase()));
+    let restored_before = outcome.restore.len();
+    for entry in entries {
+        way_back(entry, current.get(&entry.asset_key.to_lowercase()), outcome);
+    }
+    Ok(outcome.restore[restored_before..].to_vec())
+}
+
 fn rejected(entry: &TrailEntry, reason: String) -> Rejected {
     Rejected {
         asset_key: entry.asset_key.clone(),
@@ -246,7 +275,8 @@ fn rejected(entry: &TrailEntry, reason: String) -> Rejected {
 }
 
 /// Writes the planned edits in batches (a site's a request, as the enrichment writes),
-/// each after the quota leaves room for the sync's next fetch; then records the
+/// each after its assets are read again and the quota leaves room for the sync's next
+/// fetch; then records the
 /// revert's own trail and marks the run reverted.
 async fn write<S: Store>(
     lansweeper: &LansweeperClient,
@@ -257,22 +287,34 @@ async fn write<S: Store>(
 ) -> Result<(), PipelineError> {
     let share = quota::load(store, lansweeper).await?;
     let mut batching = Batching::load(store).await?;
+    let entries: HashMap<(&str, String), &TrailEntry> = trail
+        .entries
+        .iter()
+        .map(|e| ((e.site.as_str(), e.asset_key.to_lowercase()), e))
+        .collect();
+    let planned = std::mem::take(&mut outcome.restore);
     let mut written = Vec::new();
     let mut next = 0;
-    while next < outcome.restore.len() {
+    while next < planned.len() {
         lease::ENRICHMENT
             .renew(store, &outcome.revert_run_id)
             .await?;
+        // Room for the batch's read and its write.
         let wait = lansweeper
-            .wait_before_next_leaving(share.fetch_reserve)
+            .wait_before_next_leaving(share.fetch_reserve + 1)
             .await;
         tokio::time::sleep(wait).await;
-        let site = &outcome.restore[next].site;
-        let batch: Vec<&AssetEdit> = outcome.restore[next..]
+        let site = &planned[next].site;
+        let taken: Vec<&TrailEntry> = planned[next..]
             .iter()
             .take(batching.size())
             .take_while(|edit| &edit.site == site)
+            .filter_map(|edit| entries.get(&(site.as_str(), edit.asset_key.to_lowercase())))
+            .copied()
             .collect();
+        next += taken.len();
+        let batch = still_to_restore(lansweeper, site, &taken, outcome).await?;
+        let batch: Vec<&AssetEdit> = batch.iter().collect();
         let answers = write_batch(lansweeper, &batch, &mut batching, store).await;
         quota::save(store, lansweeper).await?;
         for (edit, answer) in batch.iter().zip(answers?) {
@@ -281,7 +323,6 @@ async fn write<S: Store>(
                 Err(refused) => outcome.failed.push(refused),
             }
         }
-        next += batch.len();
     }
     outcome.written = written.len() as u64;
     let ttl = settings.audit_ttl;

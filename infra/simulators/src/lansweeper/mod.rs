@@ -92,6 +92,21 @@ impl Shared {
     }
 }
 
+/// A running simulator's sites, shared with it.
+#[derive(Clone)]
+pub struct Sites(Arc<Shared>);
+
+impl Sites {
+    /// Reads or edits the first site's data directly.
+    ///
+    /// # Panics
+    /// The simulator serves no site.
+    pub fn with_site<T>(&self, f: impl FnOnce(&mut Site) -> T) -> T {
+        let mut sites = self.0.sites();
+        f(sites.first_mut().expect("the simulator serves a site"))
+    }
+}
+
 /// A running simulator. Dropping it stops the server.
 pub struct LansweeperSimulator {
     server: Server,
@@ -160,8 +175,13 @@ impl LansweeperSimulator {
     /// # Panics
     /// The simulator serves no site.
     pub fn with_site<T>(&self, f: impl FnOnce(&mut Site) -> T) -> T {
-        let mut sites = self.shared.sites();
-        f(sites.first_mut().expect("the simulator serves a site"))
+        self.sites().with_site(f)
+    }
+
+    /// The sites' data apart from the server: what a test edits from a hook that runs
+    /// while the product is midway through its work.
+    pub fn sites(&self) -> Sites {
+        Sites(self.shared.clone())
     }
 
     /// Reads or edits one site's data directly; None when it serves no such site.
