@@ -7,7 +7,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use shared::duplicates::Group;
@@ -16,6 +16,7 @@ use shared::settings::SyncSettings;
 use simulators::connectwise::{CONFIGURATIONS, TICKETS, Tenant};
 use simulators::control::LostAnswer;
 
+use lscw_tests::dying::{killed_after_write, saved_writes_of};
 use lscw_tests::world::{World, link_of, scenario, settings, sync, world, world_of};
 
 /// The ls_asset_id field's id in the scenario's tenant.
@@ -453,4 +454,129 @@ async fn a_merge_stopped_after_moving_the_link_is_finished_by_the_next_all_sugge
         "{again:?}"
     );
     assert_eq!(world.cw.control().writes(), writes, "nothing left to do");
+}
+
+/// Three configurations of one device (two share a serial, two a MAC, one carries a
+/// link), their tickets spread over them: answers the world and every ticket.
+async fn trio() -> (World, Vec<i64>) {
+    let mut tickets = Vec::new();
+    let world = world_of(9, 12, |tenant| {
+        let a = add(tenant, "trio-a", "SER-TRIO", "", Some("trio-key"));
+        let b = add(tenant, "trio-b", "SER-TRIO", "0A:1B:2C:3D:4E:5F", None);
+        let c = add(tenant, "trio-c", "", "0a-1b-2c-3d-4e-5f", None);
+        tickets.push(open_ticket(tenant, &[b]));
+        tickets.push(open_ticket(tenant, &[b]));
+        tickets.push(open_ticket(tenant, &[b, c]));
+        tickets.push(open_ticket(tenant, &[a]));
+        tickets.push(open_ticket(tenant, &[c]));
+    })
+    .await;
+    (world, tickets)
+}
+
+/// Every configuration as ConnectWise keeps it (but its timestamps), and every ticket's
+/// configurations.
+fn end_state(world: &World, tickets: &[i64]) -> (BTreeMap<i64, Value>, BTreeMap<i64, Vec<i64>>) {
+    world.cw.with_tenant(|t| {
+        let configurations = t
+            .records("configurations")
+            .map(|c| {
+                let mut c = t.render(&CONFIGURATIONS, c, "");
+                c.as_object_mut().unwrap().remove("_info");
+                (c["id"].as_i64().unwrap(), c)
+            })
+            .collect();
+        let attached = tickets
+            .iter()
+            .map(|id| {
+                let mut on = t.attached(&TICKETS, *id);
+                on.sort_unstable();
+                (*id, on)
+            })
+            .collect();
+        (configurations, attached)
+    })
+}
+
+/// `lscw merge --all-suggested --approve`, as an operator runs it.
+async fn merge_all_suggested(world: &World) -> MergeReport {
+    let requests: Vec<MergeRequest> = duplicates(world, &settings())
+        .await
+        .iter()
+        .filter_map(MergeRequest::suggested)
+        .collect();
+    merge(world, &settings(), &requests, true).await
+}
+
+/// `lscw merge --all-suggested --approve` killed after each of its writes in turn
+/// (ConnectWise saved it, the answer never came back), a dropped configuration still
+/// active renamed by hand while it was stopped, and the same command run again under
+/// lost answers: each ends as the uninterrupted merge did (tickets, links, retirements),
+/// the hand-typed name kept in the merged name.
+///
+/// Breaking it looks like: a kill point after which the search no longer sees the group
+/// and the merge is never finished, a ticket attached twice (refused) or left off the
+/// kept one, or the operator's name lost.
+#[tokio::test]
+async fn a_merge_killed_after_any_of_its_writes_ends_as_an_uninterrupted_one() {
+    let (clean, tickets) = trio().await;
+    let (merged, kill_points) =
+        saved_writes_of(clean.cw.control(), merge_all_suggested(&clean)).await;
+    assert!(
+        merged.merged.len() >= 3 && merged.failed.is_empty(),
+        "{merged:#?}"
+    );
+    let (expected, attached) = end_state(&clean, &tickets);
+    assert!(kill_points >= 6, "{kill_points} writes");
+
+    for k in 1..=kill_points {
+        let (world, _) = trio().await;
+        let control = world.cw.control();
+        let killed = killed_after_write(control, k, merge_all_suggested(&world)).await;
+        assert!(killed.is_none(), "killed after write {k}");
+        shared::lease::force_release(&world.store).await.unwrap();
+
+        let still_active = merged
+            .merged
+            .iter()
+            .map(|m| (m.drop, m.keep))
+            .find(|(drop, _)| {
+                world
+                    .cw
+                    .with_tenant(|t| t.get("configurations", *drop).unwrap()["activeFlag"] == true)
+            });
+        if let Some((drop, _)) = still_active {
+            world.cw.with_tenant(|t| {
+                let mut body = t.get("configurations", drop).unwrap().clone();
+                body["name"] = json!("renamed by hand");
+                t.replace(&CONFIGURATIONS, drop, &body).unwrap();
+            });
+        }
+
+        control.lose_answers(&[(LostAnswer::BadGateway, 2), (LostAnswer::DropConnection, 3)]);
+        let resumed = merge_all_suggested(&world).await;
+        control.lose_answers(&[]);
+        assert!(resumed.failed.is_empty(), "kill point {k}: {resumed:#?}");
+        assert_eq!(
+            control.refused(),
+            0,
+            "kill point {k}: {:?}",
+            control.refusals()
+        );
+
+        let (mut want, want_attached) = (expected.clone(), attached.clone());
+        if let Some((drop, keep)) = still_active {
+            want.get_mut(&drop).unwrap()["name"] =
+                json!(format!("renamed by hand (merged into {keep})"));
+        }
+        let (end, end_attached) = end_state(&world, &tickets);
+        assert_eq!(end_attached, want_attached, "kill point {k}: tickets");
+        for (id, configuration) in &want {
+            assert_eq!(
+                &end[id], configuration,
+                "kill point {k}: configuration {id}"
+            );
+        }
+        assert_eq!(end.len(), want.len(), "kill point {k}");
+    }
 }

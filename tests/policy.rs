@@ -582,3 +582,201 @@ async fn an_asset_in_a_retired_state_has_its_configuration_retired() {
     sync_with(&world, &sold).await;
     assert_eq!(world.cw.control().writes(), writes);
 }
+
+/// A run whose retirements the guard held (40 % of the assets gone), in batches of 5.
+async fn held_run(world: &World, small: &SyncSettings) -> RunReport {
+    sync_with(world, small).await;
+    remove_assets(world, |index, _| index % 5 < 2);
+    let report = sync_with(world, small).await;
+    assert!(report.guard.is_some(), "{report:#?}");
+    report
+}
+
+/// `lscw retire --approve RUN` killed after each of its writes in turn (ConnectWise
+/// saved it, the answer never came back), a configuration it had yet to retire given
+/// another status by hand while it was stopped, and run again under lost answers: each
+/// ends as the uninterrupted approval did, but for the hand-set status, left and
+/// reported.
+///
+/// Breaking it looks like: a kill point after which the approval says it was written
+/// already, never finishes, retires a configuration twice, or writes the retired status
+/// over the one set by hand.
+#[tokio::test]
+async fn an_approval_killed_after_any_of_its_writes_ends_as_an_uninterrupted_one() {
+    use lscw_tests::dying::{killed_after_write, saved_writes_of};
+    use simulators::control::LostAnswer;
+
+    let small = SyncSettings {
+        batch_size: 5,
+        ..settings()
+    };
+    let approve = |world: &World, run_id: String| {
+        let (cw, store, small) = (world.cw_client.clone(), world.store.clone(), small.clone());
+        async move { pipeline::approve_retirement(&cw, &store, &small, &run_id).await }
+    };
+    let clean = world(60).await;
+    let report = held_run(&clean, &small).await;
+    let (approval, kill_points) =
+        saved_writes_of(clean.cw.control(), approve(&clean, report.run_id.clone())).await;
+    let approval = approval.unwrap();
+    assert!(
+        approval.retired > 10 && approval.failed.is_empty(),
+        "{approval:#?}"
+    );
+    let expected = configurations(&clean);
+    assert!(kill_points > 2, "{kill_points} writes");
+
+    for k in 1..=kill_points {
+        let world = world(60).await;
+        let report = held_run(&world, &small).await;
+        let control = world.cw.control();
+        let killed = killed_after_write(control, k, approve(&world, report.run_id.clone())).await;
+        assert!(killed.is_none(), "killed after write {k}");
+        shared::lease::force_release(&world.store).await.unwrap();
+
+        // A configuration the approval has yet to retire, given another status by hand.
+        let pending = configurations(&world).into_iter().find(|c| {
+            !is_retired(c) && expected.iter().any(|e| e["id"] == c["id"] && is_retired(e))
+        });
+        let by_hand = pending.map(|c| {
+            let id = c["id"].as_i64().unwrap();
+            let status = world.cw.with_tenant(|t| {
+                t.records("configurationStatuses")
+                    .find(|s| {
+                        s["description"] != c["status"]["name"] && s["description"] != "Inactive"
+                    })
+                    .unwrap()
+                    .clone()
+            });
+            edit_by_hand(&world, id, |body| {
+                body["status"] = json!({"id": status["id"]});
+            });
+            (id, status["description"].clone(), link_of(&c).unwrap())
+        });
+
+        control.lose_answers(&[(LostAnswer::BadGateway, 2), (LostAnswer::DropConnection, 3)]);
+        let resumed = approve(&world, report.run_id.clone()).await.unwrap();
+        control.lose_answers(&[]);
+
+        let end = configurations(&world);
+        assert_eq!(end.len(), expected.len(), "kill point {k}");
+        for (now, clean_end) in end.iter().zip(&expected) {
+            assert_eq!(now["id"], clean_end["id"]);
+            let (mut now, mut want) = (now.clone(), clean_end.clone());
+            for c in [&mut now, &mut want] {
+                c.as_object_mut().unwrap().remove("_info");
+            }
+            if let Some((id, status, _)) = &by_hand
+                && now["id"] == *id
+            {
+                assert_eq!(
+                    now["status"]["name"], *status,
+                    "kill point {k}: the hand edit stays"
+                );
+                want["status"] = now["status"].clone();
+            }
+            assert_eq!(now, want, "kill point {k}");
+        }
+        if let Some((id, _, key)) = by_hand {
+            assert!(
+                resumed
+                    .failed
+                    .iter()
+                    .any(|f| f.asset_key.eq_ignore_ascii_case(&key) && f.reason.contains("status")),
+                "kill point {k}: the hand edit of {id} is reported: {:#?}",
+                resumed.failed
+            );
+        }
+    }
+}
+
+/// Every configuration's link, by id.
+fn links(world: &World) -> BTreeMap<i64, Option<String>> {
+    configurations(world)
+        .iter()
+        .map(|c| (c["id"].as_i64().unwrap(), link_of(c)))
+        .collect()
+}
+
+/// `lscw link` (an asset moved to another configuration) killed after each of its writes
+/// in turn, then `lscw unlink` of another configuration run under lost answers: each ends
+/// as the two commands uninterrupted do, the asset on the one configuration asked.
+///
+/// Breaking it looks like: the asset left on two configurations (a conflict the next
+/// sync reports, and a merge it suggests, where the operator asked for a link).
+#[tokio::test]
+async fn a_link_killed_after_any_of_its_writes_is_finished_by_the_next_link_or_unlink() {
+    use lscw_tests::dying::{killed_after_write, saved_writes_of};
+    use shared::overrides::{self, Pin};
+    use simulators::control::LostAnswer;
+
+    let linked_ids = |world: &World| -> Vec<(i64, String)> {
+        links(world)
+            .into_iter()
+            .filter_map(|(id, link)| Some((id, link?)))
+            .collect()
+    };
+    let run = |world: &World, pin: Option<Pin>, unpin: Option<i64>| {
+        let (cw, store) = (world.cw_client.clone(), world.store.clone());
+        async move {
+            let ids = shared::custom_fields::resolve(&cw, &settings())
+                .await
+                .unwrap();
+            overrides::pin(&cw, &store, &ids, pin, unpin).await
+        }
+    };
+    let setup = async || {
+        let world = world(40).await;
+        sync_with(&world, &settings()).await;
+        let linked = linked_ids(&world);
+        // The first asset moves to the second's configuration; the third is unlinked.
+        let pin = Pin {
+            asset_key: linked[0].1.clone(),
+            configuration_id: linked[1].0,
+        };
+        (world, pin, linked[2].0)
+    };
+
+    let (clean, pin, unpin) = setup().await;
+    let (pinned, kill_points) =
+        saved_writes_of(clean.cw.control(), run(&clean, Some(pin.clone()), None)).await;
+    assert_eq!(pinned.unwrap().0[0].cleared.len(), 1);
+    run(&clean, None, Some(unpin)).await.unwrap();
+    let expected = links(&clean);
+    assert_eq!(
+        expected[&pin.configuration_id].as_deref(),
+        Some(pin.asset_key.as_str())
+    );
+    assert_eq!(
+        kill_points, 2,
+        "the configuration's link, then the other's cleared"
+    );
+
+    for k in 1..=kill_points {
+        let (world, pin, unpin) = setup().await;
+        let control = world.cw.control();
+        let killed = killed_after_write(control, k, run(&world, Some(pin.clone()), None)).await;
+        assert!(killed.is_none(), "killed after write {k}");
+        shared::lease::force_release(&world.store).await.unwrap();
+
+        control.lose_answers(&[(LostAnswer::BadGateway, 2), (LostAnswer::DropConnection, 3)]);
+        let (finished, _) = run(&world, None, Some(unpin)).await.unwrap();
+        control.lose_answers(&[]);
+        assert_eq!(
+            finished.len(),
+            1,
+            "kill point {k}: the stopped link finished"
+        );
+        assert_eq!(finished[0].pin, pin);
+        assert_eq!(links(&world), expected, "kill point {k}");
+
+        let writes = control.writes();
+        let (again, _) = run(&world, None, Some(unpin)).await.unwrap();
+        assert!(again.is_empty(), "kill point {k}: finished once");
+        assert_eq!(
+            control.writes(),
+            writes,
+            "kill point {k}: nothing written again"
+        );
+    }
+}

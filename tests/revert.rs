@@ -17,7 +17,7 @@ use shared::trail::{self, Action, System, Trail};
 use simulators::connectwise::CONFIGURATIONS;
 use simulators::control::LostAnswer;
 
-use lscw_tests::dying::dies_before_recording;
+use lscw_tests::dying::{dies_before_recording, killed_after_write, saved_writes_of};
 use lscw_tests::world::{World, link_of, settings, sync_with, world};
 
 /// Every configuration by id, as ConnectWise shows it.
@@ -423,4 +423,111 @@ async fn a_hand_edit_made_while_a_revert_was_stopped_is_left_and_reported() {
         "{}",
         reported.reason
     );
+}
+
+/// Gives a configuration another type by hand; answers the type's name.
+fn retype_by_hand(world: &World, id: i64, not: &[&Value]) -> String {
+    world.cw.with_tenant(|tenant| {
+        let mut body = tenant.get("configurations", id).unwrap().clone();
+        let other = tenant
+            .records("configurationTypes")
+            .find(|t| not.iter().all(|name| t["name"] != **name))
+            .unwrap()
+            .clone();
+        body["type"] = json!({"id": other["id"]});
+        tenant.replace(&CONFIGURATIONS, id, &body).unwrap();
+        other["name"].as_str().unwrap().to_string()
+    })
+}
+
+/// A revert killed after each of its writes in turn (ConnectWise saved it, the answer
+/// never came back), a configuration whose type it had not taken back yet given another
+/// type by hand while it was stopped, and the revert run again under lost answers: each
+/// ends as the uninterrupted revert did, but for the hand edit, left and reported.
+///
+/// Breaking it looks like: a kill point after which the revert never finishes, writes a
+/// field twice over a hand edit, leaves a configuration as the wrong run wrote it, or
+/// retires a created configuration twice.
+#[tokio::test]
+async fn a_revert_killed_after_any_of_its_writes_ends_as_an_uninterrupted_one() {
+    let mut wrong = wrong_map();
+    wrong.batch_size = 5;
+    let mut small = settings();
+    small.batch_size = 5;
+    let revert = |world: &World| {
+        let (cw, store, small) = (world.cw_client.clone(), world.store.clone(), small.clone());
+        async move |run_id: String| pipeline::revert_run(&cw, &store, &small, &run_id, true).await
+    };
+
+    let clean = world(40).await;
+    let (report, _) = wrong_run(&clean, &wrong).await;
+    let (done, kill_points) =
+        saved_writes_of(clean.cw.control(), revert(&clean)(report.run_id.clone())).await;
+    assert!(done.unwrap().report.unwrap().failed.is_empty());
+    let expected = configurations(&clean);
+    assert!(kill_points > 5, "{kill_points} writes");
+
+    for k in 1..=kill_points {
+        let world = world(40).await;
+        let (report, _) = wrong_run(&world, &wrong).await;
+        let control = world.cw.control();
+        let killed = killed_after_write(control, k, revert(&world)(report.run_id.clone())).await;
+        assert!(killed.is_none(), "killed after write {k}");
+        shared::lease::force_release(&world.store).await.unwrap();
+
+        // A configuration whose type the revert has yet to take back, typed by hand.
+        let now = configurations(&world);
+        let pending = now
+            .iter()
+            .find(|(id, c)| c["type"]["name"] != expected[*id]["type"]["name"])
+            .map(|(id, c)| {
+                (
+                    *id,
+                    c["type"]["name"].clone(),
+                    link_of(c).unwrap_or_default(),
+                )
+            });
+        let by_hand = pending.as_ref().map(|(id, wrote, key)| {
+            let type_name = retype_by_hand(&world, *id, &[wrote, &expected[id]["type"]["name"]]);
+            (*id, type_name, key.clone())
+        });
+
+        control.lose_answers_to(
+            "/company/configurations",
+            &[(LostAnswer::BadGateway, 2), (LostAnswer::DropConnection, 3)],
+        );
+        let resumed = revert(&world)(report.run_id.clone()).await.unwrap();
+        control.lose_answers(&[]);
+        let done = resumed.report.unwrap();
+
+        let after = configurations(&world);
+        assert_eq!(
+            after.len(),
+            expected.len(),
+            "kill point {k}: nothing created"
+        );
+        for (id, clean_end) in &expected {
+            let mut end = synced(clean_end);
+            if let Some((edited, type_name, _)) = &by_hand
+                && edited == id
+            {
+                end["type"] = json!(type_name);
+            }
+            assert_eq!(
+                synced(&after[id]),
+                end,
+                "kill point {k}: configuration {id}"
+            );
+        }
+        if let Some((edited, _, key)) = by_hand {
+            assert!(
+                done.failed
+                    .iter()
+                    .any(|f| f.asset_key.eq_ignore_ascii_case(&key)
+                        && f.reason.contains("type.name")),
+                "kill point {k}: the hand edit of {edited} ({key}) is reported: {:#?}",
+                done.failed
+            );
+        }
+    }
 }

@@ -49,6 +49,7 @@
 //! | `{item}/lock` (`mapping`, the quota ledger) | the write lock of one read-change-write ([`crate::store::exclusive`]) | whoever writes the item | 15 s |
 //! | `tuning/lansweeper-edit-batch` | how many `editAsset`s one request carries (what last worked) | ticket-agreement-enrich | [`KEPT`] |
 //! | `merge/plan`, `merge/plan/part/{part}` | the merges a `lscw merge` set out to make ([`crate::pipeline::MergeRequest`], without their tickets), empty once it ended | `lscw merge` | [`KEPT`] |
+//! | `link/plan` | the link a `lscw link` set out to write ([`crate::overrides::Pin`]), `null` once written | `lscw link` | [`KEPT`] |
 //! | `overrides` | assets and configurations the sync leaves alone ([`crate::overrides`]) | `lscw ignore` | [`KEPT`] |
 
 use std::collections::HashMap;
@@ -259,6 +260,11 @@ pub const MAPPING: &str = "mapping";
 /// The merges a `lscw merge` set out to make, stored before its first write and emptied
 /// when it ends: a merge stopped midway is finished by the next, whatever it is asked.
 pub const MERGE_PLAN: &str = "merge/plan";
+
+/// The link a `lscw link` set out to write, stored before its first write and removed
+/// when it ends: a link stopped between its writes is finished by the next `lscw link`
+/// or `lscw unlink`.
+pub const LINK_PLAN: &str = "link/plan";
 
 /// How many `editAsset`s the enrichment sends in one request: what last worked.
 pub const LANSWEEPER_EDIT_BATCH: &str = "tuning/lansweeper-edit-batch";
@@ -611,6 +617,7 @@ mod tests {
             MAPPING.to_string(),
             LANSWEEPER_EDIT_BATCH.to_string(),
             MERGE_PLAN.to_string(),
+            LINK_PLAN.to_string(),
             OVERRIDES.to_string(),
             KNOWN.to_string(),
             known_records("tickets"),

@@ -1,18 +1,22 @@
 //! An operator's corrections: assets and configurations the sync must never write
 //! (`lscw ignore`), kept in the store, and a configuration pinned to an asset by writing
 //! its link (`lscw link`, `lscw unlink`), which ConnectWise then keeps for every run.
+//! A link is two writes or more (the configuration's, then each other's cleared): under
+//! the sync's lease, its plan stored before the first, so a link stopped between them
+//! (the asset on two configurations) is finished by the next `lscw link` or `unlink`.
 
 use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::clock::epoch_seconds;
 use crate::connectwise::linked::configurations_linked_to;
 use crate::connectwise::{ConnectWiseClient, endpoint};
 use crate::error::PipelineError;
-use crate::layout;
 use crate::matching::link_caption;
 use crate::store::{Store, StoreExt};
+use crate::{layout, lease};
 
 /// What the sync keeps its hands off.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +51,72 @@ pub async fn save<S: Store>(store: &S, overrides: &Overrides) -> Result<(), Pipe
     Ok(store
         .put(layout::OVERRIDES, overrides, layout::KEPT)
         .await?)
+}
+
+/// A link `lscw link` writes: the asset's key on the configuration, cleared from the
+/// others carrying it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pin {
+    pub asset_key: String,
+    pub configuration_id: i64,
+}
+
+/// A link written, with the configurations its key was cleared from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    pub pin: Pin,
+    pub cleared: Vec<i64>,
+}
+
+/// `lscw link` and `lscw unlink`: a stopped link first (from its stored plan), then
+/// `pin` ([`link`]) or `unpin` ([`unlink`]), under the sync's lease. Answers the links
+/// written (a stopped one first) and what `unpin` cleared.
+///
+/// # Errors
+/// Another run holds the lease, the store fails, or ConnectWise refuses a write (the
+/// plan stays: the next `lscw link` or `unlink` finishes it).
+pub async fn pin<S: Store>(
+    connectwise: &ConnectWiseClient,
+    store: &S,
+    custom_field_ids: &HashMap<String, i64>,
+    pin: Option<Pin>,
+    unpin: Option<i64>,
+) -> Result<(Vec<Pinned>, Option<String>), PipelineError> {
+    let run_id = format!("link-{}", epoch_seconds());
+    if let Some(holder) = lease::acquire(store, &run_id).await? {
+        return Err(PipelineError::Config(format!(
+            "run {} holds the lease; link when it has ended",
+            holder.run_id
+        )));
+    }
+    let work = async {
+        let stopped = store.get::<Option<Pin>>(layout::LINK_PLAN).await?.flatten();
+        let mut pinned = Vec::new();
+        let asked = pin.filter(|pin| stopped.as_ref() != Some(pin));
+        for pin in stopped.into_iter().chain(asked) {
+            store
+                .put(layout::LINK_PLAN, &Some(&pin), layout::KEPT)
+                .await?;
+            let cleared = link(
+                connectwise,
+                custom_field_ids,
+                &pin.asset_key,
+                pin.configuration_id,
+            )
+            .await?;
+            store
+                .put(layout::LINK_PLAN, &None::<Pin>, layout::KEPT)
+                .await?;
+            pinned.push(Pinned { pin, cleared });
+        }
+        let unpinned = match unpin {
+            Some(id) => unlink(connectwise, custom_field_ids, id).await?,
+            None => None,
+        };
+        Ok::<_, PipelineError>((pinned, unpinned))
+    };
+    lease::release_after(store, &run_id, work, |_| true).await
 }
 
 /// Makes `configuration_id` the configuration of `asset_key`: writes the asset's key in its
@@ -130,6 +200,11 @@ async fn set_link(
         } else if !value.is_null() {
             fields.push(json!({"id": id, "value": value}));
         }
+    }
+    // Written already (by a link stopped after this write, say): nothing to send again.
+    let held = previous.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    if held.map(str::to_lowercase) == asset_key.map(str::to_lowercase) {
+        return Ok(held.map(str::to_string));
     }
     if let Some(key) = asset_key {
         fields.push(json!({"id": field, "value": key}));

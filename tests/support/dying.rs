@@ -1,9 +1,11 @@
-//! A store that dies once, as a killed process does, between sending a batch and
-//! recording what came of it.
+//! A process killed midway: a store that dies once between sending a batch and
+//! recording what came of it, or an action stopped right after ConnectWise saved a write.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use shared::store::{MemoryStore, StoreError, Watched};
+use simulators::control::{Control, LostAnswer};
 
 /// The world's store, but for one batch's result (a key ending in `{batch}/result`):
 /// its first write fails as the process is killed; everything after goes through.
@@ -21,4 +23,38 @@ pub fn dies_before_recording(
         }
         Ok(())
     })
+}
+
+/// Runs `action` until ConnectWise has saved its `k`th write from now, and stops it
+/// there, before the answer comes back, as a process killed at that point: `None` then,
+/// or the action's outcome when it ended before that write.
+pub async fn killed_after_write<T>(
+    control: &Control,
+    k: u64,
+    action: impl Future<Output = T>,
+) -> Option<T> {
+    // The `k`th write's answer is held back long enough for the kill to come first.
+    control.lose_answers(&[(LostAnswer::Late(Duration::from_secs(600)), k)]);
+    let killed = async {
+        while control.writes_seen() < k {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = action => Some(outcome),
+        () = killed => None,
+    };
+    control.lose_answers(&[]);
+    outcome
+}
+
+/// The writes ConnectWise saves while `action` runs: the kill points of
+/// [`killed_after_write`].
+pub async fn saved_writes_of<T>(control: &Control, action: impl Future<Output = T>) -> (T, u64) {
+    // A rule whose turn never comes: every saved write is counted, none loses its answer.
+    control.lose_answers(&[(LostAnswer::Late(Duration::ZERO), u64::MAX)]);
+    let outcome = action.await;
+    let saved = control.writes_seen();
+    control.lose_answers(&[]);
+    (outcome, saved)
 }

@@ -527,13 +527,34 @@ async fn report(
 
 /// Makes a configuration the asset's, clearing the link of any other.
 async fn link(asset_key: String, configuration_id: i64) -> anyhow::Result<()> {
+    let pin = shared::overrides::Pin {
+        asset_key,
+        configuration_id,
+    };
+    pin_or_unpin(Some(pin), None).await
+}
+
+/// `lscw link` and `lscw unlink`: a link stopped midway is finished first.
+async fn pin_or_unpin(
+    pin: Option<shared::overrides::Pin>,
+    unpin: Option<i64>,
+) -> anyhow::Result<()> {
     let env = environment(false).await?;
     let ids = shared::custom_fields::resolve(&env.connectwise, &env.settings).await?;
-    let cleared =
-        shared::overrides::link(&env.connectwise, &ids, &asset_key, configuration_id).await?;
-    println!("configuration {configuration_id} is asset {asset_key}'s");
-    for other in cleared {
-        println!("  cleared the link of configuration {other}");
+    let (pinned, unpinned) =
+        shared::overrides::pin(&env.connectwise, &env.store, &ids, pin, unpin).await?;
+    for done in pinned {
+        let (key, id) = (&done.pin.asset_key, done.pin.configuration_id);
+        println!("configuration {id} is asset {key}'s");
+        for other in done.cleared {
+            println!("  cleared the link of configuration {other}");
+        }
+    }
+    if let Some(id) = unpin {
+        match unpinned {
+            Some(key) => println!("configuration {id} no longer carries asset {key}"),
+            None => println!("configuration {id} carried no link"),
+        }
     }
     Ok(())
 }
@@ -554,15 +575,7 @@ async fn approve_retirements(approve: String) -> anyhow::Result<()> {
 
 /// Clears a configuration's link to its asset.
 async fn unlink(configuration_id: i64) -> anyhow::Result<()> {
-    let env = environment(false).await?;
-    let ids = shared::custom_fields::resolve(&env.connectwise, &env.settings).await?;
-    match shared::overrides::unlink(&env.connectwise, &ids, configuration_id).await? {
-        Some(key) => {
-            println!("configuration {configuration_id} no longer carries asset {key}");
-        }
-        None => println!("configuration {configuration_id} carried no link"),
-    }
-    Ok(())
+    pin_or_unpin(None, Some(configuration_id)).await
 }
 
 /// Shows both leases, or releases one.
