@@ -580,3 +580,61 @@ async fn a_merge_killed_after_any_of_its_writes_ends_as_an_uninterrupted_one() {
         assert_eq!(end.len(), want.len(), "kill point {k}");
     }
 }
+
+/// A conflict's twins (one serial), one of them sharing a MAC address (in another
+/// notation) with a third configuration that has the most tickets: once the enrichment
+/// has read the tickets, the run report's merge is the whole group `lscw duplicates`
+/// builds, the third kept.
+///
+/// Breaking it looks like: the report suggesting a merge of the twins alone (`lscw merge
+/// 2012 2011`), keeping the wrong one and leaving a second merge to make.
+#[tokio::test]
+async fn the_report_s_merge_is_the_group_lscw_duplicates_builds() {
+    let world = world(200).await;
+    let first = sync(&world).await;
+    let conflict = first
+        .conflicts
+        .iter()
+        .find(|c| c.candidates.len() == 2)
+        .unwrap()
+        .clone();
+    let twin = conflict.candidates[1];
+    let third = world.cw.with_tenant(|tenant| {
+        let mut body = tenant.get("configurations", twin).unwrap().clone();
+        body["macAddress"] = json!("0A:0B:0C:0D:0E:0F");
+        tenant.replace(&CONFIGURATIONS, twin, &body).unwrap();
+        let third = add(tenant, "same-device", "SER-ELSE", "0a0b.0c0d.0e0f", None);
+        for _ in 0..3 {
+            open_ticket(tenant, &[third]);
+        }
+        third
+    });
+    shared::enrichment::run_enrich(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings(),
+        None,
+    )
+    .await
+    .unwrap();
+    let reported = sync(&world).await;
+    let merge = reported
+        .conflicts
+        .iter()
+        .find(|c| c.asset_key == conflict.asset_key)
+        .unwrap()
+        .merge
+        .clone();
+    let group = duplicates(&world, &settings())
+        .await
+        .into_iter()
+        .find(|g| g.members.iter().any(|m| m.id == twin))
+        .unwrap();
+    assert_eq!(group.keep, Some(third), "{group:#?}");
+    assert_eq!(
+        ids(&group),
+        BTreeSet::from([conflict.candidates[0], twin, third])
+    );
+    assert_eq!(merge, group.command(), "the report names the group's merge");
+}
