@@ -1249,3 +1249,89 @@ async fn a_revert_under_lost_answers_and_refused_batches_ends_as_a_clean_one() {
     assert!(again.already_by.is_some());
     assert_eq!(world.ls.control().count("POST graphql:editAsset"), edits);
 }
+
+/// The revert of an enrichment killed after each of its edit requests in turn (Lansweeper
+/// saved it, the answer never came back), a field it had yet to take back set by hand
+/// while it was stopped, and run again under lost answers: each ends as the
+/// uninterrupted revert did, but for the hand edit, left and reported.
+///
+/// Breaking it looks like: a kill point after which the revert never finishes, calls
+/// what it wrote itself "changed since", or writes over the hand edit.
+#[tokio::test]
+async fn an_enrichment_revert_killed_after_any_of_its_edits_ends_as_an_uninterrupted_one() {
+    use lscw_tests::dying::{killed_after_write, saved_writes_of};
+
+    let clean = synced_world(40).await;
+    let report = enrich_with(&clean, &settings()).await;
+    let (done, kill_points) = saved_writes_of(
+        clean.ls.control(),
+        revert(&clean, &settings(), &report.run_id),
+    )
+    .await;
+    assert!(
+        done.failed.is_empty() && done.changed_since.is_empty(),
+        "{done:#?}"
+    );
+    let expected = set_values(&clean);
+    assert!(kill_points > 1, "{kill_points} edit requests");
+
+    for k in 1..=kill_points {
+        let world = synced_world(40).await;
+        let report = enrich_with(&world, &settings()).await;
+        let control = world.ls.control();
+        let killed =
+            killed_after_write(control, k, revert(&world, &settings(), &report.run_id)).await;
+        assert!(killed.is_none(), "killed after write {k}");
+        shared::lease::ENRICHMENT
+            .force_release(&world.store)
+            .await
+            .unwrap();
+
+        // A field the revert has yet to take back, set by hand.
+        let now = set_values(&world);
+        let pending = now.iter().find_map(|(asset, values)| {
+            let field = values
+                .iter()
+                .find(|(field, value)| expected[asset].get(*field) != Some(*value))?
+                .0;
+            Some((asset.clone(), field.clone()))
+        });
+        if let Some((asset, field)) = &pending {
+            edit_by_hand(&world, asset, field, "set by hand");
+        }
+
+        control.lose_answers_to(
+            "graphql:editAsset",
+            &[(LostAnswer::BadGateway, 2), (LostAnswer::DropConnection, 3)],
+        );
+        let resumed = revert(&world, &settings(), &report.run_id).await;
+        control.lose_answers(&[]);
+        assert!(
+            resumed.failed.is_empty(),
+            "kill point {k}: {:?}",
+            resumed.failed
+        );
+
+        let mut want = expected.clone();
+        if let Some((asset, field)) = &pending {
+            want.get_mut(asset)
+                .unwrap()
+                .insert(field.clone(), "set by hand".into());
+        }
+        assert_eq!(set_values(&world), want, "kill point {k}");
+        let reported: Vec<&str> = resumed
+            .changed_since
+            .iter()
+            .map(|r| r.asset_key.as_str())
+            .collect();
+        assert_eq!(
+            reported,
+            pending
+                .iter()
+                .map(|(asset, _)| asset.as_str())
+                .collect::<Vec<_>>(),
+            "kill point {k}: the hand edit, and only it, reported: {:?}",
+            resumed.changed_since
+        );
+    }
+}

@@ -25,16 +25,17 @@ pub fn dies_before_recording(
     })
 }
 
-/// Runs `action` until ConnectWise has saved its `k`th write from now, and stops it
-/// there, before the answer comes back, as a process killed at that point: `None` then,
-/// or the action's outcome when it ended before that write.
+/// Runs `action` until the simulator `control` steers (ConnectWise's, or Lansweeper's for
+/// its edits) has saved its `k`th write from now, and stops it there, before the answer
+/// comes back, as a process killed at that point: `None` then, or the action's outcome
+/// when it ended before that write.
 pub async fn killed_after_write<T>(
     control: &Control,
     k: u64,
     action: impl Future<Output = T>,
 ) -> Option<T> {
     // The `k`th write's answer is held back long enough for the kill to come first.
-    control.lose_answers(&[(LostAnswer::Late(Duration::from_secs(600)), k)]);
+    control.lose_answers_to("", &[(LostAnswer::Late(Duration::from_secs(600)), k)]);
     let killed = async {
         while control.writes_seen() < k {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -48,11 +49,11 @@ pub async fn killed_after_write<T>(
     outcome
 }
 
-/// The writes ConnectWise saves while `action` runs: the kill points of
+/// The writes the simulator saves while `action` runs: the kill points of
 /// [`killed_after_write`].
 pub async fn saved_writes_of<T>(control: &Control, action: impl Future<Output = T>) -> (T, u64) {
     // A rule whose turn never comes: every saved write is counted, none loses its answer.
-    control.lose_answers(&[(LostAnswer::Late(Duration::ZERO), u64::MAX)]);
+    control.lose_answers_to("", &[(LostAnswer::Late(Duration::ZERO), u64::MAX)]);
     let outcome = action.await;
     let saved = control.writes_seen();
     control.lose_answers(&[]);
