@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use lscw_tests::{cw_config, cw_config_with, cw_with, default_cw, fast_options, start_cw};
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::connectwise::{
-    ClientOptions, ConnectWiseClient, ConnectWiseError, Field, ListQuery, run_action,
-};
+use shared::actions::run_action;
+use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectWiseError, Field, ListQuery};
 use shared::http::TransportError;
 use simulators::connectwise::{self as cw_sim, TenantSpec};
 

@@ -411,7 +411,7 @@ async fn the_spec_actions_answer_the_sample_shapes() {
         .unwrap();
     let payload = json!({"configurations": [world.cw_client.get(&format!("company/configurations/{configuration}")).await.unwrap()]});
 
-    let tickets = shared::connectwise::run_action(
+    let tickets = shared::actions::run_action(
         &world.cw_client,
         "listTicketsForConfigurationsAction",
         payload.clone(),
@@ -440,7 +440,7 @@ async fn the_spec_actions_answer_the_sample_shapes() {
         info["totalTickets"].as_u64().unwrap()
     );
 
-    let agreements = shared::connectwise::run_action(
+    let agreements = shared::actions::run_action(
         &world.cw_client,
         "listAgreementsForConfigurationsAction",
         payload,
@@ -470,7 +470,7 @@ async fn the_spec_actions_answer_the_sample_shapes() {
     );
     assert!(agreement["type"]["name"].is_string());
 
-    let err = shared::connectwise::run_action(
+    let err = shared::actions::run_action(
         &world.cw_client,
         "listTicketsForConfigurationsAction",
         json!({"configurations": [{"name": "x"}]}),

@@ -3,6 +3,7 @@
 //! bottom; the steps (`pipeline`, `enrichment`) over them; `environment` and `lambda`
 //! on top, for the functions and the CLI.
 
+pub mod actions;
 pub mod calls;
 pub mod clock;
 pub mod connectwise;

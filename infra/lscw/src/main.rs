@@ -19,9 +19,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use shared::connectwise::{
-    ACTION_KEYS, ClientOptions, ConnectWiseClient, ConnectionConfig, run_action,
-};
+use shared::actions::{ACTION_KEYS, run_action};
+use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};
 use shared::environment::{Environment, Lookup};
 use shared::lansweeper::{ASSET_PATHS, LansweeperClient, LansweeperConfig, LansweeperOptions};
 use simulators::connectwise::{ConnectWiseSimulator, TenantData, TenantSpec};

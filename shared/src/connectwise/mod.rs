@@ -1,7 +1,7 @@
-//! ConnectWise PSA (Manage) REST connector: connection, query inputs, paging, the
-//! spec's actions. Every request goes through [`crate::http::HttpExecutor`].
+//! ConnectWise PSA (Manage) REST connector: connection, query inputs, paging, bulk
+//! writes. Every request goes through [`crate::http::HttpExecutor`].
 
-pub mod actions;
+mod bulk;
 mod client;
 mod condition;
 mod config;
@@ -12,7 +12,9 @@ pub mod known;
 pub mod linked;
 mod query;
 
-pub use actions::{ACTION_KEYS, run_action};
+pub use bulk::{
+    CONFIGURATION_NAME_MAX, REFERENCE_NAME_MAX, bulk, checked_name, validate_configuration,
+};
 pub use client::{
     ApiErrorBody, BulkItemResult, ClientOptions, ConnectWiseClient, configuration_url,
 };

@@ -22,7 +22,7 @@ use super::trail::{Names, created_entry};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::clock;
 use crate::connectwise::linked::configurations_linked_to;
-use crate::connectwise::{ConnectWiseClient, actions};
+use crate::connectwise::{ConnectWiseClient, bulk};
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, CreateIntent, CreateItem};
 use crate::settings::SyncSettings;
@@ -156,7 +156,7 @@ async fn send<S: Store>(
         // Refused whole for its input: nothing of it was saved, each item carries the
         // refusal (a reference it names is healed as an item's would be).
         let (answer, whole_refusal) = per_item(
-            actions::bulk(connectwise, Method::POST, &bodies, false).await,
+            bulk(connectwise, Method::POST, &bodies, false).await,
             bodies.len(),
         );
         let uncertain: Vec<usize> = match answer {

@@ -12,7 +12,7 @@ use super::batch::{
 };
 use super::trail::modified_entry;
 use crate::calls::CallMeter;
-use crate::connectwise::{BulkItemResult, ConnectWiseClient, Field, ListQuery, actions, endpoint};
+use crate::connectwise::{BulkItemResult, ConnectWiseClient, Field, ListQuery, bulk, endpoint};
 use crate::error::PipelineError;
 use crate::layout::{self, MatchRecord, ModifyItem};
 use crate::matching::{FieldDiff, LOCATION_NAME};
@@ -231,7 +231,7 @@ async fn write_with_one_retry(
     let needs_id = method == Method::PUT;
     // Refused whole for its input: each item carries the refusal, as an item's own would.
     let (first, whole_refusal) = per_item(
-        actions::bulk(connectwise, method.clone(), bodies, needs_id).await,
+        bulk(connectwise, method.clone(), bodies, needs_id).await,
         bodies.len(),
     );
     let first = first?;
@@ -245,7 +245,7 @@ async fn write_with_one_retry(
         let retry = result.status_code >= 500;
         let outcome = if retry {
             let (again, _) = per_item(
-                actions::bulk(
+                bulk(
                     connectwise,
                     method.clone(),
                     &bodies[index..=index],
