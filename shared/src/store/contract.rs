@@ -4,7 +4,7 @@
 )]
 
 //! What every [`Store`] must do, as one suite each store runs against itself: the memory
-//! store in its unit tests, DynamoDB (through moto) in `tests/store.rs`, `lscw`'s
+//! store in its unit tests, DynamoDB (through moto) in `tests/deployed/store.rs`, `lscw`'s
 //! embedded store in its own. A store that passes it keeps a run's records, its lease
 //! and its parts as the pipeline expects. Built for tests only (`contract` feature).
 //!

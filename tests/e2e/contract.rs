@@ -682,7 +682,7 @@ async fn the_endpoint_table_is_what_the_product_sends() {
             std::fs::write(path, format!("{}{table}{}", &page[..start], &page[stop..])).unwrap();
         } else {
             panic!(
-                "docs/vendor-contract.md is behind what the product sends: UPDATE_CONTRACT_DOC=1 cargo test -p lscw-tests --test contract\n{table}"
+                "docs/vendor-contract.md is behind what the product sends: UPDATE_CONTRACT_DOC=1 cargo test -p lscw-tests --test e2e contract::\n{table}"
             );
         }
     }
