@@ -33,18 +33,23 @@ $(TOOLING)/node_modules/.installed: $(TOOLING)/package.json
 	touch $@
 
 ## The state machine definition and the SAM template, checked offline; no import circle
-## among the domain crate's modules.
+## among the domain crate's modules; no page or table of docs/ behind the code.
 validate: setup
 	python3 infra/local/structure.py check shared/src
 	python3 infra/local/structure.py mermaid shared/src | python3 infra/local/structure_page.py --check docs/structure.md
 	$(TOOLING)/node_modules/.bin/asl-validator --json-path infra/statemachine/sync.asl.json
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint -t template.yaml
 	$(VENV)/bin/python -m unittest discover -s infra/tests -p 'test_*.py' 
+	$(VENV)/bin/python infra/local/manual_tables.py --check
+	$(CARGO) test --quiet -p lscw-shared --lib manual::
 
-## The domain crate's modules and their imports, drawn anew into docs/structure.md (a
-## Mermaid picture); make validate fails when the page is behind the code.
-structure:
+## The pages and tables of docs/ that mirror the code, drawn anew from it: the domain
+## crate's modules and imports (docs/structure.md, a Mermaid picture), the store's keys
+## and lifetimes, each function's sizing.
+structure: setup
 	python3 infra/local/structure.py mermaid shared/src | python3 infra/local/structure_page.py docs/structure.md
+	$(VENV)/bin/python infra/local/manual_tables.py
+	UPDATE_DOCS=1 $(CARGO) test --quiet -p lscw-shared --lib manual::
 
 fmt:
 	$(CARGO) fmt --all -- --check

@@ -232,7 +232,9 @@ def main():
     if largest >= 100000:
         # What template.yaml's MemorySize is checked against (infra/tests/test_template.py).
         with open(os.path.join(ROOT, "infra", "sizing.json"), "w") as out:
-            json.dump({"assets": largest, "peakMB": peaks[largest]}, out, indent=2, sort_keys=True)
+            measured = time.strftime("%Y-%m-%d") + f", release build, {os.cpu_count()}-core machine"
+            json.dump({"assets": largest, "measured": measured, "peakMB": peaks[largest]},
+                      out, indent=2, sort_keys=True)
             out.write("\n")
         print(f"\nWrote infra/sizing.json: the peaks at {largest:,} assets")
     print("\nTargets")

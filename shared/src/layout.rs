@@ -5,52 +5,9 @@
 //! A run's items sit under `run/{run_id}/`, so one run's never mix with another's; what
 //! outlives a run (the deployment's items) sits beside them.
 //!
-//! | key | holds | written by | lives |
-//! |---|---|---|---|
-//! | `run/{id}/fetch` | [`FetchRecord`] | fetch-assets | run TTL (4 days, `SyncSettings::staging_ttl`: longer than the 3 days a run may last) |
-//! | `run/{id}/assets/{site}/{request}/{part}` | staged assets ([`crate::staging::StagedAsset`]) | fetch-assets | run TTL |
-//! | `run/{id}/staged/{part}` | the keys of the staged parts | fetch-assets | run TTL |
-//! | `run/{id}/rejected/{site}/{part}`, `run/{id}/unmapped/{site}/{part}` | assets refused or unmapped at fetch ([`Rejected`]) | fetch-assets | run TTL |
-//! | `run/{id}/reference-names/{part}` | the distinct reference names, `(kind, name)` | fetch-assets | run TTL |
-//! | `run/{id}/references`, `run/{id}/references/{ids,created,failures}/{part}` | the ensured references ([`EnsuredReferences`]), their lists in parts | ensure-references | run TTL |
-//! | `run/{id}/companies` | the mapping's companies, name key → id | ensure-references | run TTL |
-//! | `run/{id}/custom-fields` | the checked custom field ids, caption → id | ensure-references | run TTL |
-//! | `run/{id}/match` | [`MatchRecord`] | match (and `lscw retire --approve`) | run TTL |
-//! | `run/{id}/{create,modify}/{section}/{round}/{n}` | a batch: [`CreateItem`]s or [`ModifyItem`]s | match | run TTL |
-//! | `run/{id}/retire/{section}/{n}`, `run/{id}/retire-approved/{n}` | a batch of retirements ([`ModifyItem`]s) | match, `lscw retire --approve` | run TTL |
-//! | `{batch}/intent` | [`CreateIntent`] | bulk-create | run TTL |
-//! | `{batch}/claim` | the invocation sending a create batch now | bulk-create | 5 minutes, renewed before every send; lapses at once when its result is recorded |
-//! | `{batch}/result` | [`BatchRecord`] | bulk-create, bulk-modify | run TTL |
-//! | `{batch}/trail/{part}` | the batch's audit trail: each configuration it wrote, each field before and after, long values as fingerprints ([`crate::trail::TrailEntry`]) | bulk-create, bulk-modify (before the result) | audit TTL |
-//! | `run/{id}/retire-held/{part}` | retirements the guard held ([`ModifyItem`]s) | match | run TTL |
-//! | `run/{id}/conflicts/{section}/{part}` | [`ConflictReport`]s | match | run TTL |
-//! | `run/{id}/match-failed/{section}/{part}` | assets match failed ([`Rejected`]) | match | run TTL |
-//! | `run/{id}/contacts/{part}` | assets whose user is not exactly one contact ([`Rejected`]: `contact: none`, `contact: 2 candidates (…)`) | match | run TTL |
-//! | `run/{id}/enrich/plan` | the enrichment's plan | ticket-agreement-enrich | run TTL |
-//! | `run/{id}/enrich/planning` | where planning stands when an invocation stopped before the plan was whole | ticket-agreement-enrich | run TTL |
-//! | `run/{id}/enrich/edits/{n}/{part}` | the planned asset edits | ticket-agreement-enrich | run TTL |
-//! | `run/{id}/enrich/plan-failed/{part}` | assets the plan could not edit ([`Rejected`]) | ticket-agreement-enrich | run TTL |
-//! | `run/{id}/enrich/progress/{start}`, `run/{id}/enrich/failed/{start}/{part}` | one write invocation's outcome | ticket-agreement-enrich | run TTL |
-//! | `run/{id}/enrich/trail/part/{from}/{part}` | the trail of the edits Lansweeper accepted, from edit `from` to the next checkpoint: each field's value before and after ([`crate::trail::TrailEntry`]) | ticket-agreement-enrich (before the progress naming it) | audit TTL |
-//! | `run/{id}/enrich/trail`, `run/{id}/enrich/trail/index/{part}` | the enrichment's trail ([`crate::trail::TrailRecord`], `System::Lansweeper`) and its index of parts | ticket-agreement-enrich, at the end of each invocation | audit TTL |
-//! | `run/{id}/enrich/trail/reverted` | the revert of the enrichment's writes ([`crate::trail::RevertMark`]) | `lscw revert` | audit TTL |
-//! | `enrich/known`, `enrich/known/{kind}/{part}` | tickets and agreements read so far, for the next incremental read | ticket-agreement-enrich | [`KNOWN_TTL`] |
-//! | `enrich/known/{kind}-pending/{part}` | records read whose `/configurations` the next invocation reads (a read stopped at its deadline) | ticket-agreement-enrich | [`KNOWN_TTL`] |
-//! | `run/{id}/trail`, `run/{id}/trail/index/{part}` | the run's audit trail ([`crate::trail::TrailRecord`]) and its index: the keys of its batches' trail parts, in parts | run-report, from the batches' results (`lscw revert` names the run it reverts) | audit TTL (90 days, `SyncSettings::audit_ttl`, `AUDIT_RETENTION_DAYS`): outlives the run's records |
-//! | `run/{id}/trail/part/{part}` | a trail saved whole (a revert's, before it writes) | `lscw revert` | audit TTL |
-//! | `run/{id}/trail/reverted` | the revert of the run's writes ([`crate::trail::RevertMark`]): by which run, finished or not | `lscw revert` | audit TTL |
-//! | `report/{id}` | the run's summary ([`crate::pipeline::RunSummary`]) | run-report | report TTL (90 days, `SyncSettings::report_ttl`) |
-//! | `runs/recent` | the recent runs' summaries, newest last | run-report | report TTL |
-//! | `cache/references/{kind}`, `cache/references/{kind}/part/{part}` | reference name → id, per kind, in parts | ensure-references | reference TTL (24 h, `SyncSettings::reference_ttl`) |
-//! | `lease/sync` | the run holding the sync's lease ([`LeaseHolder`]) | fetch-assets, every step renews | [`LEASE_TTL`] |
-//! | `lease/enrich` | the run holding the enrichment's lease ([`LeaseHolder`]) | ticket-agreement-enrich, every invocation renews | [`LEASE_TTL`] |
-//! | `quota/lansweeper/{token hash}` | when each request of the token's hour was sent | every Lansweeper user | the quota's hour and 5 minutes |
-//! | `mapping` | sites to companies ([`crate::mapping`]) | `lscw mapping` | [`KEPT`] |
-//! | `{item}/lock` (`mapping`, the quota ledger) | the write lock of one read-change-write ([`crate::store::exclusive`]) | whoever writes the item | 15 s |
-//! | `tuning/lansweeper-edit-batch` | how many `editAsset`s one request carries (what last worked) | ticket-agreement-enrich | [`KEPT`] |
-//! | `merge/plan`, `merge/plan/part/{part}` | the merges a `lscw merge` set out to make ([`crate::pipeline::MergeRequest`], without their tickets), empty once it ended | `lscw merge` | [`KEPT`] |
-//! | `link/plan` | the link a `lscw link` set out to write ([`crate::overrides::Pin`]), `null` once written | `lscw link` | [`KEPT`] |
-//! | `overrides` | assets and configurations the sync leaves alone ([`crate::overrides`]) | `lscw ignore` | [`KEPT`] |
+//! Every key is listed in [`KEYS`], what it holds, who writes it and how long it lives:
+//! the manual's table of the store (`docs/how-it-works.md`) is rendered from it, and a test
+//! holds it to the key functions below.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -67,6 +24,310 @@ use crate::staging::Rejected;
 use crate::store::{Store, StoreError, StoreExt};
 
 /// Items an operator sets (mapping, overrides): kept until changed.
+/// How long an item lives: the store's TTL, its value where it is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lives {
+    /// The run's records (`SyncSettings::staging_ttl`).
+    Run,
+    /// The audit trail (`SyncSettings::audit_ttl`): outlives the run's records.
+    Audit,
+    /// Run summaries (`SyncSettings::report_ttl`).
+    Report,
+    /// The reference cache (`SyncSettings::reference_ttl`).
+    ReferenceCache,
+    /// [`KNOWN_TTL`].
+    Known,
+    /// [`LEASE_TTL`], unless renewed.
+    Lease,
+    /// A create batch's claim, renewed before every send.
+    Claim,
+    /// The quota ledger: the quota's horizon and a margin.
+    QuotaLedger,
+    /// One read-change-write's lock.
+    WriteLock,
+    /// [`KEPT`]: until an operator changes it.
+    Kept,
+}
+
+/// One row of the store's layout: its keys (`{name}` stands for a part of the key,
+/// `{a,b}` for one of those words), what they hold, who writes them, how long they live.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDoc {
+    pub keys: &'static [&'static str],
+    pub holds: &'static str,
+    pub written_by: &'static str,
+    pub lives: Lives,
+}
+
+/// Every key the product writes. A run's items sit under `run/{id}/`; what outlives a
+/// run sits beside them.
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        keys: &["run/{id}/fetch"],
+        holds: "`FetchRecord`",
+        written_by: "fetch-assets",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/assets/{site}/{request}/{part}"],
+        holds: "staged assets (`StagedAsset`)",
+        written_by: "fetch-assets",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/staged/{part}"],
+        holds: "the keys of the staged parts",
+        written_by: "fetch-assets",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/rejected/{site}/{part}", "run/{id}/unmapped/{site}/{part}"],
+        holds: "assets refused or unmapped at fetch (`Rejected`)",
+        written_by: "fetch-assets",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/reference-names/{part}"],
+        holds: "the distinct reference names, `(kind, name)`",
+        written_by: "fetch-assets",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/references", "run/{id}/references/{ids,created,failures}/{part}"],
+        holds: "the ensured references (`EnsuredReferences`), their lists in parts",
+        written_by: "ensure-references",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/companies"],
+        holds: "the mapping's companies, name key → id",
+        written_by: "ensure-references",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/custom-fields"],
+        holds: "the checked custom field ids, caption → id",
+        written_by: "ensure-references",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/match"],
+        holds: "`MatchRecord`",
+        written_by: "match (and `lscw retire --approve`)",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/{create,modify}/{section}/{round}/{n}"],
+        holds: "a batch: `CreateItem`s or `ModifyItem`s",
+        written_by: "match",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/retire/{section}/{n}", "run/{id}/retire-approved/{n}"],
+        holds: "a batch of retirements (`ModifyItem`s)",
+        written_by: "match, `lscw retire --approve`",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["{batch}/intent"],
+        holds: "`CreateIntent`",
+        written_by: "bulk-create",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["{batch}/claim"],
+        holds: "the invocation sending a create batch now",
+        written_by: "bulk-create",
+        lives: Lives::Claim,
+    },
+    KeyDoc {
+        keys: &["{batch}/result"],
+        holds: "`BatchRecord`",
+        written_by: "bulk-create, bulk-modify",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["{batch}/trail/{part}"],
+        holds: "the batch's audit trail: each configuration it wrote, each field before and after, long values as fingerprints (`TrailEntry`)",
+        written_by: "bulk-create, bulk-modify (before the result)",
+        lives: Lives::Audit,
+    },
+    KeyDoc {
+        keys: &["run/{id}/retire-held/{part}"],
+        holds: "retirements the guard held (`ModifyItem`s)",
+        written_by: "match",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/conflicts/{section}/{part}"],
+        holds: "`ConflictReport`s",
+        written_by: "match",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/match-failed/{section}/{part}"],
+        holds: "assets match failed (`Rejected`)",
+        written_by: "match",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/contacts/{part}"],
+        holds: "assets whose user is not exactly one contact (`Rejected`: `contact: none`, `contact: 2 candidates (…)`)",
+        written_by: "match",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/enrich/plan"],
+        holds: "the enrichment's plan",
+        written_by: "ticket-agreement-enrich",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/enrich/planning"],
+        holds: "where planning stands when an invocation stopped before the plan was whole",
+        written_by: "ticket-agreement-enrich",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/enrich/edits/{n}/{part}"],
+        holds: "the planned asset edits",
+        written_by: "ticket-agreement-enrich",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/enrich/plan-failed/{part}"],
+        holds: "assets the plan could not edit (`Rejected`)",
+        written_by: "ticket-agreement-enrich",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/enrich/progress/{start}", "run/{id}/enrich/failed/{start}/{part}"],
+        holds: "one write invocation's outcome",
+        written_by: "ticket-agreement-enrich",
+        lives: Lives::Run,
+    },
+    KeyDoc {
+        keys: &["run/{id}/enrich/trail/part/{from}/{part}"],
+        holds: "the trail of the edits Lansweeper accepted, from edit `from` to the next checkpoint: each field's value before and after (`TrailEntry`)",
+        written_by: "ticket-agreement-enrich (before the progress naming it)",
+        lives: Lives::Audit,
+    },
+    KeyDoc {
+        keys: &["run/{id}/enrich/trail", "run/{id}/enrich/trail/index/{part}"],
+        holds: "the enrichment's trail (`TrailRecord`, `System::Lansweeper`) and its index of parts",
+        written_by: "ticket-agreement-enrich, at the end of each invocation",
+        lives: Lives::Audit,
+    },
+    KeyDoc {
+        keys: &["run/{id}/enrich/trail/reverted"],
+        holds: "the revert of the enrichment's writes (`RevertMark`)",
+        written_by: "`lscw revert`",
+        lives: Lives::Audit,
+    },
+    KeyDoc {
+        keys: &["enrich/known", "enrich/known/{kind}/{part}"],
+        holds: "tickets and agreements read so far, for the next incremental read",
+        written_by: "ticket-agreement-enrich",
+        lives: Lives::Known,
+    },
+    KeyDoc {
+        keys: &["enrich/known/{kind}-pending/{part}"],
+        holds: "records read whose `/configurations` the next invocation reads (a read stopped at its deadline)",
+        written_by: "ticket-agreement-enrich",
+        lives: Lives::Known,
+    },
+    KeyDoc {
+        keys: &["run/{id}/trail", "run/{id}/trail/index/{part}"],
+        holds: "the run's audit trail (`TrailRecord`) and its index: the keys of its batches' trail parts, in parts",
+        written_by: "run-report, from the batches' results (`lscw revert` names the run it reverts)",
+        lives: Lives::Audit,
+    },
+    KeyDoc {
+        keys: &["run/{id}/trail/part/{part}"],
+        holds: "a trail saved whole (a revert's, before it writes)",
+        written_by: "`lscw revert`",
+        lives: Lives::Audit,
+    },
+    KeyDoc {
+        keys: &["run/{id}/trail/reverted"],
+        holds: "the revert of the run's writes (`RevertMark`): by which run, finished or not",
+        written_by: "`lscw revert`",
+        lives: Lives::Audit,
+    },
+    KeyDoc {
+        keys: &["report/{id}"],
+        holds: "the run's summary (`RunSummary`)",
+        written_by: "run-report",
+        lives: Lives::Report,
+    },
+    KeyDoc {
+        keys: &["runs/recent"],
+        holds: "the recent runs' summaries, newest last",
+        written_by: "run-report",
+        lives: Lives::Report,
+    },
+    KeyDoc {
+        keys: &["cache/references/{kind}", "cache/references/{kind}/part/{part}"],
+        holds: "reference name → id, per kind, in parts",
+        written_by: "ensure-references",
+        lives: Lives::ReferenceCache,
+    },
+    KeyDoc {
+        keys: &["lease/sync"],
+        holds: "the run holding the sync's lease (`LeaseHolder`)",
+        written_by: "fetch-assets, every step renews",
+        lives: Lives::Lease,
+    },
+    KeyDoc {
+        keys: &["lease/enrich"],
+        holds: "the run holding the enrichment's lease (`LeaseHolder`)",
+        written_by: "ticket-agreement-enrich, every invocation renews",
+        lives: Lives::Lease,
+    },
+    KeyDoc {
+        keys: &["quota/lansweeper/{token hash}"],
+        holds: "when each request of the token's hour was sent",
+        written_by: "every Lansweeper user",
+        lives: Lives::QuotaLedger,
+    },
+    KeyDoc {
+        keys: &["mapping"],
+        holds: "sites to companies (`mapping`)",
+        written_by: "`lscw mapping`",
+        lives: Lives::Kept,
+    },
+    KeyDoc {
+        keys: &["mapping/lock", "quota/lansweeper/{token hash}/lock"],
+        holds: "the write lock of one read-change-write (`exclusive`)",
+        written_by: "whoever writes the item",
+        lives: Lives::WriteLock,
+    },
+    KeyDoc {
+        keys: &["tuning/lansweeper-edit-batch"],
+        holds: "how many `editAsset`s one request carries (what last worked)",
+        written_by: "ticket-agreement-enrich",
+        lives: Lives::Kept,
+    },
+    KeyDoc {
+        keys: &["merge/plan", "merge/plan/part/{part}"],
+        holds: "the merges a `lscw merge` set out to make (`MergeRequest`, without their tickets), empty once it ended",
+        written_by: "`lscw merge`",
+        lives: Lives::Kept,
+    },
+    KeyDoc {
+        keys: &["link/plan"],
+        holds: "the link a `lscw link` set out to write (`Pin`), `null` once written",
+        written_by: "`lscw link`",
+        lives: Lives::Kept,
+    },
+    KeyDoc {
+        keys: &["overrides"],
+        holds: "assets and configurations the sync leaves alone (`overrides`)",
+        written_by: "`lscw ignore`",
+        lives: Lives::Kept,
+    },
+];
+
 pub const KEPT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// What the enrichment knows of tickets and agreements: longer than the full-read period
@@ -567,6 +828,108 @@ pub async fn read_reference_names<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `key` is one of `pattern`'s: `{name}` stands for any part of a key (a
+    /// batch's key spans several segments), `{a,b}` for one of those words.
+    fn is_of(pattern: &str, key: &str) -> bool {
+        let Some(open) = pattern.find('{') else {
+            return pattern == key;
+        };
+        let (literal, rest) = pattern.split_at(open);
+        let Some(key) = key.strip_prefix(literal) else {
+            return false;
+        };
+        let close = rest.find('}').unwrap_or(rest.len() - 1);
+        let (placeholder, after) = (&rest[1..close], &rest[close + 1..]);
+        if placeholder.contains(',') {
+            return placeholder
+                .split(',')
+                .any(|word| key.strip_prefix(word).is_some_and(|k| is_of(after, k)));
+        }
+        (1..=key.len())
+            .filter(|end| key.is_char_boundary(*end))
+            .any(|end| is_of(after, &key[end..]))
+    }
+
+    /// A key function's key, or a list's under it (its parts, its index).
+    fn is_listed_as(pattern: &str, key: &str) -> bool {
+        ["", "/0000", "/part/0000", "/index/0000"]
+            .iter()
+            .any(|suffix| is_of(pattern, &format!("{key}{suffix}")))
+    }
+
+    /// Breaking it looks like: a key the product writes that the manual's table of the
+    /// store does not list, or a row of it that no key function writes any more.
+    #[test]
+    fn every_key_is_in_the_table_and_every_row_is_a_key() {
+        let run = "run-1-abcd";
+        let batch = batch(run, "create/000/00", 1);
+        let samples = [
+            fetch_record(run),
+            staged_page(run, 2, 7),
+            staged_index(run),
+            site_rejected(run, 1),
+            site_unmapped(run, 1),
+            reference_names(run),
+            ensured_references(run),
+            format!("{}/ids", ensured_references(run)),
+            resolved_companies(run),
+            checked_custom_fields(run),
+            match_record(run),
+            batch.clone(),
+            super::batch(run, "modify/001/02", 3),
+            super::batch(run, "retire/001", 3),
+            super::batch(run, "retire-approved", 3),
+            batch_intent(&batch),
+            batch_claim(&batch),
+            batch_result(&batch),
+            batch_trail(&batch),
+            held_retirements(run),
+            contact_reports(run),
+            section_conflicts(run, 2),
+            section_failed(run, 2),
+            enrich_plan(run),
+            enrich_edits(run, 4),
+            enrich_planning(run),
+            enrich_plan_failed(run),
+            enrich_progress(run, 5),
+            enrich_failed(run, 5),
+            enrich_trail_part(run, 5),
+            KNOWN.to_string(),
+            known_records("tickets"),
+            known_pending("tickets"),
+            trail(run, "trail"),
+            trail(run, "enrich/trail"),
+            trail_reverted(run, "trail"),
+            trail_reverted(run, "enrich/trail"),
+            run_summary(run),
+            RECENT_RUNS.to_string(),
+            reference_cache(ReferenceKind::Type),
+            LEASE.to_string(),
+            ENRICH_LEASE.to_string(),
+            lansweeper_quota(0xfeed),
+            format!("{}/lock", lansweeper_quota(0xfeed)),
+            MAPPING.to_string(),
+            format!("{MAPPING}/lock"),
+            LANSWEEPER_EDIT_BATCH.to_string(),
+            MERGE_PLAN.to_string(),
+            LINK_PLAN.to_string(),
+            OVERRIDES.to_string(),
+        ];
+        let patterns: Vec<&str> = KEYS.iter().flat_map(|row| row.keys.iter().copied()).collect();
+        for key in &samples {
+            assert!(
+                patterns.iter().any(|p| is_listed_as(p, key)),
+                "{key} is in no row of layout::KEYS"
+            );
+        }
+        for pattern in &patterns {
+            assert!(
+                samples.iter().any(|key| is_listed_as(pattern, key)),
+                "no key function writes {pattern}"
+            );
+        }
+    }
 
     #[test]
     fn a_runs_keys_sit_under_its_id_and_batch_keys_carry_their_batch() {

@@ -20,6 +20,8 @@ pub mod lansweeper;
 pub mod layout;
 pub mod lease;
 pub mod lifecycle;
+#[cfg(any(test, feature = "contract"))]
+pub mod manual;
 pub mod mapping;
 pub mod matching;
 pub mod normalize;

@@ -13,6 +13,10 @@ use crate::lansweeper::LansweeperClient;
 use crate::layout;
 use crate::store::{Store, StoreError, StoreExt, exclusive};
 
+/// How much longer than the quota's horizon the ledger is kept, so a run starting just
+/// after still sees it.
+pub const LEDGER_MARGIN: Duration = Duration::from_secs(300);
+
 /// When each request still counting against the quotas finished (epoch ms).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -103,8 +107,7 @@ async fn merge_unlocked<S: Store>(
     if let Some(requests) = fetch_requests {
         ledger.fetch_requests = requests;
     }
-    // Kept a little longer than the horizon, so a run starting just after still sees it.
-    let ttl = horizon + Duration::from_secs(300);
+    let ttl = horizon + LEDGER_MARGIN;
     store.put(key, &ledger, ttl).await
 }
 

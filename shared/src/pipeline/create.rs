@@ -67,7 +67,7 @@ pub async fn bulk_create<S: Store>(
 /// before the result is recorded, and lasts longer than bulk-create may run (300 s in
 /// the template) and than one request with its retries (2 minutes of retries, then one
 /// more attempt's minute), so only a claimant that died leaves it to lapse.
-const CLAIM_TTL: Duration = Duration::from_secs(360);
+pub const CLAIM_TTL: Duration = Duration::from_secs(360);
 
 /// How often a waiting invocation looks for the claimant's result.
 const CLAIM_POLL: Duration = Duration::from_millis(500);

@@ -23,7 +23,7 @@ mod write;
 
 pub use approve::{Approval, approve_retirement};
 pub use batch::{BatchInput, BatchOutput, WriteKind};
-pub use create::bulk_create;
+pub use create::{CLAIM_TTL, bulk_create};
 pub use ensure::ensure_references;
 pub use fetch::fetch_assets;
 pub use lanes::{GROUP_SIZE, LANES, LaneInput, planned_groups};

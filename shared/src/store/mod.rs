@@ -75,7 +75,7 @@ pub trait Store: Send + Sync {
 
 /// How long a writer may hold an item's write lock: far longer than one read and write
 /// of the item, short enough that a writer that died leaves it to lapse soon.
-const WRITE_LOCK_TTL: Duration = Duration::from_secs(15);
+pub const WRITE_LOCK_TTL: Duration = Duration::from_secs(15);
 
 /// Runs `work` (a read, change and write of `key`) with no other writer of `key` between
 /// its read and its write: a lock item (`{key}/lock`, claimed as the lease is) is held
