@@ -8,11 +8,12 @@ use std::time::{Duration, Instant, SystemTime};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use tracing::Instrument;
 
-use crate::enrichment::EnrichInput;
 use crate::environment::{Environment, Lookup};
 use crate::error::PipelineError;
-use crate::pipeline::{
-    EnsureOutput, FetchInput, FetchOutput, GroupInput, LaneInput, MatchOutput, ReportInput,
+use crate::pipeline::GroupInput;
+use crate::states::{
+    BulkWriteInput, EnrichInput, EnsureReferencesOutput, FetchAssetsInput, FetchAssetsOutput,
+    MatchOutput, RecordReportInput,
 };
 use crate::store::DynamoStore;
 
@@ -55,7 +56,7 @@ pub trait RunScoped {
     fn run_id(&self) -> Option<&str>;
 }
 
-impl RunScoped for FetchInput {
+impl RunScoped for FetchAssetsInput {
     fn run_id(&self) -> Option<&str> {
         self.run_id.as_deref()
     }
@@ -77,12 +78,12 @@ macro_rules! run_scoped {
     )*};
 }
 run_scoped!(
-    FetchOutput,
-    EnsureOutput,
+    FetchAssetsOutput,
+    EnsureReferencesOutput,
     MatchOutput,
     GroupInput,
-    LaneInput,
-    ReportInput
+    BulkWriteInput,
+    RecordReportInput
 );
 
 /// A step's failure as the state machine sees it: the error type names the kind of

@@ -81,7 +81,10 @@ pub const KEYS: &[KeyDoc] = &[
         lives: Lives::Run,
     },
     KeyDoc {
-        keys: &["run/{id}/rejected/{site}/{part}", "run/{id}/unmapped/{site}/{part}"],
+        keys: &[
+            "run/{id}/rejected/{site}/{part}",
+            "run/{id}/unmapped/{site}/{part}",
+        ],
         holds: "assets refused or unmapped at fetch (`Rejected`)",
         written_by: "fetch-assets",
         lives: Lives::Run,
@@ -93,7 +96,10 @@ pub const KEYS: &[KeyDoc] = &[
         lives: Lives::Run,
     },
     KeyDoc {
-        keys: &["run/{id}/references", "run/{id}/references/{ids,created,failures}/{part}"],
+        keys: &[
+            "run/{id}/references",
+            "run/{id}/references/{ids,created,failures}/{part}",
+        ],
         holds: "the ensured references (`EnsuredReferences`), their lists in parts",
         written_by: "ensure-references",
         lives: Lives::Run,
@@ -123,7 +129,10 @@ pub const KEYS: &[KeyDoc] = &[
         lives: Lives::Run,
     },
     KeyDoc {
-        keys: &["run/{id}/retire/{section}/{n}", "run/{id}/retire-approved/{n}"],
+        keys: &[
+            "run/{id}/retire/{section}/{n}",
+            "run/{id}/retire-approved/{n}",
+        ],
         holds: "a batch of retirements (`ModifyItem`s)",
         written_by: "match, `lscw retire --approve`",
         lives: Lives::Run,
@@ -201,7 +210,10 @@ pub const KEYS: &[KeyDoc] = &[
         lives: Lives::Run,
     },
     KeyDoc {
-        keys: &["run/{id}/enrich/progress/{start}", "run/{id}/enrich/failed/{start}/{part}"],
+        keys: &[
+            "run/{id}/enrich/progress/{start}",
+            "run/{id}/enrich/failed/{start}/{part}",
+        ],
         holds: "one write invocation's outcome",
         written_by: "ticket-agreement-enrich",
         lives: Lives::Run,
@@ -213,7 +225,10 @@ pub const KEYS: &[KeyDoc] = &[
         lives: Lives::Audit,
     },
     KeyDoc {
-        keys: &["run/{id}/enrich/trail", "run/{id}/enrich/trail/index/{part}"],
+        keys: &[
+            "run/{id}/enrich/trail",
+            "run/{id}/enrich/trail/index/{part}",
+        ],
         holds: "the enrichment's trail (`TrailRecord`, `System::Lansweeper`) and its index of parts",
         written_by: "ticket-agreement-enrich, at the end of each invocation",
         lives: Lives::Audit,
@@ -267,7 +282,10 @@ pub const KEYS: &[KeyDoc] = &[
         lives: Lives::Report,
     },
     KeyDoc {
-        keys: &["cache/references/{kind}", "cache/references/{kind}/part/{part}"],
+        keys: &[
+            "cache/references/{kind}",
+            "cache/references/{kind}/part/{part}",
+        ],
         holds: "reference name → id, per kind, in parts",
         written_by: "ensure-references",
         lives: Lives::ReferenceCache,
@@ -916,7 +934,10 @@ mod tests {
             LINK_PLAN.to_string(),
             OVERRIDES.to_string(),
         ];
-        let patterns: Vec<&str> = KEYS.iter().flat_map(|row| row.keys.iter().copied()).collect();
+        let patterns: Vec<&str> = KEYS
+            .iter()
+            .flat_map(|row| row.keys.iter().copied())
+            .collect();
         for key in &samples {
             assert!(
                 patterns.iter().any(|p| is_listed_as(p, key)),

@@ -35,5 +35,6 @@ pub mod references;
 pub mod secrets;
 pub mod settings;
 pub mod staging;
+pub mod states;
 pub mod store;
 pub mod trail;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::layout::{KEYS, KNOWN_TTL, LEASE_TTL, Lives};
 use crate::lansweeper::LansweeperOptions;
+use crate::layout::{KEYS, KNOWN_TTL, LEASE_TTL, Lives};
 use crate::pipeline::CLAIM_TTL;
 use crate::quota::LEDGER_MARGIN;
 use crate::settings::SyncSettings;
@@ -44,11 +44,17 @@ pub fn lifetime(lives: Lives) -> (&'static str, String) {
         ),
         Lives::Report => (
             "report TTL",
-            format!("{} (`SyncSettings::report_ttl`)", spoken(settings.report_ttl)),
+            format!(
+                "{} (`SyncSettings::report_ttl`)",
+                spoken(settings.report_ttl)
+            ),
         ),
         Lives::ReferenceCache => (
             "reference TTL",
-            format!("{} (`SyncSettings::reference_ttl`)", spoken(settings.reference_ttl)),
+            format!(
+                "{} (`SyncSettings::reference_ttl`)",
+                spoken(settings.reference_ttl)
+            ),
         ),
         Lives::Known => (
             "known TTL",

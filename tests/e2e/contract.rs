@@ -394,9 +394,9 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
     .unwrap();
     assert!(!merged.merged.is_empty(), "{merged:?}");
     // The run recorded as the state machine's run-report records it, trail and all.
-    let input = shared::pipeline::ReportInput {
+    let input = shared::states::RecordReportInput {
         run_id: second.run_id.clone(),
-        ..shared::pipeline::ReportInput::default()
+        ..shared::states::RecordReportInput::default()
     };
     pipeline::record_report(
         &world.store,

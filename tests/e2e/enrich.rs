@@ -663,12 +663,12 @@ async fn invoke_to_the_end(
     run_id: &str,
     tight: bool,
     mut before: impl FnMut(usize),
-) -> Vec<enrichment::EnrichOutput> {
+) -> Vec<shared::states::EnrichOutput> {
     assert_eq!(
         shared::lease::acquire(&world.store, run_id).await.unwrap(),
         None
     );
-    let mut input = enrichment::EnrichInput {
+    let mut input = shared::states::EnrichInput {
         run_id: Some(run_id.into()),
         next: None,
     };
@@ -917,7 +917,7 @@ async fn a_full_read_cut_short_is_finished_by_the_next_run_not_begun_again() {
     let full_read_requests = whole.cw.control().total();
 
     // Two invocations under a spent budget, then the run is gone.
-    let mut input = enrichment::EnrichInput {
+    let mut input = shared::states::EnrichInput {
         run_id: Some("run-that-died".into()),
         next: None,
     };

@@ -220,8 +220,9 @@ async fn an_enrichment_over_the_hour_s_quota_waits_between_invocations_never_wit
     use std::time::{Duration, Instant};
 
     use shared::connectwise::ConnectWiseClient;
-    use shared::enrichment::{EnrichInput, enrich, run_enrich};
+    use shared::enrichment::{enrich, run_enrich};
     use shared::lansweeper::LansweeperOptions;
+    use shared::states::EnrichInput;
     use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
     // 40 requests an "hour" of 3 s (a "minute" of 50 ms), on both sides alike.
@@ -373,7 +374,8 @@ async fn planned_edits(world: &World, run_id: &str) -> Vec<shared::enrichment::A
 async fn an_invocation_past_its_deadline_still_writes_one_batch_when_the_quota_has_room() {
     use std::time::{Duration, Instant};
 
-    use shared::enrichment::{EnrichInput, enrich};
+    use shared::enrichment::enrich;
+    use shared::states::EnrichInput;
     use shared::store::Store;
 
     let world = world(40).await;

@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use shared::pipeline::{self, ReportInput, Retention, RunReport};
+use shared::pipeline::{self, Retention, RunReport};
 use shared::policy::ValueMaps;
 use shared::settings::SyncSettings;
+use shared::states::RecordReportInput;
 use shared::trail::{self, Action, System, Trail};
 use simulators::connectwise::CONFIGURATIONS;
 use simulators::control::LostAnswer;
@@ -79,9 +80,9 @@ fn wrong_map() -> SyncSettings {
 /// A run under the wrong map, recorded as the state machine records it.
 async fn wrong_run(world: &World, settings: &SyncSettings) -> (RunReport, Trail) {
     let report = sync_with(world, settings).await;
-    let input = ReportInput {
+    let input = RecordReportInput {
         run_id: report.run_id.clone(),
-        ..ReportInput::default()
+        ..RecordReportInput::default()
     };
     let retention = Retention::of(settings);
     let requests = world.cw.control().total();

@@ -8,10 +8,9 @@ use serde_json::{Value, json};
 use shared::connectwise::{ClientOptions, ConnectWiseClient};
 use shared::error::PipelineError;
 use shared::lansweeper::LansweeperClient;
-use shared::pipeline::{
-    self, EnsureOutput, FetchInput, FetchOutput, MatchOutput, Progress, RunReport,
-};
+use shared::pipeline::{self, Progress, RunReport};
 use shared::settings::SyncSettings;
+use shared::states::{EnsureReferencesOutput, FetchAssetsInput, FetchAssetsOutput, MatchOutput};
 use shared::store::{MemoryStore, Store};
 use simulators::connectwise::{CONFIGURATIONS, ConnectWiseSimulator};
 use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
@@ -161,9 +160,12 @@ pub async fn sync_with(world: &World, settings: &SyncSettings) -> RunReport {
 }
 
 /// The stages up to match, under a run of the test's own: what each of them answered.
-pub async fn stages(world: &World, run_id: &str) -> (FetchOutput, EnsureOutput, MatchOutput) {
+pub async fn stages(
+    world: &World,
+    run_id: &str,
+) -> (FetchAssetsOutput, EnsureReferencesOutput, MatchOutput) {
     let (cw, store, settings) = (&world.cw_client, &world.store, &settings());
-    let input = FetchInput {
+    let input = FetchAssetsInput {
         run_id: Some(run_id.into()),
     };
     let fetched = pipeline::fetch_assets(&world.ls_client, store, settings, &input, |_, _| {})

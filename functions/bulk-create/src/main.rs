@@ -5,14 +5,15 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::environment::Environment;
 use shared::lambda::{self, StepError};
-use shared::pipeline::{LaneInput, LaneOutput, WriteKind, write_lane};
+use shared::pipeline::{WriteKind, write_lane};
+use shared::states::{BulkWriteInput, BulkWriteOutput};
 use shared::store::Store;
 
 /// One invocation of the state machine's `bulk-create` state.
 pub async fn handler<S: Store>(
     env: &Environment<S>,
-    event: LambdaEvent<LaneInput>,
-) -> Result<LaneOutput, StepError> {
+    event: LambdaEvent<BulkWriteInput>,
+) -> Result<BulkWriteOutput, StepError> {
     let input = &event.payload;
     let deadline = lambda::deadline(&event.context);
     let work = write_lane(
@@ -41,8 +42,9 @@ mod tests {
     use shared::environment::{Environment, Lookup};
     use shared::layout::CreateItem;
     use shared::pipeline::{
-        FetchInput, GroupInput, ensure_references, fetch_assets, match_assets, planned_groups,
+        GroupInput, ensure_references, fetch_assets, match_assets, planned_groups,
     };
+    use shared::states::FetchAssetsInput;
     use shared::store::{MemoryStore, StoreExt};
     use simulators::lansweeper::{LansweeperOptions, SiteSpec};
     use simulators::scenario::LinkedPair;
@@ -66,7 +68,7 @@ mod tests {
         let env = Environment::connect(&Lookup::from_values(pair.settings()), MemoryStore::new())
             .await
             .unwrap();
-        let input = FetchInput {
+        let input = FetchAssetsInput {
             run_id: Some("create-run".into()),
         };
         let (cw, store, settings) = (&env.connectwise, &env.store, &env.settings);

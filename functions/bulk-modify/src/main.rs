@@ -5,14 +5,15 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::environment::Environment;
 use shared::lambda::{self, StepError};
-use shared::pipeline::{LaneInput, LaneOutput, WriteKind, write_lane};
+use shared::pipeline::{WriteKind, write_lane};
+use shared::states::{BulkWriteInput, BulkWriteOutput};
 use shared::store::Store;
 
 /// One invocation of the state machine's `bulk-modify` state.
 pub async fn handler<S: Store>(
     env: &Environment<S>,
-    event: LambdaEvent<LaneInput>,
-) -> Result<LaneOutput, StepError> {
+    event: LambdaEvent<BulkWriteInput>,
+) -> Result<BulkWriteOutput, StepError> {
     let input = &event.payload;
     let deadline = lambda::deadline(&event.context);
     let work = write_lane(

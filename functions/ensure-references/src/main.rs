@@ -3,14 +3,15 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::environment::Environment;
 use shared::lambda::{self, StepError};
-use shared::pipeline::{EnsureOutput, FetchOutput, ensure_references};
+use shared::pipeline::ensure_references;
+use shared::states::{EnsureReferencesOutput, FetchAssetsOutput};
 use shared::store::Store;
 
 /// One invocation of the state machine's `ensure-references` state.
 pub async fn handler<S: Store>(
     env: &Environment<S>,
-    event: LambdaEvent<FetchOutput>,
-) -> Result<EnsureOutput, StepError> {
+    event: LambdaEvent<FetchAssetsOutput>,
+) -> Result<EnsureReferencesOutput, StepError> {
     let input = &event.payload;
     let work = ensure_references(&env.connectwise, &env.store, &env.settings, input);
     lambda::step("ensure-references", &event, work).await

@@ -3,14 +3,15 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::environment::Environment;
 use shared::lambda::{self, StepError};
-use shared::pipeline::{FetchInput, FetchOutput, fetch_assets};
+use shared::pipeline::fetch_assets;
+use shared::states::{FetchAssetsInput, FetchAssetsOutput};
 use shared::store::Store;
 
 /// One invocation of the state machine's `fetch-assets` state.
 pub async fn handler<S: Store>(
     env: &Environment<S>,
-    event: LambdaEvent<FetchInput>,
-) -> Result<FetchOutput, StepError> {
+    event: LambdaEvent<FetchAssetsInput>,
+) -> Result<FetchAssetsOutput, StepError> {
     let input = &event.payload;
     let work = fetch_assets(&env.lansweeper, &env.store, &env.settings, input, |_, _| {});
     lambda::step("fetch-assets", &event, work).await
@@ -52,7 +53,7 @@ mod tests {
         let env = Environment::connect(&lookup, MemoryStore::new())
             .await
             .unwrap();
-        let input = FetchInput {
+        let input = FetchAssetsInput {
             run_id: Some("handler-run".into()),
         };
         let output = handler(&env, LambdaEvent::new(input, Context::default()))
@@ -85,9 +86,10 @@ mod tests {
 
     #[test]
     fn a_misspelt_key_is_refused_rather_than_read_as_a_new_run() {
-        let error = serde_json::from_value::<FetchInput>(serde_json::json!({"runID": "run-1"}))
-            .unwrap_err()
-            .to_string();
+        let error =
+            serde_json::from_value::<FetchAssetsInput>(serde_json::json!({"runID": "run-1"}))
+                .unwrap_err()
+                .to_string();
         assert!(error.contains("unknown field `runID`"), "{error}");
     }
 
@@ -101,7 +103,7 @@ mod tests {
         let env = Environment::connect(&Lookup::from_values(settings), MemoryStore::new())
             .await
             .unwrap();
-        let event = LambdaEvent::new(FetchInput::default(), Context::default());
+        let event = LambdaEvent::new(FetchAssetsInput::default(), Context::default());
         let error = handler(&env, event).await.unwrap_err();
 
         assert_eq!(error.step, "fetch-assets");

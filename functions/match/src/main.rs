@@ -3,13 +3,14 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::environment::Environment;
 use shared::lambda::{self, StepError};
-use shared::pipeline::{EnsureOutput, MatchOutput, match_assets};
+use shared::pipeline::match_assets;
+use shared::states::{EnsureReferencesOutput, MatchOutput};
 use shared::store::Store;
 
 /// One invocation of the state machine's `match` state.
 pub async fn handler<S: Store>(
     env: &Environment<S>,
-    event: LambdaEvent<EnsureOutput>,
+    event: LambdaEvent<EnsureReferencesOutput>,
 ) -> Result<MatchOutput, StepError> {
     let input = &event.payload;
     let work = match_assets(&env.connectwise, &env.store, &env.settings, input);

@@ -7,15 +7,16 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::lambda::{self, StepError};
-use shared::pipeline::{ReportInput, Retention, RunSummary, record_report};
+use shared::pipeline::{Retention, RunSummary, record_report};
 use shared::settings::SyncSettings;
+use shared::states::RecordReportInput;
 use shared::store::Store;
 
 /// One invocation of the state machine's `RecordReport` state.
 pub async fn handler<S: Store>(
     store: &S,
     retention: Retention,
-    event: LambdaEvent<ReportInput>,
+    event: LambdaEvent<RecordReportInput>,
 ) -> Result<RunSummary, StepError> {
     let input = &event.payload;
     let summary = lambda::step(

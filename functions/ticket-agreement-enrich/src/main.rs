@@ -3,9 +3,10 @@
 //! it again until `done`.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::enrichment::{EnrichInput, EnrichOutput, enrich};
+use shared::enrichment::enrich;
 use shared::environment::Environment;
 use shared::lambda::{self, StepError};
+use shared::states::{EnrichInput, EnrichOutput};
 use shared::store::Store;
 
 /// One invocation of the state machine's enrichment loop.

@@ -11,7 +11,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use shared::environment::{Environment, Lookup};
-use shared::pipeline::{self, FetchInput};
+use shared::pipeline::{self};
+use shared::states::FetchAssetsInput;
 use shared::store::DynamoStore;
 use simulators::connectwise as cw_sim;
 use simulators::lansweeper::{self as ls_sim, SiteSpec};
@@ -125,7 +126,7 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> anyh
         store,
         settings,
     } = &env;
-    let input = FetchInput {
+    let input = FetchAssetsInput {
         run_id: Some(RUN_ID.into()),
     };
     let fetched = pipeline::fetch_assets(lansweeper, store, settings, &input, |_, _| {}).await?;
@@ -144,15 +145,15 @@ pub async fn run(endpoint: &str, env_file: &Path, events: Option<&Path>) -> anyh
         write("ensure-references", &serde_json::to_value(&fetched)?)?;
         write("match", &serde_json::to_value(&ensured)?)?;
         // A Map's first lane, as the state machine hands it over.
-        let lane = |lanes: &[pipeline::LaneInput]| -> anyhow::Result<serde_json::Value> {
+        let lane = |lanes: &[shared::states::BulkWriteInput]| -> anyhow::Result<serde_json::Value> {
             Ok(serde_json::to_value(
                 lanes
                     .first()
                     .cloned()
-                    .unwrap_or_else(|| pipeline::LaneInput {
+                    .unwrap_or_else(|| shared::states::BulkWriteInput {
                         run_id: RUN_ID.into(),
                         lanes: 1,
-                        ..pipeline::LaneInput::default()
+                        ..shared::states::BulkWriteInput::default()
                     }),
             )?)
         };

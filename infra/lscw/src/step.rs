@@ -9,7 +9,8 @@ use clap::ValueEnum;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::environment::Environment;
-use shared::pipeline::{self, LaneInput, ReportInput, WriteKind};
+use shared::pipeline::{self, WriteKind};
+use shared::states::{BulkWriteInput, RecordReportInput};
 
 use crate::store::AnyStore;
 
@@ -56,7 +57,7 @@ pub async fn run(
             } else {
                 WriteKind::Modify
             };
-            let lane: LaneInput = read(input()?)?;
+            let lane: BulkWriteInput = read(input()?)?;
             // As in Lambda: the template's 300 s, less the margin the functions keep.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
             let answer =
@@ -64,13 +65,13 @@ pub async fn run(
             write(output, &answer)
         }
         StepName::RunReport => {
-            let report_input: ReportInput = read(input()?)?;
+            let report_input: RecordReportInput = read(input()?)?;
             let retention = pipeline::Retention::of(settings);
             let answer = pipeline::record_report(store, &report_input, &retention).await?;
             write(output, &answer)
         }
         StepName::ReleaseLease => {
-            let report_input: ReportInput = read(input()?)?;
+            let report_input: RecordReportInput = read(input()?)?;
             let released = shared::lease::release(store, &report_input.run_id).await?;
             write(output, &released)
         }

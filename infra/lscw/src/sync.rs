@@ -64,7 +64,7 @@ pub async fn run(
         Some(pipeline::plan(&env.store, &report.run_id).await?)
     } else {
         // As the state machine's RecordReport and RecordSkipped do: `lscw runs` lists it.
-        let input = pipeline::ReportInput {
+        let input = shared::states::RecordReportInput {
             run_id: report.run_id.clone(),
             skipped_for: report.skipped_for.clone(),
             error: None,
@@ -333,7 +333,7 @@ pub async fn enrich(
     );
     bar.set_message("(reading ConnectWise and Lansweeper)");
     bar.enable_steady_tick(Duration::from_millis(120));
-    let watch = |output: &enrichment::EnrichOutput| {
+    let watch = |output: &shared::states::EnrichOutput| {
         bar.set_length(output.edits as u64);
         bar.set_position(output.next as u64);
         if output.wait_seconds > 0 {

@@ -20,4 +20,4 @@ pub use plan::{AssetEdit, ensure_fields, known_tickets, ticket_counts};
 pub use report::{EnrichReport, recorded, report, run_enrich, run_enrich_watched};
 pub use revert::{EnrichRevert, revert_enrichment};
 pub use values::{FIELDS, chosen_agreement, desired_values};
-pub use write::{EnrichInput, EnrichOutput, enrich};
+pub use write::enrich;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::plan::EnrichPlan;
-use super::write::{EnrichInput, EnrichOutput, EnrichProgress, enrich, invocation_starts};
+use super::write::{EnrichProgress, enrich, invocation_starts};
 use crate::calls::ApiCalls;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
@@ -15,6 +15,7 @@ use crate::layout::{self, LeaseHolder};
 use crate::lease;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
+use crate::states::{EnrichInput, EnrichOutput};
 use crate::store::{Store, StoreExt};
 
 /// The enrichment report: written + unchanged + failed = assets.

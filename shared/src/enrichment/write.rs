@@ -10,41 +10,14 @@ use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::{LansweeperClient, LansweeperError};
-use crate::layout::{self, LeaseHolder};
+use crate::layout;
 use crate::lease;
 use crate::quota;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
+use crate::states::{EnrichInput, EnrichOutput};
 use crate::store::{Store, StoreExt};
 use crate::trail::{self, Action, FieldChange, System, TrailEntry};
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-// A misspelt key (`runID`) must be refused, never read as a new run.
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnrichInput {
-    #[serde(default)]
-    pub run_id: Option<String>,
-    /// Where the previous invocation stopped; absent on the first.
-    #[serde(default)]
-    pub next: Option<usize>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnrichOutput {
-    pub run_id: String,
-    pub done: bool,
-    pub next: usize,
-    pub edits: usize,
-    pub api_calls: ApiCalls,
-    /// Lansweeper's quota is spent for longer than this invocation has left: wait this
-    /// long (the state machine's `Wait` state, costing no Lambda time) before the next.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub wait_seconds: u64,
-    /// Another run holds the lease: this enrichment wrote nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped_for: Option<LeaseHolder>,
-}
 
 /// What one invocation wrote, as the report reads it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,14 +36,6 @@ pub(crate) struct EnrichProgress {
     /// The entries in those parts.
     #[serde(default)]
     pub trail_entries: u64,
-}
-
-#[allow(
-    clippy::trivially_copy_pass_by_ref,
-    reason = "serde's skip_serializing_if"
-)]
-fn is_zero(value: &u64) -> bool {
-    *value == 0
 }
 
 /// Writes between two saves of an invocation's progress: a killed invocation repeats at

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::states::{EnsureOutput, FetchOutput};
 use crate::calls::CallMeter;
 use crate::connectwise::{
     ConnectWiseClient, Field, ListQuery, MAX_CONDITION_CHARS, MAX_PAGE_SIZE, endpoint,
@@ -16,6 +15,7 @@ use crate::layout;
 use crate::lease;
 use crate::references::{self, EnsureOptions};
 use crate::settings::SyncSettings;
+use crate::states::{EnsureReferencesOutput, FetchAssetsOutput};
 use crate::store::{Store, StoreExt};
 
 /// Finds or creates every reference the staged assets name.
@@ -23,8 +23,8 @@ pub async fn ensure_references<S: Store>(
     connectwise: &ConnectWiseClient,
     store: &S,
     settings: &SyncSettings,
-    input: &FetchOutput,
-) -> Result<EnsureOutput, PipelineError> {
+    input: &FetchAssetsOutput,
+) -> Result<EnsureReferencesOutput, PipelineError> {
     if !settings.dry_run {
         lease::renew(store, &input.run_id).await?;
     }
@@ -86,7 +86,7 @@ pub async fn ensure_references<S: Store>(
         settings.staging_ttl,
     )
     .await?;
-    Ok(EnsureOutput {
+    Ok(EnsureReferencesOutput {
         run_id: input.run_id.clone(),
         references_created: outcome.created.iter().map(|(k, v)| (*k, v.len())).collect(),
         reference_failures: outcome.failures.len(),

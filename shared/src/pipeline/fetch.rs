@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use super::states::{FetchInput, FetchOutput};
 use crate::calls::CallMeter;
 use crate::error::PipelineError;
 use crate::lansweeper::{ASSET_PATHS, Asset, LansweeperClient, LansweeperError, site_refused};
@@ -14,6 +13,7 @@ use crate::quota;
 use crate::references::{ReferenceKind, ReferenceNames};
 use crate::settings::SyncSettings;
 use crate::staging::{Rejected, StagedAsset};
+use crate::states::{FetchAssetsInput, FetchAssetsOutput};
 use crate::store::{Store, StoreExt};
 
 /// Takes the run's lease, pages every asset out of Lansweeper, normalises it and stages
@@ -23,9 +23,9 @@ pub async fn fetch_assets<S: Store>(
     lansweeper: &LansweeperClient,
     store: &S,
     settings: &SyncSettings,
-    input: &FetchInput,
+    input: &FetchAssetsInput,
     mut progress: impl FnMut(u64, Option<u64>),
-) -> Result<FetchOutput, PipelineError> {
+) -> Result<FetchAssetsOutput, PipelineError> {
     let run_id = input.run_id.clone().unwrap_or_else(layout::new_run_id);
     if !settings.dry_run
         && let Some(holder) = lease::acquire(store, &run_id).await?
@@ -93,7 +93,7 @@ pub async fn fetch_assets<S: Store>(
         )
         .await?;
     tracing::info!(%run_id, assets = staging.seen, rejected = staging.rejected, unmapped = staging.unmapped, chunks = staging.chunks.len(), "assets staged");
-    Ok(FetchOutput {
+    Ok(FetchAssetsOutput {
         run_id: run_id.clone(),
         staged: staging.staged,
         assets: staging.seen,
@@ -111,7 +111,7 @@ async fn skipped<S: Store>(
     settings: &SyncSettings,
     run_id: String,
     holder: LeaseHolder,
-) -> Result<FetchOutput, PipelineError> {
+) -> Result<FetchAssetsOutput, PipelineError> {
     tracing::warn!(%run_id, holder = %holder.run_id, "another run holds the lease; skipped");
     let record = FetchRecord {
         skipped_for: Some(holder.clone()),
@@ -124,10 +124,10 @@ async fn skipped<S: Store>(
             settings.staging_ttl,
         )
         .await?;
-    Ok(FetchOutput {
+    Ok(FetchAssetsOutput {
         run_id,
         skipped_for: Some(holder),
-        ..FetchOutput::default()
+        ..FetchAssetsOutput::default()
     })
 }
 

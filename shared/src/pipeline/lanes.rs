@@ -1,10 +1,9 @@
 //! The lane plan: how a run's batches are grouped and which write lane writes which
 //! group. match hands the writers counts; the writers read the groups from the store.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::PipelineError;
 use crate::layout::{self, MatchRecord, SectionRecord};
+use crate::states::BulkWriteInput;
 use crate::store::Store;
 
 /// Batches a write lane writes between two looks at its deadline. 10 batches of 50 keep
@@ -45,20 +44,7 @@ pub async fn planned_groups<S: Store>(
 /// names at most this many lanes whatever the size of the estate.
 pub const LANES: usize = 4;
 
-/// One write lane: what a bulk function is invoked with, first by the Map (`next` =
-/// `lane`), then again with the `next` its last invocation answered, until `done`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-// A misspelt key (`runID`) must be refused, never read as a new run.
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LaneInput {
-    pub run_id: String,
-    pub lane: usize,
-    pub lanes: usize,
-    /// The group to write next.
-    pub next: usize,
-}
-
-impl LaneInput {
+impl BulkWriteInput {
     /// The lanes that write `groups` groups: as many as [`LANES`], fewer for fewer groups.
     pub fn lanes(run_id: &str, groups: usize) -> Vec<Self> {
         let lanes = groups.min(LANES);
@@ -134,13 +120,13 @@ mod tests {
     fn no_batch_no_group_no_lane() {
         let (create, modify) = groups_of(&record(&[(0, 0, 0)]));
         assert!(create.is_empty() && modify.is_empty());
-        assert!(LaneInput::lanes("run-1", 0).is_empty());
+        assert!(BulkWriteInput::lanes("run-1", 0).is_empty());
     }
 
     #[test]
     fn lanes_cover_every_group_exactly_once() {
         for groups in [1, 3, LANES, LANES + 1, 57] {
-            let lanes = LaneInput::lanes("run-1", groups);
+            let lanes = BulkWriteInput::lanes("run-1", groups);
             assert_eq!(lanes.len(), groups.min(LANES));
             let mut written: Vec<usize> = lanes
                 .iter()

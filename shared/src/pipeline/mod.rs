@@ -15,7 +15,6 @@ mod merge;
 mod modify;
 mod report;
 mod revert;
-mod states;
 mod summary;
 mod sync;
 mod trail;
@@ -26,7 +25,7 @@ pub use batch::{BatchInput, BatchOutput, WriteKind};
 pub use create::{CLAIM_TTL, bulk_create};
 pub use ensure::ensure_references;
 pub use fetch::fetch_assets;
-pub use lanes::{GROUP_SIZE, LANES, LaneInput, planned_groups};
+pub use lanes::{GROUP_SIZE, LANES, planned_groups};
 pub use match_assets::match_assets;
 pub use merge::{
     MergeFailure, MergeOptions, MergeReport, MergeRequest, Merged, find_duplicates, merge,
@@ -35,10 +34,7 @@ pub use merge::{
 pub use modify::bulk_modify;
 pub use report::{Counts, Plan, RunReport, RunStatus, SectionReport, plan, report};
 pub use revert::{Revert, revert_run};
-pub use states::{EnsureOutput, FetchInput, FetchOutput, MatchOutput};
-pub use summary::{
-    METRIC_NAMESPACE, ReportInput, Retention, RunSummary, recent_runs, record_report,
-};
+pub use summary::{METRIC_NAMESPACE, Retention, RunSummary, recent_runs, record_report};
 pub use sync::{Progress, run_sync};
 pub use trail::record_trail;
-pub use write::{GroupInput, GroupOutput, LaneOutput, write_group, write_lane};
+pub use write::{GroupInput, GroupOutput, write_group, write_lane};

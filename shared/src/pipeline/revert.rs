@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::batch::{BatchInput, put_batches};
 use super::modify::bulk_modify;
 use super::report::{RunReport, plan as stored_plan, report};
-use super::summary::{ReportInput, Retention, record_report};
+use super::summary::{Retention, record_report};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::linked::configurations_linked_to;
 use crate::connectwise::{
@@ -32,6 +32,7 @@ use crate::payload::target_from_label;
 use crate::references::{self, EnsureOptions, EnsureOutcome, ReferenceKind, ReferenceNames};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
+use crate::states::RecordReportInput;
 use crate::store::{Store, StoreExt};
 use crate::trail::{self, Action, RevertMark, System, Trail, TrailEntry};
 
@@ -520,9 +521,9 @@ async fn write<S: Store>(
         };
         bulk_modify(connectwise, store, settings, &input).await?;
     }
-    let input = ReportInput {
+    let input = RecordReportInput {
         run_id: revert_run_id.to_string(),
-        ..ReportInput::default()
+        ..RecordReportInput::default()
     };
     record_report(store, &input, &Retention::of(settings)).await?;
     let done = report(store, revert_run_id, false).await?;

@@ -16,27 +16,13 @@ use crate::error::PipelineError;
 use crate::layout::{self, LeaseHolder};
 use crate::lease;
 use crate::settings::SyncSettings;
+use crate::states::RecordReportInput;
 use crate::store::{Store, StoreExt};
 
 /// Summaries the list keeps.
 pub const RECENT_RUNS: usize = 100;
 /// The metrics' CloudWatch namespace.
 pub const METRIC_NAMESPACE: &str = "LansweeperConnectWiseSync";
-
-/// The run whose report to record: what the state machine's `RecordReport` hands over,
-/// and its `RecordSkipped` (the holder of the lease) and `RecordFailure` (the error
-/// Step Functions caught), so every run is recorded and counted the same way.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReportInput {
-    pub run_id: String,
-    /// The run found the lease held by this run and wrote nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped_for: Option<LeaseHolder>,
-    /// The run stopped: the error Step Functions caught (`Error`, `Cause`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
-}
 
 /// A run's outcome in a few numbers, recorded at `report/{run_id}` and kept long after
 /// the run's own items expire: what `lscw runs` and an operator's alarms read.
@@ -103,7 +89,7 @@ impl RunSummary {
 
     /// A run that ended without a report of its own: skipped for another's lease, or
     /// stopped by an error.
-    fn ended_early(input: &ReportInput) -> Self {
+    fn ended_early(input: &RecordReportInput) -> Self {
         let status = if input.skipped_for.is_some() {
             RunStatus::Skipped
         } else {
@@ -201,7 +187,7 @@ impl Retention {
 /// wrote (a run stopped by an error too: what it wrote before is in it).
 pub async fn record_report<S: Store>(
     store: &S,
-    input: &ReportInput,
+    input: &RecordReportInput,
     retention: &Retention,
 ) -> Result<RunSummary, PipelineError> {
     let ttl = retention.report;
@@ -500,9 +486,9 @@ mod tests {
         for n in 0..120 {
             let run_id = format!("run-{n:04}");
             stored_run(&store, &run_id, clients).await;
-            let input = ReportInput {
+            let input = RecordReportInput {
                 run_id: run_id.clone(),
-                ..ReportInput::default()
+                ..RecordReportInput::default()
             };
             let summary = record_report(&store, &input, &Retention::both(Duration::from_secs(600)))
                 .await
@@ -543,7 +529,7 @@ mod tests {
             started_at: 1,
             expires_at: 2,
         };
-        let skipped = ReportInput {
+        let skipped = RecordReportInput {
             run_id: "run-skipped".into(),
             skipped_for: Some(holder.clone()),
             error: None,
@@ -560,7 +546,7 @@ mod tests {
         );
 
         let cause = json!({"errorType": "Permanent", "errorMessage": "ensure-references: ConnectWise rejected the credentials"});
-        let failed = ReportInput {
+        let failed = RecordReportInput {
             run_id: "run-failed".into(),
             skipped_for: None,
             error: Some(json!({"Error": "Permanent", "Cause": cause.to_string()})),
@@ -600,9 +586,9 @@ mod tests {
         let ttl = Duration::from_secs(600);
         let clients = 50;
         stored_run(&store, "run-old", clients).await;
-        let input = ReportInput {
+        let input = RecordReportInput {
             run_id: "run-old".into(),
-            ..ReportInput::default()
+            ..RecordReportInput::default()
         };
         let with_sections = record_report(&store, &input, &Retention::both(ttl))
             .await
@@ -624,9 +610,9 @@ mod tests {
             .unwrap();
         let before = store.raw_len(layout::RECENT_RUNS).unwrap();
         stored_run(&store, "run-new", clients).await;
-        let input = ReportInput {
+        let input = RecordReportInput {
             run_id: "run-new".into(),
-            ..ReportInput::default()
+            ..RecordReportInput::default()
         };
         record_report(&store, &input, &Retention::both(ttl))
             .await

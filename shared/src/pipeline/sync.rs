@@ -6,7 +6,6 @@ use super::ensure::ensure_references;
 use super::fetch::fetch_assets;
 use super::match_assets::match_assets;
 use super::report::{RunReport, report};
-use super::states::FetchInput;
 use super::write::write_lane;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
@@ -14,6 +13,7 @@ use crate::lansweeper::LansweeperClient;
 use crate::layout::new_run_id;
 use crate::lease;
 use crate::settings::SyncSettings;
+use crate::states::FetchAssetsInput;
 use crate::store::Store;
 
 /// What a whole run reports as it goes, for progress bars.
@@ -50,7 +50,7 @@ async fn steps<S: Store>(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RunReport, PipelineError> {
     progress(Progress::Step("fetch-assets"));
-    let input = FetchInput {
+    let input = FetchAssetsInput {
         run_id: Some(run_id.to_string()),
     };
     let fetched = fetch_assets(lansweeper, store, settings, &input, |seen, total| {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{BatchInput, WriteKind, batch_assets, finish_batch};
 use super::create::bulk_create;
-use super::lanes::{LaneInput, planned_groups};
+use super::lanes::planned_groups;
 use super::modify::bulk_modify;
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::ConnectWiseClient;
@@ -16,6 +16,7 @@ use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord};
 use crate::lease;
 use crate::settings::SyncSettings;
+use crate::states::{BulkWriteInput, BulkWriteOutput};
 use crate::store::{Store, StoreExt};
 
 /// A group of batches, what one Map iteration hands a bulk function.
@@ -37,24 +38,6 @@ pub struct GroupOutput {
     pub api_calls: ApiCalls,
 }
 
-/// What one invocation of a write lane did, and where the lane goes on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LaneOutput {
-    pub run_id: String,
-    pub lane: usize,
-    pub lanes: usize,
-    /// The group the next invocation starts at.
-    pub next: usize,
-    /// Every group of the lane is written: the Map iteration ends.
-    pub done: bool,
-    pub groups: usize,
-    pub batches: usize,
-    pub written: u64,
-    pub failed: u64,
-    pub api_calls: ApiCalls,
-}
-
 /// Writes the lane's groups (`next`, `next + lanes`, …) one after the other until all are
 /// written or the next could not end before `deadline`, judged by the longest group so
 /// far (a group is always written, so every invocation moves the lane on); answers where
@@ -63,10 +46,10 @@ pub async fn write_lane<S: Store>(
     connectwise: &ConnectWiseClient,
     store: &S,
     settings: &SyncSettings,
-    input: &LaneInput,
+    input: &BulkWriteInput,
     kind: WriteKind,
     deadline: Option<Instant>,
-) -> Result<LaneOutput, PipelineError> {
+) -> Result<BulkWriteOutput, PipelineError> {
     if input.lanes == 0 || input.lane >= input.lanes || input.next % input.lanes != input.lane {
         return Err(PipelineError::Config(format!(
             "lane {} of {} cannot start at group {}",
@@ -78,12 +61,12 @@ pub async fn write_lane<S: Store>(
         WriteKind::Create => create,
         WriteKind::Modify => modify,
     };
-    let mut output = LaneOutput {
+    let mut output = BulkWriteOutput {
         run_id: input.run_id.clone(),
         lane: input.lane,
         lanes: input.lanes,
         next: input.next,
-        ..LaneOutput::default()
+        ..BulkWriteOutput::default()
     };
     // The longest a group has taken in this invocation: no group starts that could not
     // end before the deadline, as far as this invocation has seen.

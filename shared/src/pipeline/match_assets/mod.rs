@@ -11,8 +11,7 @@ mod section;
 use std::collections::{HashMap, HashSet};
 
 use super::batch::put_batches;
-use super::lanes::{self, LaneInput};
-use super::states::{EnsureOutput, MatchOutput};
+use super::lanes;
 use crate::calls::CallMeter;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
@@ -22,6 +21,7 @@ use crate::lifecycle::RetireGuard;
 use crate::matching::{Compact, MatchSpec, Target};
 use crate::references::{self, EnsureOutcome, ReferenceIds};
 use crate::settings::SyncSettings;
+use crate::states::{BulkWriteInput, EnsureReferencesOutput, MatchOutput};
 use crate::store::{Store, StoreExt};
 use company::{MissingReferences, Planner};
 use load::Inputs;
@@ -33,7 +33,7 @@ pub async fn match_assets<S: Store>(
     connectwise: &ConnectWiseClient,
     store: &S,
     settings: &SyncSettings,
-    input: &EnsureOutput,
+    input: &EnsureReferencesOutput,
 ) -> Result<MatchOutput, PipelineError> {
     let run_id = &input.run_id;
     if !settings.dry_run {
@@ -141,8 +141,8 @@ fn count_lanes(totals: &mut MatchOutput, run_id: &str, record: &MatchRecord) {
     let (create, modify) = lanes::groups_of(record);
     totals.create_groups = create.len();
     totals.modify_groups = modify.len();
-    totals.create_lanes = LaneInput::lanes(run_id, create.len());
-    totals.modify_lanes = LaneInput::lanes(run_id, modify.len());
+    totals.create_lanes = BulkWriteInput::lanes(run_id, create.len());
+    totals.modify_lanes = BulkWriteInput::lanes(run_id, modify.len());
 }
 
 /// The mapped companies no asset went to this run: the retirements of their linked

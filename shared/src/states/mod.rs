@@ -1,0 +1,166 @@
+//! The run's contract: what each state of the state machine (`infra/statemachine/
+//! sync.asl.json`) hands the next, one type per state, named after it. Only the run id
+//! and counts cross a state, never lists that grow with the estate (Step Functions allows
+//! 256 KiB a state); what a step leaves for the others in the store is in
+//! [`crate::layout`]. The test beside it walks the state machine's definition and holds
+//! every Task's `Parameters`, `ResultSelector`, `ResultPath` and `OutputPath` to these
+//! types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::calls::ApiCalls;
+use crate::layout::LeaseHolder;
+use crate::references::ReferenceKind;
+
+#[cfg(test)]
+mod walk;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FetchAssetsInput {
+    /// Continue this run id (the state machine's execution name), or make one.
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FetchAssetsOutput {
+    pub run_id: String,
+    /// Assets staged in the store (the fetch record lists their parts): the state
+    /// carries counts, never lists that grow with the estate.
+    #[serde(default)]
+    pub staged: u64,
+    /// Assets Lansweeper returned, rejected ones included.
+    pub assets: u64,
+    pub rejected: u64,
+    /// Assets no mapping rule sends to a company: reported, never written.
+    #[serde(default)]
+    pub unmapped: u64,
+    /// Distinct reference names found (the fetch record lists them).
+    #[serde(default)]
+    pub reference_names: u64,
+    pub api_calls: ApiCalls,
+    /// Another run holds the lease: this one ended at once and wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnsureReferencesOutput {
+    pub run_id: String,
+    pub references_created: BTreeMap<ReferenceKind, usize>,
+    pub reference_failures: usize,
+    pub api_calls: ApiCalls,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchOutput {
+    pub run_id: String,
+    /// Groups of up to [`crate::pipeline::GROUP_SIZE`] batches to create and to modify; their keys stay
+    /// in the store ([`crate::pipeline::planned_groups`]), so the state is the same size at any estate.
+    pub create_groups: usize,
+    pub modify_groups: usize,
+    /// The Maps' items: at most [`crate::pipeline::LANES`] each.
+    pub create_lanes: Vec<BulkWriteInput>,
+    pub modify_lanes: Vec<BulkWriteInput>,
+    pub to_create: u64,
+    pub to_modify: u64,
+    /// Configurations to retire (their batches are among the modify groups).
+    #[serde(default)]
+    pub to_retire: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+    pub failed: u64,
+    pub api_calls: ApiCalls,
+}
+
+/// One write lane: what a bulk function is invoked with, first by the Map (`next` =
+/// `lane`), then again with the `next` its last invocation answered, until `done`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkWriteInput {
+    pub run_id: String,
+    pub lane: usize,
+    pub lanes: usize,
+    /// The group to write next.
+    pub next: usize,
+}
+
+/// What one invocation of a write lane did, and where the lane goes on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkWriteOutput {
+    pub run_id: String,
+    pub lane: usize,
+    pub lanes: usize,
+    /// The group the next invocation starts at.
+    pub next: usize,
+    /// Every group of the lane is written: the Map iteration ends.
+    pub done: bool,
+    pub groups: usize,
+    pub batches: usize,
+    pub written: u64,
+    pub failed: u64,
+    pub api_calls: ApiCalls,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// A misspelt key (`runID`) must be refused, never read as a new run.
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnrichInput {
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// Where the previous invocation stopped; absent on the first.
+    #[serde(default)]
+    pub next: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrichOutput {
+    pub run_id: String,
+    pub done: bool,
+    pub next: usize,
+    pub edits: usize,
+    pub api_calls: ApiCalls,
+    /// Lansweeper's quota is spent for longer than this invocation has left: wait this
+    /// long (the state machine's `Wait` state, costing no Lambda time) before the next.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wait_seconds: u64,
+    /// Another run holds the lease: this enrichment wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
+}
+
+/// The run whose report to record: what the state machine's `RecordReport` hands over,
+/// and its `RecordSkipped` (the holder of the lease) and `RecordFailure` (the error
+/// Step Functions caught), so every run is recorded and counted the same way.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordReportInput {
+    pub run_id: String,
+    /// The run found the lease held by this run and wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_for: Option<LeaseHolder>,
+    /// The run stopped: the error Step Functions caught (`Error`, `Cause`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if"
+)]
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
