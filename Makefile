@@ -61,7 +61,7 @@ unit: contract-model
 	$(CARGO) test --workspace
 
 ## ConnectWise's published model, generated from its OpenAPI document (the pyconnectwise
-## package, from PyPI): what tests/e2e/contract.rs holds every request the product sends against.
+## package, from PyPI): what tests/e2e/vendor_contract.rs holds every request the product sends against.
 CONTRACT_VENV := .venv-contract
 CONTRACT_MODEL := target/contract/connectwise-model.json
 contract-model: $(CONTRACT_MODEL)

@@ -25,6 +25,7 @@ pub mod manual;
 pub mod mapping;
 pub mod matching;
 pub mod normalize;
+pub mod operator;
 pub mod overrides;
 pub mod payload;
 pub mod pipeline;

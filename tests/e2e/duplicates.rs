@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use shared::duplicates::Group;
-use shared::pipeline::{self, MergeOptions, MergeReport, MergeRequest};
+use shared::operator::{MergeOptions, MergeReport, MergeRequest};
 use shared::settings::SyncSettings;
 use simulators::connectwise::{CONFIGURATIONS, TICKETS, Tenant};
 use simulators::control::LostAnswer;
@@ -49,7 +49,7 @@ fn open_ticket(tenant: &mut Tenant, configurations: &[i64]) -> i64 {
 }
 
 async fn duplicates(world: &World, settings: &SyncSettings) -> Vec<Group> {
-    pipeline::find_duplicates(
+    shared::operator::find_duplicates(
         &world.cw_client,
         &world.ls_client,
         &world.store,
@@ -66,7 +66,7 @@ async fn merge(
     requests: &[MergeRequest],
     approve: bool,
 ) -> MergeReport {
-    pipeline::merge(
+    shared::operator::merge(
         &world.cw_client,
         &world.ls_client,
         &world.store,

@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::enrichment::{self, EnrichRevert};
+use shared::enrichment::{self};
+use shared::operator::EnrichRevert;
 use shared::pipeline::{self, Progress};
 use shared::settings::SyncSettings;
 use shared::store::{MemoryStore, Store, Watched};
@@ -998,7 +999,7 @@ fn edit_site_by_hand(sites: &Sites, asset: &str, field: &str, value: &str) {
 }
 
 async fn revert(world: &World, settings: &SyncSettings, run_id: &str) -> EnrichRevert {
-    enrichment::revert_enrichment(&world.ls_client, &world.store, settings, run_id)
+    shared::operator::revert_enrichment(&world.ls_client, &world.store, settings, run_id)
         .await
         .unwrap()
         .unwrap()
@@ -1156,10 +1157,11 @@ async fn a_hand_edit_made_while_a_revert_writes_is_left_and_reported() {
         }
         Ok(())
     });
-    let done = enrichment::revert_enrichment(&world.ls_client, &store, &settings(), &report.run_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let done =
+        shared::operator::revert_enrichment(&world.ls_client, &store, &settings(), &report.run_id)
+            .await
+            .unwrap()
+            .unwrap();
     let now = set_values(&world);
     for (asset, was) in &before {
         let mut expected = was.clone();
@@ -1212,7 +1214,7 @@ async fn a_revert_under_lost_answers_and_refused_batches_ends_as_a_clean_one() {
     let done = loop {
         attempts += 1;
         assert!(attempts <= 10, "the revert never finished");
-        match enrichment::revert_enrichment(
+        match shared::operator::revert_enrichment(
             &world.ls_client,
             &world.store,
             &settings(),

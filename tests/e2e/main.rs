@@ -5,7 +5,6 @@
 mod bounded;
 mod connectwise;
 mod contacts;
-mod contract;
 mod duplicates;
 mod enrich;
 mod exactly_once;
@@ -17,3 +16,4 @@ mod real_tenants;
 mod revert;
 mod sites;
 mod sync;
+mod vendor_contract;

@@ -514,10 +514,14 @@ async fn a_listing_short_by_40_percent_retires_nothing_until_approved() {
         .collect();
     assert_eq!(guard.would_retire as usize, planned.len());
 
-    let approval =
-        pipeline::approve_retirement(&world.cw_client, &world.store, &settings(), &report.run_id)
-            .await
-            .unwrap();
+    let approval = shared::operator::approve_retirement(
+        &world.cw_client,
+        &world.store,
+        &settings(),
+        &report.run_id,
+    )
+    .await
+    .unwrap();
     assert_eq!(approval.retired as usize, planned.len());
     assert!(approval.failed.is_empty());
     let retired: std::collections::BTreeSet<i64> = configurations(&world)
@@ -526,10 +530,14 @@ async fn a_listing_short_by_40_percent_retires_nothing_until_approved() {
         .map(|c| c["id"].as_i64().unwrap())
         .collect();
     assert_eq!(retired, planned, "exactly the planned set");
-    let again =
-        pipeline::approve_retirement(&world.cw_client, &world.store, &settings(), &report.run_id)
-            .await
-            .unwrap_err();
+    let again = shared::operator::approve_retirement(
+        &world.cw_client,
+        &world.store,
+        &settings(),
+        &report.run_id,
+    )
+    .await
+    .unwrap_err();
     assert!(
         again.to_string().contains("approved and written already"),
         "{again}"
@@ -612,7 +620,7 @@ async fn an_approval_killed_after_any_of_its_writes_ends_as_an_uninterrupted_one
     };
     let approve = |world: &World, run_id: String| {
         let (cw, store, small) = (world.cw_client.clone(), world.store.clone(), small.clone());
-        async move { pipeline::approve_retirement(&cw, &store, &small, &run_id).await }
+        async move { shared::operator::approve_retirement(&cw, &store, &small, &run_id).await }
     };
     let clean = world(60).await;
     let report = held_run(&clean, &small).await;

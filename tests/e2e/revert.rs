@@ -171,7 +171,7 @@ async fn a_run_under_a_wrong_type_map_is_taken_back_but_for_a_field_edited_since
 
     // Many creations to retire: the guard holds them until approved.
     let writes = world.cw.control().writes();
-    let held = pipeline::revert_run(
+    let held = shared::operator::revert_run(
         &world.cw_client,
         &world.store,
         &settings(),
@@ -185,9 +185,10 @@ async fn a_run_under_a_wrong_type_map_is_taken_back_but_for_a_field_edited_since
 
     let mut dry = settings();
     dry.dry_run = true;
-    let planned = pipeline::revert_run(&world.cw_client, &world.store, &dry, &report.run_id, false)
-        .await
-        .unwrap();
+    let planned =
+        shared::operator::revert_run(&world.cw_client, &world.store, &dry, &report.run_id, false)
+            .await
+            .unwrap();
     assert_eq!(
         world.cw.control().writes(),
         writes,
@@ -195,7 +196,7 @@ async fn a_run_under_a_wrong_type_map_is_taken_back_but_for_a_field_edited_since
     );
     assert_eq!(planned.retire.len() as u64, report.counts.created);
 
-    let revert = pipeline::revert_run(
+    let revert = shared::operator::revert_run(
         &world.cw_client,
         &world.store,
         &settings(),
@@ -256,7 +257,7 @@ async fn a_run_under_a_wrong_type_map_is_taken_back_but_for_a_field_edited_since
     );
 
     let writes = world.cw.control().writes();
-    let again = pipeline::revert_run(
+    let again = shared::operator::revert_run(
         &world.cw_client,
         &world.store,
         &settings(),
@@ -286,7 +287,7 @@ async fn revert_stopped_midway(world: &World) -> (RunReport, SyncSettings) {
     small.batch_size = 5;
     let dying = dies_before_recording(&world.store, "modify/000/00/0001");
     let stopped =
-        pipeline::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
+        shared::operator::revert_run(&world.cw_client, &dying, &small, &report.run_id, true).await;
     assert!(stopped.is_err(), "{stopped:?}");
     (report, small)
 }
@@ -309,9 +310,10 @@ async fn a_revert_killed_midway_and_run_again_under_lost_answers_ends_as_a_clean
         "/company/configurations",
         &[(LostAnswer::BadGateway, 2), (LostAnswer::DropConnection, 3)],
     );
-    let revert = pipeline::revert_run(&world.cw_client, &world.store, &small, &report.run_id, true)
-        .await
-        .unwrap();
+    let revert =
+        shared::operator::revert_run(&world.cw_client, &world.store, &small, &report.run_id, true)
+            .await
+            .unwrap();
     assert!(
         world.cw.control().answers_lost_at("PUT ") > 0,
         "answers were lost: {:?}",
@@ -405,9 +407,10 @@ async fn a_hand_edit_made_while_a_revert_was_stopped_is_left_and_reported() {
         other["name"].as_str().unwrap().to_string()
     });
 
-    let revert = pipeline::revert_run(&world.cw_client, &world.store, &small, &report.run_id, true)
-        .await
-        .unwrap();
+    let revert =
+        shared::operator::revert_run(&world.cw_client, &world.store, &small, &report.run_id, true)
+            .await
+            .unwrap();
     let after = configurations(&world);
     assert_eq!(
         after[&edited.configuration_id]["type"]["name"], by_hand,
@@ -457,7 +460,9 @@ async fn a_revert_killed_after_any_of_its_writes_ends_as_an_uninterrupted_one() 
     small.batch_size = 5;
     let revert = |world: &World| {
         let (cw, store, small) = (world.cw_client.clone(), world.store.clone(), small.clone());
-        async move |run_id: String| pipeline::revert_run(&cw, &store, &small, &run_id, true).await
+        async move |run_id: String| {
+            shared::operator::revert_run(&cw, &store, &small, &run_id, true).await
+        }
     };
 
     let clean = world(40).await;

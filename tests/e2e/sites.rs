@@ -490,7 +490,7 @@ async fn a_site_nobody_can_read_retires_nothing_and_the_other_clients_retire_the
         "{}",
         guard.reason
     );
-    let approval = shared::pipeline::approve_retirement(
+    let approval = shared::operator::approve_retirement(
         &world.cw_client,
         &world.store,
         &settings(),

@@ -6,7 +6,7 @@
 
 use shared::environment::{Environment, Lookup};
 use shared::lansweeper::LansweeperOptions;
-use shared::pipeline::MergeOptions;
+use shared::operator::MergeOptions;
 use shared::settings::SyncSettings;
 use simulators::lansweeper::{self as ls_sim, SiteSpec};
 use simulators::scenario::{self, LinkedPair};

@@ -409,7 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             approve,
         } => {
             let env = environment(dry_run).await?;
-            let options = shared::pipeline::MergeOptions { dry_run, approve };
+            let options = shared::operator::MergeOptions { dry_run, approve };
             merge::run(&env, &ids, all_suggested, company.as_deref(), options).await
         }
         Command::Ignore { what } => set_ignored(what, true).await,
@@ -562,7 +562,7 @@ async fn pin_or_unpin(
 async fn approve_retirements(approve: String) -> anyhow::Result<()> {
     let env = environment(false).await?;
     let approval =
-        shared::pipeline::approve_retirement(&env.connectwise, &env.store, &env.settings, &approve)
+        shared::operator::approve_retirement(&env.connectwise, &env.store, &env.settings, &approve)
             .await?;
     println!("run {approve}: {} configurations retired", approval.retired);
     for failure in &approval.failed {

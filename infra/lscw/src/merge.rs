@@ -3,7 +3,7 @@
 
 use shared::duplicates::Group;
 use shared::environment::Environment;
-use shared::pipeline::{self, MergeOptions, MergeReport, MergeRequest};
+use shared::operator::{MergeOptions, MergeReport, MergeRequest};
 
 use crate::store::AnyStore;
 
@@ -14,7 +14,7 @@ pub async fn duplicates(
     company: Option<&str>,
     shown: usize,
 ) -> anyhow::Result<Vec<Group>> {
-    let groups = pipeline::find_duplicates(
+    let groups = shared::operator::find_duplicates(
         &env.connectwise,
         &env.lansweeper,
         &env.store,
@@ -121,7 +121,7 @@ pub async fn merge(
             ids.is_empty(),
             "--all-suggested merges what `lscw duplicates` suggests: name no configuration"
         );
-        let groups = pipeline::find_duplicates(
+        let groups = shared::operator::find_duplicates(
             &env.connectwise,
             &env.lansweeper,
             &env.store,
@@ -145,7 +145,7 @@ pub async fn merge(
             tickets: std::collections::BTreeMap::new(),
         }]
     };
-    let report = pipeline::merge(
+    let report = shared::operator::merge(
         &env.connectwise,
         &env.lansweeper,
         &env.store,

@@ -1,9 +1,10 @@
 //! `lscw revert RUN [--dry-run] [--approve]`, and a run's audit trail as `lscw report`
 //! prints it.
 
-use shared::enrichment::{self, EnrichRevert};
 use shared::environment::Environment;
-use shared::pipeline::{self, Revert, RunReport};
+use shared::operator::EnrichRevert;
+use shared::operator::Revert;
+use shared::pipeline::RunReport;
 use shared::store::Store;
 use shared::trail::{self, Action, System, Trail, TrailEntry};
 
@@ -17,14 +18,20 @@ pub async fn run(env: &Environment<AnyStore>, run_id: &str, approve: bool) -> an
         .await?
         .is_some()
     {
-        let revert =
-            pipeline::revert_run(&env.connectwise, &env.store, &env.settings, run_id, approve)
-                .await?;
+        let revert = shared::operator::revert_run(
+            &env.connectwise,
+            &env.store,
+            &env.settings,
+            run_id,
+            approve,
+        )
+        .await?;
         print(&revert);
         reverted = true;
     }
     if let Some(revert) =
-        enrichment::revert_enrichment(&env.lansweeper, &env.store, &env.settings, run_id).await?
+        shared::operator::revert_enrichment(&env.lansweeper, &env.store, &env.settings, run_id)
+            .await?
     {
         print_enrichment(&revert);
         reverted = true;

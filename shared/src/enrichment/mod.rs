@@ -10,14 +10,13 @@
 //! with the assets, so a second run writes nothing. Lansweeper allows 150 requests a
 //! minute, so the writing works within a time budget and hands back a continuation.
 
+mod outcome;
 mod plan;
-mod report;
-mod revert;
 mod values;
 mod write;
 
+pub use outcome::{EnrichReport, recorded, report, run_enrich, run_enrich_watched};
 pub use plan::{AssetEdit, ensure_fields, known_tickets, ticket_counts};
-pub use report::{EnrichReport, recorded, report, run_enrich, run_enrich_watched};
-pub use revert::{EnrichRevert, revert_enrichment};
 pub use values::{FIELDS, chosen_agreement, desired_values};
 pub use write::enrich;
+pub(crate) use write::{Batching, entry_of, write_batch};

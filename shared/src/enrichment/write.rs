@@ -50,13 +50,13 @@ const FIRST_BATCH: usize = 20;
 /// it, down to one edit a request).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct Batching {
+pub(crate) struct Batching {
     size: usize,
 }
 
 impl Batching {
     /// The size that last worked (the first size when none did yet).
-    pub(super) async fn load<S: Store>(store: &S) -> Result<Self, PipelineError> {
+    pub(crate) async fn load<S: Store>(store: &S) -> Result<Self, PipelineError> {
         Ok(store
             .get(layout::LANSWEEPER_EDIT_BATCH)
             .await?
@@ -64,7 +64,7 @@ impl Batching {
     }
 
     /// How many edits the next request carries.
-    pub(super) fn size(self) -> usize {
+    pub(crate) fn size(self) -> usize {
         self.size.max(1)
     }
 }
@@ -363,7 +363,7 @@ impl<S: Store> Writer<'_, S> {
 
 /// What the trail keeps of an edit Lansweeper accepted: each field's value before and
 /// after (empty is none).
-pub(super) fn entry_of(edit: &AssetEdit) -> TrailEntry {
+pub(crate) fn entry_of(edit: &AssetEdit) -> TrailEntry {
     let text = |value: &str| Some(value.to_string()).filter(|v| !v.trim().is_empty());
     TrailEntry {
         asset_key: edit.asset_key.clone(),
@@ -454,7 +454,7 @@ pub(crate) async fn invocation_starts<S: Store>(
 /// part as large as one refused is split unsent). When the parts then go through whole,
 /// the size was what was refused: `batching` becomes the largest that went through, and
 /// is remembered.
-pub(super) async fn write_batch<S: Store>(
+pub(crate) async fn write_batch<S: Store>(
     lansweeper: &LansweeperClient,
     batch: &[&AssetEdit],
     batching: &mut Batching,

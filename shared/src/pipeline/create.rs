@@ -18,7 +18,7 @@ use reqwest::Method;
 use super::batch::{
     BatchInput, BatchOutput, Healing, finish_batch, per_item, reason, stale_reference,
 };
-use super::trail::{Names, created_entry};
+use super::run_trail::{Names, created_entry};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::clock;
 use crate::connectwise::linked::configurations_linked_to;

@@ -4,37 +4,30 @@
 //! never asset arrays: Step Functions allows 256 KiB a state. What a step leaves for
 //! another is in [`crate::layout`]; steps never read each other's modules.
 
-mod approve;
 mod batch;
 mod create;
 mod ensure;
 mod fetch;
 mod lanes;
 mod match_assets;
-mod merge;
 mod modify;
 mod report;
-mod revert;
+mod run_trail;
 mod summary;
 mod sync;
-mod trail;
-mod write;
+mod write_lane;
 
-pub use approve::{Approval, approve_retirement};
+pub(crate) use batch::put_batches;
 pub use batch::{BatchInput, BatchOutput, WriteKind};
 pub use create::{CLAIM_TTL, bulk_create};
 pub use ensure::ensure_references;
+pub(crate) use ensure::resolve_companies;
 pub use fetch::fetch_assets;
 pub use lanes::{GROUP_SIZE, LANES, planned_groups};
 pub use match_assets::match_assets;
-pub use merge::{
-    MergeFailure, MergeOptions, MergeReport, MergeRequest, Merged, find_duplicates, merge,
-    merged_name,
-};
 pub use modify::bulk_modify;
 pub use report::{Counts, Plan, RunReport, RunStatus, SectionReport, plan, report};
-pub use revert::{Revert, revert_run};
+pub use run_trail::record_trail;
 pub use summary::{METRIC_NAMESPACE, Retention, RunSummary, recent_runs, record_report};
 pub use sync::{Progress, run_sync};
-pub use trail::record_trail;
-pub use write::{GroupInput, GroupOutput, write_group, write_lane};
+pub use write_lane::{GroupInput, GroupOutput, write_group, write_lane};

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::batch::{
     BatchInput, BatchOutput, Healing, finish_batch, per_item, reason, stale_reference,
 };
-use super::trail::modified_entry;
+use super::run_trail::modified_entry;
 use crate::calls::CallMeter;
 use crate::connectwise::{BulkItemResult, ConnectWiseClient, Field, ListQuery, bulk, endpoint};
 use crate::error::PipelineError;

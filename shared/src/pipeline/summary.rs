@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::report::{Counts, RunReport, RunStatus, SectionReport, report};
-use super::trail::record_trail;
+use super::run_trail::record_trail;
 use crate::calls::ApiCalls;
 use crate::clock::epoch_seconds;
 use crate::enrichment::{self, EnrichReport};

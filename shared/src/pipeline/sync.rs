@@ -6,7 +6,7 @@ use super::ensure::ensure_references;
 use super::fetch::fetch_assets;
 use super::match_assets::match_assets;
 use super::report::{RunReport, report};
-use super::write::write_lane;
+use super::write_lane::write_lane;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::lansweeper::LansweeperClient;

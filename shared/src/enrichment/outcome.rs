@@ -1,5 +1,5 @@
-//! The enrichment's report, from what its invocations stored, and the whole enrichment
-//! on one machine.
+//! The enrichment's outcome: its report, from what its invocations stored, and the whole
+//! enrichment on one machine.
 
 use std::time::{Duration, Instant};
 

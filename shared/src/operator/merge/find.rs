@@ -48,7 +48,7 @@ pub(super) async fn companies<S: Store>(
         Some(company) => vec![company.to_string()],
         None => mapping.companies(),
     };
-    let ids = crate::pipeline::ensure::resolve_companies(connectwise, &names).await?;
+    let ids = crate::pipeline::resolve_companies(connectwise, &names).await?;
     if let Some(company) = only
         && ids.is_empty()
     {

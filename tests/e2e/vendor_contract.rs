@@ -21,7 +21,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use shared::lansweeper::documents;
-use shared::pipeline::{self, MergeOptions, MergeRequest};
+use shared::operator::{MergeOptions, MergeRequest};
+use shared::pipeline::{self};
 use simulators::connectwise::{CONFIGURATION_POD, CONFIGURATIONS, TICKETS};
 use simulators::control::{Seen, path_template};
 use simulators::lansweeper::published;
@@ -363,7 +364,7 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
     .unwrap()
     .0;
     assert!(enriched.written > 0, "{:?}", enriched.failed.first());
-    let groups = pipeline::find_duplicates(
+    let groups = shared::operator::find_duplicates(
         &world.cw_client,
         &world.ls_client,
         &world.store,
@@ -379,7 +380,7 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
             .any(|r| r.drop.contains(&twin) || r.keep == twin),
         "{groups:#?}"
     );
-    let merged = pipeline::merge(
+    let merged = shared::operator::merge(
         &world.cw_client,
         &world.ls_client,
         &world.store,
@@ -405,7 +406,7 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
     )
     .await
     .unwrap();
-    pipeline::revert_run(
+    shared::operator::revert_run(
         &world.cw_client,
         &world.store,
         &settings(),
@@ -414,7 +415,7 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
     )
     .await
     .unwrap();
-    shared::enrichment::revert_enrichment(
+    shared::operator::revert_enrichment(
         &world.ls_client,
         &world.store,
         &settings(),
@@ -682,7 +683,7 @@ async fn the_endpoint_table_is_what_the_product_sends() {
             std::fs::write(path, format!("{}{table}{}", &page[..start], &page[stop..])).unwrap();
         } else {
             panic!(
-                "docs/vendor-contract.md is behind what the product sends: UPDATE_CONTRACT_DOC=1 cargo test -p lscw-tests --test e2e contract::\n{table}"
+                "docs/vendor-contract.md is behind what the product sends: UPDATE_CONTRACT_DOC=1 cargo test -p lscw-tests --test e2e vendor_contract::\n{table}"
             );
         }
     }

@@ -16,8 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::plan::AssetEdit;
-use super::write::{Batching, entry_of, write_batch};
+use crate::enrichment::{AssetEdit, Batching, entry_of, write_batch};
 use crate::error::PipelineError;
 use crate::lansweeper::{LansweeperClient, MAX_FILTER_CONDITIONS};
 use crate::lease;

@@ -13,10 +13,6 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::batch::{BatchInput, put_batches};
-use super::modify::bulk_modify;
-use super::report::{RunReport, plan as stored_plan, report};
-use super::summary::{Retention, record_report};
 use crate::calls::{ApiCalls, CallMeter};
 use crate::connectwise::linked::configurations_linked_to;
 use crate::connectwise::{
@@ -29,6 +25,10 @@ use crate::layout::{
 use crate::lease;
 use crate::matching::{FieldDiff, Fields, LOCATION_NAME, is_fingerprint};
 use crate::payload::target_from_label;
+use crate::pipeline::{
+    BatchInput, Retention, RunReport, bulk_modify, plan as stored_plan, put_batches, record_report,
+    report,
+};
 use crate::references::{self, EnsureOptions, EnsureOutcome, ReferenceKind, ReferenceNames};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;

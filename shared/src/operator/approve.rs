@@ -3,12 +3,11 @@
 
 use serde::Serialize;
 
-use super::batch::{BatchInput, put_batches};
-use super::modify::bulk_modify;
 use crate::connectwise::ConnectWiseClient;
 use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord, MatchRecord, ModifyItem};
 use crate::lease;
+use crate::pipeline::{BatchInput, bulk_modify, put_batches};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
 use crate::store::{Store, StoreExt};
