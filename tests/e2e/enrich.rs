@@ -345,16 +345,20 @@ async fn a_run_cut_by_its_time_budget_resumes_and_ends_like_an_uncut_one() {
         open_tickets(world, 150);
     }
     let outputs = std::sync::Mutex::new(Vec::new());
+    let local = enrichment::LocalEnrichment {
+        // A budget spent before it starts: one chunk of reading or one batch of writes
+        // an invocation, however fast the machine.
+        budget: Some(Duration::ZERO),
+        run_id: None,
+        watch: &|output| outputs.lock().unwrap().push(output.clone()),
+    };
     let (cut_report, invocations) = enrichment::run_enrich_watched(
         &cut.cw_client,
         &cut.ls_client,
         &cut.store,
         &settings(),
-        // A budget spent before it starts: one chunk of reading or one batch of writes
-        // an invocation, however fast the machine.
-        Some(Duration::ZERO),
-        None,
-        &|output| outputs.lock().unwrap().push(output.clone()),
+        &local,
+        |_| async { Ok(()) },
     )
     .await
     .unwrap();

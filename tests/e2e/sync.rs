@@ -556,3 +556,53 @@ async fn a_scope_never_hides_a_link() {
     );
     lscw_tests::world::state(&world.cw);
 }
+
+/// A run on one machine (`lscw run`, `lscw demo`) passes through the state machine's
+/// states in the machine's order, the enrichment under the sync's run id and the report
+/// recorded after it: the one orchestrator is held to a walk of `sync.asl.json`.
+///
+/// Breaking it looks like: the report recorded before the enrichment (its summary
+/// without the enrichment's counts), a lease given up out of turn, or a state the
+/// machine runs that the local run skips.
+#[tokio::test]
+async fn a_run_on_one_machine_follows_the_state_machine_s_order() {
+    let world = world(60).await;
+    let steps = std::sync::Mutex::new(Vec::<&'static str>::new());
+    let run = pipeline::run_locally(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings(),
+        pipeline::Scope::Both,
+        &|progress| {
+            if let Progress::Step(state) = progress {
+                let mut steps = steps.lock().unwrap();
+                if steps.last() != Some(&state) {
+                    steps.push(state);
+                }
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let sync = run.sync.unwrap();
+    assert!(
+        sync.counts.created > 0 && sync.counts.modified > 0,
+        "both write lanes run: {:?}",
+        sync.counts
+    );
+    let enrichment = run.enrichment.unwrap();
+    assert_eq!(enrichment.run_id, sync.run_id, "under the sync's run id");
+    assert_eq!(
+        steps.into_inner().unwrap(),
+        shared::states::walk::task_order(),
+        "the state machine's order"
+    );
+    let recorded = pipeline::recent_runs(&world.store).await.unwrap();
+    let summary = recorded.last().unwrap();
+    assert_eq!(summary.run_id, sync.run_id);
+    assert!(
+        summary.enrichment.is_some(),
+        "the report recorded after the enrichment counts it: {summary:?}"
+    );
+}

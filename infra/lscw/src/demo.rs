@@ -4,9 +4,11 @@
 //! sync again to show that a second run writes nothing, then the enrichment twice, and
 //! last the revert of the run that wrote (a dry run first).
 
+use anyhow::Context;
 use shared::environment::{Environment, Lookup};
 use shared::lansweeper::LansweeperOptions;
 use shared::operator::MergeOptions;
+use shared::pipeline::{Progress, Scope};
 use shared::settings::SyncSettings;
 use simulators::lansweeper::{self as ls_sim, SiteSpec};
 use simulators::scenario::{self, LinkedPair};
@@ -113,27 +115,44 @@ pub async fn run() -> anyhow::Result<()> {
     );
 
     println!("\nThird run: nothing changed in Lansweeper, so nothing is written.");
+    // The sync and its enrichment as the state machine runs them, the writes of each
+    // counted where the enrichment begins.
     let writes_before = cw.control().writes();
-    let (report, _) = sync::run(&env).await?;
+    let at_enrichment = std::sync::Mutex::new((0, 0));
+    let (run, _) = sync::run_local(&env, Scope::Both, &|progress| {
+        if *progress == Progress::Step("Enrich") {
+            let counts = (
+                cw.control().writes(),
+                ls.control().count("POST graphql:editAsset"),
+            );
+            *at_enrichment
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = counts;
+        }
+    })
+    .await?;
+    let (writes_at, edits_at) = at_enrichment
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let report = run.sync.context("the sync ran")?;
     sync::print_report(&report);
-    let writes = cw.control().writes() - writes_before;
+    let writes = writes_at - writes_before;
     println!("  ConnectWise write requests: {writes}");
     if writes != 0 || report.counts.created + report.counts.modified != 0 {
         anyhow::bail!("the repeated run wrote {writes} requests; it should write none");
     }
 
     println!("\nEnrichment: tickets, agreements and SLA back onto the Lansweeper assets.");
-    let edits_before = ls.control().count("POST graphql:editAsset");
-    let enriched = sync::enrich(&env, Some(&report.run_id)).await?;
+    let enriched = run.enrichment.context("the enrichment ran")?;
     sync::print_enrich_report(&enriched);
     println!(
         "  editAsset requests: {}",
-        ls.control().count("POST graphql:editAsset") - edits_before
+        ls.control().count("POST graphql:editAsset") - edits_at
     );
 
     println!("\nEnrichment again: nothing changed in ConnectWise, so nothing is written.");
     let edits_before = ls.control().count("POST graphql:editAsset");
-    let again = sync::enrich(&env, None).await?;
+    let again = sync::enrich(&env).await?;
     sync::print_enrich_report(&again);
     let edits = ls.control().count("POST graphql:editAsset") - edits_before;
     println!("  editAsset requests: {edits}");

@@ -23,6 +23,7 @@ use shared::actions::{ACTION_KEYS, run_action};
 use shared::connectwise::{ClientOptions, ConnectWiseClient, ConnectionConfig};
 use shared::environment::{Environment, Lookup};
 use shared::lansweeper::{ASSET_PATHS, LansweeperClient, LansweeperConfig, LansweeperOptions};
+use shared::pipeline::Scope;
 use simulators::connectwise::{ConnectWiseSimulator, TenantData, TenantSpec};
 use simulators::lansweeper::{LansweeperSimulator, SiteData, SiteSpec};
 
@@ -359,7 +360,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Enrich { dry_run, report } => {
             let env = environment(dry_run).await?;
-            let enrich_report = sync::enrich(&env, None).await?;
+            let enrich_report = sync::enrich(&env).await?;
             sync::print_enrich_report(&enrich_report);
             if let Some(path) = report {
                 sync::write_json(&path, &enrich_report)?;
@@ -368,14 +369,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { dry_run } => {
             let env = environment(dry_run).await?;
-            let (run_report, _) = sync::run(&env).await?;
-            sync::print_report(&run_report);
-            // Under the sync's run id, as the state machine runs it: `lscw report RUN`
-            // shows both. A skipped sync's id is not the enrichment's to take.
-            let run_id =
-                Some(run_report.run_id.as_str()).filter(|_| run_report.skipped_for.is_none());
-            let enrich_report = sync::enrich(&env, run_id).await?;
-            sync::print_enrich_report(&enrich_report);
+            let (run, _) = sync::run_local(&env, Scope::Both, &|_| {}).await?;
+            if let Some(run_report) = &run.sync {
+                sync::print_report(run_report);
+            }
+            if let Some(enrich_report) = &run.enrichment {
+                sync::print_enrich_report(enrich_report);
+            }
             Ok(())
         }
         Command::Report { run_id, json, html } => report(run_id, json, html).await,

@@ -1,79 +1,122 @@
-//! `lscw sync`: the five steps on one machine, with progress bars and the run report.
+//! `lscw sync`, `enrich` and `run`: a local run (the library's [`pipeline::run_locally`])
+//! drawn with progress bars, and its reports printed.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use shared::enrichment::{self, EnrichReport};
+use shared::enrichment::EnrichReport;
 use shared::environment::Environment;
 use shared::error::PipelineError;
-use shared::pipeline::{self, Progress, RunReport};
+use shared::pipeline::{self, LocalRun, Progress, RunReport, Scope};
 use shared::store::StoreError;
 
 use crate::store::AnyStore;
 
-/// The sync with progress bars; in a dry run, also its plan.
-pub async fn run(
+/// A local run with progress bars (and `observe` told each step as it comes); in a dry
+/// run, also the sync's plan. The run itself is the library's: this only draws it.
+pub async fn run_local(
     env: &Environment<AnyStore>,
-) -> anyhow::Result<(RunReport, Option<pipeline::Plan>)> {
+    scope: Scope,
+    observe: &(dyn Fn(&Progress) + Sync),
+) -> anyhow::Result<(LocalRun, Option<pipeline::Plan>)> {
     let bars = MultiProgress::new();
-    let fetch = bars.add(ProgressBar::new_spinner());
-    fetch.set_style(
-        ProgressStyle::with_template("{spinner} fetch-assets  {bar:30} {pos}/{len} assets {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    fetch.enable_steady_tick(Duration::from_millis(120));
+    let style = |template: &str| {
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+    };
+    let fetch = bars.add(ProgressBar::hidden());
+    fetch.set_style(style(
+        "{spinner} fetch-assets  {bar:30} {pos}/{len} assets {msg}",
+    ));
     let write = bars.add(ProgressBar::hidden());
-    write.set_style(
-        ProgressStyle::with_template("  bulk writes   {bar:30} {pos}/{len} configurations")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    write.set_style(style("  bulk writes   {bar:30} {pos}/{len} configurations"));
+    let enrich = bars.add(ProgressBar::hidden());
+    enrich.set_style(style(
+        "{spinner} enrichment   {bar:30} {pos}/{len} assets written {msg}",
+    ));
     let step = bars.add(ProgressBar::new_spinner());
-    let on_progress = |event: Progress| match event {
-        Progress::Fetching { seen, total } => {
-            fetch.set_length(total.unwrap_or(seen));
-            fetch.set_position(seen);
-        }
-        Progress::Step(name) => {
-            if name != "fetch-assets" {
-                fetch.finish();
-            }
-            step.set_message(format!("step: {name}"));
-        }
-        Progress::Writing { written, total } => {
-            if write.is_hidden() {
-                write.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            write.set_length(total);
-            write.set_position(written);
+    let show = |bar: &ProgressBar| {
+        if bar.is_hidden() {
+            // Drawn only on a terminal (indicatif's default for standard error).
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(Duration::from_millis(120));
         }
     };
-    let report = pipeline::run_sync(
+    let on_progress = |event: Progress| {
+        observe(&event);
+        match event {
+            Progress::Fetching { seen, total } => {
+                show(&fetch);
+                fetch.set_length(total.unwrap_or(seen));
+                fetch.set_position(seen);
+            }
+            Progress::Step(name) => {
+                if name != "FetchAssets" {
+                    fetch.finish();
+                }
+                if name == "Enrich" {
+                    show(&enrich);
+                    enrich.set_message("(reading ConnectWise and Lansweeper)");
+                }
+                step.set_message(format!("step: {name}"));
+            }
+            Progress::Writing { written, total } => {
+                show(&write);
+                write.set_length(total);
+                write.set_position(written);
+            }
+            Progress::Enriching {
+                written,
+                total,
+                wait_seconds,
+            } => {
+                enrich.set_length(total);
+                enrich.set_position(written);
+                enrich.set_message(if wait_seconds > 0 {
+                    format!("(Lansweeper's quota is spent: {wait_seconds} s until the next write)")
+                } else {
+                    String::new()
+                });
+            }
+        }
+    };
+    let run = pipeline::run_locally(
         &env.connectwise,
         &env.lansweeper,
         &env.store,
         &env.settings,
+        scope,
         &on_progress,
     )
-    .await?;
-    fetch.finish();
-    write.finish();
+    .await;
+    for bar in [&fetch, &write, &enrich] {
+        bar.finish_and_clear();
+    }
     step.finish_and_clear();
-    let plan = if env.settings.dry_run {
-        Some(pipeline::plan(&env.store, &report.run_id).await?)
-    } else {
-        // As the state machine's RecordReport and RecordSkipped do: `lscw runs` lists it.
-        let input = shared::states::RecordReportInput {
-            run_id: report.run_id.clone(),
-            skipped_for: report.skipped_for.clone(),
-            error: None,
-        };
-        let retention = pipeline::Retention::of(&env.settings);
-        pipeline::record_report(&env.store, &input, &retention).await?;
-        None
+    let run = run?;
+    let plan = match &run.sync {
+        Some(report) if env.settings.dry_run => {
+            Some(pipeline::plan(&env.store, &report.run_id).await?)
+        }
+        _ => None,
     };
+    Ok((run, plan))
+}
+
+/// `lscw sync`: the sync alone, its report recorded; in a dry run, also its plan.
+pub async fn run(
+    env: &Environment<AnyStore>,
+) -> anyhow::Result<(RunReport, Option<pipeline::Plan>)> {
+    let (run, plan) = run_local(env, Scope::Sync, &|_| {}).await?;
+    let report = run.sync.context("the sync ran")?;
     Ok((report, plan))
+}
+
+/// `lscw enrich`: the enrichment alone, under a run id of its own.
+pub async fn enrich(env: &Environment<AnyStore>) -> anyhow::Result<EnrichReport> {
+    let (run, _) = run_local(env, Scope::Enrichment, &|_| {}).await?;
+    run.enrichment.context("the enrichment ran")
 }
 
 /// A run's report from the store, with what to do when it is not there.
@@ -314,50 +357,6 @@ pub fn print_plan(plan: &pipeline::Plan) {
             conflict.name, conflict.asset_key, conflict.reason, conflict.candidates
         );
     }
-}
-
-/// The enrichment on this machine, with a spinner.
-/// The enrichment to its end, under `run_id` (the sync's it follows, as the state
-/// machine runs it) or a new one.
-pub async fn enrich(
-    env: &Environment<AnyStore>,
-    run_id: Option<&str>,
-) -> anyhow::Result<EnrichReport> {
-    // Hidden when standard error is not a terminal (indicatif's default).
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} enrichment   {bar:30} {pos}/{len} assets written {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message("(reading ConnectWise and Lansweeper)");
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let watch = |output: &shared::states::EnrichOutput| {
-        bar.set_length(output.edits as u64);
-        bar.set_position(output.next as u64);
-        if output.wait_seconds > 0 {
-            bar.set_message(format!(
-                "(Lansweeper's quota is spent: {} s until the next write)",
-                output.wait_seconds
-            ));
-        } else {
-            bar.set_message("");
-        }
-    };
-    // Invocations of 20 s, as the state machine's: the bar moves between them.
-    let outcome = enrichment::run_enrich_watched(
-        &env.connectwise,
-        &env.lansweeper,
-        &env.store,
-        &env.settings,
-        Some(Duration::from_secs(20)),
-        run_id,
-        &watch,
-    )
-    .await;
-    bar.finish_and_clear();
-    Ok(outcome?.0)
 }
 
 pub fn print_enrich_report(report: &EnrichReport) {

@@ -15,7 +15,9 @@ mod plan;
 mod values;
 mod write;
 
-pub use outcome::{EnrichReport, recorded, report, run_enrich, run_enrich_watched};
+pub use outcome::{
+    EnrichReport, LocalEnrichment, recorded, report, run_enrich, run_enrich_watched,
+};
 pub use plan::{AssetEdit, ensure_fields, known_tickets, ticket_counts};
 pub use values::{FIELDS, chosen_agreement, desired_values};
 pub use write::enrich;

@@ -99,6 +99,9 @@ pub async fn recorded<S: Store>(
 /// The enrichment on one machine: invocations until done (each within `budget`, as in
 /// Lambda), then the report and how many invocations it took. The run holds the
 /// enrichment's lease throughout and gives it up at the end, failed or not.
+///
+/// # Errors
+/// An invocation fails past its retries.
 pub async fn run_enrich<S: Store>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
@@ -106,39 +109,62 @@ pub async fn run_enrich<S: Store>(
     settings: &SyncSettings,
     budget: Option<Duration>,
 ) -> Result<(EnrichReport, usize), PipelineError> {
+    let local = LocalEnrichment {
+        budget,
+        run_id: None,
+        watch: &|_| {},
+    };
     run_enrich_watched(
         connectwise,
         lansweeper,
         store,
         settings,
-        budget,
-        None,
-        &|_| {},
+        &local,
+        |_| async { Ok(()) },
     )
     .await
 }
 
-/// As [`run_enrich`], under `run_id` (a sync's, as the state machine runs it; a new one
-/// when none), telling `watch` what each invocation did (for progress bars).
-pub async fn run_enrich_watched<S: Store>(
+/// How the enrichment runs on one machine.
+pub struct LocalEnrichment<'a> {
+    /// Each invocation's time, as Lambda's deadline gives it.
+    pub budget: Option<Duration>,
+    /// A sync's run id, as the state machine runs the enrichment after it; a new one
+    /// when none.
+    pub run_id: Option<&'a str>,
+    /// Told what each invocation did (for progress bars).
+    pub watch: &'a (dyn Fn(&EnrichOutput) + Sync),
+}
+
+/// As [`run_enrich`], as `local` says, running `before_release` with the report before
+/// the lease is given up (the state machine records the run's report before it releases
+/// the enrichment's lease); a skipped enrichment runs it too.
+///
+/// # Errors
+/// An invocation or `before_release` fails.
+pub async fn run_enrich_watched<S, F, Fut>(
     connectwise: &ConnectWiseClient,
     lansweeper: &LansweeperClient,
     store: &S,
     settings: &SyncSettings,
-    budget: Option<Duration>,
-    run_id: Option<&str>,
-    watch: &(dyn Fn(&EnrichOutput) + Sync),
-) -> Result<(EnrichReport, usize), PipelineError> {
+    local: &LocalEnrichment<'_>,
+    before_release: F,
+) -> Result<(EnrichReport, usize), PipelineError>
+where
+    S: Store,
+    F: FnOnce(&EnrichReport) -> Fut,
+    Fut: Future<Output = Result<(), PipelineError>>,
+{
     let first = enrich(
         connectwise,
         lansweeper,
         store,
         settings,
         &EnrichInput {
-            run_id: run_id.map(str::to_string),
+            run_id: local.run_id.map(str::to_string),
             next: None,
         },
-        budget.map(|b| Instant::now() + b),
+        local.budget.map(|b| Instant::now() + b),
     )
     .await?;
     if let Some(holder) = first.skipped_for {
@@ -148,19 +174,25 @@ pub async fn run_enrich_watched<S: Store>(
             skipped_for: Some(holder),
             ..EnrichReport::default()
         };
+        before_release(&report).await?;
         return Ok((report, 1));
     }
     let run_id = first.run_id.clone();
-    watch(&first);
-    let work = invocations(
-        connectwise,
-        lansweeper,
-        store,
-        settings,
-        budget,
-        first,
-        watch,
-    );
+    (local.watch)(&first);
+    let work = async {
+        let done = invocations(
+            connectwise,
+            lansweeper,
+            store,
+            settings,
+            local.budget,
+            first,
+            local.watch,
+        )
+        .await?;
+        before_release(&done.0).await?;
+        Ok(done)
+    };
     lease::ENRICHMENT
         .release_after(store, &run_id, work, |_| !settings.dry_run)
         .await

@@ -29,5 +29,5 @@ pub use modify::bulk_modify;
 pub use report::{Counts, Plan, RunReport, RunStatus, SectionReport, plan, report};
 pub use run_trail::record_trail;
 pub use summary::{METRIC_NAMESPACE, Retention, RunSummary, recent_runs, record_report};
-pub use sync::{Progress, run_sync};
+pub use sync::{LocalRun, Progress, Scope, run_locally, run_sync};
 pub use write_lane::{GroupInput, GroupOutput, write_group, write_lane};

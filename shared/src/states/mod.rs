@@ -15,8 +15,8 @@ use crate::calls::ApiCalls;
 use crate::layout::LeaseHolder;
 use crate::references::ReferenceKind;
 
-#[cfg(test)]
-mod walk;
+#[cfg(any(test, feature = "contract"))]
+pub mod walk;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 // A misspelt key (`runID`) must be refused, never read as a new run.

@@ -7,6 +7,9 @@
 //! `ItemsPath`, `Choice` rules on `IsPresent` and `BooleanEquals`, `Map`, `Pass`, `Wait`
 //! and `Catch`. JSONPath is the reference paths Step Functions allows there (`$.a.b[0]`,
 //! `$$.Execution.Name`).
+//!
+//! Built for the tests of other crates too (the `contract` feature): a run on one machine
+//! is held to [`task_order`].
 
 #![allow(
     clippy::unwrap_used,
@@ -131,6 +134,8 @@ fn choose(state: &Value, data: &Value) -> String {
 /// read into the state's type, the output written from the state's type.
 struct Functions {
     invoked: BTreeMap<String, Vec<Value>>,
+    /// The Task and Map states of the machine's top level, in the order they ran.
+    ran: Vec<String>,
     /// The fetch finds the lease held; or the match fails.
     skipped: bool,
     fails_at: Option<&'static str>,
@@ -222,7 +227,13 @@ impl Functions {
 }
 
 /// Runs `states` from `start` on `data`; answers the output and the state it ended in.
-fn run(definition: &Value, start: &str, data: Value, functions: &mut Functions) -> (Value, String) {
+fn run(
+    definition: &Value,
+    start: &str,
+    data: Value,
+    functions: &mut Functions,
+    top: bool,
+) -> (Value, String) {
     let states = &definition["States"];
     let (mut name, mut data) = (start.to_string(), data);
     let mut steps = 0;
@@ -231,7 +242,11 @@ fn run(definition: &Value, start: &str, data: Value, functions: &mut Functions) 
         assert!(steps < 200, "the walk does not end");
         let state = &states[&name];
         let next = |state: &Value| state["Next"].as_str().map(str::to_string);
-        match state["Type"].as_str().unwrap() {
+        let kind = state["Type"].as_str().unwrap();
+        if top && matches!(kind, "Task" | "Map") && functions.ran.last() != Some(&name) {
+            functions.ran.push(name.clone());
+        }
+        match kind {
             "Task" => {
                 let resource = state["Resource"].as_str().unwrap();
                 let outcome = if resource == "arn:aws:states:::lambda:invoke" {
@@ -298,7 +313,7 @@ fn run(definition: &Value, start: &str, data: Value, functions: &mut Functions) 
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|item| run(processor, start, item.clone(), functions).0)
+                    .map(|item| run(processor, start, item.clone(), functions, false).0)
                     .collect();
                 data = place(&data, state.get("ResultPath"), Value::Array(results));
             }
@@ -313,25 +328,36 @@ fn run(definition: &Value, start: &str, data: Value, functions: &mut Functions) 
     }
 }
 
-fn walk(skipped: bool, fails_at: Option<&'static str>) -> (String, BTreeMap<String, Vec<Value>>) {
+fn walk(skipped: bool, fails_at: Option<&'static str>) -> (String, Functions) {
     let definition = definition();
     let mut functions = Functions {
         invoked: BTreeMap::new(),
+        ran: Vec::new(),
         skipped,
         fails_at,
     };
     let start = definition["StartAt"].as_str().unwrap().to_string();
-    let (_, ended) = run(&definition, &start, json!({}), &mut functions);
-    (ended, functions.invoked)
+    let (_, ended) = run(&definition, &start, json!({}), &mut functions, true);
+    (ended, functions)
+}
+
+/// The Task and Map states a whole run passes through, in order (a state run several
+/// times in a row named once): what a run on one machine is held to.
+pub fn task_order() -> Vec<String> {
+    let (ended, functions) = walk(false, None);
+    assert_eq!(ended, "Done");
+    functions.ran
 }
 
 /// Breaking it looks like: a state machine path that names a key the step no longer
 /// answers (`$.fetch.output.runID`), a payload with a key its step refuses, a lane
 /// handed on without where it goes next, or an enrichment that never waits or ends.
+#[cfg(test)]
 #[test]
 fn every_state_hands_the_next_what_its_type_reads() {
-    let (ended, invoked) = walk(false, None);
+    let (ended, functions) = walk(false, None);
     assert_eq!(ended, "Done");
+    let invoked = functions.invoked;
     let count = |function: &str| invoked.get(function).map_or(0, Vec::len);
     assert_eq!(count("FetchAssetsFunctionArn"), 1);
     assert_eq!(count("EnsureReferencesFunctionArn"), 1);
@@ -350,9 +376,10 @@ fn every_state_hands_the_next_what_its_type_reads() {
 }
 
 /// The skipped run and the failed run reach the report with what its type reads.
+#[cfg(test)]
 #[test]
 fn a_skipped_and_a_failed_run_are_recorded_with_what_the_report_reads() {
-    let (ended, invoked) = walk(true, None);
+    let (ended, Functions { invoked, .. }) = walk(true, None);
     assert_eq!(ended, "Skipped");
     let recorded: RecordReportInput = read("report", &invoked["RunReportFunctionArn"][0]);
     assert_eq!(recorded.skipped_for.unwrap().run_id, "run-other");
@@ -364,13 +391,13 @@ fn a_skipped_and_a_failed_run_are_recorded_with_what_the_report_reads() {
         "MatchFunctionArn",
         "EnrichFunctionArn",
     ] {
-        let (ended, invoked) = walk(false, Some(failing));
+        let (ended, Functions { invoked, .. }) = walk(false, Some(failing));
         assert_eq!(ended, "Failed", "{failing}");
         let recorded: RecordReportInput = read("report", &invoked["RunReportFunctionArn"][0]);
         assert_eq!(recorded.error.unwrap()["Error"], "Permanent", "{failing}");
     }
     // A lane that fails ends alone; the run goes on to its report.
-    let (ended, invoked) = walk(false, Some("BulkModifyFunctionArn"));
+    let (ended, Functions { invoked, .. }) = walk(false, Some("BulkModifyFunctionArn"));
     assert_eq!(ended, "Done");
     assert_eq!(invoked["BulkModifyFunctionArn"].len(), 4, "each lane once");
     assert_eq!(invoked["EnrichFunctionArn"].len(), 3);
