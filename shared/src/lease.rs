@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    use crate::store::MemoryStore;
+    use crate::store::{Claim, MemoryStore, Watched};
 
     #[tokio::test]
     async fn one_run_holds_the_lease_until_it_releases_it() {
@@ -202,49 +202,18 @@ mod tests {
         assert_eq!(holder(&store).await.unwrap(), None);
     }
 
-    /// A store whose first claim finds the lease held, but released before its holder
-    /// could be read: what DynamoDB answers when a run releases the lease between a
-    /// refused conditional put and the read that follows it.
-    struct ReleasedWhileClaimed {
-        store: MemoryStore,
-        raced: std::sync::atomic::AtomicBool,
-    }
-
-    impl Store for ReleasedWhileClaimed {
-        async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
-            self.store.put_raw(key, value, ttl).await
-        }
-
-        async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
-            self.store.get_raw(key).await
-        }
-
-        async fn claim(
-            &self,
-            key: &str,
-            owner: &str,
-            value: String,
-            ttl: Duration,
-        ) -> Result<Claim, StoreError> {
-            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                return Ok(Claim::HeldBy(String::new()));
-            }
-            self.store.claim(key, owner, value, ttl).await
-        }
-
-        async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
-            self.store.release(key, owner).await
-        }
-    }
-
     /// Breaking it looks like: a run that starts as the last one releases the lease
     /// fails, its holder read as corrupt.
     #[tokio::test]
     async fn a_lease_released_while_it_is_claimed_is_taken() {
-        let store = ReleasedWhileClaimed {
-            store: MemoryStore::new(),
-            raced: std::sync::atomic::AtomicBool::new(false),
-        };
+        // The first claim finds the lease held, but released before its holder could be
+        // read: what DynamoDB answers when a run releases the lease between a refused
+        // conditional put and the read that follows it.
+        let raced = std::sync::atomic::AtomicBool::new(false);
+        let store = Watched::new(MemoryStore::new()).before_claim(move |_, _| {
+            let first = !raced.swap(true, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move { Ok(first.then(|| Claim::HeldBy(String::new()))) })
+        });
         assert_eq!(acquire(&store, "run-next").await.unwrap(), None);
         assert_eq!(holder(&store).await.unwrap().unwrap().run_id, "run-next");
     }

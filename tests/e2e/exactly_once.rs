@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use shared::connectwise::ConnectWiseError;
 use shared::error::PipelineError;
 use shared::pipeline::{self, BatchInput, GroupInput, WriteKind};
-use shared::store::{Claim, MemoryStore, Store, StoreError};
+use shared::store::{Claim, MemoryStore, StoreError, Watched};
 use simulators::control::LostAnswer;
 
 use lscw_tests::dying::dies_before_recording;
@@ -316,64 +316,42 @@ async fn a_batch_killed_between_send_and_record_is_adopted_when_invoked_again() 
     state(&world.cw);
 }
 
-/// A store whose first two claims of the lease wait for each other, so two runs reach
+/// A store where the first two claims of the lease wait for each other, so both runs reach
 /// the claim together and the store decides between them; what each claim came to is
-/// kept.
-struct ContestedLease {
-    inner: MemoryStore,
-    together: tokio::sync::Barrier,
-    /// Claims of the lease begun.
-    entered: AtomicUsize,
-    claims: Mutex<Vec<(String, Claim)>>,
-}
+/// kept (owner, claim), in order.
+/// Each claim of the lease: its owner, and what it came to.
+type Claims = Arc<Mutex<Vec<(String, Claim)>>>;
 
-impl ContestedLease {
-    fn new() -> Self {
-        Self {
-            inner: MemoryStore::new(),
-            together: tokio::sync::Barrier::new(2),
-            entered: AtomicUsize::new(0),
-            claims: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl Store for ContestedLease {
-    async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
-        self.inner.put_raw(key, value, ttl).await
-    }
-
-    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.inner.get_raw(key).await
-    }
-
-    async fn claim(
-        &self,
-        key: &str,
-        owner: &str,
-        value: String,
-        ttl: Duration,
-    ) -> Result<Claim, StoreError> {
-        if key != shared::layout::LEASE {
-            return self.inner.claim(key, owner, value, ttl).await;
-        }
-        if self.entered.fetch_add(1, Ordering::SeqCst) < 2 {
-            // A run that never reaches the claim fails the other, rather than hanging it.
-            tokio::time::timeout(Duration::from_secs(30), self.together.wait())
-                .await
-                .map_err(|_| StoreError::Backend("the other run never claimed the lease".into()))?;
-        }
-        let claim = self.inner.claim(key, owner, value, ttl).await?;
-        self.claims
-            .lock()
-            .unwrap()
-            .push((owner.to_string(), claim.clone()));
-        Ok(claim)
-    }
-
-    async fn release(&self, key: &str, owner: Option<&str>) -> Result<bool, StoreError> {
-        self.inner.release(key, owner).await
-    }
+fn contested_lease() -> (Watched<MemoryStore>, Claims) {
+    let together = Arc::new(tokio::sync::Barrier::new(2));
+    let entered = AtomicUsize::new(0);
+    let claims = Arc::new(Mutex::new(Vec::new()));
+    let kept = claims.clone();
+    let store = Watched::new(MemoryStore::new())
+        .before_claim(move |key, _| {
+            let meets = key == shared::layout::LEASE && entered.fetch_add(1, Ordering::SeqCst) < 2;
+            let together = together.clone();
+            Box::pin(async move {
+                if meets {
+                    // A run that never reaches the claim fails the other, rather than
+                    // hanging it.
+                    tokio::time::timeout(Duration::from_secs(30), together.wait())
+                        .await
+                        .map_err(|_| {
+                            StoreError::Backend("the other run never claimed the lease".into())
+                        })?;
+                }
+                Ok(None)
+            })
+        })
+        .after_claim(move |key, owner, claim| {
+            if key == shared::layout::LEASE {
+                kept.lock()
+                    .unwrap()
+                    .push((owner.to_string(), claim.clone()));
+            }
+        });
+    (store, claims)
 }
 
 /// Two runs started at once, on two threads, both at the lease's claim together:
@@ -391,7 +369,8 @@ async fn two_runs_started_together_write_once() {
     let mut wins = [0; 2];
     for iteration in 0..20 {
         let world = Arc::new(world(ASSETS).await);
-        let store = Arc::new(ContestedLease::new());
+        let (store, claims) = contested_lease();
+        let store = Arc::new(store);
         let start = || {
             let (world, store) = (world.clone(), store.clone());
             tokio::spawn(async move { sync_on(&world, &*store).await })
@@ -419,7 +398,7 @@ async fn two_runs_started_together_write_once() {
         assert_eq!(ran.accounted(), ran.assets, "iteration {iteration}");
         // The first two claims were the contest: the winner's taken, the other's refused
         // naming the winner.
-        let mut contest: Vec<(String, Option<String>)> = store.claims.lock().unwrap()[..2]
+        let mut contest: Vec<(String, Option<String>)> = claims.lock().unwrap()[..2]
             .iter()
             .map(|(owner, claim)| {
                 let holder = match claim {

@@ -428,59 +428,6 @@ async fn an_asset_listed_twice_while_the_estate_changes_gets_one_configuration()
     lscw_tests::world::state(&world.cw);
 }
 
-/// A store where two invocations that both reach the batch's intent read it at the same
-/// moment, as two Lambda invocations against DynamoDB can (each waits up to 2 s for the
-/// other there). Without the batch's claim both read no intent and both send; with it,
-/// the second waits at the claim and never reads it (the first waits out the 2 s).
-struct IntentReadTogether {
-    store: shared::store::MemoryStore,
-    meet: tokio::sync::Barrier,
-    waiting: std::sync::atomic::AtomicUsize,
-}
-
-impl shared::store::Store for IntentReadTogether {
-    async fn put_raw(
-        &self,
-        key: &str,
-        value: String,
-        ttl: std::time::Duration,
-    ) -> Result<(), shared::store::StoreError> {
-        self.store.put_raw(key, value, ttl).await
-    }
-
-    async fn get_raw(&self, key: &str) -> Result<Option<String>, shared::store::StoreError> {
-        let value = self.store.get_raw(key).await;
-        if key.ends_with("/intent")
-            && self
-                .waiting
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-                < 2
-        {
-            // Neither goes on before the other has read it too.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.meet.wait()).await;
-        }
-        value
-    }
-
-    async fn claim(
-        &self,
-        key: &str,
-        owner: &str,
-        value: String,
-        ttl: std::time::Duration,
-    ) -> Result<shared::store::Claim, shared::store::StoreError> {
-        self.store.claim(key, owner, value, ttl).await
-    }
-
-    async fn release(
-        &self,
-        key: &str,
-        owner: Option<&str>,
-    ) -> Result<bool, shared::store::StoreError> {
-        self.store.release(key, owner).await
-    }
-}
-
 /// Breaking it looks like: Step Functions retries a bulk-create invocation that is still
 /// running, both read no intent, and both send the batch: every asset of it twice.
 #[tokio::test]
@@ -492,11 +439,24 @@ async fn a_batch_invoked_twice_at_once_is_sent_once() {
         run_id: "run-twice".into(),
         batch,
     };
-    let store = IntentReadTogether {
-        store: world.store.clone(),
-        meet: tokio::sync::Barrier::new(2),
-        waiting: std::sync::atomic::AtomicUsize::new(0),
-    };
+    // Two invocations that both reach the batch's intent read it at the same moment, as
+    // two Lambda invocations against DynamoDB can (each waits up to 2 s for the other
+    // here). Without the batch's claim both read no intent and both send; with it, the
+    // second waits at the claim and never reads it (the first waits out the 2 s).
+    let meet = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let waiting = std::sync::atomic::AtomicUsize::new(0);
+    let store = shared::store::Watched::new(world.store.clone()).before_get(move |key| {
+        let meets = key.ends_with("/intent")
+            && waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2;
+        let meet = meet.clone();
+        Box::pin(async move {
+            if meets {
+                // Neither goes on before the other has come to read it too.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), meet.wait()).await;
+            }
+            Ok(())
+        })
+    });
     let settings = settings();
     let (first, second) = tokio::join!(
         pipeline::bulk_create(&world.cw_client, &store, &settings, &input),
