@@ -7,33 +7,15 @@
 )]
 
 use serde_json::{Value, json};
-use shared::pipeline::{self, Progress, RunReport};
+use shared::pipeline::{self, Progress};
 use shared::settings::SyncSettings;
 use simulators::connectwise::CONFIGURATIONS;
 
-use lscw_tests::world::{World, scenario, settings, world_of};
+use lscw_tests::world::{World, scenario, settings, sync_with as sync, world_of};
 
 async fn world(assets: usize) -> World {
     // A custom field the sync does not own, filled in by hand on one configuration.
     world_of(3, assets, lscw_tests::add_foreign_custom_field).await
-}
-
-async fn sync(world: &World, settings: &SyncSettings) -> RunReport {
-    let report = pipeline::run_sync(
-        &world.cw_client,
-        &world.ls_client,
-        &world.store,
-        settings,
-        &|_: Progress| {},
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        report.accounted(),
-        report.assets,
-        "every asset accounted for: {report:#?}"
-    );
-    report
 }
 
 fn configuration_by_link<'a>(configurations: &'a [Value], key: &str) -> Vec<&'a Value> {
