@@ -41,60 +41,39 @@ fn big_tenant() -> TenantSpec {
 
 // ---- the spec's pagination table, one test a row ----
 
+/// The spec's table: what `page` and `pageSize` read, and in how many requests.
 #[tokio::test]
-async fn no_page_and_no_size_reads_every_record_forward_only_1000_a_page() {
+async fn each_row_of_the_spec_s_paging_table_reads_its_records() {
     let (sim, client) = cw_with(big_tenant()).await;
-    let records = run_action(&client, "listOfLocationsAction", json!({}))
-        .await
-        .unwrap();
-    assert_eq!(ids(&records), range(1, 2_345));
-    // 1000 + 1000 + 345: three requests, no more.
-    assert_eq!(sim.control().count("GET /system/locations"), 3);
-    assert_eq!(client.api_calls(), 3);
-}
-
-#[tokio::test]
-async fn page_2_without_size_is_records_26_to_50() {
-    let (_sim, client) = cw_with(big_tenant()).await;
-    let records = run_action(&client, "listOfLocationsAction", json!({"page": 2}))
-        .await
-        .unwrap();
-    assert_eq!(ids(&records), range(26, 50));
-}
-
-#[tokio::test]
-async fn page_2_size_100_is_records_101_to_200() {
-    let (_sim, client) = cw_with(big_tenant()).await;
-    let records = run_action(
-        &client,
-        "listOfLocationsAction",
-        json!({"page": 2, "pageSize": 100}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(ids(&records), range(101, 200));
-}
-
-#[tokio::test]
-async fn page_2_size_200_is_records_201_to_400_following_the_rule() {
-    let (_sim, client) = cw_with(big_tenant()).await;
-    let records = run_action(
-        &client,
-        "listOfLocationsAction",
-        json!({"page": 2, "pageSize": 200}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(ids(&records), range(201, 400));
-}
-
-#[tokio::test]
-async fn size_300_without_page_is_records_1_to_300() {
-    let (_sim, client) = cw_with(big_tenant()).await;
-    let records = run_action(&client, "listOfLocationsAction", json!({"pageSize": 300}))
-        .await
-        .unwrap();
-    assert_eq!(ids(&records), range(1, 300));
+    // (page, pageSize, the records read, the requests it takes)
+    let rows: [(Option<u32>, Option<u32>, (i64, i64), u64); 5] = [
+        // Every record, forward-only, 1000 a page: 1000 + 1000 + 345.
+        (None, None, (1, 2_345), 3),
+        (Some(2), None, (26, 50), 1),
+        (Some(2), Some(100), (101, 200), 1),
+        // Following the rule: skip the first page, read the next of `pageSize`.
+        (Some(2), Some(200), (201, 400), 1),
+        (None, Some(300), (1, 300), 1),
+    ];
+    for (page, size, (from, to), requests) in rows {
+        let mut input = json!({});
+        if let Some(page) = page {
+            input["page"] = json!(page);
+        }
+        if let Some(size) = size {
+            input["pageSize"] = json!(size);
+        }
+        let before = sim.control().count("GET /system/locations");
+        let records = run_action(&client, "listOfLocationsAction", input.clone())
+            .await
+            .unwrap();
+        assert_eq!(ids(&records), range(from, to), "{input}");
+        assert_eq!(
+            sim.control().count("GET /system/locations") - before,
+            requests,
+            "{input}"
+        );
+    }
 }
 
 #[tokio::test]
