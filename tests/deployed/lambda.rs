@@ -224,27 +224,50 @@ async fn within_limits(engine: &Engine) -> Value {
     stats
 }
 
+/// The configurations that carry `key` as their link.
+fn linked_to(cw: &ConnectWiseSimulator, key: &str) -> Vec<Value> {
+    cw.with_tenant(|t| {
+        t.records("configurations")
+            .map(|r| t.render(&CONFIGURATIONS, r, ""))
+            .filter(|c| {
+                c["customFields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["caption"] == "ls_asset_id" && f["value"] == key)
+            })
+            .collect()
+    })
+}
+
 #[tokio::test]
-#[allow(
-    clippy::too_many_lines,
-    reason = "one deployment's life: its services start once, so its checks run in one test"
-)]
 async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
     let deployment = deploy(300).await;
-    let Deployment {
-        engine,
-        aws,
-        store,
-        cw,
-        ls,
-        ..
-    } = &deployment;
+    let (estate_assets, hostile) = add_a_hostile_asset(&deployment);
+    let winner = two_runs_started_together_one_runs(&deployment).await;
+    the_first_run_function_by_function(&deployment, winner, estate_assets, hostile).await;
+    let edited = edited_on_both_sides(&deployment);
+    let edits = the_second_run_under_the_state_machine(&deployment, edited).await;
+    an_unchanged_run_writes_nothing(&deployment, edits).await;
+    a_run_finding_the_lease_held_is_skipped(&deployment).await;
+    a_revoked_token_fails_the_run_and_is_recorded(&deployment).await;
+    a_failing_step_logs_once_and_no_secret_is_logged(&deployment).await;
+    every_function_ran_within_its_limits(&deployment).await;
+}
+
+/// A name and location that read as a condition if ever pasted into one.
+const HOSTILE: &str = r#"x" or id>0 or name="y"#;
+
+/// An asset named as a condition would be; answers the estate's size before it, and
+/// the name.
+fn add_a_hostile_asset(deployment: &Deployment) -> (usize, &'static str) {
+    let ls = &deployment.ls;
     let estate_assets: usize = ls
         .site_ids()
         .iter()
         .map(|id| ls.with_site_id(id, |s| s.data.assets.len()).unwrap())
         .sum();
-    let hostile = r#"x" or id>0 or name="y"#;
+    let hostile = HOSTILE;
     ls.with_site(|site| {
         let mut asset = site.data.assets[1].clone();
         asset["key"] = json!("hostile-asset");
@@ -256,8 +279,14 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
         site.add_asset(asset).unwrap();
     });
 
-    // Two runs started together (the schedule firing while a run is still going): one
-    // takes the lease and runs, the other ends at once as skipped and writes nothing.
+    (estate_assets, hostile)
+}
+
+/// Two runs started together (the schedule firing while a run is still going): one
+/// takes the lease and runs, the other ends at once as skipped and writes nothing.
+/// Answers the one that runs.
+async fn two_runs_started_together_one_runs(deployment: &Deployment) -> Value {
+    let Deployment { engine, store, .. } = deployment;
     let (input_a, input_b) = (json!({"runId": "run-a"}), json!({"runId": "run-b"}));
     let (a, b) = tokio::join!(
         engine.invoke("fetch-assets", &input_a),
@@ -294,7 +323,20 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
         "{refused}"
     );
 
-    // The first run, its functions invoked one by one in the state machine's order.
+    winner
+}
+
+/// The first run, its functions invoked one by one in the state machine's order:
+/// created with the right references and custom fields; the hostile name is just a name.
+async fn the_first_run_function_by_function(
+    deployment: &Deployment,
+    winner: Value,
+    estate_assets: usize,
+    hostile: &str,
+) {
+    let Deployment {
+        engine, store, cw, ..
+    } = deployment;
     let (first, _, _) = run_functions_after(engine, store, winner).await;
     // world::state fails on an asset with two configurations.
     assert!(deployment.linked_once() > 0);
@@ -312,24 +354,7 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
     assert!(first.api_calls.connectwise > 0 && first.api_calls.lansweeper > 0);
 
     // Created with the right references and custom fields; the hostile name is just a name.
-    let configurations: Vec<Value> = cw.with_tenant(|t| {
-        t.records("configurations")
-            .map(|r| t.render(&CONFIGURATIONS, r, ""))
-            .collect()
-    });
-    let linked = |key: &str| -> Vec<Value> {
-        configurations
-            .iter()
-            .filter(|c| {
-                c["customFields"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|f| f["caption"] == "ls_asset_id" && f["value"] == key)
-            })
-            .cloned()
-            .collect()
-    };
+    let linked = |key: &str| linked_to(cw, key);
     let hostile_config = linked("hostile-asset");
     assert_eq!(hostile_config.len(), 1);
     assert_eq!(hostile_config[0]["name"], hostile);
@@ -345,13 +370,17 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
             conflict.asset_key
         );
     }
+}
 
-    // A person edits a configuration by hand; Lansweeper changes the asset's address.
+/// A person edits a configuration by hand; Lansweeper changes the asset's address.
+/// Answers the configuration.
+fn edited_on_both_sides(deployment: &Deployment) -> i64 {
+    let (cw, ls) = (&deployment.cw, &deployment.ls);
     let key = ls.with_site(|site| {
         site.data.assets[8]["assetBasicInfo"]["ipAddress"] = json!("10.77.77.77");
         site.data.assets[8]["key"].as_str().unwrap().to_string()
     });
-    let edited = linked(&key)[0]["id"].as_i64().unwrap();
+    let edited = linked_to(cw, &key)[0]["id"].as_i64().unwrap();
     cw.with_tenant(|tenant| {
         let mut body = tenant.get("configurations", edited).unwrap().clone();
         body["notes"] = json!("keep me");
@@ -361,7 +390,15 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
         tenant.replace(&CONFIGURATIONS, edited, &body).unwrap();
     });
 
-    // The second run, as the schedule starts it: the state machine over the functions.
+    edited
+}
+
+/// The second run, as the schedule starts it: the state machine over the functions.
+/// Answers the `editAsset` requests it took.
+async fn the_second_run_under_the_state_machine(deployment: &Deployment, edited: i64) -> u64 {
+    let Deployment {
+        aws, store, cw, ls, ..
+    } = deployment;
     cw.control().reset_counts();
     let linked_before = deployment.linked_once();
     let execution = deployment.execute("run-2").await;
@@ -449,7 +486,14 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
     let section_assets: u64 = sections.iter().map(|s| s["assets"].as_u64().unwrap()).sum();
     assert_eq!(section_assets, recorded["assets"].as_u64().unwrap());
 
-    // A third run over unchanged data writes nothing, to either side.
+    edits
+}
+
+/// A third run over unchanged data writes nothing, to either side.
+async fn an_unchanged_run_writes_nothing(deployment: &Deployment, edits: u64) {
+    let Deployment {
+        aws, store, cw, ls, ..
+    } = deployment;
     cw.control().reset_counts();
     let third_execution = deployment.execute("run-3").await;
     assert_eq!(
@@ -471,9 +515,14 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
         store_item(aws, "report/run-3").await.0,
         "SUCCEEDED_WITH_FAILURES"
     );
+}
 
-    // Another run holds the lease: the execution ends as skipped (not failed), records
-    // the holder and leaves its lease alone.
+/// Another run holds the lease: the execution ends as skipped (not failed), records the
+/// holder and leaves its lease alone.
+async fn a_run_finding_the_lease_held_is_skipped(deployment: &Deployment) {
+    let Deployment {
+        engine, aws, store, ..
+    } = deployment;
     assert_eq!(
         shared::lease::acquire(store, "busy-run").await.unwrap(),
         None
@@ -498,9 +547,19 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
         .expect("run-report published the skipped run's metrics");
     assert_eq!(skip_metrics["RunsSkipped"], 1, "{skip_metrics}");
     assert!(shared::lease::release(store, "busy-run").await.unwrap());
+}
 
-    // Lansweeper's token is revoked: the step that reads it fails for good, the
-    // execution goes through its Catch, the failure is recorded and the lease released.
+/// Lansweeper's token is revoked: the step that reads it fails for good, the execution
+/// goes through its Catch, the failure is recorded and the lease released.
+async fn a_revoked_token_fails_the_run_and_is_recorded(deployment: &Deployment) {
+    let Deployment {
+        engine,
+        aws,
+        store,
+        cw,
+        ls,
+        ..
+    } = deployment;
     let revoked = secret_of(cw, ls, Some("revoked-token"));
     aws_sdk_secretsmanager::Client::new(aws)
         .put_secret_value()
@@ -533,8 +592,12 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
         .find(|line| line["runId"] == "failing-run" && line.get("_aws").is_some())
         .expect("run-report published the failed run's metrics");
     assert_eq!(failure_metrics["RunsFailed"], 1, "{failure_metrics}");
+}
 
-    // A failing step logs its error once, as JSON, with its run id and step.
+/// A failing step logs its error once, as JSON, with its run id and step; secrets never
+/// reach the logs.
+async fn a_failing_step_logs_once_and_no_secret_is_logged(deployment: &Deployment) {
+    let Deployment { engine, .. } = deployment;
     let refused = engine
         .invoke(
             "bulk-create",
@@ -570,9 +633,12 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
             && !log.contains(simulators::lansweeper::TOKEN),
         "a secret in the logs"
     );
+}
 
-    // Every function ran inside its template limits, and containers were reused warm
-    // between invocations as Lambda reuses them.
+/// Every function ran inside its template limits, and containers were reused warm
+/// between invocations as Lambda reuses them.
+async fn every_function_ran_within_its_limits(deployment: &Deployment) {
+    let Deployment { engine, .. } = deployment;
     let stats = within_limits(engine).await;
     let (mut invocations, mut cold) = (0, 0);
     for (function, numbers) in stats["functions"].as_object().unwrap() {

@@ -46,7 +46,8 @@ fn big_tenant() -> TenantSpec {
 async fn each_row_of_the_spec_s_paging_table_reads_its_records() {
     let (sim, client) = cw_with(big_tenant()).await;
     // (page, pageSize, the records read, the requests it takes)
-    let rows: [(Option<u32>, Option<u32>, (i64, i64), u64); 5] = [
+    type Row = (Option<u32>, Option<u32>, (i64, i64), u64);
+    let rows: [Row; 5] = [
         // Every record, forward-only, 1000 a page: 1000 + 1000 + 345.
         (None, None, (1, 2_345), 3),
         (Some(2), None, (26, 50), 1),
