@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::calls::ApiCalls;
-use crate::clock;
 use crate::lifecycle::RetireGuard;
 use crate::matching::FieldDiff;
 use crate::references::{EnsureOutcome, ReferenceKind, ReferenceNames};
@@ -356,11 +355,6 @@ pub const KNOWN_TTL: Duration = Duration::from_secs(60 * 24 * 3600);
 /// (a Lambda invocation lasts at most 15 minutes), short enough that a run that died
 /// unreleased blocks the schedule for two hours at most.
 pub const LEASE_TTL: Duration = Duration::from_secs(2 * 3600);
-
-/// A run id: sortable by time, unique enough to share a table.
-pub fn new_run_id() -> String {
-    format!("run-{}-{:04x}", clock::epoch_seconds(), fastrand::u16(..))
-}
 
 /// The key of `rest` within the run.
 fn in_run(run_id: &str, rest: &str) -> String {
@@ -1055,13 +1049,5 @@ mod tests {
         let (back, back_calls) = read_ensured(&store, "run-1").await.unwrap();
         assert_eq!(back, outcome);
         assert_eq!(back_calls, calls);
-    }
-
-    #[test]
-    fn run_ids_sort_by_time_and_differ() {
-        let (a, b) = (new_run_id(), new_run_id());
-        assert!(a.starts_with("run-") && b.starts_with("run-"));
-        let seconds = |id: &str| -> u64 { id.split('-').nth(1).unwrap().parse().unwrap() };
-        assert!(seconds(&a) <= seconds(&b));
     }
 }

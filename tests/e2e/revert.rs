@@ -81,7 +81,7 @@ fn wrong_map() -> SyncSettings {
 async fn wrong_run(world: &World, settings: &SyncSettings) -> (RunReport, Trail) {
     let report = sync_with(world, settings).await;
     let input = RecordReportInput {
-        run_id: report.run_id.clone(),
+        run_id: report.run_id.as_str().into(),
         ..RecordReportInput::default()
     };
     let retention = Retention::of(settings);

@@ -396,7 +396,7 @@ async fn everything_the_product_sends() -> (World, Vec<Seen>, Vec<Seen>) {
     assert!(!merged.merged.is_empty(), "{merged:?}");
     // The run recorded as the state machine's run-report records it, trail and all.
     let input = shared::states::RecordReportInput {
-        run_id: second.run_id.clone(),
+        run_id: second.run_id.as_str().into(),
         ..shared::states::RecordReportInput::default()
     };
     pipeline::record_report(

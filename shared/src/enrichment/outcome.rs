@@ -15,7 +15,7 @@ use crate::layout::{self, LeaseHolder};
 use crate::lease;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
-use crate::states::{EnrichInput, EnrichOutput};
+use crate::states::{EnrichInput, EnrichOutput, RunId};
 use crate::store::{Store, StoreExt};
 
 /// The enrichment report: written + unchanged + failed = assets.
@@ -161,7 +161,7 @@ where
         store,
         settings,
         &EnrichInput {
-            run_id: local.run_id.map(str::to_string),
+            run_id: local.run_id.map(RunId::from),
             next: None,
         },
         local.budget.map(|b| Instant::now() + b),
@@ -169,7 +169,7 @@ where
     .await?;
     if let Some(holder) = first.skipped_for {
         let report = EnrichReport {
-            run_id: first.run_id,
+            run_id: first.run_id.to_string(),
             dry_run: settings.dry_run,
             skipped_for: Some(holder),
             ..EnrichReport::default()

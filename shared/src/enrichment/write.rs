@@ -15,7 +15,7 @@ use crate::lease;
 use crate::quota;
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
-use crate::states::{EnrichInput, EnrichOutput};
+use crate::states::{EnrichInput, EnrichOutput, RunId};
 use crate::store::{Store, StoreExt};
 use crate::trail::{self, Action, FieldChange, System, TrailEntry};
 
@@ -81,7 +81,7 @@ pub async fn enrich<S: Store>(
 ) -> Result<EnrichOutput, PipelineError> {
     let lansweeper = &lansweeper.with_window_share(quota::ENRICHMENT_SHARE);
     let meter = CallMeter::both(connectwise, lansweeper);
-    let run_id = input.run_id.clone().unwrap_or_else(layout::new_run_id);
+    let run_id = input.run_id.clone().unwrap_or_else(RunId::generate);
     if !settings.dry_run {
         // The enrichment's own lease, taken by its first invocation: the sync's is given
         // up before the enrichment starts, so hourly syncs go on beside a long enrichment.

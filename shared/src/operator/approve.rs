@@ -82,7 +82,7 @@ async fn write_held<S: Store>(
     .await?;
     for batch in &batches {
         let input = BatchInput {
-            run_id: run_id.to_string(),
+            run_id: run_id.into(),
             batch: batch.clone(),
         };
         bulk_modify(connectwise, store, settings, &input).await?;

@@ -13,6 +13,7 @@ use crate::layout::{self, BatchRecord, CreateItem, Keyed, ModifyItem};
 use crate::references::{self, EnsureOptions, ReferenceKind};
 use crate::settings::SyncSettings;
 use crate::staging::Rejected;
+use crate::states::RunId;
 use crate::store::{PART_BYTES, SizedGroups, Store, StoreError, StoreExt};
 use crate::trail::{self, TrailEntry};
 
@@ -40,14 +41,14 @@ impl WriteKind {
 // A misspelt key (`runID`) must be refused, never read as a new run.
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchInput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub batch: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchOutput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub batch: String,
     pub written: u64,
     pub failed: u64,

@@ -13,7 +13,7 @@ use crate::quota;
 use crate::references::{ReferenceKind, ReferenceNames};
 use crate::settings::SyncSettings;
 use crate::staging::{Rejected, StagedAsset};
-use crate::states::{FetchAssetsInput, FetchAssetsOutput};
+use crate::states::{FetchAssetsInput, FetchAssetsOutput, RunId};
 use crate::store::{Store, StoreExt};
 
 /// Takes the run's lease, pages every asset out of Lansweeper, normalises it and stages
@@ -26,7 +26,7 @@ pub async fn fetch_assets<S: Store>(
     input: &FetchAssetsInput,
     mut progress: impl FnMut(u64, Option<u64>),
 ) -> Result<FetchAssetsOutput, PipelineError> {
-    let run_id = input.run_id.clone().unwrap_or_else(layout::new_run_id);
+    let run_id = input.run_id.clone().unwrap_or_else(RunId::generate);
     if !settings.dry_run
         && let Some(holder) = lease::acquire(store, &run_id).await?
     {
@@ -109,7 +109,7 @@ pub async fn fetch_assets<S: Store>(
 async fn skipped<S: Store>(
     store: &S,
     settings: &SyncSettings,
-    run_id: String,
+    run_id: RunId,
     holder: LeaseHolder,
 ) -> Result<FetchAssetsOutput, PipelineError> {
     tracing::warn!(%run_id, holder = %holder.run_id, "another run holds the lease; skipped");

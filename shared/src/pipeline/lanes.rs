@@ -50,7 +50,7 @@ impl BulkWriteInput {
         let lanes = groups.min(LANES);
         (0..lanes)
             .map(|lane| Self {
-                run_id: run_id.to_string(),
+                run_id: run_id.into(),
                 lane,
                 lanes,
                 next: lane,

@@ -96,7 +96,7 @@ impl RunSummary {
             RunStatus::Failed
         };
         Self {
-            run_id: input.run_id.clone(),
+            run_id: input.run_id.to_string(),
             status,
             skipped_for: input.skipped_for.clone(),
             error: input.error.as_ref().map(failure_message),
@@ -211,7 +211,7 @@ pub async fn record_report<S: Store>(
     let mut started_at = None;
     for held_lease in [lease::SYNC, lease::ENRICHMENT] {
         if let Some(held) = held_lease.holder(store).await?
-            && held.run_id == input.run_id
+            && held.run_id == *input.run_id
         {
             started_at = Some(started_at.map_or(held.started_at, |s: u64| s.min(held.started_at)));
         }
@@ -487,7 +487,7 @@ mod tests {
             let run_id = format!("run-{n:04}");
             stored_run(&store, &run_id, clients).await;
             let input = RecordReportInput {
-                run_id: run_id.clone(),
+                run_id: run_id.as_str().into(),
                 ..RecordReportInput::default()
             };
             let summary = record_report(&store, &input, &Retention::both(Duration::from_secs(600)))

@@ -13,10 +13,9 @@ use crate::connectwise::ConnectWiseClient;
 use crate::enrichment::{self, EnrichReport, LocalEnrichment};
 use crate::error::PipelineError;
 use crate::lansweeper::LansweeperClient;
-use crate::layout::new_run_id;
 use crate::lease;
 use crate::settings::SyncSettings;
-use crate::states::{FetchAssetsInput, RecordReportInput};
+use crate::states::{FetchAssetsInput, RecordReportInput, RunId};
 use crate::store::Store;
 
 /// What a whole run reports as it goes, for progress bars.
@@ -78,7 +77,7 @@ pub async fn run_locally<S: Store>(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<LocalRun, PipelineError> {
     let mut run = LocalRun::default();
-    let run_id = new_run_id();
+    let run_id = RunId::generate();
     let record = |input: RecordReportInput, state: &'static str| async move {
         if settings.dry_run {
             return Ok(());
@@ -94,7 +93,7 @@ pub async fn run_locally<S: Store>(
             Ok(synced) => synced,
             Err(error) => {
                 let failure = RecordReportInput {
-                    run_id: run_id.clone(),
+                    run_id: run_id.as_str().into(),
                     error: Some(serde_json::json!({
                         "Error": if error.is_transient() { "Transient" } else { "Permanent" },
                         "Cause": error.to_string(),
@@ -107,7 +106,7 @@ pub async fn run_locally<S: Store>(
         };
         if let Some(holder) = &synced.skipped_for {
             let skipped = RecordReportInput {
-                run_id: run_id.clone(),
+                run_id: run_id.as_str().into(),
                 skipped_for: Some(holder.clone()),
                 ..RecordReportInput::default()
             };
@@ -118,7 +117,7 @@ pub async fn run_locally<S: Store>(
         run.sync = Some(synced);
     }
     let report_input = RecordReportInput {
-        run_id: run_id.clone(),
+        run_id: run_id.as_str().into(),
         ..RecordReportInput::default()
     };
     if scope == Scope::Sync {
@@ -170,7 +169,7 @@ pub async fn run_sync<S: Store>(
     settings: &SyncSettings,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RunReport, PipelineError> {
-    let run_id = new_run_id();
+    let run_id = RunId::generate();
     sync_under_lease(connectwise, lansweeper, store, settings, &run_id, progress).await
 }
 
@@ -203,7 +202,7 @@ async fn steps<S: Store>(
 ) -> Result<RunReport, PipelineError> {
     progress(Progress::Step("FetchAssets"));
     let input = FetchAssetsInput {
-        run_id: Some(run_id.to_string()),
+        run_id: Some(run_id.into()),
     };
     let fetched = fetch_assets(lansweeper, store, settings, &input, |seen, total| {
         progress(Progress::Fetching { seen, total });

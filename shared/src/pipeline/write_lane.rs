@@ -16,7 +16,7 @@ use crate::error::PipelineError;
 use crate::layout::{self, BatchRecord};
 use crate::lease;
 use crate::settings::SyncSettings;
-use crate::states::{BulkWriteInput, BulkWriteOutput};
+use crate::states::{BulkWriteInput, BulkWriteOutput, RunId};
 use crate::store::{Store, StoreExt};
 
 /// A group of batches, what one Map iteration hands a bulk function.
@@ -24,14 +24,14 @@ use crate::store::{Store, StoreExt};
 // A misspelt key (`runID`) must be refused, never read as a new run.
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupInput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub batches: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupOutput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub batches: usize,
     pub written: u64,
     pub failed: u64,

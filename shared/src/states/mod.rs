@@ -18,20 +18,97 @@ use crate::references::ReferenceKind;
 #[cfg(any(test, feature = "contract"))]
 pub mod walk;
 
+/// A run's id: the state machine's execution name (`run-{epoch}-{hex}` when the product
+/// names it), the key every record of the run sits under. A type of its own, so a run id
+/// is never mistaken for another text (a batch key, an asset key) on its way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(String);
+
+impl RunId {
+    /// A new run's id: sortable by time, unique enough to share a table.
+    pub fn generate() -> Self {
+        Self(format!(
+            "run-{}-{:04x}",
+            crate::clock::epoch_seconds(),
+            fastrand::u16(..)
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for RunId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for RunId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for RunId {
+    fn from(id: &str) -> Self {
+        Self(id.to_string())
+    }
+}
+
+impl PartialEq<str> for RunId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for RunId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time_and_differ() {
+        let (a, b) = (RunId::generate(), RunId::generate());
+        assert!(a.starts_with("run-") && b.starts_with("run-"));
+        let seconds = |id: &str| -> u64 { id.split('-').nth(1).unwrap().parse().unwrap() };
+        assert!(seconds(&a) <= seconds(&b));
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            serde_json::json!(a.as_str())
+        );
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 // A misspelt key (`runID`) must be refused, never read as a new run.
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FetchAssetsInput {
     /// Continue this run id (the state machine's execution name), or make one.
     #[serde(default)]
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 // A misspelt key (`runID`) must be refused, never read as a new run.
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FetchAssetsOutput {
-    pub run_id: String,
+    pub run_id: RunId,
     /// Assets staged in the store (the fetch record lists their parts): the state
     /// carries counts, never lists that grow with the estate.
     #[serde(default)]
@@ -55,7 +132,7 @@ pub struct FetchAssetsOutput {
 // A misspelt key (`runID`) must be refused, never read as a new run.
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnsureReferencesOutput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub references_created: BTreeMap<ReferenceKind, usize>,
     pub reference_failures: usize,
     pub api_calls: ApiCalls,
@@ -64,7 +141,7 @@ pub struct EnsureReferencesOutput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MatchOutput {
-    pub run_id: String,
+    pub run_id: RunId,
     /// Groups of up to [`crate::pipeline::GROUP_SIZE`] batches to create and to modify; their keys stay
     /// in the store ([`crate::pipeline::planned_groups`]), so the state is the same size at any estate.
     pub create_groups: usize,
@@ -89,7 +166,7 @@ pub struct MatchOutput {
 // A misspelt key (`runID`) must be refused, never read as a new run.
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BulkWriteInput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub lane: usize,
     pub lanes: usize,
     /// The group to write next.
@@ -100,7 +177,7 @@ pub struct BulkWriteInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkWriteOutput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub lane: usize,
     pub lanes: usize,
     /// The group the next invocation starts at.
@@ -119,7 +196,7 @@ pub struct BulkWriteOutput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnrichInput {
     #[serde(default)]
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     /// Where the previous invocation stopped; absent on the first.
     #[serde(default)]
     pub next: Option<usize>,
@@ -128,7 +205,7 @@ pub struct EnrichInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrichOutput {
-    pub run_id: String,
+    pub run_id: RunId,
     pub done: bool,
     pub next: usize,
     pub edits: usize,
@@ -148,7 +225,7 @@ pub struct EnrichOutput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordReportInput {
-    pub run_id: String,
+    pub run_id: RunId,
     /// The run found the lease held by this run and wrote nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped_for: Option<LeaseHolder>,

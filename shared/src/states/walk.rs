@@ -165,7 +165,7 @@ impl Functions {
                 let input: FetchAssetsInput = read(function, payload);
                 assert_eq!(input.run_id.as_deref(), Some(EXECUTION));
                 answer(&FetchAssetsOutput {
-                    run_id,
+                    run_id: run_id.into(),
                     skipped_for: self.skipped.then(|| LeaseHolder {
                         run_id: "run-other".into(),
                         started_at: 1,

@@ -516,13 +516,13 @@ async fn write<S: Store>(
         }
         lease::renew(store, revert_run_id).await?;
         let input = BatchInput {
-            run_id: revert_run_id.to_string(),
+            run_id: revert_run_id.into(),
             batch: batch.clone(),
         };
         bulk_modify(connectwise, store, settings, &input).await?;
     }
     let input = RecordReportInput {
-        run_id: revert_run_id.to_string(),
+        run_id: revert_run_id.into(),
         ..RecordReportInput::default()
     };
     record_report(store, &input, &Retention::of(settings)).await?;

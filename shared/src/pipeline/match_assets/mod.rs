@@ -252,7 +252,7 @@ async fn store_sections<S: Store>(
     let ttl = settings.staging_ttl;
     let mut records = Vec::with_capacity(sections.names.len());
     let mut totals = MatchOutput {
-        run_id: run_id.to_string(),
+        run_id: run_id.into(),
         ..MatchOutput::default()
     };
     for (n, ((site, company), mut plan)) in
