@@ -34,7 +34,7 @@ $(TOOLING)/node_modules/.installed: $(TOOLING)/package.json
 
 ## The state machine definition and the SAM template, checked offline; no import circle
 ## among the domain crate's modules; no page or table of docs/ behind the code.
-validate: setup
+validate: setup contract-model
 	python3 infra/local/structure.py check shared/src
 	python3 infra/local/structure.py mermaid shared/src | python3 infra/local/structure_page.py --check docs/structure.md
 	$(TOOLING)/node_modules/.bin/asl-validator --json-path infra/statemachine/sync.asl.json
@@ -42,14 +42,17 @@ validate: setup
 	$(VENV)/bin/python -m unittest discover -s infra/tests -p 'test_*.py' 
 	$(VENV)/bin/python infra/local/manual_tables.py --check
 	$(CARGO) test --quiet -p lscw-shared --lib manual::
+	$(CARGO) test --quiet -p lscw-tests --test e2e vendor_contract::the_endpoint_table
 
 ## The pages and tables of docs/ that mirror the code, drawn anew from it: the domain
 ## crate's modules and imports (docs/structure.md, a Mermaid picture), the store's keys
-## and lifetimes, each function's sizing.
+## and lifetimes, the run's contract, each function's sizing, the endpoints the product
+## sends.
 structure: setup
 	python3 infra/local/structure.py mermaid shared/src | python3 infra/local/structure_page.py docs/structure.md
 	$(VENV)/bin/python infra/local/manual_tables.py
 	UPDATE_DOCS=1 $(CARGO) test --quiet -p lscw-shared --lib manual::
+	UPDATE_DOCS=1 $(CARGO) test --quiet -p lscw-tests --test e2e vendor_contract::the_endpoint_table
 
 fmt:
 	$(CARGO) fmt --all -- --check

@@ -8,6 +8,7 @@ use crate::layout::{KEYS, KNOWN_TTL, LEASE_TTL, Lives};
 use crate::pipeline::CLAIM_TTL;
 use crate::quota::LEDGER_MARGIN;
 use crate::settings::SyncSettings;
+use crate::states::TASKS;
 use crate::store::WRITE_LOCK_TTL;
 
 /// A duration as the manual says it: `4 days`, `6 minutes`, `15 s`.
@@ -118,6 +119,19 @@ pub fn store_table() -> String {
     table
 }
 
+/// The run's contract (`states::TASKS`): each Lambda Task, its function, what it reads
+/// and what it answers.
+pub fn tasks_table() -> String {
+    let mut table = String::from("| state | function | reads | answers |\n|---|---|---|---|\n");
+    for task in TASKS {
+        table.push_str(&format!(
+            "| `{}` | {} | `{}` | `{}` |\n",
+            task.state, task.binary, task.input, task.output
+        ));
+    }
+    table
+}
+
 /// Where `name`'s table sits in `page`: between `<!-- name: begin -->` and
 /// `<!-- name: end -->`.
 pub fn section(page: &str, name: &str) -> Option<(usize, usize)> {
@@ -167,6 +181,7 @@ mod tests {
     #[test]
     fn the_manual_s_tables_follow_the_code() {
         hold("docs/how-it-works.md", "store", &store_table()).unwrap();
+        hold("docs/how-it-works.md", "tasks", &tasks_table()).unwrap();
     }
 
     #[test]

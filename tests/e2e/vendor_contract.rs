@@ -667,26 +667,14 @@ fn lansweeper_operation(query: &str) -> String {
 
 /// Breaking it looks like: an endpoint the product has begun to use that nobody has
 /// checked against what the vendor publishes, or a table that says one the product no
-/// longer sends. `UPDATE_CONTRACT_DOC=1` writes the table anew.
+/// longer sends. `make structure` writes the table anew.
 #[tokio::test]
 async fn the_endpoint_table_is_what_the_product_sends() {
     let model = connectwise_model();
     let (_world, connectwise, lansweeper) = everything_the_product_sends().await;
     let table = endpoint_table(&model, &connectwise, &lansweeper);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/vendor-contract.md");
-    let page = std::fs::read_to_string(path).unwrap();
-    let (begin, end) = ("<!-- endpoints: begin -->\n", "<!-- endpoints: end -->");
-    let start = page.find(begin).expect("the table's opening marker") + begin.len();
-    let stop = page.find(end).expect("the table's closing marker");
-    if page[start..stop] != table {
-        if std::env::var("UPDATE_CONTRACT_DOC").is_ok() {
-            std::fs::write(path, format!("{}{table}{}", &page[..start], &page[stop..])).unwrap();
-        } else {
-            panic!(
-                "docs/vendor-contract.md is behind what the product sends: UPDATE_CONTRACT_DOC=1 cargo test -p lscw-tests --test e2e vendor_contract::\n{table}"
-            );
-        }
-    }
+    shared::manual::hold("docs/vendor-contract.md", "endpoints", &table)
+        .unwrap_or_else(|behind| panic!("{behind}\n{table}"));
 }
 
 /// The checks themselves: a field outside the model, a wrong type, an unknown path or

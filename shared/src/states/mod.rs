@@ -18,6 +18,86 @@ use crate::references::ReferenceKind;
 #[cfg(any(test, feature = "contract"))]
 pub mod walk;
 
+/// One Lambda Task of the state machine: the function it invokes (by the template
+/// parameter naming its ARN in `sync.asl.json`, and by its binary), the type its payload
+/// is read into and the type it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskDoc {
+    pub state: &'static str,
+    pub function_arn: &'static str,
+    pub binary: &'static str,
+    pub input: &'static str,
+    pub output: &'static str,
+}
+
+/// Every Lambda Task of `sync.asl.json`: what the manual's table of the run's contract is
+/// rendered from, and what the walk of the state machine holds each Task to.
+pub const TASKS: &[TaskDoc] = &[
+    TaskDoc {
+        state: "FetchAssets",
+        function_arn: "FetchAssetsFunctionArn",
+        binary: "fetch-assets",
+        input: "FetchAssetsInput",
+        output: "FetchAssetsOutput",
+    },
+    TaskDoc {
+        state: "EnsureReferences",
+        function_arn: "EnsureReferencesFunctionArn",
+        binary: "ensure-references",
+        input: "FetchAssetsOutput",
+        output: "EnsureReferencesOutput",
+    },
+    TaskDoc {
+        state: "Match",
+        function_arn: "MatchFunctionArn",
+        binary: "match",
+        input: "EnsureReferencesOutput",
+        output: "MatchOutput",
+    },
+    TaskDoc {
+        state: "BulkCreate",
+        function_arn: "BulkCreateFunctionArn",
+        binary: "bulk-create",
+        input: "BulkWriteInput",
+        output: "BulkWriteOutput",
+    },
+    TaskDoc {
+        state: "BulkModify",
+        function_arn: "BulkModifyFunctionArn",
+        binary: "bulk-modify",
+        input: "BulkWriteInput",
+        output: "BulkWriteOutput",
+    },
+    TaskDoc {
+        state: "Enrich",
+        function_arn: "EnrichFunctionArn",
+        binary: "ticket-agreement-enrich",
+        input: "EnrichInput",
+        output: "EnrichOutput",
+    },
+    TaskDoc {
+        state: "RecordReport",
+        function_arn: "RunReportFunctionArn",
+        binary: "run-report",
+        input: "RecordReportInput",
+        output: "RunSummary",
+    },
+    TaskDoc {
+        state: "RecordSkipped",
+        function_arn: "RunReportFunctionArn",
+        binary: "run-report",
+        input: "RecordReportInput",
+        output: "RunSummary",
+    },
+    TaskDoc {
+        state: "RecordFailure",
+        function_arn: "RunReportFunctionArn",
+        binary: "run-report",
+        input: "RecordReportInput",
+        output: "RunSummary",
+    },
+];
+
 /// A run's id: the state machine's execution name (`run-{epoch}-{hex}` when the product
 /// names it), the key every record of the run sits under. A type of its own, so a run id
 /// is never mistaken for another text (a batch key, an asset key) on its way.
