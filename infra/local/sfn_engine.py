@@ -342,6 +342,22 @@ class Container:
                     ).encode(),
                     "Runtime.InitTimeout",
                 )
+        # The process's peak since it began (VmHWM) once more, now that it answered: a
+        # spike past the memory between two looks (an allocation made and freed within
+        # one poll, then a quick answer) kills the sandbox in Lambda all the same.
+        memory = memory_kb(self.process.pid)
+        if memory is not None:
+            self.peak_kb = max(self.peak_kb, memory[1])
+            stats.memory(self.peak_kb)
+            if memory[1] > limit_kb and invocation.error != "Runtime.OutOfMemory":
+                stats.outcome("outOfMemory")
+                invocation.error = "Runtime.OutOfMemory"
+                invocation.body = json.dumps(
+                    {
+                        "errorType": "Runtime.OutOfMemory",
+                        "errorMessage": f"RequestId: {invocation.id} Error: Runtime exited with error: signal: killed (peak {memory[1] // 1024} MB of {limits['memoryMb']} MB)",
+                    }
+                ).encode()
         # A function's own error leaves its process warm; a stop or a crash does not.
         stopped = (invocation.error or "").startswith(("Sandbox.", "Runtime."))
         return self.alive() and not stopped

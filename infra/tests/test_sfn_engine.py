@@ -36,6 +36,9 @@ while True:
     if "allocateMb" in event:
         held.append(bytearray(event["allocateMb"] * 1024 * 1024))
         time.sleep(1)
+    if "spikeMb" in event:
+        spike = b"\\x01" * (event["spikeMb"] * 1024 * 1024)
+        del spike
     if event.get("fail"):
         body = json.dumps({{"errorType": "Permanent", "errorMessage": "asked to fail"}}).encode()
         urllib.request.urlopen(urllib.request.Request(api + request_id + "/error", data=body, method="POST")).read()
@@ -148,6 +151,21 @@ class LambdaServiceTest(unittest.TestCase):
         self.assertEqual(answer["errorType"], "Runtime.OutOfMemory")
         self.assertEqual(self.stats()["outOfMemory"], 1)
         self.assertGreater(self.stats()["peakMemoryKb"], 64 * 1024)
+
+    def test_a_spike_past_its_memory_answered_at_once_is_caught(self):
+        """Breaking it looks like: a function that peaks past its MemorySize between two
+        looks and answers quickly passes (a 64 MB function at ~100 MB, once in a few).
+        The looks are made rarer than the invocation lasts, so only the look after the
+        answer can see the spike."""
+        poll = sfn_engine.POLL_SECONDS
+        sfn_engine.POLL_SECONDS = 30
+        self.addCleanup(setattr, sfn_engine, "POLL_SECONDS", poll)
+        for _ in range(3):
+            error, answer = self.invoke({"spikeMb": 100})
+            self.assertEqual(error, "Unhandled", answer)
+            self.assertEqual(answer["errorType"], "Runtime.OutOfMemory")
+        self.assertEqual(self.stats()["outOfMemory"], 3)
+        self.assertEqual(self.stats()["coldStarts"], 3, "each killed sandbox starts anew")
 
     def test_a_function_error_is_unhandled_and_the_process_stays_warm(self):
         _, warm = self.invoke({})
