@@ -634,8 +634,14 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
     }
     // Every kind of fault injected fired, so the runs above lived through them.
     assert!(lost > 0, "no answer was lost");
-    assert!(soak.cw.control().refused() > 0, "ConnectWise refused nothing");
-    assert!(soak.ls.control().refused() > 0, "Lansweeper refused nothing");
+    assert!(
+        soak.cw.control().refused() > 0,
+        "ConnectWise refused nothing"
+    );
+    assert!(
+        soak.ls.control().refused() > 0,
+        "Lansweeper refused nothing"
+    );
     // Converged: the last run changed nothing on either side and failed nothing, and
     // every asset of every mapped client has its one configuration in its company.
     let report = shared::pipeline::report(&store, "final-converged", false)

@@ -22,7 +22,6 @@ use crate::references::{EnsureOutcome, ReferenceKind, ReferenceNames};
 use crate::staging::Rejected;
 use crate::store::{Store, StoreError, StoreExt};
 
-/// Items an operator sets (mapping, overrides): kept until changed.
 /// How long an item lives: the store's TTL, its value where it is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lives {
@@ -292,13 +291,13 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         keys: &["lease/sync"],
         holds: "the run holding the sync's lease (`LeaseHolder`)",
-        written_by: "fetch-assets, every step renews",
+        written_by: "fetch-assets, every step renews; `lscw merge`, `link`, `unlink`, `revert`, `retire --approve` while they write",
         lives: Lives::Lease,
     },
     KeyDoc {
         keys: &["lease/enrich"],
         holds: "the run holding the enrichment's lease (`LeaseHolder`)",
-        written_by: "ticket-agreement-enrich, every invocation renews",
+        written_by: "ticket-agreement-enrich, every invocation renews; `lscw revert` of an enrichment",
         lives: Lives::Lease,
     },
     KeyDoc {
@@ -334,7 +333,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         keys: &["link/plan"],
         holds: "the link a `lscw link` set out to write (`Pin`), `null` once written",
-        written_by: "`lscw link`",
+        written_by: "`lscw link` (`lscw unlink` finishes a stopped one)",
         lives: Lives::Kept,
     },
     KeyDoc {
@@ -345,6 +344,7 @@ pub const KEYS: &[KeyDoc] = &[
     },
 ];
 
+/// Items an operator sets (mapping, overrides): kept until changed.
 pub const KEPT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// What the enrichment knows of tickets and agreements: longer than the full-read period

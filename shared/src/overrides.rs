@@ -83,7 +83,7 @@ pub async fn pin<S: Store>(
     pin: Option<Pin>,
     unpin: Option<i64>,
 ) -> Result<(Vec<Pinned>, Option<String>), PipelineError> {
-    let run_id = format!("link-{}", epoch_seconds());
+    let run_id = format!("link-{}-{:04x}", epoch_seconds(), fastrand::u16(..));
     if let Some(holder) = lease::acquire(store, &run_id).await? {
         return Err(PipelineError::Config(format!(
             "run {} holds the lease; link when it has ended",
@@ -98,13 +98,26 @@ pub async fn pin<S: Store>(
             store
                 .put(layout::LINK_PLAN, &Some(&pin), layout::KEPT)
                 .await?;
-            let cleared = link(
+            let linked = link(
                 connectwise,
                 custom_field_ids,
                 &pin.asset_key,
                 pin.configuration_id,
             )
-            .await?;
+            .await;
+            let cleared = match linked {
+                Ok(cleared) => cleared,
+                Err(error) => {
+                    // Refused for what it asks (no such configuration, say): never to go
+                    // through, so it is not kept to block every later link.
+                    if !error.is_transient() {
+                        store
+                            .put(layout::LINK_PLAN, &None::<Pin>, layout::KEPT)
+                            .await?;
+                    }
+                    return Err(error);
+                }
+            };
             store
                 .put(layout::LINK_PLAN, &None::<Pin>, layout::KEPT)
                 .await?;

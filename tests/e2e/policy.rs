@@ -788,3 +788,37 @@ async fn a_link_killed_after_any_of_its_writes_is_finished_by_the_next_link_or_u
         );
     }
 }
+
+/// A link ConnectWise refuses for what it asks (no such configuration) fails alone: its
+/// plan is not kept to block every later `lscw link` and `lscw unlink`.
+///
+/// Breaking it looks like: every link after a mistyped id failing on the same 404.
+#[tokio::test]
+async fn a_link_refused_for_what_it_asks_does_not_block_the_next() {
+    use shared::overrides::{self, Pin};
+
+    let world = world(20).await;
+    sync_with(&world, &settings()).await;
+    let ids = shared::custom_fields::resolve(&world.cw_client, &settings())
+        .await
+        .unwrap();
+    let key = links(&world).into_values().flatten().next().unwrap();
+    let mistyped = Pin {
+        asset_key: key.clone(),
+        configuration_id: 999_999,
+    };
+    let refused = overrides::pin(&world.cw_client, &world.store, &ids, Some(mistyped), None).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let (id, _) = links(&world)
+        .into_iter()
+        .find(|(_, link)| link.as_deref() == Some(key.as_str()))
+        .unwrap();
+    let (unpinned, cleared) = overrides::pin(&world.cw_client, &world.store, &ids, None, Some(id))
+        .await
+        .unwrap();
+    assert!(
+        unpinned.is_empty(),
+        "nothing stopped is replayed: {unpinned:?}"
+    );
+    assert_eq!(cleared.as_deref(), Some(key.as_str()));
+}

@@ -547,4 +547,52 @@ async fn a_run_on_one_machine_follows_the_state_machine_s_order() {
         summary.enrichment.is_some(),
         "the report recorded after the enrichment counts it: {summary:?}"
     );
+    assert!(
+        summary.duration_seconds.is_some(),
+        "recorded while the enrichment's lease was still held, as RecordReport comes before ReleaseEnrichmentLease: {summary:?}"
+    );
+    assert_eq!(
+        shared::lease::ENRICHMENT
+            .holder(&world.store)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(shared::lease::holder(&world.store).await.unwrap(), None);
+}
+
+/// A run on one machine whose enrichment fails for good is recorded failed, as the state
+/// machine's RecordFailure records it, and leaves no lease held.
+///
+/// Breaking it looks like: `lscw runs` without the run, or every later enrichment skipped
+/// for two hours behind a lease nobody gave up.
+#[tokio::test]
+async fn a_run_whose_enrichment_fails_is_recorded_failed_and_holds_no_lease() {
+    let world = world(30).await;
+    let outcome = pipeline::run_locally(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings(),
+        pipeline::Scope::Both,
+        &|progress| {
+            if progress == Progress::Step("Enrich") {
+                // Lansweeper takes the token back as the enrichment begins.
+                world.ls.control().fail_next(1_000, 401, None, None);
+            }
+        },
+    )
+    .await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    let recorded = pipeline::recent_runs(&world.store).await.unwrap();
+    let summary = recorded.last().unwrap();
+    assert_eq!(summary.status, pipeline::RunStatus::Failed, "{summary:?}");
+    assert_eq!(
+        shared::lease::ENRICHMENT
+            .holder(&world.store)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(shared::lease::holder(&world.store).await.unwrap(), None);
 }

@@ -155,31 +155,33 @@ where
     F: FnOnce(&EnrichReport) -> Fut,
     Fut: Future<Output = Result<(), PipelineError>>,
 {
-    let first = enrich(
-        connectwise,
-        lansweeper,
-        store,
-        settings,
-        &EnrichInput {
-            run_id: local.run_id.map(RunId::from),
-            next: None,
-        },
-        local.budget.map(|b| Instant::now() + b),
-    )
-    .await?;
-    if let Some(holder) = first.skipped_for {
-        let report = EnrichReport {
-            run_id: first.run_id.to_string(),
-            dry_run: settings.dry_run,
-            skipped_for: Some(holder),
-            ..EnrichReport::default()
-        };
-        before_release(&report).await?;
-        return Ok((report, 1));
-    }
-    let run_id = first.run_id.clone();
-    (local.watch)(&first);
+    // Named before the first invocation, so the lease that invocation takes is given up
+    // whatever it comes to (given up only by its holder: a skipped run's stays).
+    let run_id = local.run_id.map_or_else(RunId::generate, RunId::from);
     let work = async {
+        let first = enrich(
+            connectwise,
+            lansweeper,
+            store,
+            settings,
+            &EnrichInput {
+                run_id: Some(run_id.clone()),
+                next: None,
+            },
+            local.budget.map(|b| Instant::now() + b),
+        )
+        .await?;
+        if let Some(holder) = first.skipped_for {
+            let report = EnrichReport {
+                run_id: first.run_id.to_string(),
+                dry_run: settings.dry_run,
+                skipped_for: Some(holder),
+                ..EnrichReport::default()
+            };
+            before_release(&report).await?;
+            return Ok((report, 1));
+        }
+        (local.watch)(&first);
         let done = invocations(
             connectwise,
             lansweeper,

@@ -92,15 +92,7 @@ pub async fn run_locally<S: Store>(
         let synced = match synced.await {
             Ok(synced) => synced,
             Err(error) => {
-                let failure = RecordReportInput {
-                    run_id: run_id.as_str().into(),
-                    error: Some(serde_json::json!({
-                        "Error": if error.is_transient() { "Transient" } else { "Permanent" },
-                        "Cause": error.to_string(),
-                    })),
-                    ..RecordReportInput::default()
-                };
-                record(failure, "RecordFailure").await?;
+                record(failure(&run_id, &error), "RecordFailure").await?;
                 return Err(error);
             }
         };
@@ -141,20 +133,47 @@ pub async fn run_locally<S: Store>(
     };
     // The report is recorded before the enrichment's lease is given up, as the state
     // machine's RecordReport comes before its ReleaseEnrichmentLease.
+    let reported = std::sync::atomic::AtomicBool::new(false);
     let recorded = |_: &EnrichReport| async {
         if scope == Scope::Both {
             record(report_input, "RecordReport").await?;
+            reported.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         if !settings.dry_run {
             progress(Progress::Step("ReleaseEnrichmentLease"));
         }
         Ok(())
     };
-    let (report, _) =
+    let enriched =
         enrichment::run_enrich_watched(connectwise, lansweeper, store, settings, &local, recorded)
-            .await?;
-    run.enrichment = Some(report);
-    Ok(run)
+            .await;
+    match enriched {
+        Ok((report, _)) => {
+            run.enrichment = Some(report);
+            Ok(run)
+        }
+        Err(error) => {
+            // The sync's run failed in its enrichment: recorded as the state machine's
+            // RecordFailure records it, unless its report was recorded already (the
+            // lease's release is what failed then).
+            if scope == Scope::Both && !reported.load(std::sync::atomic::Ordering::SeqCst) {
+                record(failure(&run_id, &error), "RecordFailure").await?;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The record of a run that failed: the error as Step Functions' Catch hands it on.
+fn failure(run_id: &RunId, error: &PipelineError) -> RecordReportInput {
+    RecordReportInput {
+        run_id: run_id.clone(),
+        error: Some(serde_json::json!({
+            "Error": if error.is_transient() { "Transient" } else { "Permanent" },
+            "Cause": error.to_string(),
+        })),
+        ..RecordReportInput::default()
+    }
 }
 
 /// The sync's steps alone, in the state machine's order, on one machine. The run holds

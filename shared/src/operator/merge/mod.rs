@@ -249,7 +249,7 @@ pub async fn merge<S: Store>(
             .extend(planned.iter().map(|p| p.outcome(p.tickets.clone(), 0)));
         return Ok(report);
     }
-    let run_id = format!("merge-{}", epoch_seconds());
+    let run_id = format!("merge-{}-{:04x}", epoch_seconds(), fastrand::u16(..));
     if let Some(holder) = lease::acquire(store, &run_id).await? {
         return Err(PipelineError::Config(format!(
             "run {} holds the lease; merge when it has ended",

@@ -256,8 +256,12 @@ async fn still_to_restore(
     };
     let current = current_values(&client, entries).await?;
     let keys: HashSet<String> = entries.iter().map(|e| e.asset_key.to_lowercase()).collect();
+    // Nothing of the batch is written yet: what the plan said of its assets is said anew.
     outcome
         .changed_since
+        .retain(|r| !keys.contains(&r.asset_key.to_lowercase()));
+    outcome
+        .failed
         .retain(|r| !keys.contains(&r.asset_key.to_lowercase()));
     let restored_before = outcome.restore.len();
     for entry in entries {
