@@ -25,7 +25,7 @@ browser:
 
 $(VENV)/.installed:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet 'moto[server]' cargo-lambda aws-sam-cli
+	$(VENV)/bin/pip install --quiet 'moto[server]==5.2.6' cargo-lambda aws-sam-cli
 	touch $@
 
 $(TOOLING)/node_modules/.installed: $(TOOLING)/package.json

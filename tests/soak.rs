@@ -29,8 +29,8 @@ use simulators::control::LostAnswer;
 use simulators::lansweeper::{LansweeperOptions, LansweeperSimulator, Site, SiteSpec};
 
 use lscw_tests::aws::{
-    Engine, aws_env, create_secret, create_table, describe_execution, sdk_config, start_engine,
-    start_execution,
+    Engine, Setup, aws_env, create_secret, create_table, describe_execution, sdk_config,
+    start_engine, start_execution,
 };
 use lscw_tests::{cw_sim_credentials, start_cw};
 
@@ -161,13 +161,18 @@ impl Soak {
         secret["LS_API_URL"] = json!(ls.api_url());
         let secret_arn = create_secret(&aws, "lscw/credentials", &secret).await;
         let mut env = aws_env(&engine.moto);
-        env.push(("SECRET_ARN", secret_arn));
-        env.push(("SYNC_TABLE", TABLE.into()));
-        env.push(("CW_TARGET_COMPANY", company_of(0)));
-        env.push(("CW_CUSTOM_FIELD_IDS", field_ids.join(",")));
         env.push(("LS_QUOTA_SPEED", clock.to_string()));
         env.push(("RUST_LOG", "warn".into()));
         env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
+        let env = Setup {
+            parameters: vec![
+                ("ConnectWiseSite", String::new()),
+                ("TargetCompany", company_of(0)),
+                ("CustomFieldIds", field_ids.join(",")),
+            ],
+            resources: vec![("SyncTable", TABLE.into()), ("Credentials", secret_arn)],
+            env,
+        };
         engine.configure(&env, clock, &json!({})).await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
         shared::mapping::save(&store, mapping(clients), 0)

@@ -19,9 +19,12 @@ One clock factor compresses the time the state machine spends: Wait states, the
 Retry intervals, the execution's `TimeoutSeconds` and the functions' timeouts.
 
 Engine endpoints (this service's own, under `/_engine/`):
-`POST /_engine/configure` {"env": {...}, "clockFactor": f, "functions": {name:
-{"timeoutSeconds": s, "memoryMb": m}}} sets the functions' environment (warm containers
-are stopped, so the next invocation starts with it) and overrides; `GET /_engine/stats`
+`POST /_engine/configure` {"parameters": {...}, "resources": {...}, "env": {...},
+"clockFactor": f, "functions": {name: {"timeoutSeconds": s, "memoryMb": m}}} sets the
+functions' environment, the template's (`Globals` and each function's, its `!Ref`s
+resolved from the parameters given and the resources' local names) and what only a test
+adds (`env`, never a variable the template sets), and the overrides; warm containers are
+stopped, so the next invocation starts with it. `GET /_engine/stats`
 answers per function invocations, outcomes, peak memory and longest duration.
 
     python infra/local/sfn_engine.py --moto-port P --lambda-port Q --bin-dir target/debug \
@@ -102,6 +105,42 @@ def functions_of(template):
             "timeoutSeconds": float(properties.get("Timeout", globals_.get("Timeout", 3))),
             "memoryMb": int(properties.get("MemorySize", globals_.get("MemorySize", 128))),
         }
+    return found
+
+
+def template_environment(template, parameters, resources):
+    """Binary name -> the environment the template gives that function: `Globals`' then
+    its own, each `!Ref` resolved as CloudFormation resolves it (a parameter to the value
+    given, else its `Default`; a resource to the name given for it). Fails on a value it
+    cannot resolve, so a variable the functions need cannot go missing unnoticed."""
+    declared = template.get("Parameters", {})
+
+    def resolve(name, value):
+        if isinstance(value, (str, int, float, bool)):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            ref = value["Ref"]
+            if ref in declared:
+                if ref in parameters:
+                    return str(parameters[ref])
+                if "Default" in declared[ref]:
+                    return str(declared[ref]["Default"])
+                raise ValueError(f"{name}: parameter {ref} has no value and no Default")
+            if ref in resources:
+                return str(resources[ref])
+        raise ValueError(f"{name}: cannot resolve {value}")
+
+    unknown = set(parameters) - set(declared)
+    if unknown:
+        raise ValueError(f"no such parameters in the template: {sorted(unknown)}")
+    globals_ = template.get("Globals", {}).get("Function", {})
+    shared = globals_.get("Environment", {}).get("Variables", {})
+    found = {}
+    for binary, function in functions_of(template).items():
+        properties = template["Resources"][function["resource"]].get("Properties", {})
+        own = properties.get("Environment", {}).get("Variables", {})
+        variables = {**shared, **own}
+        found[binary] = {name: resolve(name, value) for name, value in variables.items()}
     return found
 
 
@@ -204,6 +243,7 @@ class Container:
         port = self.server.server_address[1]
         limits = engine.limits(function)
         env = dict(os.environ)
+        env.update(engine.function_env.get(function, {}))
         env.update(engine.env)
         env.update(
             {
@@ -392,9 +432,11 @@ class FunctionStats:
 
 
 class Engine:
-    def __init__(self, bin_dir, functions):
+    def __init__(self, bin_dir, functions, template=None):
         self.bin_dir = bin_dir
         self.functions = functions
+        self.template = template
+        self.function_env = {}
         self.overrides = {}
         self.env = {}
         self.clock = 1.0
@@ -411,8 +453,19 @@ class Engine:
 
     def configure(self, body):
         with self.lock:
+            if self.template is not None:
+                # The functions' environment is the template's: the test names only the
+                # parameters and the resources, never the variables themselves.
+                self.function_env = template_environment(
+                    self.template, body.get("parameters", {}), body.get("resources", {})
+                )
             if "env" in body:
-                self.env = {str(k): str(v) for k, v in body["env"].items()}
+                env = {str(k): str(v) for k, v in body["env"].items()}
+                declared = {name for vars_ in self.function_env.values() for name in vars_}
+                clash = sorted(declared & set(env))
+                if clash:
+                    raise ValueError(f"{clash} come from the template: give its parameters")
+                self.env = env
             if "clockFactor" in body:
                 self.clock = float(body["clockFactor"])
                 if self.clock <= 0:
@@ -642,7 +695,7 @@ def main():
     from moto.core.config import default_user_config
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-    engine = Engine(args.bin_dir, functions)
+    engine = Engine(args.bin_dir, functions, template)
     patch_moto(engine, args.lambda_port)
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.moto_port, verbose=False)

@@ -76,6 +76,49 @@ class TemplateTest(unittest.TestCase):
         self.assertTrue(resources)
         self.assertLessEqual(resources, set(functions))
 
+    def test_the_functions_get_the_environment_the_template_gives_them(self):
+        """Breaking it looks like: a variable deleted from template.yaml (SYNC_TABLE) that
+        every deployed function needs, while the tests hand the functions their own list."""
+        template = sfn_engine.load_template(ROOT / "template.yaml")
+        env = sfn_engine.template_environment(
+            template,
+            {"ConnectWiseSite": "", "TargetCompany": "Acme"},
+            {"SyncTable": "the-table", "Credentials": "arn:secret"},
+        )
+        self.assertEqual(set(env), set(sfn_engine.functions_of(template)))
+        for binary, variables in env.items():
+            with self.subTest(function=binary):
+                self.assertEqual(variables["SYNC_TABLE"], "the-table")
+                self.assertEqual(variables["SECRET_ARN"], "arn:secret")
+                self.assertEqual(variables["CW_TARGET_COMPANY"], "Acme")
+                self.assertEqual(variables["AUDIT_RETENTION_DAYS"], "90", "its Default")
+        del template["Globals"]["Function"]["Environment"]["Variables"]["SYNC_TABLE"]
+        env = sfn_engine.template_environment(
+            template,
+            {"ConnectWiseSite": ""},
+            {"SyncTable": "the-table", "Credentials": "arn:secret"},
+        )
+        self.assertNotIn("SYNC_TABLE", env["match"], "what the template lacks, the functions lack")
+
+    def test_a_value_the_template_cannot_resolve_or_a_test_sets_itself_is_refused(self):
+        template = sfn_engine.load_template(ROOT / "template.yaml")
+        resources = {"SyncTable": "t", "Credentials": "s"}
+        with self.assertRaisesRegex(ValueError, "ConnectWiseSite"):
+            sfn_engine.template_environment(template, {}, resources)
+        with self.assertRaisesRegex(ValueError, "SyncTable"):
+            sfn_engine.template_environment(template, {"ConnectWiseSite": ""}, {"Credentials": "s"})
+        with self.assertRaisesRegex(ValueError, "no such parameters"):
+            sfn_engine.template_environment(template, {"ConnectWiseSite": "", "Nope": "x"}, resources)
+        engine = sfn_engine.Engine("/nonexistent", sfn_engine.functions_of(template), template)
+        with self.assertRaisesRegex(ValueError, "come from the template"):
+            engine.configure(
+                {
+                    "parameters": {"ConnectWiseSite": ""},
+                    "resources": resources,
+                    "env": {"SYNC_TABLE": "elsewhere"},
+                }
+            )
+
     def test_an_unknown_substitution_fails(self):
         template = sfn_engine.load_template(ROOT / "template.yaml")
         with self.assertRaises(ValueError):
@@ -183,3 +226,70 @@ class LambdaServiceTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MotoPatchTest(unittest.TestCase):
+    """The engine patches moto's Step Functions interpreter in four places (the Lambda
+    client, Wait, Retry's sleep, the execution's timeout). Setting an attribute always
+    succeeds, so a moto that moved one of them would leave a patch silently doing
+    nothing: each is checked to be where this moto (pinned in the Makefile) calls it."""
+
+    def test_each_patched_place_is_where_moto_calls_it(self):
+        import inspect
+
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.program import program
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+            lambda_eval_utils,
+        )
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import (
+            wait_function,
+        )
+
+        self.assertTrue(callable(lambda_eval_utils.boto_client_for))
+        calls_client = inspect.getsource(lambda_eval_utils)
+        self.assertIn("boto_client_for(", calls_client)
+        wait_source = inspect.getsource(wait_function.WaitFunction)
+        self.assertIn("def _wait_interval", wait_source)
+        self.assertIn("self._wait_interval(", wait_source)
+        self.assertIn("time.sleep(", inspect.getsource(retrier_decl))
+        program_source = inspect.getsource(program.Program)
+        self.assertIn("def eval(", program_source)
+        self.assertIn("timeout_seconds", program_source)
+        self.assertTrue(hasattr(program, "TMP_THREADS"))
+
+    def test_the_patches_are_in_effect(self):
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.program import program
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import (
+            wait_function,
+        )
+
+        saved = (
+            wait_function.WaitFunction._wait_interval,
+            retrier_decl.time,
+            program.Program.eval,
+        )
+
+        def restore():
+            (
+                wait_function.WaitFunction._wait_interval,
+                retrier_decl.time,
+                program.Program.eval,
+            ) = saved
+
+        self.addCleanup(restore)
+        engine = sfn_engine.Engine("/nonexistent", {})
+        engine.clock = 100.0
+        sfn_engine.patch_moto(engine, 1)
+        started = time.time()
+        retrier_decl.time.sleep(2.0)
+        self.assertLess(time.time() - started, 0.5, "a Retry's interval is compressed")
+
+        class Env:
+            program_state_event = threading.Event()
+
+        started = time.time()
+        wait_function.WaitFunction._wait_interval(None, Env(), 2.0)
+        self.assertLess(time.time() - started, 0.5, "a Wait is compressed")
+        self.assertIsNot(program.Program.eval, saved[2])

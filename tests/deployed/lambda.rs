@@ -20,8 +20,8 @@ use simulators::control::LostAnswer;
 use simulators::lansweeper::{LansweeperSimulator, SiteSpec};
 
 use lscw_tests::aws::{
-    Engine, aws_env, aws_json, create_secret, create_table, run_execution_within, sdk_config,
-    start_engine,
+    Engine, Setup, aws_env, aws_json, create_secret, create_table, run_execution_within,
+    sdk_config, start_engine,
 };
 use lscw_tests::{cw_sim_credentials, start_cw};
 
@@ -132,7 +132,7 @@ struct Deployment {
     store: DynamoStore,
     cw: ConnectWiseSimulator,
     ls: LansweeperSimulator,
-    env: Vec<(&'static str, String)>,
+    env: Setup,
     secret_arn: String,
     machine: String,
 }
@@ -150,14 +150,23 @@ async fn deploy(assets: usize) -> Deployment {
         .unwrap();
     let secret_arn = create_secret(&aws, "lscw/credentials", &secret_of(&cw, &ls, None)).await;
     let mut env = aws_env(&engine.moto);
-    env.push(("SECRET_ARN", secret_arn.clone()));
-    env.push(("SYNC_TABLE", TABLE.into()));
-    env.push(("CW_TARGET_COMPANY", "BlueLightCo".into()));
     // The functions' Lansweeper clock runs as fast as the simulator's.
     env.push(("LS_QUOTA_SPEED", lscw_tests::LS_SPEED.to_string()));
     env.push(("RUST_LOG", "info".into()));
     // As the template's LoggingConfig sets it in Lambda.
     env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
+    let env = Setup {
+        // The site is the secret's (its base URL names the simulator).
+        parameters: vec![
+            ("ConnectWiseSite", String::new()),
+            ("TargetCompany", "BlueLightCo".into()),
+        ],
+        resources: vec![
+            ("SyncTable", TABLE.into()),
+            ("Credentials", secret_arn.clone()),
+        ],
+        env,
+    };
     engine.configure(&env, 1.0, &json!({})).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), TABLE);
     shared::mapping::save(&store, lscw_tests::world::estate_mapping(), 0)

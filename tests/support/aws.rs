@@ -364,22 +364,40 @@ pub fn start_engine(table: &str) -> Engine {
     }
 }
 
+/// What a deployment is given: the template's parameters (`TargetCompany`), the local
+/// names of its resources (`SyncTable`, `Credentials`), and what only a test adds to the
+/// functions' environment (the AWS endpoint, a faster quota clock, the log level). The
+/// functions' environment itself is the template's.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub parameters: Vec<(&'static str, String)>,
+    pub resources: Vec<(&'static str, String)>,
+    pub env: Vec<(&'static str, String)>,
+}
+
 impl Engine {
     /// The functions' environment (every container started from now on), the clock
     /// factor and per-function limit overrides (`{"bulk-create": {"timeoutSeconds": 2}}`).
-    pub async fn configure(
-        &self,
-        env: &[(&str, String)],
-        clock_factor: f64,
-        functions: &serde_json::Value,
-    ) {
-        let env: serde_json::Map<String, serde_json::Value> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
-            .collect();
+    pub async fn configure(&self, setup: &Setup, clock_factor: f64, functions: &serde_json::Value) {
+        let map = |pairs: &[(&str, String)]| -> serde_json::Map<String, serde_json::Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
+                .collect()
+        };
+        let body = serde_json::json!({
+            "parameters": map(&setup.parameters),
+            "resources": map(&setup.resources),
+            "env": map(&setup.env),
+            "clockFactor": clock_factor,
+            "functions": functions,
+        });
         let response = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/_engine/configure", self.lambda_port))
-            .json(&serde_json::json!({"env": env, "clockFactor": clock_factor, "functions": functions}))
+            .post(format!(
+                "http://127.0.0.1:{}/_engine/configure",
+                self.lambda_port
+            ))
+            .json(&body)
             .send()
             .await
             .expect("the engine answers");
