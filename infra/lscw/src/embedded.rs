@@ -2,9 +2,13 @@
 //! what a run leaves for the next (the reference cache, run reports, the run lease,
 //! what enrichment remembers) survives between invocations exactly as in DynamoDB. The
 //! file is opened for each operation and closed after it, so several `lscw` processes
-//! share it one operation at a time.
+//! share it one operation at a time. Expired items are deleted as DynamoDB's TTL deletes
+//! them: a process's first write, and one an hour after, sweeps them out, so the file
+//! holds what lives and never grows with the runs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redb::{Database, DatabaseError, ReadableTable, TableDefinition};
@@ -16,6 +20,9 @@ const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
 
 /// How long an operation waits for another process to close the file.
 const WAIT_FOR_FILE: Duration = Duration::from_secs(30);
+
+/// How often a long-lived process sweeps expired items out (seconds).
+const SWEEP_EVERY: u64 = 3600;
 
 /// Where the file lives: `LSCW_DATA_DIR`, or `lscw` under the user's data directory.
 pub fn default_path(data_dir: Option<String>) -> PathBuf {
@@ -30,6 +37,8 @@ pub fn default_path(data_dir: Option<String>) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     path: PathBuf,
+    /// When this process last swept expired items out (epoch seconds; 0: never).
+    swept_at: Arc<AtomicU64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -46,7 +55,22 @@ fn backend(path: &Path, error: impl std::fmt::Display) -> StoreError {
 
 impl EmbeddedStore {
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self {
+            path,
+            swept_at: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Whether this write sweeps expired items out first: the process's first, then one
+    /// an hour.
+    fn sweeps(&self) -> bool {
+        let now = now();
+        let last = self.swept_at.load(Ordering::SeqCst);
+        now.saturating_sub(last) >= SWEEP_EVERY
+            && self
+                .swept_at
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
     }
 
     pub fn path(&self) -> &Path {
@@ -132,6 +156,17 @@ fn read(table: &redb::Table<&str, &[u8]>, key: &str) -> Result<Option<Item>, Sto
     Ok((item.expires > now()).then_some(item))
 }
 
+/// Deletes every expired item (an item that cannot be read is left for the read that
+/// reports it).
+fn sweep(table: &mut redb::Table<&str, &[u8]>) -> Result<(), StoreError> {
+    let now = now();
+    table
+        .retain(|_, bytes| {
+            serde_json::from_slice::<Item>(bytes).map_or(true, |item| item.expires > now)
+        })
+        .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 fn write(table: &mut redb::Table<&str, &[u8]>, key: &str, item: &Item) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(item).map_err(|e| StoreError::Corrupt {
         key: key.to_string(),
@@ -146,7 +181,11 @@ fn write(table: &mut redb::Table<&str, &[u8]>, key: &str, item: &Item) -> Result
 impl Store for EmbeddedStore {
     async fn put_raw(&self, key: &str, value: String, ttl: Duration) -> Result<(), StoreError> {
         let key = key.to_string();
+        let sweeps = self.sweeps();
         self.with_items(move |table| {
+            if sweeps {
+                sweep(table)?;
+            }
             let item = Item {
                 value,
                 expires: now() + ttl.as_secs(),
@@ -215,6 +254,45 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lscw-contract-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         shared::store::contract::check(&EmbeddedStore::new(dir.join("store.redb"))).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Breaking it looks like: a store file that keeps every run's records forever, reads
+    /// skipping them while the file grows with every run.
+    #[tokio::test]
+    async fn expired_items_are_deleted_as_dynamodb_s_ttl_deletes_them() {
+        let dir = std::env::temp_dir().join(format!("lscw-sweep-{}", std::process::id()));
+        let path = dir.join("store.redb");
+        let _ = std::fs::remove_dir_all(&dir);
+        let entries = |path: &Path| {
+            use redb::{ReadableDatabase, ReadableTableMetadata};
+            let database = Database::create(path).unwrap();
+            let read = database.begin_read().unwrap();
+            read.open_table(ITEMS).unwrap().len().unwrap()
+        };
+        // Run after run, each leaving records that then expire: the file holds only what
+        // still lives.
+        for run in 0..20 {
+            let store = EmbeddedStore::new(path.clone());
+            for part in 0..10 {
+                store
+                    .put(&format!("run/{run}/part/{part}"), &part, Duration::ZERO)
+                    .await
+                    .unwrap();
+            }
+            store
+                .put("mapping", &run, Duration::from_secs(600))
+                .await
+                .unwrap();
+            assert!(entries(&path) <= 11, "run {run}: {} items", entries(&path));
+        }
+        let store = EmbeddedStore::new(path.clone());
+        store
+            .put("last", &1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(entries(&path), 2, "what lives, and nothing else");
+        assert_eq!(store.get::<i32>("mapping").await.unwrap(), Some(19));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -902,7 +902,19 @@ async fn the_deployment_steps_map_three_sites_and_the_state_machine_syncs_them()
     assert!(checked.contains("every check passed"), "{checked}");
 
     // Step 6: an execution of the template's state machine over the real functions.
-    engine.configure(&env, 1.0, &serde_json::json!({})).await;
+    // The functions get the template's environment: its parameters as step 1 left them
+    // (no TargetCompany, no LansweeperSiteId), the table and the secret as deployed, and
+    // the simulators' addresses where the site would be.
+    let deployed = lscw_tests::aws::Setup {
+        parameters: vec![("ConnectWiseSite", String::new())],
+        resources: vec![("SyncTable", TABLE.into()), ("Credentials", arn.clone())],
+        env: env
+            .iter()
+            .filter(|(key, _)| !matches!(*key, "SECRET_ARN" | "SYNC_TABLE"))
+            .cloned()
+            .collect(),
+    };
+    engine.configure(&deployed, 1.0, &serde_json::json!({})).await;
     let machine = engine.create_state_machine("sync").await;
     let execution = run_execution_within(
         &engine.moto,
