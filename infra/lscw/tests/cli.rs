@@ -914,7 +914,9 @@ async fn the_deployment_steps_map_three_sites_and_the_state_machine_syncs_them()
             .cloned()
             .collect(),
     };
-    engine.configure(&deployed, 1.0, &serde_json::json!({})).await;
+    engine
+        .configure(&deployed, 1.0, &serde_json::json!({}))
+        .await;
     let machine = engine.create_state_machine("sync").await;
     let execution = run_execution_within(
         &engine.moto,

@@ -214,8 +214,9 @@ async fn invocations<S: Store>(
     let mut output = first;
     while !output.done {
         if output.wait_seconds > 0 {
-            // What the state machine's Wait state does between two invocations.
-            tokio::time::sleep(Duration::from_secs(output.wait_seconds)).await;
+            // What the state machine's Wait state does between two invocations: its seconds
+            // are the quota's.
+            tokio::time::sleep(lansweeper.quota_wait(output.wait_seconds)).await;
         }
         // An invocation that only handed back a wait shares its start (and its progress
         // record) with the one after it.

@@ -721,7 +721,7 @@ async fn plan_site<S: Store>(
                 let wait_seconds = if wait.is_zero() {
                     0
                 } else {
-                    wait.as_secs().max(1)
+                    lansweeper.quota_seconds(wait)
                 };
                 return Ok(SitePlanned::Stopped { wait_seconds });
             }
@@ -750,7 +750,7 @@ async fn plan_site<S: Store>(
                 let wait = error.rate_limited_for().unwrap_or_default();
                 tracing::warn!(%run_id, wait_s = wait.as_secs(), "Lansweeper refused for rate; planning goes on after the wait");
                 return Ok(SitePlanned::Stopped {
-                    wait_seconds: wait.as_secs().max(1),
+                    wait_seconds: lansweeper.quota_seconds(wait),
                 });
             }
             Err(other) => return Err(other.into()),

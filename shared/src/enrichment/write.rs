@@ -252,7 +252,7 @@ impl<S: Store> Writer<'_, S> {
                 .await;
             if !wait.is_zero() {
                 if deadline.is_some_and(|d| Instant::now() + wait > d) {
-                    wait_seconds = wait.as_secs().max(1);
+                    wait_seconds = self.lansweeper.quota_seconds(wait);
                     break;
                 }
                 tokio::time::sleep(wait).await;
@@ -279,7 +279,7 @@ impl<S: Store> Writer<'_, S> {
                 Err(PipelineError::Lansweeper(error)) if error.rate_limited_for().is_some() => {
                     let wait = error.rate_limited_for().unwrap_or_default();
                     tracing::warn!(run_id = %self.run_id, wait_s = wait.as_secs(), "Lansweeper refused for rate; writing goes on after the wait");
-                    wait_seconds = wait.as_secs().max(1);
+                    wait_seconds = self.lansweeper.quota_seconds(wait);
                     break;
                 }
                 Err(error) => return Err(error),

@@ -24,6 +24,8 @@ pub struct LansweeperOptions {
     pub page_size: u32,
     pub max_concurrent: usize,
     pub timeout: Duration,
+    /// How many times faster than Lansweeper's the quota's clock runs (1: Lansweeper's).
+    pub quota_speed: f64,
 }
 
 impl Default for LansweeperOptions {
@@ -42,6 +44,7 @@ impl Default for LansweeperOptions {
             page_size: PAGE_SIZE,
             max_concurrent: 4,
             timeout: Duration::from_secs(60),
+            quota_speed: 1.0,
         }
     }
 }
@@ -54,6 +57,7 @@ impl LansweeperOptions {
         self.rate_window = self.rate_window.div_f64(factor);
         self.hourly_window = self.hourly_window.div_f64(factor);
         self.retry.rate_limit_fallback = self.retry.rate_limit_fallback.div_f64(factor);
+        self.quota_speed = factor;
         self
     }
 }
@@ -104,6 +108,7 @@ pub struct LansweeperClient {
     /// The short window's limit and length, as Lansweeper counts them for the token.
     rate_limit: usize,
     rate_window: Duration,
+    quota_speed: f64,
 }
 
 impl LansweeperClient {
@@ -135,7 +140,21 @@ impl LansweeperClient {
             horizon: options.hourly_window.max(options.rate_window),
             rate_limit: options.rate_limit,
             rate_window: options.rate_window,
+            quota_speed: options.quota_speed.max(1.0),
         })
+    }
+
+    /// A wait for the quota in the quota's own seconds, as the state machine's Wait state
+    /// counts them (at least one): the wait itself against Lansweeper; against a simulator
+    /// whose quota runs faster, that many times it, as every other clock of the run is
+    /// compressed alike (so the Wait, compressed in turn, lasts the wait).
+    pub fn quota_seconds(&self, wait: Duration) -> u64 {
+        (wait.as_secs_f64() * self.quota_speed).ceil().max(1.0) as u64
+    }
+
+    /// How long `quota_seconds` lasts on this machine's clock.
+    pub fn quota_wait(&self, quota_seconds: u64) -> Duration {
+        Duration::from_secs(quota_seconds).div_f64(self.quota_speed)
     }
 
     /// The token's hash: Lansweeper counts its minute and hour per token, so every user
@@ -206,6 +225,7 @@ impl LansweeperClient {
             horizon: self.horizon,
             rate_limit: self.rate_limit,
             rate_window: self.rate_window,
+            quota_speed: self.quota_speed,
         }
     }
 
@@ -441,6 +461,29 @@ fn interpret(status: StatusCode, text: &str) -> Result<Value, LansweeperError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Breaking it looks like: a soak whose Lansweeper quota runs 60 times faster handing
+    /// the state machine's Wait a wait already compressed, which the Wait compresses again
+    /// (the enrichment then writes into a quota still spent).
+    #[test]
+    fn a_wait_is_told_in_the_quota_s_seconds() {
+        let config = crate::lansweeper::LansweeperConfig::from_lookup(|key| match key {
+            "LS_TOKEN" => Some("pat-1".into()),
+            "LS_SITE_ID" => Some("site".into()),
+            _ => None,
+        })
+        .unwrap();
+        let lansweeper =
+            LansweeperClient::new(config.clone(), LansweeperOptions::default()).unwrap();
+        assert_eq!(lansweeper.quota_seconds(Duration::from_millis(1_200)), 2);
+        assert_eq!(lansweeper.quota_seconds(Duration::from_millis(10)), 1);
+        assert_eq!(lansweeper.quota_wait(30), Duration::from_secs(30));
+        let sped = LansweeperClient::new(config, LansweeperOptions::default().sped_up(60.0))
+            .unwrap()
+            .with_window_share((1, 3));
+        assert_eq!(sped.quota_seconds(Duration::from_secs(1)), 60);
+        assert_eq!(sped.quota_wait(60), Duration::from_secs(1));
+    }
 
     #[test]
     fn three_forms_of_a_bad_token_are_one_error() {
