@@ -703,4 +703,67 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
         unconverged.len(),
         &unconverged[..unconverged.len().min(20)]
     );
+    every_value_is_what_a_fresh_run_computes(&soak, &store, clock).await;
+}
+
+/// The verdict on every value written, not only the links: a dry run of the sync and of
+/// the enrichment from an empty store (nothing remembered: every configuration and every
+/// asset's fields computed afresh from both sides) plans no write at all. A bulk-modify
+/// that wrote nothing, or an enrichment that skipped assets, leaves work here.
+async fn every_value_is_what_a_fresh_run_computes(soak: &Soak, store: &DynamoStore, clock: f64) {
+    use shared::store::Store;
+
+    let fresh = shared::store::MemoryStore::new();
+    let mapping = store
+        .get_raw(shared::layout::MAPPING)
+        .await
+        .unwrap()
+        .unwrap();
+    fresh
+        .put_raw(shared::layout::MAPPING, mapping, shared::layout::KEPT)
+        .await
+        .unwrap();
+    let cw = shared::connectwise::ConnectWiseClient::connect(
+        &lscw_tests::cw_config(&soak.cw),
+        lscw_tests::fast_options(),
+    )
+    .await
+    .unwrap();
+    let ls = lscw_tests::ls_client_for(
+        &soak.ls,
+        simulators::lansweeper::TOKEN,
+        shared::lansweeper::LansweeperOptions::default().sped_up(clock),
+    );
+    let dry = shared::settings::SyncSettings {
+        target_company: company_of(0),
+        dry_run: true,
+        ..shared::settings::SyncSettings::default()
+    };
+    let sync = shared::pipeline::run_sync(&cw, &ls, &fresh, &dry, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            sync.counts.created,
+            sync.counts.modified,
+            sync.counts.retired,
+            sync.counts.reactivated
+        ),
+        (0, 0, 0, 0),
+        "a fresh sync would still write: {:#?}",
+        sync.counts
+    );
+    let (enrichment, _) = shared::enrichment::run_enrich(&cw, &ls, &fresh, &dry, None)
+        .await
+        .unwrap();
+    assert!(enrichment.assets > 0, "{enrichment:#?}");
+    assert_eq!(
+        enrichment.written, 0,
+        "a fresh enrichment would still write {} of {} assets",
+        enrichment.written, enrichment.assets
+    );
+    println!(
+        "fresh dry runs: the sync plans no write over {} assets, the enrichment none over {}",
+        sync.assets, enrichment.assets
+    );
 }
