@@ -29,8 +29,8 @@ use simulators::control::LostAnswer;
 use simulators::lansweeper::{LansweeperOptions, LansweeperSimulator, Site, SiteSpec};
 
 use lscw_tests::aws::{
-    Engine, Setup, aws_env, create_secret, create_table, describe_execution, sdk_config,
-    start_engine, start_execution,
+    Engine, Setup, aws_env, create_secret, create_table, describe_execution, execution_history,
+    sdk_config, start_engine, start_execution,
 };
 use lscw_tests::{cw_sim_credentials, start_cw};
 
@@ -83,6 +83,8 @@ struct Fired {
     ended: Option<(Instant, String)>,
     /// A failed execution's error and cause, as Step Functions describes them.
     cause: Option<String>,
+    /// Its history once it ended: events, and the largest state payload (bytes).
+    history: Option<(usize, usize)>,
 }
 
 /// The world the soak runs in.
@@ -333,6 +335,8 @@ impl Soak {
                 running += 1;
             } else {
                 execution.ended = Some((Instant::now(), status.to_string()));
+                execution.history =
+                    Some(execution_history(&self.engine.moto, &execution.arn).await);
                 if status != "SUCCEEDED" {
                     // What a failed execution says, printed with the verdict: a soak at
                     // scale takes an hour to run again.
@@ -355,6 +359,7 @@ impl Soak {
             arn,
             hour,
             ended: None,
+            history: None,
             cause: None,
         });
         let deadline = Instant::now() + Duration::from_secs(1_800);
@@ -467,6 +472,7 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
             arn,
             hour,
             ended: None,
+            history: None,
             cause: None,
         });
         soak.follow(&mut fired).await;
@@ -608,7 +614,31 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
     );
     println!("wall time: {:.0} s", began.elapsed().as_secs_f64());
 
+    // Each execution's history against Step Functions' limits: 25,000 events, and 256 KiB
+    // a state's payload (the engine's interpreter enforces neither, so it is read here).
+    let histories: Vec<(&str, usize, usize)> = fired
+        .iter()
+        .filter(|f| f.ended.is_some())
+        .map(|f| {
+            let (events, payload) = f
+                .history
+                .unwrap_or_else(|| panic!("{}: its history was never read", f.name));
+            (f.name.as_str(), events, payload)
+        })
+        .collect();
+    let most_events = histories.iter().max_by_key(|h| h.1).copied().unwrap();
+    let largest_payload = histories.iter().max_by_key(|h| h.2).copied().unwrap();
+    println!(
+        "history per execution: at most {} events ({}), largest state payload {} bytes ({})",
+        most_events.1, most_events.0, largest_payload.2, largest_payload.0
+    );
+
     // The verdict.
+    assert!(
+        most_events.1 > 0 && most_events.1 < 25_000,
+        "{most_events:?}"
+    );
+    assert!(largest_payload.2 < 256 * 1024, "{largest_payload:?}");
     let links = soak.configurations_by_link();
     let duplicates: Vec<&String> = links
         .iter()

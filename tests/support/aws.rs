@@ -244,6 +244,41 @@ pub async fn describe_execution(moto: &Service, arn: &str) -> serde_json::Value 
     .await
 }
 
+/// An execution's history as Step Functions keeps it: how many events, and the largest
+/// state payload (an event's `input` or `output`, in bytes), the two limits an execution
+/// must stay under (25,000 events, 256 KiB).
+pub async fn execution_history(moto: &Service, arn: &str) -> (usize, usize) {
+    let (mut events, mut largest) = (0, 0);
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = serde_json::json!({"executionArn": arn, "maxResults": 1000});
+        if let Some(token) = &token {
+            body["nextToken"] = serde_json::json!(token);
+        }
+        let page = aws_json(
+            moto,
+            "states",
+            "AWSStepFunctions.GetExecutionHistory",
+            &body,
+        )
+        .await;
+        for event in page["events"].as_array().into_iter().flatten() {
+            events += 1;
+            for details in event.as_object().into_iter().flatten().map(|(_, v)| v) {
+                for field in ["input", "output"] {
+                    if let Some(payload) = details.get(field).and_then(serde_json::Value::as_str) {
+                        largest = largest.max(payload.len());
+                    }
+                }
+            }
+        }
+        match page["nextToken"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => return (events, largest),
+        }
+    }
+}
+
 /// Runs an execution to its end, failing the test past `within`; answers its description.
 pub async fn run_execution_within(
     moto: &Service,
