@@ -407,22 +407,53 @@ pub async fn print_runs(store: &AnyStore) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<28} {:<24} {:>7} {:>7} {:>8} {:>9} {:>9} {:>6}",
-        "run", "status", "assets", "created", "modified", "unchanged", "conflicts", "failed"
+        "{:<28} {:<16} {:>6} {:<24} {:>6} {:>7} {:>8} {:>7} {:>9} {:>6} {:>8}",
+        "run",
+        "started (UTC)",
+        "took",
+        "status",
+        "assets",
+        "created",
+        "modified",
+        "retired",
+        "conflicts",
+        "failed",
+        "enriched"
     );
     for run in runs.iter().rev() {
         let status = serde_json::to_value(run.status)?;
+        let started = run.duration_seconds.map_or_else(
+            || "-".to_string(),
+            |took| shared::clock::utc_minute(run.recorded_at.saturating_sub(took)),
+        );
+        let took = run
+            .duration_seconds
+            .map_or_else(|| "-".to_string(), |s| format!("{}m", s.div_ceil(60)));
+        let enriched = run
+            .enrichment
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |e| e.written.to_string());
         println!(
-            "{:<28} {:<24} {:>7} {:>7} {:>8} {:>9} {:>9} {:>6}",
+            "{:<28} {:<16} {:>6} {:<24} {:>6} {:>7} {:>8} {:>7} {:>9} {:>6} {:>8}",
             run.run_id,
+            started,
+            took,
             status.as_str().unwrap_or_default(),
             run.assets,
             run.counts.created,
             run.counts.modified,
-            run.counts.unchanged,
+            run.counts.retired,
             run.conflicts,
-            run.failed
+            run.failed,
+            enriched
         );
+        if let Some(holder) = &run.skipped_for {
+            println!("  skipped: run {} held the lease", holder.run_id);
+        }
+        if let Some(error) = &run.error {
+            let first_line = error.lines().next().unwrap_or_default();
+            println!("  failed: {}", shared::normalize::shorten(first_line, 160));
+        }
     }
     Ok(())
 }
