@@ -262,8 +262,8 @@ async fn sync_then_enrich_as_processes_share_the_store_and_lansweeper_s_quota() 
     let row = runs.lines().find(|line| line.starts_with(&run_id)).unwrap();
     assert!(row.contains("SUCCEEDED_WITH_FAILURES"), "{runs}");
     assert!(
-        runs.lines().next().unwrap().contains("started (UTC)") && row.contains(" 20"),
-        "when it started: {runs}"
+        runs.lines().next().unwrap().contains("started (UTC)"),
+        "when each started: {runs}"
     );
 
     // `lscw run`: the enrichment under the sync's run id, as the state machine runs
