@@ -200,7 +200,7 @@ impl Soak {
 
     /// An hour of the estate's life: tickets opened and closed, assets added, changed
     /// and removed in a few clients' sites.
-    fn live_an_hour(&mut self, hour: u64) {
+    fn live_an_hour(&mut self, hour: u64) -> Vec<i64> {
         let configurations: Vec<(i64, i64)> = self.cw.with_tenant(|t| {
             t.records("configurations")
                 .filter_map(|c| Some((c["id"].as_i64()?, c["company"]["id"].as_i64()?)))
@@ -271,6 +271,10 @@ impl Soak {
                 }
             });
         }
+        opened
+            .iter()
+            .map(|(configuration, _)| *configuration)
+            .collect()
     }
 
     /// Faults for the hour: 429s and 5xx on both APIs (lost answers run throughout).
@@ -370,6 +374,61 @@ impl Soak {
         fired.last().unwrap().ended.as_ref().unwrap().1.clone()
     }
 
+    /// Whether a ticket change on `configuration` shows on its Lansweeper asset: its
+    /// `cw_total_tickets` there equals the tickets ConnectWise has on it now. `None`: it
+    /// never will (the configuration carries no link, or the asset is gone).
+    fn shows(&self, configuration: i64) -> Option<bool> {
+        let (link, tickets) = self.cw.with_tenant(|t| {
+            let shown = t.render(&CONFIGURATIONS, t.get("configurations", configuration)?, "");
+            let link = lscw_tests::world::link_of(&shown)?;
+            let tickets = t
+                .records("tickets")
+                .filter_map(|r| r["id"].as_i64())
+                .filter(|id| t.attached(&TICKETS, *id).contains(&configuration))
+                .count();
+            Some((link, tickets))
+        })?;
+        self.ls.site_ids().iter().find_map(|site| {
+            self.ls
+                .with_site_id(site, |site| {
+                    let field = site
+                        .data
+                        .custom_fields
+                        .iter()
+                        .find(|f| f.name == "cw_total_tickets")?
+                        .key
+                        .clone();
+                    let asset = site.data.assets.iter().find(|a| {
+                        a["key"]
+                            .as_str()
+                            .is_some_and(|k| k.eq_ignore_ascii_case(&link))
+                    })?;
+                    let value = asset["assetCustom"]["fields"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|f| f["fieldKey"] == field.as_str())
+                        .and_then(|f| f["value"].as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    Some(value == tickets.to_string())
+                })
+                .flatten()
+        })
+    }
+
+    /// The changes now shown on the other side leave `pending` with their lag (hours).
+    fn seen(&self, pending: &mut Vec<(Instant, i64)>, lags: &mut Vec<f64>) {
+        pending.retain(|(made, configuration)| match self.shows(*configuration) {
+            Some(true) => {
+                lags.push(made.elapsed().as_secs_f64() / self.hour.as_secs_f64());
+                false
+            }
+            Some(false) => true,
+            None => false,
+        });
+    }
+
     /// Asset key → company ids of its linked configurations.
     fn configurations_by_link(&self) -> HashMap<String, Vec<i64>> {
         self.cw.with_tenant(|t| {
@@ -438,13 +497,22 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
     let unreadable = (hours / 4, hours / 4 + 24);
     let mut fired: Vec<Fired> = Vec::new();
     let mut largest: Vec<(u64, usize, String)> = Vec::new();
+    // Ticket changes not yet shown on their asset (when made, the configuration), and
+    // each shown one's lag, in hours: looked at after every execution is followed.
+    let mut pending: Vec<(Instant, i64)> = Vec::new();
+    let mut change_lags: Vec<f64> = Vec::new();
     for hour in 0..hours {
+        // Up to the hour, the executions are followed and the changes looked for ten
+        // times an hour, so a lag is measured to a tenth of an hour, not to the hour.
         let due = began + soak.hour.mul_f64(hour as f64);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(wait).await;
+        while let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait.min(soak.hour / 10)).await;
+            soak.follow(&mut fired).await;
+            soak.seen(&mut pending, &mut change_lags);
         }
         if hour > 0 {
-            soak.live_an_hour(hour);
+            let made = Instant::now();
+            pending.extend(soak.live_an_hour(hour).into_iter().map(|c| (made, c)));
         }
         soak.faults_for_an_hour();
         if hour == added_at {
@@ -476,6 +544,7 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
             cause: None,
         });
         soak.follow(&mut fired).await;
+        soak.seen(&mut pending, &mut change_lags);
         if hour % 12 == 0 {
             let (size, key) = soak.largest_item().await;
             largest.push((hour, size, key));
@@ -498,6 +567,7 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
     soak.cw.control().lose_answers(&[]);
     let settle = Instant::now() + Duration::from_secs(3_600);
     while soak.follow(&mut fired).await > 0 {
+        soak.seen(&mut pending, &mut change_lags);
         assert!(
             Instant::now() < settle,
             "executions still running an hour after the last"
@@ -505,6 +575,7 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let catch_up = soak.run_to_end("final-catch-up", &mut fired, hours).await;
+    soak.seen(&mut pending, &mut change_lags);
     let writes_before = soak.cw.control().writes();
     let edits_before = soak.ls.control().count("POST graphql:editAsset");
     let last = soak
@@ -603,6 +674,21 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
     println!(
         "enrichment lag (hours from a change to a completed run): avg {lag_avg:.2}, max {lag_max:.2}"
     );
+    change_lags.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        change_lags
+            .get(((change_lags.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "ticket change to its asset's fields (hours, {} changes seen, {} not yet): p50 {:.2}, p95 {:.2}, max {:.2}",
+        change_lags.len(),
+        pending.len(),
+        quantile(0.5),
+        quantile(0.95),
+        quantile(1.0)
+    );
     println!(
         "faults: ConnectWise refused {} and lost {lost} answers; Lansweeper refused {} (rate {})",
         soak.cw.control().refused(),
@@ -634,6 +720,10 @@ async fn weeks_of_hourly_runs_converge_without_duplicates_inside_every_limit() {
     );
 
     // The verdict.
+    assert!(
+        !change_lags.is_empty(),
+        "no ticket change was ever seen on its asset"
+    );
     assert!(
         most_events.1 > 0 && most_events.1 < 25_000,
         "{most_events:?}"
