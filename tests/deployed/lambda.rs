@@ -258,6 +258,7 @@ async fn the_deployed_form_syncs_end_to_end_and_a_second_run_writes_nothing() {
     let edited = edited_on_both_sides(&deployment);
     let edits = the_second_run_under_the_state_machine(&deployment, edited).await;
     an_unchanged_run_writes_nothing(&deployment, edits).await;
+    a_transient_failure_is_retried_by_the_state_machine(&deployment).await;
     a_run_finding_the_lease_held_is_skipped(&deployment).await;
     a_revoked_token_fails_the_run_and_is_recorded(&deployment).await;
     a_failing_step_logs_once_and_no_secret_is_logged(&deployment).await;
@@ -524,6 +525,49 @@ async fn an_unchanged_run_writes_nothing(deployment: &Deployment, edits: u64) {
         store_item(aws, "report/run-3").await.0,
         "SUCCEEDED_WITH_FAILURES"
     );
+}
+
+/// Lansweeper answers 502 for longer than the client retries: fetch-assets fails
+/// `Transient`, the state machine's Retry invokes it again (after its interval), and the
+/// execution succeeds.
+async fn a_transient_failure_is_retried_by_the_state_machine(deployment: &Deployment) {
+    let Deployment { engine, ls, .. } = deployment;
+    // As many as the client's attempts (the production policy's six): one invocation's.
+    ls.control().fail_next(6, 502, None, None);
+    let execution = deployment.execute("retried-run").await;
+    let history = aws_json(
+        &engine.moto,
+        "states",
+        "AWSStepFunctions.GetExecutionHistory",
+        &json!({"executionArn": execution["executionArn"], "maxResults": 1000}),
+    )
+    .await;
+    let failures: Vec<&Value> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.get("taskFailedEventDetails"))
+        .collect();
+    assert_eq!(
+        execution["status"], "SUCCEEDED",
+        "{execution:#} failures: {failures:#?}"
+    );
+    let events = history["events"].as_array().unwrap();
+    let transient = events
+        .iter()
+        .filter(|e| e["taskFailedEventDetails"]["error"] == "Transient")
+        .count();
+    assert_eq!(transient, 1, "one invocation failed Transient: {history:#}");
+    let fetches = events
+        .iter()
+        .filter(|e| {
+            e["type"] == "TaskScheduled"
+                && e["taskScheduledEventDetails"]["parameters"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("fetch-assets"))
+        })
+        .count();
+    assert_eq!(fetches, 2, "the Retry invoked fetch-assets again");
 }
 
 /// Another run holds the lease: the execution ends as skipped (not failed), records the

@@ -71,11 +71,19 @@ impl LansweeperError {
             Self::Http { status, .. } => *status >= 500 || *status == 429,
             Self::Transport(TransportError::Build(_)) => false,
             Self::Transport(_) | Self::Decode(_) => true,
+            // A GraphQL server's own failure (Apollo's `INTERNAL_SERVER_ERROR`, what a
+            // resolver that threw answers): the same request may go through later.
+            // Anything else it answers is about the request, and fails alike again.
+            Self::GraphQl { errors, .. } => {
+                !errors.is_empty()
+                    && errors
+                        .iter()
+                        .all(|e| e.code() == Some("INTERNAL_SERVER_ERROR"))
+            }
             Self::Config(_)
             | Self::InvalidInput { .. }
             | Self::Unauthenticated
-            | Self::Forbidden(_)
-            | Self::GraphQl { .. } => false,
+            | Self::Forbidden(_) => false,
         }
     }
 }
@@ -100,4 +108,35 @@ fn describe(errors: &[GraphQlError]) -> String {
 /// How a site the token cannot read is reported (it fails alone; the others go on).
 pub fn site_refused(site: &str, reason: &str) -> String {
     format!("Lansweeper refused access to site {site}: {reason}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(codes: &[&str]) -> LansweeperError {
+        let errors = codes
+            .iter()
+            .map(|code| {
+                serde_json::from_value(serde_json::json!({
+                    "message": "failed", "extensions": {"code": code}
+                }))
+                .unwrap()
+            })
+            .collect();
+        LansweeperError::GraphQl {
+            errors,
+            partial_data: None,
+        }
+    }
+
+    /// Breaking it looks like: a run failed for good (and its state machine's Retry never
+    /// tried) because Lansweeper's server failed once.
+    #[test]
+    fn a_server_s_own_failure_is_transient_a_refused_request_is_not() {
+        assert!(answered(&["INTERNAL_SERVER_ERROR"]).is_transient());
+        assert!(!answered(&["GRAPHQL_VALIDATION_FAILED"]).is_transient());
+        assert!(!answered(&["INTERNAL_SERVER_ERROR", "BAD_USER_INPUT"]).is_transient());
+        assert!(!answered(&[]).is_transient());
+    }
 }
