@@ -81,6 +81,21 @@ async fn merge(
     .unwrap()
 }
 
+/// The deployed order: the enrichment (which reads the tickets), then the sync, whose
+/// report names each conflict's merge.
+async fn enrich_then_sync(world: &World) -> shared::pipeline::RunReport {
+    shared::enrichment::run_enrich(
+        &world.cw_client,
+        &world.ls_client,
+        &world.store,
+        &settings(),
+        None,
+    )
+    .await
+    .unwrap();
+    sync(world).await
+}
+
 /// A configuration as ConnectWise answers it (references with their names).
 async fn configuration(world: &World, id: i64) -> Value {
     world
@@ -198,16 +213,7 @@ async fn a_merge_moves_tickets_and_the_link_retires_the_other_and_ends_the_confl
         opened.push(open_ticket(t, &[older, newer]));
         opened
     });
-    shared::enrichment::run_enrich(
-        &world.cw_client,
-        &world.ls_client,
-        &world.store,
-        &settings(),
-        None,
-    )
-    .await
-    .unwrap();
-    let reported = sync(&world).await;
+    let reported = enrich_then_sync(&world).await;
     let conflict = reported
         .conflicts
         .iter()
@@ -609,16 +615,7 @@ async fn the_report_s_merge_is_the_group_lscw_duplicates_builds() {
         }
         third
     });
-    shared::enrichment::run_enrich(
-        &world.cw_client,
-        &world.ls_client,
-        &world.store,
-        &settings(),
-        None,
-    )
-    .await
-    .unwrap();
-    let reported = sync(&world).await;
+    let reported = enrich_then_sync(&world).await;
     let merge = reported
         .conflicts
         .iter()
